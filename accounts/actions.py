@@ -1,0 +1,74 @@
+"""State changes of users and roles. Each writes its ledger entry in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
+from django.db import transaction
+
+import audit
+from audit.actions import Action
+
+from .models import User
+from .roles import ALL_ROLES
+
+
+class UnknownRoleError(ValueError):
+    pass
+
+
+def _check_roles(roles: Iterable[str]) -> list[str]:
+    roles = sorted(set(roles))
+    unknown = [role for role in roles if role not in ALL_ROLES]
+    if unknown:
+        raise UnknownRoleError(f"unknown role(s): {', '.join(unknown)}; known: {', '.join(ALL_ROLES)}")
+    return roles
+
+
+def user_create(
+    *,
+    actor: User | None,
+    username: str,
+    password: str,
+    email: str = "",
+    first_name: str = "",
+    last_name: str = "",
+    roles: Iterable[str] = (),
+    is_staff: bool = False,
+    validate: bool = True,
+) -> User:
+    """Create a user with the given roles (Groups). Never creates a superuser."""
+    roles = _check_roles(roles)
+    user = User(username=username, email=email, first_name=first_name, last_name=last_name, is_staff=is_staff)
+    user.full_clean(exclude=["password"])
+    if validate:
+        validate_password(password, user)
+    with transaction.atomic():
+        user.set_password(password)
+        user.save()
+        user.groups.set(Group.objects.filter(name__in=roles))
+        audit.record(
+            action=Action.USER_CREATED,
+            actor=actor,
+            target=user,
+            details={"username": username, "roles": roles, "is_staff": is_staff},
+        )
+    return user
+
+
+def user_set_roles(*, actor: User | None, user: User, roles: Iterable[str]) -> User:
+    """Replace a user's roles."""
+    roles = _check_roles(roles)
+    with transaction.atomic():
+        before = sorted(user.groups.values_list("name", flat=True))
+        user.groups.set(Group.objects.filter(name__in=roles))
+        user.__dict__.pop("role_names", None)
+        audit.record(
+            action=Action.USER_ROLES_CHANGED,
+            actor=actor,
+            target=user,
+            details={"before": before, "after": roles},
+        )
+    return user

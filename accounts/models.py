@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from functools import cached_property
+
+from django.contrib.auth.models import AbstractUser
+
+from .roles import REVIEWER_ROLES, Role
+
+
+class User(AbstractUser):
+    """A Custos user. Roles come from group membership; superuser opens nothing in the data path."""
+
+    class Meta(AbstractUser.Meta):
+        swappable = "AUTH_USER_MODEL"
+        ordering = ["username"]
+
+    @cached_property
+    def role_names(self) -> frozenset[str]:
+        if not self.is_active or not self.pk:
+            return frozenset()
+        return frozenset(self.groups.values_list("name", flat=True))
+
+    def has_role(self, role: Role | str) -> bool:
+        return str(role) in self.role_names
+
+    @property
+    def is_investigator(self) -> bool:
+        return self.has_role(Role.INVESTIGATOR)
+
+    @property
+    def is_reviewer(self) -> bool:
+        return bool(self.role_names & REVIEWER_ROLES)
+
+    @property
+    def is_senior_reviewer(self) -> bool:
+        return self.has_role(Role.SENIOR_LEGAL_REVIEWER)
+
+    @property
+    def is_auditor(self) -> bool:
+        return self.has_role(Role.AUDITOR)
+
+    @property
+    def display_name(self) -> str:
+        return self.get_full_name() or self.username

@@ -1,0 +1,86 @@
+"""The catalogue of data categories: one place that says what each category exposes.
+
+The gateway builds every query from this: the model, the fields a grantee may see, the
+column that places a row in time (for the grant's window) and the column that ties it to a
+subject account.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import models
+
+from . import models as m
+
+
+@dataclass(frozen=True)
+class DataCategory:
+    name: str
+    label: str
+    model: type[models.Model]
+    fields: tuple[str, ...]
+    time_field: str
+    subject_field: str
+    description: str
+
+
+CATEGORIES: dict[str, DataCategory] = {
+    category.name: category
+    for category in [
+        DataCategory(
+            name="profile",
+            label="Profile",
+            model=m.Account,
+            fields=("id", "handle", "display_name", "email", "phone", "country", "created_at"),
+            time_field="created_at",
+            subject_field="id",
+            description="Account profile: handle, display name, email, phone, country.",
+        ),
+        DataCategory(
+            name="ip_logs",
+            label="IP logs",
+            model=m.LoginEvent,
+            fields=("account_id", "ip", "user_agent", "occurred_at"),
+            time_field="occurred_at",
+            subject_field="account_id",
+            description="Logins: IP address, user agent and time.",
+        ),
+        DataCategory(
+            name="devices",
+            label="Devices",
+            model=m.Device,
+            fields=("account_id", "device_id", "model", "os", "first_seen", "last_seen"),
+            time_field="last_seen",
+            subject_field="account_id",
+            description="Devices seen on the account.",
+        ),
+        DataCategory(
+            name="location",
+            label="Location",
+            model=m.LocationEvent,
+            fields=("account_id", "city", "country", "latitude", "longitude", "occurred_at"),
+            time_field="occurred_at",
+            subject_field="account_id",
+            description="Coarse locations (city, about 1 km) with time.",
+        ),
+        DataCategory(
+            name="contacts",
+            label="Contacts (metadata)",
+            model=m.Connection,
+            fields=("account_id", "contact_id", "kind", "created_at", "last_interaction_at"),
+            time_field="last_interaction_at",
+            subject_field="account_id",
+            description="Connected accounts' ids and connection metadata; never message content.",
+        ),
+    ]
+}
+
+CATEGORY_CHOICES = [(category.name, category.label) for category in CATEGORIES.values()]
+
+
+def get_category(name: str) -> DataCategory:
+    try:
+        return CATEGORIES[name]
+    except KeyError:
+        raise KeyError(f"unknown data category {name!r}") from None
