@@ -1,0 +1,161 @@
+"""Shared fixtures: the cast of personas, environment detection, a real Celery worker.
+
+Tests that need PostgreSQL, Redis, a worker or Chromium are marked (``postgres``, ``redis``,
+``worker``, ``browser``) and skip with a reason when the environment lacks them, so that
+``make test`` passes on a fresh machine; CI provides all of them, so nothing skips there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from django.conf import settings
+
+from accounts.actions import user_create
+from accounts.models import User
+from accounts.roles import Role
+
+from .worker import CeleryWorker
+
+PASSWORD = "a-long-test-password-42"
+
+
+def on_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def on_redis() -> bool:
+    return settings.CELERY_BROKER_URL.startswith("redis")
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("CUSTOS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def pytest_collection_modifyitems(config, items):
+    reasons = {
+        "postgres": None if on_postgres() else "needs PostgreSQL (set DATABASE_URL to a postgres:// URL)",
+        "redis": None if on_redis() else "needs Redis (set CELERY_BROKER_URL to a redis:// URL)",
+        "browser": None if chromium_path() else "needs Chromium (apt-get install chromium)",
+    }
+    # CI sets CUSTOS_REQUIRE=postgres,redis,browser: there, a missing environment is an error,
+    # never a silent skip.
+    required = {name for name in os.environ.get("CUSTOS_REQUIRE", "").split(",") if name}
+    missing = sorted(name for name in required if reasons.get(name))
+    if missing:
+        raise pytest.UsageError("; ".join(reasons[name] for name in missing))
+    for item in items:
+        for marker, reason in reasons.items():
+            if reason and item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+# --- personas ----------------------------------------------------------------------------
+
+
+def make_user(username: str, roles: list[str] = (), *, is_staff: bool = False, **extra) -> User:
+    user = user_create(
+        actor=None,
+        username=username,
+        password=PASSWORD,
+        email=f"{username}@example.org",
+        roles=roles,
+        is_staff=is_staff,
+        validate=False,
+    )
+    if extra:
+        for field, value in extra.items():
+            setattr(user, field, value)
+        user.save(update_fields=list(extra))
+    return user
+
+
+@pytest.fixture
+def lead(db) -> User:
+    """The investigator who leads the case."""
+    return make_user("lead", [Role.INVESTIGATOR])
+
+
+@pytest.fixture
+def member(db) -> User:
+    """An investigator on the case team."""
+    return make_user("member", [Role.INVESTIGATOR])
+
+
+@pytest.fixture
+def other_investigator(db) -> User:
+    """An investigator who is not on the case."""
+    return make_user("other_investigator", [Role.INVESTIGATOR])
+
+
+@pytest.fixture
+def reviewer(db) -> User:
+    return make_user("reviewer", [Role.LEGAL_REVIEWER])
+
+
+@pytest.fixture
+def second_reviewer(db) -> User:
+    return make_user("second_reviewer", [Role.LEGAL_REVIEWER])
+
+
+@pytest.fixture
+def senior_reviewer(db) -> User:
+    return make_user("senior_reviewer", [Role.LEGAL_REVIEWER, Role.SENIOR_LEGAL_REVIEWER])
+
+
+@pytest.fixture
+def auditor(db) -> User:
+    return make_user("auditor", [Role.AUDITOR])
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    """Staff: manages users and roles; no role in the data path."""
+    return make_user("admin", [], is_staff=True)
+
+
+@pytest.fixture
+def superuser(db) -> User:
+    return make_user("root", [], is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def outsider(db) -> User:
+    """Logged in, no role at all."""
+    return make_user("outsider", [])
+
+
+@pytest.fixture
+def inactive_user(db) -> User:
+    return make_user("inactive", [Role.INVESTIGATOR], is_active=False)
+
+
+@pytest.fixture
+def login(client):
+    """Log a persona into the test client: ``login(user)`` returns the client."""
+
+    def _login(user: User):
+        client.force_login(user)
+        return client
+
+    return _login
+
+
+# --- a real Celery worker ----------------------------------------------------------------
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, tmp_path):
+    """A real ``celery worker`` process on the configured broker and the test databases.
+
+    Tests using it must commit their data (``transactional_db``) so that the worker, another
+    process, sees it.
+    """
+    worker = CeleryWorker(log_path=tmp_path / "worker.log")
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()

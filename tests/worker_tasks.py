@@ -1,0 +1,9 @@
+"""Tasks that only the test worker loads (``--include tests.worker_tasks``)."""
+
+from celery import shared_task
+from django.contrib.auth.models import Group
+
+
+@shared_task(name="tests.create_group")
+def create_group(name: str) -> None:
+    Group.objects.get_or_create(name=name)
