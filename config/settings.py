@@ -192,6 +192,18 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
+# --- the rules of the product (limits a legal team may tune) -----------------------------
+
+CUSTOS = {
+    "MAX_WINDOW_DAYS": env.int("CUSTOS_MAX_WINDOW_DAYS", default=366),
+    "MAX_GRANT_HOURS": env.int("CUSTOS_MAX_GRANT_HOURS", default=7 * 24),
+    "REQUEST_TTL_HOURS": env.int("CUSTOS_REQUEST_TTL_HOURS", default=7 * 24),
+    "MAX_SUBJECTS": env.int("CUSTOS_MAX_SUBJECTS", default=100),
+    "MIN_JUSTIFICATION": env.int("CUSTOS_MIN_JUSTIFICATION", default=40),
+    "QUERY_ROW_CAP": env.int("CUSTOS_QUERY_ROW_CAP", default=10_000),
+    "RESULT_RETENTION_DAYS": env.int("CUSTOS_RESULT_RETENTION_DAYS", default=30),
+}
+
 # --- celery ------------------------------------------------------------------------------
 
 BROKER_DIR = VAR_DIR / "broker"

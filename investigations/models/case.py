@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+TITLE_MAX = 200
+TEXT_MAX = 10_000
+
+
+class CaseType(models.TextChoices):
+    MISCONDUCT = "misconduct", "Misconduct"
+    FRAUD = "fraud", "Fraud"
+    SECURITY_INCIDENT = "security_incident", "Security incident"
+    LEAK = "leak", "Leak"
+    HARASSMENT = "harassment", "Harassment"
+    OTHER = "other", "Other"
+
+
+class CaseStatus(models.TextChoices):
+    PENDING_APPROVAL = "pending_approval", "Pending approval"
+    OPEN = "open", "Open"
+    REJECTED = "rejected", "Rejected"
+    ON_HOLD = "on_hold", "On hold"
+    CLOSED = "closed", "Closed"
+
+
+class CaseReferenceCounter(models.Model):
+    """The last reference number handed out per year; locked while a case is opened."""
+
+    year = models.PositiveSmallIntegerField(primary_key=True)
+    last_number = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last_number}"
+
+
+class CaseQuerySet(models.QuerySet):
+    def open(self) -> CaseQuerySet:
+        return self.filter(status=CaseStatus.OPEN)
+
+    def pending_approval(self) -> CaseQuerySet:
+        return self.filter(status=CaseStatus.PENDING_APPROVAL)
+
+
+class Case(models.Model):
+    reference = models.CharField(max_length=16, unique=True, editable=False)
+    title = models.CharField(max_length=TITLE_MAX)
+    allegation = models.TextField(max_length=TEXT_MAX)
+    case_type = models.CharField(max_length=32, choices=CaseType.choices)
+    purpose = models.TextField(
+        max_length=TEXT_MAX, help_text="Why the investigation is legitimate and what it needs to establish."
+    )
+    status = models.CharField(max_length=32, choices=CaseStatus.choices, default=CaseStatus.PENDING_APPROVAL)
+    lead = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="led_cases")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    rejection_reason = models.TextField(blank=True, max_length=TEXT_MAX)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closure_summary = models.TextField(blank=True, max_length=TEXT_MAX)
+
+    objects = CaseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("manage_team", "Add and remove team members"),
+            ("close_case", "Close the case"),
+            ("add_note", "Add notes to the case"),
+            ("file_request", "File data-pull requests on the case"),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.title}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == CaseStatus.OPEN
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status == CaseStatus.CLOSED
+
+    def is_on_team(self, user) -> bool:
+        return self.members.filter(user=user).exists()
+
+
+class CaseMember(models.Model):
+    """A member of the case team. The lead is a member too."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="case_memberships")
+    is_lead = models.BooleanField(default=False)
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["case", "user"], name="unique_case_member")]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.case.reference}"
+
+
+class CaseNote(models.Model):
+    """A note on a case. Append-only once saved."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    text = models.TextField(max_length=TEXT_MAX)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} on {self.case_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValueError("case notes cannot be changed once saved")
+        super().save(*args, **kwargs)
+
+
+class CaseUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Case, on_delete=models.CASCADE)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        pass
+
+
+class CaseGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Case, on_delete=models.CASCADE)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        pass

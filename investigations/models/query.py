@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from .grant import Grant
+
+
+class QueryStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    DENIED = "denied", "Denied"
+    FAILED = "failed", "Failed"
+
+
+class DenialReason(models.TextChoices):
+    GRANT_EXPIRED = "grant_expired", "The grant has expired"
+    GRANT_REVOKED = "grant_revoked", "The grant was revoked"
+    CASE_CLOSED = "case_closed", "The case is not open"
+    NOT_GRANTEE = "not_grantee", "You are not a grantee of this grant"
+    OUT_OF_SCOPE_SUBJECT = "out_of_scope_subject", "A subject is outside the grant's scope"
+    OUT_OF_SCOPE_CATEGORY = "out_of_scope_category", "The category is outside the grant's scope"
+    OUT_OF_SCOPE_WINDOW = "out_of_scope_window", "The time window is outside the grant's scope"
+
+
+class DataQuery(models.Model):
+    """One attempt to read user data under a grant: allowed, denied or failed, always recorded."""
+
+    grant = models.ForeignKey(Grant, on_delete=models.PROTECT, related_name="queries")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    category = models.CharField(max_length=32)
+    subjects = models.JSONField(default=list)
+    window_start = models.DateField(null=True)
+    window_end = models.DateField(null=True)
+    page_size = models.PositiveIntegerField(default=100)
+    status = models.CharField(max_length=16, choices=QueryStatus.choices, default=QueryStatus.QUEUED)
+    denial_reason = models.CharField(max_length=32, choices=DenialReason.choices, blank=True)
+    row_count = models.PositiveIntegerField(null=True)
+    truncated = models.BooleanField(default=False)
+    digest = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [models.Index(fields=["status", "requested_at"])]
+
+    def __str__(self) -> str:
+        return f"query {self.pk} ({self.status})"
+
+    def parameters(self) -> dict:
+        return {
+            "category": self.category,
+            "subjects": list(self.subjects),
+            "window_start": self.window_start.isoformat() if self.window_start else None,
+            "window_end": self.window_end.isoformat() if self.window_end else None,
+            "page_size": self.page_size,
+        }
+
+
+class QueryResult(models.Model):
+    """The stored rows of a succeeded query. Purged after retention; the digest stays on the query."""
+
+    query = models.OneToOneField(DataQuery, on_delete=models.CASCADE, related_name="result")
+    columns = models.JSONField()
+    rows = models.JSONField()
+    stored_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"result of query {self.query_id}"

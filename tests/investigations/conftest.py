@@ -1,0 +1,86 @@
+"""Fixtures for cases, requests and grants, built through the actions (the real path)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from investigations import actions
+from investigations.scope import Scope
+from userdata.seed import seed_userdata
+
+JUSTIFICATION = "Needed to establish whether the account was used to exfiltrate the Q3 report."
+
+
+@pytest.fixture
+def store(db, django_db_blocker):
+    """A small deterministic user-data store (accounts 1..40), events in the year before today."""
+    today = timezone.now().date()
+    seed_userdata(accounts=40, seed=11, anchor=datetime(today.year, today.month, today.day, tzinfo=UTC))
+    return today
+
+
+def open_case_for(lead, reviewer, team=(), **overrides):
+    fields = {
+        "title": "Leak of the Q3 report",
+        "allegation": "The Q3 report reached a competitor before publication.",
+        "case_type": "misconduct",
+        "purpose": "Establish which internal account shared the report.",
+    }
+    fields.update(overrides)
+    case = actions.case_open(actor=lead, team=list(team), **fields)
+    return actions.case_approve(actor=reviewer, case=case)
+
+
+@pytest.fixture
+def open_case(lead, member, reviewer):
+    """An approved, open case led by ``lead`` with ``member`` on the team."""
+    return open_case_for(lead, reviewer, team=[member])
+
+
+def window(days: int = 30) -> tuple[date, date]:
+    end = timezone.now().date()
+    return end - timedelta(days=days - 1), end
+
+
+def file_request(case, actor, subjects=("1", "2"), categories=("ip_logs", "profile"), duration_hours=24, **extra):
+    start, end = window()
+    fields = {
+        "subjects": list(subjects),
+        "categories": list(categories),
+        "window_start": start,
+        "window_end": end,
+        "justification": JUSTIFICATION,
+        "legal_basis": "internal_policy",
+        "duration_hours": duration_hours,
+    }
+    fields.update(extra)
+    return actions.request_create(actor=actor, case=case, **fields)
+
+
+@pytest.fixture
+def submitted_request(open_case, lead, store):
+    request = file_request(open_case, lead)
+    return actions.request_submit(actor=lead, request=request)
+
+
+@pytest.fixture
+def active_grant(submitted_request, second_reviewer):
+    """A grant to ``lead`` on accounts 1 and 2, ip_logs + profile, for the last 30 days, 24 h."""
+    actions.request_decide(actor=second_reviewer, request=submitted_request, outcome="approve")
+    submitted_request.refresh_from_db()
+    return submitted_request.grant
+
+
+def narrowed(request, **changes) -> Scope:
+    fields = {
+        "subjects": tuple(request.subjects),
+        "categories": tuple(request.categories),
+        "window_start": request.window_start,
+        "window_end": request.window_end,
+        "duration_hours": request.duration_hours,
+    }
+    fields.update(changes)
+    return Scope(**fields)
