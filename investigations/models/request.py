@@ -120,14 +120,14 @@ class Decision(models.Model):
     def __str__(self) -> str:
         return f"{self.outcome} by {self.reviewer_id} on request {self.request_id}"
 
-    @property
-    def is_approval(self) -> bool:
-        return self.outcome in APPROVING_OUTCOMES
-
     def save(self, *args, **kwargs):
         if not self._state.adding:
             raise ValueError("decisions cannot be changed once recorded")
         super().save(*args, **kwargs)
+
+    @property
+    def is_approval(self) -> bool:
+        return self.outcome in APPROVING_OUTCOMES
 
 
 class RequestUserObjectPermission(UserObjectPermissionBase):
