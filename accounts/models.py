@@ -20,6 +20,10 @@ class User(AbstractUser):
             return frozenset()
         return frozenset(self.groups.values_list("name", flat=True))
 
+    @property
+    def roles_sorted(self) -> list[str]:
+        return sorted(self.role_names)
+
     def has_role(self, role: Role | str) -> bool:
         return str(role) in self.role_names
 
