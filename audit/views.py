@@ -6,6 +6,7 @@ page is never shown unless its viewing is on the ledger.
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -116,9 +117,16 @@ def verification(request: HttpRequest) -> HttpResponse:
         "last_run": last_run,
         "last_checkpoint": last_checkpoint,
         "head": ChainHead.objects.filter(pk=1).first(),
-        "public_key": checkpoints.published_public_key(),
+        "public_key": _public_key(),
     }
     return render(request, "audit/verification.html", context)
+
+
+def _public_key() -> str:
+    try:
+        return checkpoints.published_public_key()
+    except ImproperlyConfigured:
+        return "(no signing key configured: set AUDIT_SIGNING_KEY)"
 
 
 def export(request: HttpRequest) -> HttpResponse:
