@@ -3,22 +3,30 @@
 Hash of an event (encoding version 1)
 -------------------------------------
 
-::
+Two steps. First the event's content, everything the caller supplies::
 
-    hash = hex( SHA-256( b"custos.audit.event.v1\\x00" || canonical ) )
+    payload = canonical JSON array of
+        [actor_id, actor_ref, actor_username, action, target_type, target_id,
+         case_reference, details, ip, user_agent, request_id]
+    payload_digest = hex( SHA-256( b"custos.audit.payload.v1\x00" || payload ) )
 
-``canonical`` is the UTF-8 JSON array, in this order, of::
+then its place in the chain::
 
-    [seq, occurred_at, actor_id, actor_ref, actor_username, action, target_type,
-     target_id, case_reference, details, ip, user_agent, request_id, prev_hash]
+    hash = hex( SHA-256( "custos.audit.event.v1\n" || prev_hash || "\n" || seq || "\n"
+                         || occurred_at || "\n" || payload_digest ) )
 
-encoded with ``json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=True)``
-(so it is pure ASCII, object keys sorted, no whitespace). ``occurred_at`` is UTC as
-``YYYY-MM-DDTHH:MM:SS.ffffffZ``; ``actor_id`` is an integer or null; ``details`` is a JSON
-object holding only strings, integers, booleans, null, lists and objects (floats and other
-types are stored as strings by :func:`clean_details`, so the database's JSON round trip
-cannot change the encoding). The first event's ``prev_hash`` is 64 zeros; every later
-event's ``prev_hash`` is the previous event's ``hash``.
+Canonical JSON is ``json.dumps(..., sort_keys=True, separators=(",", ":"),
+ensure_ascii=True)`` encoded as ASCII (object keys sorted, no whitespace, every non-ASCII
+and control character escaped). ``seq`` is decimal; ``occurred_at`` is UTC as
+``YYYY-MM-DDTHH:MM:SS.ffffffZ``; ``actor_id`` is an integer or null. ``details`` holds only
+strings, integers, booleans, null, lists and objects (:func:`clean_details` stores floats
+and other types as strings, so the database's JSON round trip cannot change the
+encoding). The first event's ``prev_hash`` is 64 zeros; every later event's ``prev_hash``
+is the previous event's ``hash``.
+
+The split lets PostgreSQL do the second step itself (built-in ``sha256()``), so an append
+is a single statement: the chain-head lock is held for one statement and the commit, not
+for several round trips.
 
 The hash is a plain domain-separated SHA-256, not an HMAC, so anyone may recompute it
 without a secret. Authenticity comes from the Ed25519-signed checkpoints
@@ -43,7 +51,8 @@ from .context import current_meta, meta_from_request
 from .models import AuditEvent, ChainHead
 
 GENESIS_HASH = "0" * 64
-EVENT_DOMAIN = b"custos.audit.event.v1\x00"
+PAYLOAD_DOMAIN = b"custos.audit.payload.v1\x00"
+EVENT_DOMAIN = "custos.audit.event.v1"
 
 # The order of the hashed fields; verification streams exactly these columns.
 HASHED_FIELDS = (
@@ -62,18 +71,27 @@ HASHED_FIELDS = (
     "request_id",
     "prev_hash",
 )
+PAYLOAD_FIELDS = HASHED_FIELDS[2:-1]
 
 
 def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def payload_digest(values: Sequence[Any]) -> str:
+    """Digest of an event's content, ``values`` in ``PAYLOAD_FIELDS`` order."""
+    encoded = json.dumps(list(values), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(PAYLOAD_DOMAIN + encoded.encode("ascii")).hexdigest()
+
+
+def chain_hash(prev_hash: str, seq: int, occurred_at: str, digest: str) -> str:
+    message = f"{EVENT_DOMAIN}\n{prev_hash}\n{seq}\n{occurred_at}\n{digest}"
+    return hashlib.sha256(message.encode("ascii")).hexdigest()
+
+
 def hash_values(values: Sequence[Any]) -> str:
     """The hash of one event given its values in ``HASHED_FIELDS`` order."""
-    fields = list(values)
-    fields[1] = format_time(fields[1])
-    encoded = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(EVENT_DOMAIN + encoded.encode("ascii")).hexdigest()
+    return chain_hash(values[-1], values[0], format_time(values[1]), payload_digest(values[2:-1]))
 
 
 def compute_hash(event: AuditEvent) -> str:
@@ -114,32 +132,63 @@ def _target_parts(target: Model | tuple[str, Any] | None) -> tuple[str, str]:
     return target._meta.label_lower, str(target.pk)
 
 
-def _advance_head() -> tuple[int, str, datetime]:
-    """Lock the chain head and move it one step; return (new seq, prev hash, time).
+# One statement appends on PostgreSQL: lock and advance the head, hash, insert. ``hash``,
+# ``seq`` and ``occurred_at`` on the right of SET are the head's old values; the time is
+# the statement's, never earlier than the previous event's.
+_POSTGRES_APPEND = r"""
+WITH head AS (
+    UPDATE audit_chainhead
+       SET seq = seq + 1,
+           prev_hash = hash,
+           occurred_at = GREATEST(statement_timestamp(), occurred_at),
+           hash = encode(sha256(convert_to(
+               %s || E'\n' || hash || E'\n' || (seq + 1)::text || E'\n'
+               || to_char(GREATEST(statement_timestamp(), occurred_at) AT TIME ZONE 'UTC',
+                          'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+               || E'\n' || %s, 'UTF8')), 'hex')
+     WHERE id = 1
+ RETURNING seq, occurred_at, prev_hash, hash
+)
+INSERT INTO audit_auditevent ({columns})
+SELECT head.seq, head.occurred_at, {values}, head.prev_hash, head.hash FROM head
+RETURNING seq, occurred_at, prev_hash, hash
+""".format(  # noqa: S608 (column names are constants; every value is a parameter)
+    columns=", ".join((*HASHED_FIELDS, "hash")),
+    values=", ".join("%s::jsonb" if name == "details" else "%s" for name in PAYLOAD_FIELDS),
+)
 
-    One ``UPDATE ... RETURNING`` takes the head row's lock (the same lock as
-    ``SELECT ... FOR UPDATE``) and reads the time under it, so sequence numbers and
-    timestamps both follow commit order. The lock is held until the caller's transaction
-    ends.
-    """
+
+def _append_postgres(payload: dict[str, Any], digest: str) -> tuple | None:
+    params = [EVENT_DOMAIN, digest, *(payload[name] for name in PAYLOAD_FIELDS)]
+    params[2 + PAYLOAD_FIELDS.index("details")] = json.dumps(payload["details"])
+    with connection.cursor() as cursor:
+        cursor.execute(_POSTGRES_APPEND, params)
+        return cursor.fetchone()
+
+
+def _append_python(payload: dict[str, Any], digest: str) -> tuple | None:
+    """SQLite: the UPDATE takes the database write lock (BEGIN IMMEDIATE already has it)."""
+    if not ChainHead.objects.filter(pk=1).update(seq=F("seq") + 1):
+        return None
+    head = ChainHead.objects.get(pk=1)
+    moment = timezone.now()
+    if head.occurred_at and head.occurred_at > moment:
+        moment = head.occurred_at
+    event_hash = chain_hash(head.hash, head.seq, format_time(moment), digest)
+    event = AuditEvent(seq=head.seq, occurred_at=moment, prev_hash=head.hash, hash=event_hash, **payload)
+    event._ledger_append = True
+    event.save(force_insert=True)
+    ChainHead.objects.filter(pk=1).update(hash=event_hash, prev_hash=head.hash, occurred_at=moment)
+    return head.seq, moment, head.hash, event_hash
+
+
+def _append(payload: dict[str, Any]) -> tuple:
+    digest = payload_digest([payload[name] for name in PAYLOAD_FIELDS])
+    append = _append_postgres if connection.vendor == "postgresql" else _append_python
     for _attempt in range(2):
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "UPDATE audit_chainhead SET seq = seq + 1, "
-                    "occurred_at = GREATEST(clock_timestamp(), occurred_at) "
-                    "WHERE id = 1 RETURNING seq, hash, occurred_at"
-                )
-                row = cursor.fetchone()
-            if row:
-                return row[0], row[1], row[2]
-        elif ChainHead.objects.filter(pk=1).update(seq=F("seq") + 1):
-            # SQLite: the write lock is already held (BEGIN IMMEDIATE / this UPDATE).
-            head = ChainHead.objects.get(pk=1)
-            moment = timezone.now()
-            if head.occurred_at and head.occurred_at > moment:
-                moment = head.occurred_at
-            return head.seq, head.hash, moment
+        row = append(payload, digest)
+        if row:
+            return row
         # No head row (a fresh or flushed database): create the genesis head, then retry.
         # If events exist without a head, the insert of seq 1 fails on UNIQUE: fail closed.
         ChainHead.objects.bulk_create([ChainHead(pk=1, seq=0, hash=GENESIS_HASH)], ignore_conflicts=True)
@@ -158,7 +207,8 @@ def record(
     """Append one event to the ledger, inside the caller's transaction.
 
     Appends are serialised on the chain-head row: the head is locked and advanced, the
-    event inserted with ``prev_hash`` = the head's hash, and the head given the new hash.
+    event inserted with ``prev_hash`` = the head's hash, and the head given the new hash
+    (on PostgreSQL in one statement, so the lock costs one round trip plus the commit).
     Two writers can therefore never fork the chain or leave a gap, and UNIQUE(seq) and
     UNIQUE(prev_hash) back that up in the database. If the caller's transaction rolls back,
     the event and the head move vanish together: a rolled-back action leaves no event.
@@ -175,26 +225,22 @@ def record(
     meta = meta_from_request(request) if request is not None else current_meta()
     target_type, target_id = _target_parts(target)
     authenticated = actor is not None and getattr(actor, "is_authenticated", False)
+    payload = {
+        "actor_id": actor.pk if authenticated else None,
+        "actor_ref": str(actor.pk) if authenticated else "",
+        "actor_username": clean_text(actor.get_username(), 150) if authenticated else "",
+        "action": str(action),
+        "target_type": clean_text(target_type, 100),
+        "target_id": clean_text(target_id, 64),
+        "case_reference": clean_text(case_reference or "", 32),
+        "details": clean_details(details or {}),
+        "ip": clean_text(meta.ip, 64),
+        "user_agent": clean_text(meta.user_agent, 400),
+        "request_id": clean_text(meta.request_id, 64),
+    }
     with transaction.atomic(savepoint=False):
-        seq, prev_hash, occurred_at = _advance_head()
-        event = AuditEvent(
-            seq=seq,
-            occurred_at=occurred_at,
-            actor_id=actor.pk if authenticated else None,
-            actor_ref=str(actor.pk) if authenticated else "",
-            actor_username=clean_text(actor.get_username(), 150) if authenticated else "",
-            action=str(action),
-            target_type=clean_text(target_type, 100),
-            target_id=clean_text(target_id, 64),
-            case_reference=clean_text(case_reference or "", 32),
-            details=clean_details(details or {}),
-            ip=clean_text(meta.ip, 64),
-            user_agent=clean_text(meta.user_agent, 400),
-            request_id=clean_text(meta.request_id, 64),
-            prev_hash=prev_hash,
-        )
-        event.hash = compute_hash(event)
-        event._ledger_append = True
-        event.save(force_insert=True)
-        ChainHead.objects.filter(pk=1).update(hash=event.hash, occurred_at=occurred_at)
+        seq, occurred_at, prev_hash, event_hash = _append(payload)
+    event = AuditEvent(seq=seq, occurred_at=occurred_at, prev_hash=prev_hash, hash=event_hash, **payload)
+    event._state.adding = False
+    event._state.db = connection.alias
     return event

@@ -105,6 +105,7 @@ class ChainHead(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     seq = models.BigIntegerField(default=0)
     hash = models.CharField(max_length=64)
+    prev_hash = models.CharField(max_length=64, blank=True)
     occurred_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
