@@ -37,12 +37,21 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         if self.has_view_permission(request):
-            record(action=Action.AUDIT_VIEWED, actor=request.user, details={"page": "admin_changelist",
-                   "filters": dict(request.GET.items())}, request=request)  # fmt: skip
+            record(
+                action=Action.AUDIT_VIEWED,
+                actor=request.user,
+                details={"page": "admin_changelist", "filters": dict(request.GET.items())},
+                request=request,
+            )
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if self.has_view_permission(request):
-            record(action=Action.AUDIT_VIEWED, actor=request.user, target=("audit.auditevent", object_id),
-                   details={"page": "admin_detail"}, request=request)  # fmt: skip
+            record(
+                action=Action.AUDIT_VIEWED,
+                actor=request.user,
+                target=("audit.auditevent", object_id),
+                details={"page": "admin_detail"},
+                request=request,
+            )
         return super().change_view(request, object_id, form_url, extra_context)

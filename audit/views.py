@@ -77,8 +77,13 @@ def event_detail(request: HttpRequest, seq: int) -> HttpResponse:
     event = get_object_or_404(AuditEvent, seq=seq)
     neighbours = dict(AuditEvent.objects.filter(seq__in=[seq - 1, seq + 1]).values_list("seq", "hash"))
     previous_hash = neighbours.get(seq - 1)
-    record(action=Action.AUDIT_VIEWED, actor=request.user, target=("audit.auditevent", seq),
-           details={"page": "event_detail", "seq": seq}, request=request)  # fmt: skip
+    record(
+        action=Action.AUDIT_VIEWED,
+        actor=request.user,
+        target=("audit.auditevent", seq),
+        details={"page": "event_detail", "seq": seq},
+        request=request,
+    )
     context = {
         "event": event,
         "hash_ok": compute_hash(event) == event.hash,

@@ -221,3 +221,24 @@ def test_setup_db_roles_is_idempotent(runtime_role):
             [runtime_role],
         )
         assert {row[0] for row in cursor.fetchall()} == {"SELECT", "INSERT", "UPDATE", "DELETE"}
+
+
+def test_empty_ledger_verifies(db):
+    from audit.models import ChainHead
+
+    ChainHead.objects.all().delete()
+    result = verify()
+    assert (result.ok, result.count, result.head_seq) == (True, 0, 0)
+
+
+def test_deleting_the_chain_head_is_detected(events):
+    from audit.models import ChainHead
+
+    ChainHead.objects.all().delete()
+    assert_fails_at(11, "chain head row is missing")
+
+
+@pytest.mark.postgres
+def test_setup_db_roles_refuses_a_superuser(db):
+    with pytest.raises(CommandError, match="superuser"):
+        call_command("setup_db_roles", "--role", "postgres")
