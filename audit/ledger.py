@@ -1,110 +1,246 @@
-"""The only writer of the audit trail, and its verifier.
+"""The only writer of the audit trail.
 
-Hash of an event (documented encoding, version 1)::
+Hash of an event (encoding version 1)
+-------------------------------------
 
-    hash = SHA-256( b"custos.audit.v1\\x00" + canonical_json(event fields) )
+Two steps. First the event's content, everything the caller supplies::
 
-where the fields are seq, occurred_at (ISO 8601, UTC, microseconds), actor_ref,
-actor_username, action, target_type, target_id, case_reference, details, ip, user_agent,
-request_id and prev_hash; canonical JSON is ``json.dumps(sort_keys=True,
-separators=(",", ":"), ensure_ascii=False)`` encoded as UTF-8. The first event's prev_hash
-is 64 zeros.
+    payload = canonical JSON array of
+        [actor_id, actor_ref, actor_username, action, target_type, target_id,
+         case_reference, details, ip, user_agent, request_id]
+    payload_digest = hex( SHA-256( b"custos.audit.payload.v1\x00" || payload ) )
+
+then its place in the chain::
+
+    hash = hex( SHA-256( "custos.audit.event.v1\n" || prev_hash || "\n" || seq || "\n"
+                         || occurred_at || "\n" || payload_digest ) )
+
+Canonical JSON is ``json.dumps(..., sort_keys=True, separators=(",", ":"),
+ensure_ascii=True)`` encoded as ASCII (object keys sorted, no whitespace, every non-ASCII
+and control character escaped). ``seq`` is decimal; ``occurred_at`` is UTC as
+``YYYY-MM-DDTHH:MM:SS.ffffffZ``; ``actor_id`` is an integer or null. ``details`` holds only
+strings, integers, booleans, null, lists and objects (:func:`clean_details` stores floats
+and other types as strings, so the database's JSON round trip cannot change the
+encoding). The first event's ``prev_hash`` is 64 zeros; every later event's ``prev_hash``
+is the previous event's ``hash``.
+
+The split lets PostgreSQL do the second step itself (built-in ``sha256()``), so an append
+is a single statement: the chain-head lock is held for one statement and the commit, not
+for several round trips.
+
+The hash is a plain domain-separated SHA-256, not an HMAC, so anyone may recompute it
+without a secret. Authenticity comes from the Ed25519-signed checkpoints
+(``audit.checkpoints``): a party who rewrites and re-hashes the chain cannot forge them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Model
+from django.db import connection, transaction
+from django.db.models import F, Model
 from django.utils import timezone
 
 from .actions import Action
-from .context import current_meta
+from .context import current_meta, meta_from_request
 from .models import AuditEvent, ChainHead
 
 GENESIS_HASH = "0" * 64
-DOMAIN = b"custos.audit.v1\x00"
+PAYLOAD_DOMAIN = b"custos.audit.payload.v1\x00"
+EVENT_DOMAIN = "custos.audit.event.v1"
+
+# The order of the hashed fields; verification streams exactly these columns.
+HASHED_FIELDS = (
+    "seq",
+    "occurred_at",
+    "actor_id",
+    "actor_ref",
+    "actor_username",
+    "action",
+    "target_type",
+    "target_id",
+    "case_reference",
+    "details",
+    "ip",
+    "user_agent",
+    "request_id",
+    "prev_hash",
+)
+PAYLOAD_FIELDS = HASHED_FIELDS[2:-1]
 
 
-def canonical_bytes(fields: dict[str, Any]) -> bytes:
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def event_fields(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "seq": event.seq,
-        "occurred_at": event.occurred_at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "actor_ref": event.actor_ref,
-        "actor_username": event.actor_username,
-        "action": event.action,
-        "target_type": event.target_type,
-        "target_id": event.target_id,
-        "case_reference": event.case_reference,
-        "details": event.details,
-        "ip": event.ip,
-        "user_agent": event.user_agent,
-        "request_id": event.request_id,
-        "prev_hash": event.prev_hash,
-    }
+def payload_digest(values: Sequence[Any]) -> str:
+    """Digest of an event's content, ``values`` in ``PAYLOAD_FIELDS`` order."""
+    encoded = json.dumps(list(values), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(PAYLOAD_DOMAIN + encoded.encode("ascii")).hexdigest()
+
+
+def chain_hash(prev_hash: str, seq: int, occurred_at: str, digest: str) -> str:
+    message = f"{EVENT_DOMAIN}\n{prev_hash}\n{seq}\n{occurred_at}\n{digest}"
+    return hashlib.sha256(message.encode("ascii")).hexdigest()
+
+
+def hash_values(values: Sequence[Any]) -> str:
+    """The hash of one event given its values in ``HASHED_FIELDS`` order."""
+    return chain_hash(values[-1], values[0], format_time(values[1]), payload_digest(values[2:-1]))
 
 
 def compute_hash(event: AuditEvent) -> str:
-    return hashlib.sha256(DOMAIN + canonical_bytes(event_fields(event))).hexdigest()
+    return hash_values([getattr(event, name) for name in HASHED_FIELDS])
 
 
-def _target_parts(target: Model | tuple[str, str] | None) -> tuple[str, str]:
+def clean_text(value: str, max_length: int | None = None) -> str:
+    """Text the database and the canonical encoding both accept unchanged.
+
+    NUL is refused by PostgreSQL and lone surrogates cannot be encoded, so they are
+    replaced rather than failing the caller's action.
+    """
+    text = str(value).replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    return text[:max_length] if max_length else text
+
+
+def clean_details(value: Any) -> Any:
+    """Make ``details`` survive the database's JSON round trip unchanged."""
+    if isinstance(value, dict):
+        return {clean_text(key): clean_details(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return [clean_details(item) for item in items]
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)
+    if isinstance(value, datetime):
+        return format_time(value) if timezone.is_aware(value) else value.isoformat()
+    return clean_text(value)
+
+
+def _target_parts(target: Model | tuple[str, Any] | None) -> tuple[str, str]:
     if target is None:
         return "", ""
     if isinstance(target, tuple):
-        return target[0], str(target[1])
+        return str(target[0]), str(target[1])
     return target._meta.label_lower, str(target.pk)
+
+
+# One statement appends on PostgreSQL: lock and advance the head, hash, insert. ``hash``,
+# ``seq`` and ``occurred_at`` on the right of SET are the head's old values; the time is
+# the statement's, never earlier than the previous event's.
+_POSTGRES_APPEND = r"""
+WITH head AS (
+    UPDATE audit_chainhead
+       SET seq = seq + 1,
+           prev_hash = hash,
+           occurred_at = GREATEST(statement_timestamp(), occurred_at),
+           hash = encode(sha256(convert_to(
+               %s || E'\n' || hash || E'\n' || (seq + 1)::text || E'\n'
+               || to_char(GREATEST(statement_timestamp(), occurred_at) AT TIME ZONE 'UTC',
+                          'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+               || E'\n' || %s, 'UTF8')), 'hex')
+     WHERE id = 1
+ RETURNING seq, occurred_at, prev_hash, hash
+)
+INSERT INTO audit_auditevent ({columns})
+SELECT head.seq, head.occurred_at, {values}, head.prev_hash, head.hash FROM head
+RETURNING seq, occurred_at, prev_hash, hash
+""".format(  # noqa: S608 (column names are constants; every value is a parameter)
+    columns=", ".join((*HASHED_FIELDS, "hash")),
+    values=", ".join("%s::jsonb" if name == "details" else "%s" for name in PAYLOAD_FIELDS),
+)
+
+
+def _append_postgres(payload: dict[str, Any], digest: str) -> tuple | None:
+    params = [EVENT_DOMAIN, digest, *(payload[name] for name in PAYLOAD_FIELDS)]
+    params[2 + PAYLOAD_FIELDS.index("details")] = json.dumps(payload["details"])
+    with connection.cursor() as cursor:
+        cursor.execute(_POSTGRES_APPEND, params)
+        return cursor.fetchone()
+
+
+def _append_python(payload: dict[str, Any], digest: str) -> tuple | None:
+    """SQLite: the UPDATE takes the database write lock (BEGIN IMMEDIATE already has it)."""
+    if not ChainHead.objects.filter(pk=1).update(seq=F("seq") + 1):
+        return None
+    head = ChainHead.objects.get(pk=1)
+    moment = timezone.now()
+    if head.occurred_at and head.occurred_at > moment:
+        moment = head.occurred_at
+    event_hash = chain_hash(head.hash, head.seq, format_time(moment), digest)
+    event = AuditEvent(seq=head.seq, occurred_at=moment, prev_hash=head.hash, hash=event_hash, **payload)
+    event._ledger_append = True
+    event.save(force_insert=True)
+    ChainHead.objects.filter(pk=1).update(hash=event_hash, prev_hash=head.hash, occurred_at=moment)
+    return head.seq, moment, head.hash, event_hash
+
+
+def _append(payload: dict[str, Any]) -> tuple:
+    digest = payload_digest([payload[name] for name in PAYLOAD_FIELDS])
+    append = _append_postgres if connection.vendor == "postgresql" else _append_python
+    for _attempt in range(2):
+        row = append(payload, digest)
+        if row:
+            return row
+        # No head row (a fresh or flushed database): create the genesis head, then retry.
+        # If events exist without a head, the insert of seq 1 fails on UNIQUE: fail closed.
+        ChainHead.objects.bulk_create([ChainHead(pk=1, seq=0, hash=GENESIS_HASH)], ignore_conflicts=True)
+    raise RuntimeError("audit chain head could not be created")
 
 
 def record(
     *,
     action: Action | str,
     actor=None,
-    target: Model | tuple[str, str] | None = None,
+    target: Model | tuple[str, Any] | None = None,
     case_reference: str = "",
     details: dict[str, Any] | None = None,
     request=None,
 ) -> AuditEvent:
     """Append one event to the ledger, inside the caller's transaction.
 
-    Appends are serialised on the chain head row (``SELECT ... FOR UPDATE``), so two
-    concurrent writers can never fork the chain or leave a gap; if the caller's transaction
-    rolls back, the event and the head move disappear together.
+    Appends are serialised on the chain-head row: the head is locked and advanced, the
+    event inserted with ``prev_hash`` = the head's hash, and the head given the new hash
+    (on PostgreSQL in one statement, so the lock costs one round trip plus the commit).
+    Two writers can therefore never fork the chain or leave a gap, and UNIQUE(seq) and
+    UNIQUE(prev_hash) back that up in the database. If the caller's transaction rolls back,
+    the event and the head move vanish together: a rolled-back action leaves no event.
+
+    Trade-off: the head lock is held until the *caller's* transaction commits, so writers
+    of audit events are serialised for the rest of their business transaction. Keep
+    transactions that record events short. A batched sequencer (events staged, then
+    chained by one writer) would let writers run in parallel, at the cost of the event not
+    being chained when the business transaction commits; we chose the simpler, stricter
+    design.
     """
-    meta = current_meta()
+    if action not in Action.values:
+        raise ValueError(f"unknown audit action {action!r}; add it to audit.actions.Action")
+    meta = meta_from_request(request) if request is not None else current_meta()
     target_type, target_id = _target_parts(target)
     authenticated = actor is not None and getattr(actor, "is_authenticated", False)
-    with transaction.atomic():
-        head = ChainHead.objects.select_for_update().get(pk=1)
-        event = AuditEvent(
-            seq=head.seq + 1,
-            occurred_at=timezone.now().astimezone(UTC),
-            actor=actor if authenticated else None,
-            actor_ref=str(actor.pk) if authenticated else "",
-            actor_username=actor.get_username() if authenticated else "",
-            action=str(action),
-            target_type=target_type,
-            target_id=target_id,
-            case_reference=case_reference or "",
-            details=json.loads(canonical_bytes(details or {})),
-            ip=request.META.get("REMOTE_ADDR", "") if request is not None else meta.ip,
-            user_agent=(request.META.get("HTTP_USER_AGENT", "")[:400] if request is not None else meta.user_agent),
-            request_id=getattr(request, "request_id", "") if request is not None else meta.request_id,
-            prev_hash=head.hash,
-        )
-        event.hash = compute_hash(event)
-        event.save(force_insert=True)
-        ChainHead.objects.filter(pk=1).update(seq=event.seq, hash=event.hash)
+    payload = {
+        "actor_id": actor.pk if authenticated else None,
+        "actor_ref": str(actor.pk) if authenticated else "",
+        "actor_username": clean_text(actor.get_username(), 150) if authenticated else "",
+        "action": str(action),
+        "target_type": clean_text(target_type, 100),
+        "target_id": clean_text(target_id, 64),
+        "case_reference": clean_text(case_reference or "", 32),
+        "details": clean_details(details or {}),
+        "ip": clean_text(meta.ip, 64),
+        "user_agent": clean_text(meta.user_agent, 400),
+        "request_id": clean_text(meta.request_id, 64),
+    }
+    with transaction.atomic(savepoint=False):
+        seq, occurred_at, prev_hash, event_hash = _append(payload)
+    event = AuditEvent(seq=seq, occurred_at=occurred_at, prev_hash=prev_hash, hash=event_hash, **payload)
+    event._state.adding = False
+    event._state.db = connection.alias
     return event
-
-
-def now_utc() -> datetime:
-    return timezone.now().astimezone(UTC)

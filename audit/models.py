@@ -1,4 +1,10 @@
-"""The ledger: append-only, hash-chained audit events."""
+"""The ledger: append-only, hash-chained audit events.
+
+Append-only is enforced three times over: the runtime database role may only INSERT and
+SELECT (``manage.py setup_db_roles``), triggers refuse UPDATE, DELETE and TRUNCATE
+(``audit.triggers``), and the model and its queryset below refuse every write except the
+ledger's own insert (``audit.ledger.record``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from .actions import Action
 
 
 class AppendOnlyError(Exception):
-    """Raised when code tries to change or remove an audit event."""
+    """Raised when code tries to change or remove an audit event, or to write one by hand."""
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -19,23 +25,37 @@ class AuditEventQuerySet(models.QuerySet):
     def delete(self):
         raise AppendOnlyError("audit events cannot be deleted")
 
+    def _raw_delete(self, using):
+        raise AppendOnlyError("audit events cannot be deleted")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AppendOnlyError("audit events cannot be updated")
+
+    def bulk_create(self, objs, *args, **kwargs):
+        raise AppendOnlyError("audit events are written one by one by audit.record()")
+
     def for_case(self, reference: str) -> AuditEventQuerySet:
         return self.filter(case_reference=reference)
 
 
 class AuditEvent(models.Model):
-    seq = models.BigIntegerField(unique=True, editable=False)
+    """One ledger entry. ``seq`` is assigned by the ledger under the chain-head lock."""
+
+    seq = models.BigIntegerField(primary_key=True, editable=False)
     occurred_at = models.DateTimeField(editable=False, db_index=True)
+    # No database constraint and no cascade: deleting a user must neither delete nor update
+    # ledger rows. The column keeps the id after the user is gone; actor_ref and
+    # actor_username keep who it was.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
-        db_constraint=False,  # the ledger outlives users; the copies below keep who it was
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         related_name="+",
     )
     actor_ref = models.CharField(max_length=64, blank=True)
-    actor_username = models.CharField(max_length=150, blank=True)
+    actor_username = models.CharField(max_length=150, blank=True, db_index=True)
     action = models.CharField(max_length=64, choices=Action.choices, db_index=True)
     target_type = models.CharField(max_length=100, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
@@ -59,18 +79,34 @@ class AuditEvent(models.Model):
     def save(self, *args, **kwargs):
         if not self._state.adding:
             raise AppendOnlyError("audit events cannot be changed")
+        if not getattr(self, "_ledger_append", False):
+            raise AppendOnlyError("audit events are written only by audit.record()")
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("audit events cannot be deleted")
 
+    @property
+    def action_label(self) -> str:
+        try:
+            return Action(self.action).label
+        except ValueError:
+            return self.action
+
 
 class ChainHead(models.Model):
-    """One row holding the newest sequence number and hash; appends lock it."""
+    """One row: the newest sequence number, its hash and time. Every append locks it.
+
+    The row may be updated by the runtime role (appends move it); it is not evidence by
+    itself. Tampering with it can only make appends fail (UNIQUE(seq), UNIQUE(prev_hash)),
+    never fork the chain, and the verifier compares it with the chain.
+    """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     seq = models.BigIntegerField(default=0)
     hash = models.CharField(max_length=64)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    occurred_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"head #{self.seq}"

@@ -18,7 +18,7 @@ from datetime import timedelta  # noqa: F401  (used by schedule entries)
 from pathlib import Path
 
 import environ
-from celery.schedules import crontab  # noqa: F401
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -250,7 +250,26 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 # their apps add them.
 CELERY_BEAT_SCHEDULE: dict = {
     # "name": {"task": "app.tasks.name", "schedule": timedelta(...) or crontab(...)},
+    "seal-audit-checkpoint": {"task": "audit.tasks.seal_audit_checkpoint", "schedule": crontab(minute=0)},
+    "verify-audit-chain": {"task": "audit.tasks.verify_audit_chain", "schedule": crontab(minute=30, hour=3)},
 }
+
+# --- audit ledger ------------------------------------------------------------------------
+
+# Ed25519 key that signs checkpoints: PEM, or base64 of the 32 raw private bytes. When it is
+# not set, the key lives in AUDIT_SIGNING_KEY_FILE; on the embedded default that file is
+# generated on first use (mode 0600). Production: set the key (or the file) explicitly and
+# keep it away from database administrators.
+AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")
+AUDIT_SIGNING_KEY_FILE = Path(env.str("AUDIT_SIGNING_KEY_FILE", default=str(VAR_DIR / "audit_signing_key.pem")))
+AUDIT_SIGNING_KEY_AUTOGENERATE = env.bool("AUDIT_SIGNING_KEY_AUTOGENERATE", default=EMBEDDED)
+# Public keys (base64 of the 32 raw bytes) that verify_audit trusts. Empty: the signing
+# key's own public key. Pin them on the verifier's side.
+AUDIT_VERIFY_KEYS = env.list("AUDIT_VERIFY_KEYS", default=[])
+# Signed checkpoints go here, outside the database (ideally a separate, append-only mount).
+AUDIT_CHECKPOINT_DIR = Path(env.str("AUDIT_CHECKPOINT_DIR", default=str(VAR_DIR / "checkpoints")))
+# The log's identity, signed into every checkpoint and checked by the verifier.
+AUDIT_LOG_ORIGIN = env.str("AUDIT_LOG_ORIGIN", default="custos.audit")
 
 # --- logging -----------------------------------------------------------------------------
 

@@ -1,0 +1,23 @@
+"""Who may read the audit trail: the one chokepoint.
+
+Only active members of the ``auditor`` group. Everyone else, superusers and staff
+included, gets 404: the pages do not reveal that they exist.
+"""
+
+from __future__ import annotations
+
+from django.http import Http404
+
+AUDITOR_GROUP = "auditor"
+
+
+def is_auditor(user) -> bool:
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    return user.groups.filter(name=AUDITOR_GROUP).exists()
+
+
+def require_auditor(user) -> None:
+    """Raise 404 unless ``user`` is an active auditor."""
+    if not is_auditor(user):
+        raise Http404

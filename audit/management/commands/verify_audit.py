@@ -1,0 +1,26 @@
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from audit.verification import verify
+
+
+class Command(BaseCommand):
+    help = (
+        "Verify the audit chain: recompute every hash, check sequence continuity and agreement with every "
+        "signed checkpoint. Prints OK with the count and head, or the first bad sequence number and why."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--from", dest="from_seq", type=int, default=1, help="start at this sequence number")
+        parser.add_argument("--checkpoints", dest="checkpoint_dir", help="directory of signed checkpoints")
+        parser.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
+        parser.add_argument("--no-progress", dest="progress", action="store_false")
+
+    def handle(self, *args, from_seq: int, checkpoint_dir: str | None, progress: bool | None, **options):
+        if progress is None:
+            progress = sys.stderr.isatty()
+        result = verify(from_seq=from_seq, checkpoint_dir=checkpoint_dir, progress=progress)
+        if not result.ok:
+            raise CommandError(result.summary())
+        self.stdout.write(f"{result.summary()} ({result.checkpoints} signed checkpoints agree)")

@@ -1,0 +1,155 @@
+"""Auditor pages. Each view passes ``require_auditor`` first and records what was read.
+
+The event is recorded after the page's rows are fetched but before anything is sent, so a
+page is never shown unless its viewing is on the ledger.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+
+from . import checkpoints
+from .access import require_auditor
+from .actions import Action
+from .export import csv_lines, export_rows, jsonl_lines
+from .forms import EventFilterForm
+from .ledger import compute_hash, record
+from .models import AuditEvent, ChainHead
+
+PAGE_SIZE = 50
+LIST_COLUMNS = ("seq", "occurred_at", "actor_username", "action", "target_type", "target_id", "case_reference")
+
+
+def _positive_int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and 0 < int(value) < 2**63 else None
+
+
+def _page(events, *, key: int | None, oldest_first: bool = False) -> tuple[list[AuditEvent], int | None]:
+    """One keyset page on seq and the key of the next one (None on the last page).
+
+    Newest first: ``key`` is exclusive upper bound (``?before=``); oldest first: exclusive
+    lower bound (``?after=``). One query whatever the page size or position.
+    """
+    if oldest_first:
+        events = events.order_by("seq") if key is None else events.filter(seq__gt=key).order_by("seq")
+    else:
+        events = events.order_by("-seq") if key is None else events.filter(seq__lt=key).order_by("-seq")
+    rows = list(events.only(*LIST_COLUMNS)[: PAGE_SIZE + 1])
+    if len(rows) > PAGE_SIZE:
+        return rows[:PAGE_SIZE], rows[PAGE_SIZE - 1].seq
+    return rows, None
+
+
+def _url_with(request: HttpRequest, **params) -> str:
+    query = request.GET.copy()
+    for name, value in params.items():
+        query[name] = value
+    return "?" + query.urlencode()
+
+
+def event_list(request: HttpRequest) -> HttpResponse:
+    require_auditor(request.user)
+    form = EventFilterForm(request.GET)
+    before = _positive_int(request.GET.get("before"))
+    events, next_key = _page(form.apply(AuditEvent.objects.all()), key=before)
+    filters = form.used()
+    record(
+        action=Action.AUDIT_VIEWED,
+        actor=request.user,
+        details={"page": "event_list", "filters": filters, "before": before, "shown": len(events)},
+        request=request,
+    )
+    context = {
+        "form": form,
+        "events": events,
+        "next_url": _url_with(request, before=next_key) if next_key else None,
+        "export_csv": _url_with(request, format="csv"),
+        "export_jsonl": _url_with(request, format="jsonl"),
+    }
+    return render(request, "audit/event_list.html", context)
+
+
+def event_detail(request: HttpRequest, seq: int) -> HttpResponse:
+    require_auditor(request.user)
+    event = get_object_or_404(AuditEvent, seq=seq)
+    neighbours = dict(AuditEvent.objects.filter(seq__in=[seq - 1, seq + 1]).values_list("seq", "hash"))
+    previous_hash = neighbours.get(seq - 1)
+    record(
+        action=Action.AUDIT_VIEWED,
+        actor=request.user,
+        target=("audit.auditevent", seq),
+        details={"page": "event_detail", "seq": seq},
+        request=request,
+    )
+    context = {
+        "event": event,
+        "hash_ok": compute_hash(event) == event.hash,
+        "link_ok": previous_hash == event.prev_hash if seq > 1 else None,
+        "previous": (seq - 1, previous_hash) if previous_hash else None,
+        "following": (seq + 1, neighbours[seq + 1]) if seq + 1 in neighbours else None,
+    }
+    return render(request, "audit/event_detail.html", context)
+
+
+def case_timeline(request: HttpRequest, reference: str) -> HttpResponse:
+    require_auditor(request.user)
+    after = _positive_int(request.GET.get("after"))
+    events, next_key = _page(AuditEvent.objects.for_case(reference), key=after, oldest_first=True)
+    record(
+        action=Action.AUDIT_VIEWED,
+        actor=request.user,
+        details={"page": "case_timeline", "filters": {"case_reference": reference}, "after": after},
+        request=request,
+    )
+    context = {
+        "reference": reference,
+        "events": events,
+        "next_url": _url_with(request, after=next_key) if next_key else None,
+    }
+    return render(request, "audit/case_timeline.html", context)
+
+
+def verification(request: HttpRequest) -> HttpResponse:
+    require_auditor(request.user)
+    runs = AuditEvent.objects.filter(action__in=[Action.AUDIT_VERIFIED, Action.AUDIT_VERIFY_FAILED])
+    last_run = runs.order_by("-seq").first()
+    last_checkpoint = AuditEvent.objects.filter(action=Action.AUDIT_CHECKPOINT).order_by("-seq").first()
+    record(action=Action.AUDIT_VIEWED, actor=request.user, details={"page": "verification"}, request=request)
+    context = {
+        "last_run": last_run,
+        "last_checkpoint": last_checkpoint,
+        "head": ChainHead.objects.filter(pk=1).first(),
+        "public_key": _public_key(),
+    }
+    return render(request, "audit/verification.html", context)
+
+
+def _public_key() -> str:
+    try:
+        return checkpoints.published_public_key()
+    except ImproperlyConfigured:
+        return "(no signing key configured: set AUDIT_SIGNING_KEY)"
+
+
+def export(request: HttpRequest) -> HttpResponse:
+    """Stream the filtered range as CSV or JSON lines; the export is recorded before streaming."""
+    require_auditor(request.user)
+    form = EventFilterForm(request.GET)
+    file_format = "jsonl" if request.GET.get("format") == "jsonl" else "csv"
+    events = form.apply(AuditEvent.objects.all())
+    record(
+        action=Action.AUDIT_EXPORTED,
+        actor=request.user,
+        details={"format": file_format, "filters": form.used()},
+        request=request,
+    )
+    lines = jsonl_lines(export_rows(events)) if file_format == "jsonl" else csv_lines(export_rows(events))
+    content_type = "application/x-ndjson" if file_format == "jsonl" else "text/csv; charset=utf-8"
+    response = StreamingHttpResponse(lines, content_type=content_type)
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{file_format}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -1,0 +1,144 @@
+"""audit.record: chaining, rollback, normalisation, and the model-level append-only wall."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+import audit
+from audit import triggers
+from audit.actions import Action
+from audit.ledger import GENESIS_HASH, compute_hash
+from audit.models import AppendOnlyError, AuditEvent, ChainHead
+from audit.verification import verify
+from tests.conftest import make_user
+
+
+def test_record_chains_events_with_contiguous_sequence(events):
+    seqs = [event.seq for event in events]
+    assert seqs == list(range(seqs[0], seqs[0] + 10))
+    stored = list(AuditEvent.objects.order_by("seq"))
+    assert stored[0].prev_hash == GENESIS_HASH
+    for before, after in itertools.pairwise(stored):
+        assert after.prev_hash == before.hash
+    for event in stored:
+        assert compute_hash(event) == event.hash
+    head = ChainHead.objects.get(pk=1)
+    assert (head.seq, head.hash) == (stored[-1].seq, stored[-1].hash)
+    assert all(a.occurred_at <= b.occurred_at for a, b in itertools.pairwise(stored))
+
+
+def test_rolled_back_action_leaves_no_event_and_no_gap(events):
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), transaction.atomic():
+        audit.record(action=Action.CASE_OPENED, case_reference="INV-2026-0002")
+        raise Boom
+    assert not AuditEvent.objects.filter(case_reference="INV-2026-0002").exists()
+    after = audit.record(action=Action.CASE_OPENED, case_reference="INV-2026-0003")
+    assert after.seq == events[-1].seq + 1
+    assert after.prev_hash == events[-1].hash
+    assert verify().ok
+
+
+def test_record_copies_actor_and_survives_user_deletion(db):
+    user = make_user("leaver")
+    event = audit.record(action=Action.CASE_UPDATED, actor=user, target=user, details={"why": "test"})
+    user_id = user.pk
+    user.delete()
+    stored = AuditEvent.objects.get(seq=event.seq)
+    assert (stored.actor_ref, stored.actor_username, stored.actor_id) == (str(user_id), "leaver", user_id)
+    assert (stored.target_type, stored.target_id) == ("accounts.user", str(user_id))
+    assert verify().ok
+
+
+def test_unknown_action_is_refused(db):
+    with pytest.raises(ValueError, match="unknown audit action"):
+        audit.record(action="case.vanished")
+
+
+def test_details_are_normalised_so_the_hash_survives_the_database(db):
+    event = audit.record(
+        action=Action.QUERY_COMPLETED,
+        details={"ratio": 0.5, "big": 1e300, "nul": "a\x00b", "tags": {"b", "a"}, "nested": {"z": [1, None, True]}},
+    )
+    stored = AuditEvent.objects.get(seq=event.seq)
+    assert stored.details == {
+        "ratio": "0.5",
+        "big": "1e+300",
+        "nul": "a\ufffdb",
+        "tags": ["a", "b"],
+        "nested": {"z": [1, None, True]},
+    }
+    assert compute_hash(stored) == stored.hash
+
+
+def test_request_metadata_is_recorded(client, lead):
+    client.post("/accounts/login/", {"username": "lead", "password": "wrong"}, HTTP_USER_AGENT="probe/1.0")
+    event = AuditEvent.objects.get(action=Action.AUTH_LOGIN_FAILED)
+    assert event.ip == "127.0.0.1"
+    assert event.user_agent == "probe/1.0"
+    assert len(event.request_id) == 32
+
+
+# --- the model wall ----------------------------------------------------------------------
+
+
+def test_model_refuses_changes_and_deletes(events):
+    event = AuditEvent.objects.get(seq=events[3].seq)
+    event.details = {"forged": True}
+    with pytest.raises(AppendOnlyError):
+        event.save()
+    with pytest.raises(AppendOnlyError):
+        event.delete()
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.filter(seq=event.seq).update(details={})
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.filter(seq=event.seq).delete()
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.all().delete()
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.bulk_update([event], ["details"])
+    assert AuditEvent.objects.get(seq=event.seq).details == {"n": 3}
+
+
+def test_model_refuses_writes_that_bypass_record(db):
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.create(
+            seq=1, occurred_at="2026-01-01T00:00Z", action=Action.CASE_OPENED, prev_hash="x", hash="y"
+        )
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.bulk_create([AuditEvent(seq=1, action=Action.CASE_OPENED, prev_hash="x", hash="y")])
+    assert not AuditEvent.objects.exists()
+
+
+# --- the trigger wall (as the owner) -----------------------------------------------------
+
+
+def test_triggers_are_installed(db):
+    expected = set(triggers.NAMES) if connection.vendor == "postgresql" else set(triggers.NAMES[:2])
+    assert triggers.installed(connection) == expected
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE audit_auditevent SET case_reference = 'forged'",
+        "DELETE FROM audit_auditevent WHERE seq = (SELECT MAX(seq) FROM audit_auditevent)",
+        "DELETE FROM audit_auditevent",
+    ],
+)
+def test_triggers_refuse_update_and_delete_even_for_the_owner(events, sql):
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql)
+    assert AuditEvent.objects.count() == 10
+
+
+@pytest.mark.postgres
+def test_trigger_refuses_truncate_even_for_the_owner(events):
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("TRUNCATE audit_auditevent")
+    assert AuditEvent.objects.count() == 10
