@@ -98,8 +98,6 @@ def _add_member(*, actor: User, case: Case, user: User) -> None:
 def case_add_member(*, actor: User, case: Case, user: User) -> None:
     """Add an investigator to the team (view, notes, file requests). Needs ``manage_team``."""
     _require(actor, case, "manage_team")
-    if case.is_closed:
-        raise InvalidTransition("A closed case's team cannot change.")
     _check_member_candidate(user, field="user")
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=case.pk)
@@ -200,7 +198,6 @@ def case_update(*, actor: User, case: Case, **changes: str) -> Case:
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"not editable: {sorted(unknown)}")
-    _check_status(case, EDITABLE_STATUSES, "edited after legal approval")
     with transaction.atomic():
         case = _locked(case)
         _check_status(case, EDITABLE_STATUSES, "edited after legal approval")
@@ -224,7 +221,10 @@ def case_update(*, actor: User, case: Case, **changes: str) -> Case:
 def _check_reviewer(actor: User, case: Case, verb: str) -> None:
     if not can_review_case(actor, case):
         raise record_denial(
-            actor=actor, case=case, perm=f"{verb}_case", message=f"Only a legal reviewer who is not on the case team may {verb} it."
+            actor=actor,
+            case=case,
+            perm=f"{verb}_case",
+            message=f"Only a legal reviewer who is not on the case team may {verb} it.",
         )
 
 
@@ -291,7 +291,6 @@ def case_close(*, actor: User, case: Case, summary: str) -> Case:
     """
     _require(actor, case, "close_case")
     summary = _required_text(summary, field="summary", message="Summarise the outcome to close the case.")
-    _check_status(case, (CaseStatus.OPEN, CaseStatus.ON_HOLD), "closed")
     with transaction.atomic():
         case = _locked(case)
         _check_status(case, (CaseStatus.OPEN, CaseStatus.ON_HOLD), "closed")
@@ -324,10 +323,10 @@ def case_remove_member(*, actor: User, case: Case, user: User) -> None:
     and a grant where they were the only grantee is revoked.
     """
     _require(actor, case, "manage_team")
-    if case.is_closed:
-        raise InvalidTransition("A closed case's team cannot change.")
     with transaction.atomic():
         case = _locked(case)
+        if case.is_closed:
+            raise InvalidTransition("A closed case's team cannot change.")
         membership = CaseMember.objects.filter(case=case, user=user).first()
         if membership is None:
             raise ValidationError({"user": f"{user.username} is not on the team."})
