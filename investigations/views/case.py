@@ -102,7 +102,7 @@ def case_members(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             actions.case_add_member(actor=request.user, case=case, user=user)
         except ValidationError as error:
-            _apply_errors(form, error)
+            form.add_error("username", error.messages)
         except InvalidTransition as error:
             return _conflict(request, case, error)
         else:
