@@ -70,6 +70,9 @@ approve        open              403   403    404   404      404     404   404  
 approve        on_hold           403   403    404   404      404     404   404   login login
 approve        closed            403   403    404   404      404     404   404   login login
 reject         pending_approval  403   403    404   200      404     404   404   login login
+reject         rejected          403   403    404   404      404     404   404   login login
+reject         open              403   403    404   404      404     404   404   login login
+reject         on_hold           403   403    404   404      404     404   404   login login
 reject         closed            403   403    404   404      404     404   404   login login
 reject_post    pending_approval  403   403    404   302      404     404   404   login login
 reject_post    rejected          403   403    404   404      404     404   404   login login
