@@ -12,6 +12,8 @@ NAVIGATION = [
     (Role.INVESTIGATOR, "My cases", "investigations:case_list"),
     (Role.INVESTIGATOR, "New case", "investigations:case_create"),
     (Role.INVESTIGATOR, "My grants", "investigations:grant_list"),
+    (Role.LEGAL_REVIEWER, "Cases to approve", "investigations:case_queue"),
+    (Role.SENIOR_LEGAL_REVIEWER, "Cases to approve", "investigations:case_queue"),
     (Role.LEGAL_REVIEWER, "Review queue", "investigations:review_queue"),
     (Role.SENIOR_LEGAL_REVIEWER, "Review queue", "investigations:review_queue"),
     (Role.AUDITOR, "Audit trail", "audit:event_list"),

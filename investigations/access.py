@@ -17,7 +17,9 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.http import Http404
 
+import audit
 from accounts.models import User
+from audit.actions import Action
 
 from .models import (
     Case,
@@ -32,6 +34,8 @@ from .models import (
 CASE_PERMS = ("view_case", "change_case", "manage_team", "close_case", "add_note", "file_request")
 LEAD_PERMS = CASE_PERMS
 MEMBER_PERMS = ("view_case", "add_note", "file_request")
+# What the team keeps once a case is closed: it stays readable, and nothing more.
+CLOSED_CASE_PERMS = ("view_case",)
 
 
 def _is_real(user) -> bool:
@@ -82,8 +86,47 @@ def get_case_for(user: User, pk, perm: str | None = None) -> Case:
     """The case ``pk`` if ``user`` may see it (else 404); with ``perm``, 403 unless they hold it."""
     case = _get_visible(cases_visible_to(user), pk)
     if perm is not None and perm not in object_perms(user, case):
-        raise PermissionDenied(PERMISSION_MESSAGES.get(perm, "You may not do this on this case."))
+        raise record_denial(actor=user, case=case, perm=perm)
     return case
+
+
+def record_denial(*, actor: User, case: Case, perm: str, message: str = "") -> PermissionDenied:
+    """Record an ``access.denied`` event for a visible case and return the exception to raise.
+
+    Runs in its own transaction (callers check before starting theirs), so the denial stays
+    in the ledger although the action is refused.
+    """
+    if not message:
+        message = PERMISSION_MESSAGES.get(perm, "You may not do this on this case.")
+        if case.is_closed and perm not in CLOSED_CASE_PERMS:
+            message = "The case is closed; it can no longer be changed."
+    audit.record(
+        action=Action.ACCESS_DENIED,
+        actor=actor,
+        target=case,
+        case_reference=case.reference,
+        details={"permission": perm, "message": message},
+    )
+    return PermissionDenied(message)
+
+
+def case_flags(user: User, case: Case) -> dict[str, bool]:
+    """What ``user`` may do on ``case``, precomputed for templates (one permission query)."""
+    perms = object_perms(user, case)
+    pending = case.status == CaseStatus.PENDING_APPROVAL
+    before_approval = case.status in (CaseStatus.PENDING_APPROVAL, CaseStatus.REJECTED)
+    reviewable = pending and can_review_case(user, case)
+    return {
+        "can_edit": "change_case" in perms and before_approval,
+        "can_resubmit": "change_case" in perms and case.status == CaseStatus.REJECTED,
+        "can_hold": "change_case" in perms and case.status == CaseStatus.OPEN,
+        "can_resume": "change_case" in perms and case.status == CaseStatus.ON_HOLD,
+        "can_manage_team": "manage_team" in perms and not case.is_closed,
+        "can_close": "close_case" in perms and case.status in (CaseStatus.OPEN, CaseStatus.ON_HOLD),
+        "can_add_note": "add_note" in perms and not case.is_closed,
+        "can_approve": reviewable,
+        "can_reject": reviewable,
+    }
 
 
 PERMISSION_MESSAGES = {

@@ -3,15 +3,28 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
-from guardian.shortcuts import assign_perm
+from guardian.shortcuts import assign_perm, remove_perm
 
 import audit
 from accounts.models import User
 from audit.actions import Action
 
-from ..access import LEAD_PERMS, MEMBER_PERMS, can_review_case
+from ..access import (
+    CASE_PERMS,
+    CLOSED_CASE_PERMS,
+    LEAD_PERMS,
+    MEMBER_PERMS,
+    can_review_case,
+    object_perms,
+    record_denial,
+)
 from ..errors import InvalidTransition
-from ..models import Case, CaseMember, CaseReferenceCounter, CaseStatus
+from ..models import Case, CaseMember, CaseNote, CaseReferenceCounter, CaseStatus, Grant, GrantStatus
+from ..models.case import TEXT_MAX
+from .request import GRANTEE_PERMS, grant_revoke
+
+EDITABLE_FIELDS = ("title", "allegation", "case_type", "purpose")
+EDITABLE_STATUSES = (CaseStatus.PENDING_APPROVAL, CaseStatus.REJECTED)
 
 
 def _next_reference() -> str:
@@ -83,12 +96,13 @@ def _add_member(*, actor: User, case: Case, user: User) -> None:
 
 
 def case_add_member(*, actor: User, case: Case, user: User) -> None:
-    """Add an investigator to the team (view, notes, file requests). Caller checked ``manage_team``."""
+    """Add an investigator to the team (view, notes, file requests). Needs ``manage_team``."""
+    _require(actor, case, "manage_team")
     _check_member_candidate(user, field="user")
-    if case.is_closed:
-        raise InvalidTransition("A closed case's team cannot change.")
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=case.pk)
+        if case.is_closed:
+            raise InvalidTransition("A closed case's team cannot change.")
         if CaseMember.objects.filter(case=case, user=user).exists():
             raise ValidationError({"user": f"{user.username} is already on the team."})
         _add_member(actor=actor, case=case, user=user)
@@ -96,6 +110,7 @@ def case_add_member(*, actor: User, case: Case, user: User) -> None:
 
 def case_approve(*, actor: User, case: Case) -> Case:
     """A legal reviewer not on the team approves a pending case: it opens for requests."""
+    _check_reviewer(actor, case, "approve")
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=case.pk)
         if not can_review_case(actor, case):
@@ -108,3 +123,259 @@ def case_approve(*, actor: User, case: Case) -> Case:
         case.save(update_fields=["status", "decided_by", "decided_at", "updated_at"])
         audit.record(action=Action.CASE_APPROVED, actor=actor, target=case, case_reference=case.reference)
     return case
+
+
+# --- helpers shared by the actions below ---------------------------------------------------
+
+
+def _require(actor: User, case: Case, perm: str) -> None:
+    """Raise ``PermissionDenied`` (and record the denial) unless ``actor`` holds ``perm`` on ``case``.
+
+    Called outside the action's transaction so that the denial survives the refusal.
+    """
+    if perm not in object_perms(actor, case):
+        raise record_denial(actor=actor, case=case, perm=perm)
+
+
+def _locked(case: Case) -> Case:
+    return Case.objects.select_for_update().get(pk=case.pk)
+
+
+def _check_status(case: Case, allowed: tuple[str, ...], verb: str) -> None:
+    if case.status not in allowed:
+        raise InvalidTransition(f"The case is {case.get_status_display().lower()}; it cannot be {verb}.")
+
+
+def _transition(*, actor: User, case: Case, to: str, action: Action, details: dict | None = None, **fields) -> Case:
+    previous = case.status
+    case.status = to
+    for name, value in fields.items():
+        setattr(case, name, value)
+    case.save(update_fields=["status", "updated_at", *fields])
+    audit.record(
+        action=action,
+        actor=actor,
+        target=case,
+        case_reference=case.reference,
+        details={"from": previous, "to": to, **(details or {})},
+    )
+    return case
+
+
+def _required_text(value: str, *, field: str, message: str, max_length: int = TEXT_MAX) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise ValidationError({field: message})
+    if len(value) > max_length:
+        raise ValidationError({field: f"At most {max_length} characters (this has {len(value)})."})
+    return value
+
+
+def _remove_case_perms(*, actor: User | None, case: Case, user: User, perms: tuple[str, ...], reason: str) -> None:
+    held = [codename for codename in perms if codename in object_perms(user, case)]
+    for codename in held:
+        remove_perm(codename, user, case)
+    if held:
+        audit.record(
+            action=Action.PERMISSION_REMOVED,
+            actor=actor,
+            target=case,
+            case_reference=case.reference,
+            details={"user": user.username, "user_id": user.pk, "permissions": held, "reason": reason},
+        )
+
+
+# --- editing, review, hold, close ----------------------------------------------------------
+
+
+def case_update(*, actor: User, case: Case, **changes: str) -> Case:
+    """Edit title, allegation, type or purpose. Needs ``change_case``.
+
+    Only before approval (pending or rejected): what legal approved is what the case is, so an
+    approved description is never changed under the approval.
+    """
+    _require(actor, case, "change_case")
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    with transaction.atomic():
+        case = _locked(case)
+        _check_status(case, EDITABLE_STATUSES, "edited after legal approval")
+        changed = {name: value for name, value in changes.items() if getattr(case, name) != value}
+        for name, value in changed.items():
+            setattr(case, name, value)
+        case.full_clean(exclude=["reference", "lead", "decided_by"])
+        if not changed:
+            return case
+        case.save(update_fields=[*changed, "updated_at"])
+        audit.record(
+            action=Action.CASE_UPDATED,
+            actor=actor,
+            target=case,
+            case_reference=case.reference,
+            details={"fields": sorted(changed)},
+        )
+    return case
+
+
+def _check_reviewer(actor: User, case: Case, verb: str) -> None:
+    if not can_review_case(actor, case):
+        raise record_denial(
+            actor=actor,
+            case=case,
+            perm=f"{verb}_case",
+            message=f"Only a legal reviewer who is not on the case team may {verb} it.",
+        )
+
+
+def case_reject(*, actor: User, case: Case, reason: str) -> Case:
+    """A legal reviewer not on the team rejects a pending case, with a reason the lead will read."""
+    _check_reviewer(actor, case, "reject")
+    reason = _required_text(reason, field="reason", message="Give the reason for rejecting the case.")
+    with transaction.atomic():
+        case = _locked(case)
+        _check_status(case, (CaseStatus.PENDING_APPROVAL,), "rejected")
+        return _transition(
+            actor=actor,
+            case=case,
+            to=CaseStatus.REJECTED,
+            action=Action.CASE_REJECTED,
+            details={"reason": reason},
+            decided_by=actor,
+            decided_at=timezone.now(),
+            rejection_reason=reason,
+        )
+
+
+def case_resubmit(*, actor: User, case: Case) -> Case:
+    """The lead sends a rejected (and usually revised) case back to legal. Needs ``change_case``."""
+    _require(actor, case, "change_case")
+    with transaction.atomic():
+        case = _locked(case)
+        _check_status(case, (CaseStatus.REJECTED,), "resubmitted")
+        # The rejecting reviewer is forgotten on the row (any reviewer may take it now); the
+        # ledger and the kept rejection reason hold the history.
+        return _transition(
+            actor=actor,
+            case=case,
+            to=CaseStatus.PENDING_APPROVAL,
+            action=Action.CASE_RESUBMITTED,
+            decided_by=None,
+            decided_at=None,
+        )
+
+
+def case_hold(*, actor: User, case: Case) -> Case:
+    """Put an open case on hold: its grants stop working until it resumes. Needs ``change_case``."""
+    _require(actor, case, "change_case")
+    with transaction.atomic():
+        case = _locked(case)
+        _check_status(case, (CaseStatus.OPEN,), "put on hold")
+        return _transition(actor=actor, case=case, to=CaseStatus.ON_HOLD, action=Action.CASE_HELD)
+
+
+def case_resume(*, actor: User, case: Case) -> Case:
+    """Resume a case on hold. Needs ``change_case``."""
+    _require(actor, case, "change_case")
+    with transaction.atomic():
+        case = _locked(case)
+        _check_status(case, (CaseStatus.ON_HOLD,), "resumed")
+        return _transition(actor=actor, case=case, to=CaseStatus.OPEN, action=Action.CASE_RESUMED)
+
+
+def case_close(*, actor: User, case: Case, summary: str) -> Case:
+    """Close an open or held case with a summary. Needs ``close_case``.
+
+    In the same transaction every active grant of the case is revoked and the team keeps
+    only ``view_case``: a closed case stays readable by its team and changes no more.
+    """
+    _require(actor, case, "close_case")
+    summary = _required_text(summary, field="summary", message="Summarise the outcome to close the case.")
+    with transaction.atomic():
+        case = _locked(case)
+        _check_status(case, (CaseStatus.OPEN, CaseStatus.ON_HOLD), "closed")
+        revoked = []
+        for grant in Grant.objects.filter(case=case, status=GrantStatus.ACTIVE):
+            grant_revoke(actor=actor, grant=grant, reason=f"Case {case.reference} closed.")
+            revoked.append(grant.pk)
+        _transition(
+            actor=actor,
+            case=case,
+            to=CaseStatus.CLOSED,
+            action=Action.CASE_CLOSED,
+            details={"revoked_grants": revoked},
+            closed_at=timezone.now(),
+            closure_summary=summary,
+        )
+        dropped = tuple(codename for codename in CASE_PERMS if codename not in CLOSED_CASE_PERMS)
+        for membership in case.members.select_related("user"):
+            _remove_case_perms(actor=actor, case=case, user=membership.user, perms=dropped, reason="case closed")
+    return case
+
+
+# --- team and notes ------------------------------------------------------------------------
+
+
+def case_remove_member(*, actor: User, case: Case, user: User) -> None:
+    """Take an investigator off the team. Needs ``manage_team``; the lead cannot be removed.
+
+    Their case permissions go at once; they leave the grantees of the case's active grants,
+    and a grant where they were the only grantee is revoked.
+    """
+    _require(actor, case, "manage_team")
+    with transaction.atomic():
+        case = _locked(case)
+        if case.is_closed:
+            raise InvalidTransition("A closed case's team cannot change.")
+        membership = CaseMember.objects.filter(case=case, user=user).first()
+        if membership is None:
+            raise ValidationError({"user": f"{user.username} is not on the team."})
+        if membership.is_lead:
+            raise ValidationError({"user": "The case lead cannot be removed from the team."})
+        membership.delete()
+        audit.record(
+            action=Action.CASE_MEMBER_REMOVED,
+            actor=actor,
+            target=case,
+            case_reference=case.reference,
+            details={"user": user.username, "user_id": user.pk},
+        )
+        _remove_case_perms(actor=actor, case=case, user=user, perms=CASE_PERMS, reason="removed from team")
+        _drop_from_grants(actor=actor, case=case, user=user)
+
+
+def _drop_from_grants(*, actor: User, case: Case, user: User) -> None:
+    grants = Grant.objects.select_for_update().filter(case=case, status=GrantStatus.ACTIVE, grantees=user)
+    for grant in grants:
+        if grant.grantees.exclude(pk=user.pk).exists():
+            grant.grantees.remove(user)
+            for codename in GRANTEE_PERMS:
+                remove_perm(codename, user, grant)
+            audit.record(
+                action=Action.PERMISSION_REMOVED,
+                actor=actor,
+                target=grant,
+                case_reference=case.reference,
+                details={"user": user.username, "user_id": user.pk, "permissions": list(GRANTEE_PERMS)},
+            )
+        else:
+            grant_revoke(actor=actor, grant=grant, reason=f"{user.username}, its only grantee, left the case team.")
+
+
+def case_add_note(*, actor: User, case: Case, text: str) -> CaseNote:
+    """Append a note to the case. Needs ``add_note``; notes never change once saved."""
+    _require(actor, case, "add_note")
+    text = _required_text(text, field="text", message="Write the note.")
+    with transaction.atomic():
+        case = _locked(case)
+        if case.is_closed:
+            raise InvalidTransition("The case is closed.")
+        note = CaseNote.objects.create(case=case, author=actor, text=text)
+        audit.record(
+            action=Action.CASE_NOTE_ADDED,
+            actor=actor,
+            target=case,
+            case_reference=case.reference,
+            details={"note_id": note.pk},
+        )
+    return note

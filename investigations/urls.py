@@ -1,0 +1,22 @@
+from django.urls import path
+
+from .views import case as case_views
+
+app_name = "investigations"
+
+urlpatterns = [
+    path("cases/", case_views.case_list, name="case_list"),
+    path("cases/new/", case_views.case_create, name="case_create"),
+    path("cases/awaiting-approval/", case_views.case_queue, name="case_queue"),
+    path("cases/<int:pk>/", case_views.case_detail, name="case_detail"),
+    path("cases/<int:pk>/edit/", case_views.case_edit, name="case_edit"),
+    path("cases/<int:pk>/members/", case_views.case_members, name="case_members"),
+    path("cases/<int:pk>/members/remove/", case_views.case_member_remove, name="case_member_remove"),
+    path("cases/<int:pk>/notes/", case_views.case_note_add, name="case_note_add"),
+    path("cases/<int:pk>/close/", case_views.case_close, name="case_close"),
+    path("cases/<int:pk>/approve/", case_views.case_approve, name="case_approve"),
+    path("cases/<int:pk>/reject/", case_views.case_reject, name="case_reject"),
+    path("cases/<int:pk>/resubmit/", case_views.case_resubmit, name="case_resubmit"),
+    path("cases/<int:pk>/hold/", case_views.case_hold, name="case_hold"),
+    path("cases/<int:pk>/resume/", case_views.case_resume, name="case_resume"),
+]

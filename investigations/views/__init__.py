@@ -1,0 +1,1 @@
+"""Views, split by sub-domain. Thin: objects come from access.py, changes from actions."""

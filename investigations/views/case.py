@@ -1,0 +1,234 @@
+"""Case pages: list, open, detail, edit, team, notes, close; legal's approval queue."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.forms import Form
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from .. import actions
+from ..access import can_review_case, case_flags, cases_visible_to, get_case_for, record_denial
+from ..errors import InvalidTransition
+from ..forms.case import CaseForm, CaseSearchForm, CloseForm, MemberAddForm, MemberRemoveForm, NoteForm, RejectForm
+from ..models import Case, CaseStatus, GrantStatus
+
+PAGE_SIZE = 25
+
+
+def _conflict(request: HttpRequest, case: Case | None, error: InvalidTransition) -> HttpResponse:
+    """The object is in the wrong state for this: say so, with 409."""
+    return render(request, "investigations/conflict.html", {"case": case, "message": str(error)}, status=409)
+
+
+def _apply_errors(form: Form, error: ValidationError) -> None:
+    """Put an action's field errors next to the form's fields (others above the form)."""
+    for field, messages_ in error.message_dict.items() if hasattr(error, "error_dict") else [(None, error.messages)]:
+        form.add_error(field if field in form.fields else None, messages_)
+
+
+def _paginate(request: HttpRequest, queryset):
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def case_list(request: HttpRequest) -> HttpResponse:
+    """My cases: those the user may see, searchable by reference or title."""
+    search = CaseSearchForm(request.GET or None)
+    cases = cases_visible_to(request.user).select_related("lead")
+    if search.is_valid() and search.cleaned_data["q"]:
+        term = search.cleaned_data["q"].strip()
+        cases = cases.filter(Q(reference__icontains=term) | Q(title__icontains=term))
+    return render(request, "investigations/case_list.html", {"page": _paginate(request, cases), "search": search})
+
+
+def case_create(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_investigator:
+        raise PermissionDenied("Only investigators open cases.")
+    form = CaseForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            case = actions.case_open(actor=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            _apply_errors(form, error)
+        else:
+            messages.success(request, f"Case {case.reference} opened. It now waits for legal approval.")
+            return redirect("investigations:case_detail", pk=case.pk)
+    return render(request, "investigations/case_form.html", {"form": form, "case": None})
+
+
+def case_detail(request: HttpRequest, pk: int, note_form: NoteForm | None = None, status: int = 200) -> HttpResponse:
+    case = get_case_for(request.user, pk)
+    context = {
+        "case": case,
+        "flags": case_flags(request.user, case),
+        "members": case.members.select_related("user").order_by("-is_lead", "user__username"),
+        "notes": case.notes.select_related("author"),
+        "requests": case.requests.select_related("requested_by"),
+        "note_form": note_form or NoteForm(),
+    }
+    return render(request, "investigations/case_detail.html", context, status=status)
+
+
+def case_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    case = get_case_for(request.user, pk, perm="change_case")
+    if not case_flags(request.user, case)["can_edit"]:
+        return _conflict(request, case, InvalidTransition("An approved case cannot be edited."))
+    form = CaseForm(request.POST or None, instance=Case.objects.get(pk=case.pk))
+    if request.method == "POST" and form.is_valid():
+        try:
+            actions.case_update(actor=request.user, case=case, **form.cleaned_data)
+        except ValidationError as error:
+            _apply_errors(form, error)
+        except InvalidTransition as error:
+            return _conflict(request, case, error)
+        else:
+            messages.success(request, "Case updated.")
+            return redirect("investigations:case_detail", pk=case.pk)
+    return render(request, "investigations/case_form.html", {"form": form, "case": case})
+
+
+def case_members(request: HttpRequest, pk: int) -> HttpResponse:
+    """The team page: add an investigator; each member has a remove button."""
+    case = get_case_for(request.user, pk, perm="manage_team")
+    form = MemberAddForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.cleaned_data["username"]
+        try:
+            actions.case_add_member(actor=request.user, case=case, user=user)
+        except ValidationError as error:
+            form.add_error("username", error.messages)
+        except InvalidTransition as error:
+            return _conflict(request, case, error)
+        else:
+            messages.success(request, f"{user.username} joined the team.")
+            return redirect("investigations:case_members", pk=case.pk)
+    members = case.members.select_related("user").order_by("-is_lead", "user__username")
+    return render(request, "investigations/case_members.html", {"case": case, "form": form, "members": members})
+
+
+@require_POST
+def case_member_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    case = get_case_for(request.user, pk, perm="manage_team")
+    form = MemberRemoveForm(request.POST, case=case)
+    if not form.is_valid():
+        messages.error(request, "Choose a member of the team.")
+        return redirect("investigations:case_members", pk=case.pk)
+    user = form.cleaned_data["user"]
+    try:
+        actions.case_remove_member(actor=request.user, case=case, user=user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    except InvalidTransition as error:
+        return _conflict(request, case, error)
+    else:
+        messages.success(request, f"{user.username} left the team; their access ended at once.")
+    return redirect("investigations:case_members", pk=case.pk)
+
+
+@require_POST
+def case_note_add(request: HttpRequest, pk: int) -> HttpResponse:
+    case = get_case_for(request.user, pk, perm="add_note")
+    form = NoteForm(request.POST)
+    if form.is_valid():
+        try:
+            actions.case_add_note(actor=request.user, case=case, text=form.cleaned_data["text"])
+        except ValidationError as error:
+            _apply_errors(form, error)
+        except InvalidTransition as error:
+            return _conflict(request, case, error)
+        else:
+            return redirect("investigations:case_detail", pk=case.pk)
+    return case_detail(request, pk, note_form=form)
+
+
+def case_close(request: HttpRequest, pk: int) -> HttpResponse:
+    """Close with a summary, after a confirmation that says the grants will be revoked."""
+    case = get_case_for(request.user, pk, perm="close_case")
+    if case.status not in (CaseStatus.OPEN, CaseStatus.ON_HOLD):
+        return _conflict(request, case, InvalidTransition(f"The case is {case.get_status_display().lower()}."))
+    form = CloseForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            actions.case_close(actor=request.user, case=case, summary=form.cleaned_data["summary"])
+        except ValidationError as error:
+            _apply_errors(form, error)
+        except InvalidTransition as error:
+            return _conflict(request, case, error)
+        else:
+            messages.success(request, f"Case {case.reference} closed; its grants are revoked.")
+            return redirect("investigations:case_detail", pk=case.pk)
+    active_grants = case.grants.filter(status=GrantStatus.ACTIVE).count()
+    return render(
+        request, "investigations/case_close.html", {"case": case, "form": form, "active_grants": active_grants}
+    )
+
+
+def _transition_view(action: Callable[..., Case], done: str, redirect_to: str = "case_detail"):
+    @require_POST
+    def view(request: HttpRequest, pk: int) -> HttpResponse:
+        case = get_case_for(request.user, pk)
+        try:
+            action(actor=request.user, case=case)
+        except InvalidTransition as error:
+            return _conflict(request, case, error)
+        messages.success(request, done.format(reference=case.reference))
+        if redirect_to == "case_queue":
+            return redirect("investigations:case_queue")
+        return redirect("investigations:case_detail", pk=case.pk)
+
+    view.__doc__ = action.__doc__
+    return view
+
+
+case_approve = _transition_view(actions.case_approve, "Case {reference} approved: it is open.", "case_queue")
+case_resubmit = _transition_view(actions.case_resubmit, "Case {reference} sent back to legal for approval.")
+case_hold = _transition_view(actions.case_hold, "Case {reference} is on hold.")
+case_resume = _transition_view(actions.case_resume, "Case {reference} resumed.")
+
+
+def case_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    case = get_case_for(request.user, pk)
+    if not can_review_case(request.user, case):
+        raise record_denial(
+            actor=request.user,
+            case=case,
+            perm="reject_case",
+            message="Only a legal reviewer who is not on the case team may reject it.",
+        )
+    if case.status != CaseStatus.PENDING_APPROVAL:
+        return _conflict(request, case, InvalidTransition("The case is not pending approval."))
+    form = RejectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            actions.case_reject(actor=request.user, case=case, reason=form.cleaned_data["reason"])
+        except ValidationError as error:
+            _apply_errors(form, error)
+        except InvalidTransition as error:
+            return _conflict(request, case, error)
+        else:
+            messages.success(request, f"Case {case.reference} rejected; the lead can revise and resubmit.")
+            return redirect("investigations:case_queue")
+    return render(request, "investigations/case_reject.html", {"case": case, "form": form})
+
+
+def case_queue(request: HttpRequest) -> HttpResponse:
+    """Legal's queue: cases awaiting approval (description and team; never user data)."""
+    if not request.user.is_reviewer:
+        raise PermissionDenied("Only legal reviewers approve cases.")
+    cases = (
+        cases_visible_to(request.user)
+        .filter(status=CaseStatus.PENDING_APPROVAL)
+        .select_related("lead")
+        .prefetch_related("members__user")
+        .order_by("updated_at", "id")
+    )
+    page = _paginate(request, cases)
+    for case in page:
+        case.reviewer_on_team = any(member.user_id == request.user.pk for member in case.members.all())
+    return render(request, "investigations/case_queue.html", {"page": page})
