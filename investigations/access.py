@@ -134,14 +134,16 @@ def requests_visible_to(user: User) -> QuerySet[DataPullRequest]:
 
 def independence_problem(user: User, request: DataPullRequest) -> str | None:
     """Why ``user`` may not decide ``request``, or None. Enforced in the action, shown by pages."""
-    if not _is_real(user) or not user.is_reviewer:
-        return "Only legal reviewers decide data-pull requests."
+    if not _is_real(user):
+        return "Only active legal reviewers decide data-pull requests."
     if user.pk == request.requested_by_id:
         return "You filed this request; someone independent must decide it."
     if request.case.is_on_team(user):
         return "You are on this case's team; someone independent must decide it."
     if Grant.objects.filter(case=request.case_id, grantees=user).exists():
         return "You hold a grant on this case; someone independent must decide it."
+    if not user.is_reviewer:
+        return "Only legal reviewers decide data-pull requests."
     return None
 
 
