@@ -123,12 +123,13 @@ def can_review_case(user: User, case: Case) -> bool:
 
 
 def requests_visible_to(user: User) -> QuerySet[DataPullRequest]:
-    """Requests on cases the user sees; drafts only to the case team (legal sees what was sent)."""
+    """Requests on cases the user sees; ones never submitted only to the case team (legal sees
+    what was sent to legal)."""
     if not _is_real(user):
         return DataPullRequest.objects.none()
     on_team = CaseMember.objects.filter(case=OuterRef("case"), user=user)
     return DataPullRequest.objects.filter(case__in=cases_visible_to(user)).filter(
-        Q(Exists(on_team)) | ~Q(status=RequestStatus.DRAFT)
+        Q(Exists(on_team)) | Q(submitted_at__isnull=False)
     )
 
 

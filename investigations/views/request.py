@@ -88,6 +88,8 @@ def request_submit(request: HttpRequest, pk: int) -> HttpResponse:
 
 def request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     pull = access.get_request_for(request.user, pk, perm="withdraw")
+    if not pull.is_editable:
+        return conflict(request, f"The request is {pull.get_status_display().lower()}; it cannot be withdrawn.")
     form = OptionalReasonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
