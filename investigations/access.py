@@ -14,7 +14,7 @@ permissions open nothing. Inactive users hold nothing.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, Model, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, Model, OuterRef, Q, QuerySet
 from django.http import Http404
 
 import audit
@@ -24,12 +24,18 @@ from audit.actions import Action
 from .models import (
     Case,
     CaseGroupObjectPermission,
+    CaseMember,
     CaseStatus,
     CaseUserObjectPermission,
     DataPullRequest,
     Decision,
+    Grant,
+    GrantGroupObjectPermission,
+    GrantStatus,
+    GrantUserObjectPermission,
     RequestStatus,
 )
+from .models.request import APPROVING_OUTCOMES, EDITABLE_STATUSES
 
 CASE_PERMS = ("view_case", "change_case", "manage_team", "close_case", "add_note", "file_request")
 LEAD_PERMS = CASE_PERMS
@@ -154,3 +160,159 @@ def _get_visible(queryset: QuerySet, pk) -> Model:
 def can_review_case(user: User, case: Case) -> bool:
     """A legal reviewer who is not on the case team may approve or reject a pending case."""
     return _is_real(user) and user.is_reviewer and not case.is_on_team(user)
+
+
+# --- data-pull requests ------------------------------------------------------------------
+
+
+def requests_visible_to(user: User) -> QuerySet[DataPullRequest]:
+    """Requests on cases the user sees; ones never submitted only to the case team (legal sees
+    what was sent to legal)."""
+    if not _is_real(user):
+        return DataPullRequest.objects.none()
+    on_team = CaseMember.objects.filter(case=OuterRef("case"), user=user)
+    return DataPullRequest.objects.filter(case__in=cases_visible_to(user)).filter(
+        Q(Exists(on_team)) | Q(submitted_at__isnull=False)
+    )
+
+
+def independence_problem(user: User, request: DataPullRequest) -> str | None:
+    """Why ``user`` may not decide ``request``, or None. Enforced in the action, shown by pages."""
+    if not _is_real(user):
+        return "Only active legal reviewers decide data-pull requests."
+    if user.pk == request.requested_by_id:
+        return "You filed this request; someone independent must decide it."
+    if request.case.is_on_team(user):
+        return "You are on this case's team; someone independent must decide it."
+    if Grant.objects.filter(case=request.case_id, grantees=user).exists():
+        return "You hold a grant on this case; someone independent must decide it."
+    if not user.is_reviewer:
+        return "Only legal reviewers decide data-pull requests."
+    return None
+
+
+def _is_requester(user: User, request: DataPullRequest) -> bool:
+    return _is_real(user) and user.pk == request.requested_by_id
+
+
+def request_problem(user: User, request: DataPullRequest, perm: str) -> str | None:
+    """Why ``user`` may not ``perm`` (edit, submit, withdraw, decide) ``request``, or None.
+
+    This is about who the user is, not about the request's state: the actions refuse a wrong
+    state separately (``InvalidTransition``).
+    """
+    if perm in ("edit", "submit"):
+        return None if _is_requester(user, request) else f"Only the requester may {perm} the request."
+    if perm == "withdraw":
+        if _is_requester(user, request) or (_is_real(user) and user.pk == request.case.lead_id):
+            return None
+        return "Only the requester or the case lead may withdraw the request."
+    if perm == "decide":
+        return independence_problem(user, request)
+    raise ValueError(f"unknown request permission {perm!r}")
+
+
+def get_request_for(user: User, pk, perm: str | None = None) -> DataPullRequest:
+    """The request ``pk`` if ``user`` may see it (else 404); with ``perm``, 403 unless allowed."""
+    request = _get_visible(requests_visible_to(user).select_related("case", "requested_by"), pk)
+    if perm is not None:
+        problem = request_problem(user, request, perm)
+        if problem:
+            raise PermissionDenied(problem)
+    return request
+
+
+def request_flags(user: User, request: DataPullRequest) -> dict[str, bool]:
+    """What the page may offer: who the user is and the request's state, together."""
+    editable = request.status in EDITABLE_STATUSES
+    return {
+        "can_edit": editable and request_problem(user, request, "edit") is None,
+        "can_submit": editable and request_problem(user, request, "submit") is None,
+        "can_withdraw": editable and request_problem(user, request, "withdraw") is None,
+        "can_decide": can_decide(user, request),
+    }
+
+
+def can_decide(user: User, request: DataPullRequest) -> bool:
+    """A reviewer independent of the request who has not yet decided its current round."""
+    if request.status != RequestStatus.SUBMITTED or independence_problem(user, request):
+        return False
+    return not request.decisions.filter(review_round=request.review_round, reviewer=user).exists()
+
+
+def can_file_request(user: User, case: Case) -> bool:
+    return "file_request" in object_perms(user, case) and case.status not in (CaseStatus.CLOSED, CaseStatus.REJECTED)
+
+
+def review_queue_for(user: User) -> QuerySet[DataPullRequest]:
+    """Submitted requests this reviewer may decide and has not yet decided (with approval counts)."""
+    if not _is_real(user) or not user.is_reviewer:
+        return DataPullRequest.objects.none()
+    on_team = CaseMember.objects.filter(case=OuterRef("case"), user=user)
+    grantee = Grant.objects.filter(case=OuterRef("case"), grantees=user)
+    decided = Decision.objects.filter(request=OuterRef("pk"), reviewer=user, review_round=OuterRef("review_round"))
+    approvals = Count(
+        "decisions",
+        filter=Q(decisions__review_round=F("review_round"), decisions__outcome__in=APPROVING_OUTCOMES),
+    )
+    return (
+        DataPullRequest.objects.filter(status=RequestStatus.SUBMITTED, case__status=CaseStatus.OPEN)
+        .exclude(requested_by=user)
+        .exclude(Exists(on_team) | Exists(grantee) | Exists(decided))
+        .select_related("case", "requested_by")
+        .annotate(approval_count=approvals)
+        .order_by("submitted_at", "id")
+    )
+
+
+# --- grants ------------------------------------------------------------------------------
+
+
+def grants_visible_to(user: User) -> QuerySet[Grant]:
+    """Grants on cases the user sees (team, lead, legal reviewers who see the case) or held by them.
+
+    Auditors and superusers see none by status: they see the ledger, not the grants.
+    """
+    if not _is_real(user):
+        return Grant.objects.none()
+    held = _perm_exists(GrantUserObjectPermission, GrantGroupObjectPermission, user, "view_grant")
+    return Grant.objects.filter(Q(case__in=cases_visible_to(user)) | Q(held))
+
+
+def can_revoke(user: User, grant: Grant) -> bool:
+    """The approving reviewer, any legal reviewer, or the case lead may revoke (state aside)."""
+    if not _is_real(user):
+        return False
+    if user.is_reviewer or user.pk == grant.case.lead_id:
+        return True
+    return Decision.objects.filter(request=grant.request_id, reviewer=user, outcome__in=APPROVING_OUTCOMES).exists()
+
+
+def grant_perms(user: User, grant: Grant) -> set[str]:
+    """The codenames ``user`` holds on ``grant`` (view_grant, query_grant), fresh from the database."""
+    if not _is_real(user):
+        return set()
+    direct = GrantUserObjectPermission.objects.filter(content_object=grant, user=user)
+    via_group = GrantGroupObjectPermission.objects.filter(content_object=grant, group__user=user)
+    return set(direct.values_list("permission__codename", flat=True)) | set(
+        via_group.values_list("permission__codename", flat=True)
+    )
+
+
+def get_grant_for(user: User, pk, perm: str | None = None) -> Grant:
+    """The grant ``pk`` if ``user`` may see it (else 404); with ``perm`` ("revoke" or a guardian
+    codename such as "query_grant"), 403 unless allowed."""
+    grant = _get_visible(grants_visible_to(user).select_related("case", "request"), pk)
+    if perm == "revoke":
+        if not can_revoke(user, grant):
+            raise PermissionDenied("Only a legal reviewer or the case lead may revoke the grant.")
+    elif perm is not None and perm not in grant_perms(user, grant):
+        raise PermissionDenied("Only the grantees may use this grant.")
+    return grant
+
+
+def grant_flags(user: User, grant: Grant) -> dict[str, bool]:
+    return {
+        "can_revoke": grant.status == GrantStatus.ACTIVE and can_revoke(user, grant),
+        "is_grantee": grant.grantees.filter(pk=user.pk).exists(),
+    }

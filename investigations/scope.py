@@ -27,6 +27,13 @@ class Scope:
 
 def check_scope(scope: Scope) -> None:
     """Raise a field-keyed ``ValidationError`` listing everything wrong with ``scope``."""
+    errors = scope_errors(scope)
+    if errors:
+        raise ValidationError(errors)
+
+
+def scope_errors(scope: Scope) -> dict[str, list[str]]:
+    """Everything wrong with ``scope``, keyed by field (empty when it is fine)."""
     errors: dict[str, list[str]] = {}
     rules = limits()
     if not scope.subjects:
@@ -52,8 +59,7 @@ def check_scope(scope: Scope) -> None:
         errors.setdefault("duration_hours", []).append(
             f"The grant duration must be between 1 and {rules['MAX_GRANT_HOURS']} hours."
         )
-    if errors:
-        raise ValidationError(errors)
+    return errors
 
 
 def check_narrowing(requested: Scope, approved: Scope) -> None:

@@ -17,9 +17,25 @@ from .case import (
     case_resume,
     case_update,
 )
-from .request import grant_revoke, request_create, request_decide, request_submit
+from .protected import protected_subject_add, protected_subject_remove
+from .request import (
+    approvals_needed,
+    approvals_still_needed,
+    case_revoke_grants,
+    grant_revoke,
+    lapse_overdue_requests,
+    request_create,
+    request_decide,
+    request_lapse,
+    request_submit,
+    request_update,
+    request_withdraw,
+)
+from .user import user_deactivate
 
 __all__ = [
+    "approvals_needed",
+    "approvals_still_needed",
     "case_add_member",
     "case_add_note",
     "case_approve",
@@ -31,8 +47,16 @@ __all__ = [
     "case_resubmit",
     "case_resume",
     "case_update",
+    "case_revoke_grants",
     "grant_revoke",
+    "lapse_overdue_requests",
+    "protected_subject_add",
+    "protected_subject_remove",
     "request_create",
     "request_decide",
+    "request_lapse",
     "request_submit",
+    "request_update",
+    "request_withdraw",
+    "user_deactivate",
 ]

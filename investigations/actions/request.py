@@ -1,9 +1,13 @@
+"""Data-pull requests: filing, editing, submitting, deciding, lapsing; grants: issuing, revoking."""
+
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -11,7 +15,8 @@ import audit
 from accounts.models import User
 from audit.actions import Action
 
-from ..access import object_perms
+from .. import notify
+from ..access import can_revoke, independence_problem, object_perms, request_problem
 from ..errors import InvalidTransition
 from ..gateway import resolve_subjects
 from ..models import (
@@ -26,9 +31,11 @@ from ..models import (
     RequestStatus,
 )
 from ..models.grant import db_now
-from ..scope import Scope, check_narrowing, check_scope, limits
+from ..models.request import EDITABLE_STATUSES
+from ..scope import Scope, check_narrowing, check_scope, limits, scope_errors
 
 GRANTEE_PERMS = ("view_grant", "query_grant")
+CLOSED_FOR_FILING = (CaseStatus.CLOSED, CaseStatus.REJECTED)
 
 
 def _scope_of(request: DataPullRequest) -> Scope:
@@ -41,20 +48,37 @@ def _scope_of(request: DataPullRequest) -> Scope:
     )
 
 
+def _merge(errors: dict[str, list[str]], more: dict) -> None:
+    for field, messages in more.items():
+        errors.setdefault(field, []).extend([messages] if isinstance(messages, str) else messages)
+
+
+def _identifier_errors(identifiers: list[str]) -> dict[str, str]:
+    cleaned = [identifier.strip().removeprefix("@").lower() for identifier in identifiers if identifier.strip()]
+    if not cleaned:
+        return {"subjects": "Name at least one subject."}
+    if len(cleaned) > limits()["MAX_SUBJECTS"]:
+        return {"subjects": f"At most {limits()['MAX_SUBJECTS']} subjects per request; this names {len(cleaned)}."}
+    repeated = sorted({identifier for identifier in cleaned if cleaned.count(identifier) > 1})
+    if repeated:
+        return {"subjects": f"Named more than once: {', '.join(repeated)}."}
+    return {}
+
+
 def _resolve(*, actor: User, case: Case, identifiers: list[str]) -> tuple[list[int], list[dict]]:
-    if len(identifiers) > limits()["MAX_SUBJECTS"]:
-        raise ValidationError({"subjects": f"At most {limits()['MAX_SUBJECTS']} subjects per request."})
-    if not [identifier for identifier in identifiers if identifier.strip()]:
-        raise ValidationError({"subjects": "Name at least one subject."})
+    """Resolve typed identifiers through the gateway's audited lookup; unknown ones are a field error."""
     resolution = resolve_subjects(actor=actor, identifiers=identifiers, case_reference=case.reference)
     if resolution.unknown:
         raise ValidationError(
             {"subjects": f"No account matches: {', '.join(resolution.unknown)}. Check the id or handle."}
         )
+    named = [account for entry in resolution.found for account in entry["accounts"]]
+    if len(named) != len(set(named)):
+        raise ValidationError({"subjects": "Two identifiers name the same account; name each subject once."})
     return resolution.accounts, resolution.found
 
 
-def _check_justification(justification: str, legal_basis: str, legal_basis_other: str) -> None:
+def _justification_errors(justification: str, legal_basis: str, legal_basis_other: str) -> dict[str, str]:
     errors = {}
     if len(justification.strip()) < limits()["MIN_JUSTIFICATION"]:
         errors["justification"] = (
@@ -62,8 +86,29 @@ def _check_justification(justification: str, legal_basis: str, legal_basis_other
         )
     if legal_basis == "other" and not legal_basis_other.strip():
         errors["legal_basis_other"] = "Describe the legal basis."
+    return errors
+
+
+def _validated_subjects(*, actor: User, request: DataPullRequest, identifiers: list[str]) -> None:
+    """Check everything about ``request`` and resolve its subjects; raise all field errors at once.
+
+    The audited subject lookup runs only once the rest is valid and the identifiers are sane
+    (no lookup of 10,000 names), and it is recorded even if the request is then refused.
+    """
+    errors: dict[str, list[str]] = {}
+    _merge(errors, _justification_errors(request.justification, request.legal_basis, request.legal_basis_other))
+    try:
+        request.full_clean(exclude=["subjects", "subject_inputs", "case", "requested_by"])
+    except ValidationError as error:
+        _merge(errors, error.message_dict)
+    if "window_start" not in errors and "window_end" not in errors and "duration_hours" not in errors:
+        scope = _scope_of(request)
+        _merge(errors, {k: v for k, v in scope_errors(scope).items() if k != "subjects"})
+    _merge(errors, _identifier_errors(identifiers))
     if errors:
         raise ValidationError(errors)
+    request.subjects, request.subject_inputs = _resolve(actor=actor, case=request.case, identifiers=identifiers)
+    check_scope(_scope_of(request))
 
 
 def request_create(
@@ -79,16 +124,16 @@ def request_create(
     duration_hours: int,
     legal_basis_other: str = "",
 ) -> DataPullRequest:
-    """File a draft request on a case. The caller checked ``file_request`` on the case.
+    """File a draft request on a case; only the case team may, and not on a closed or rejected case.
 
-    Subjects are typed identifiers; they are resolved to accounts through the gateway's
-    audited lookup, and an identifier that matches no account is a field error.
+    Subjects are typed identifiers (account ids or handles); they are resolved to accounts
+    through the gateway's audited lookup, and an identifier that matches no account is a
+    field error. Nothing is saved unless everything is valid.
     """
     if "file_request" not in object_perms(actor, case):
         raise PermissionDenied("Only the case team may file data-pull requests.")
-    if case.is_closed:
-        raise InvalidTransition("The case is closed.")
-    _check_justification(justification, legal_basis, legal_basis_other)
+    if case.status in CLOSED_FOR_FILING:
+        raise InvalidTransition(f"The case is {case.get_status_display().lower()}; no requests can be filed.")
     request = DataPullRequest(
         case=case,
         requested_by=actor,
@@ -99,12 +144,9 @@ def request_create(
         legal_basis=legal_basis,
         legal_basis_other=legal_basis_other,
         duration_hours=duration_hours,
-        subjects=[],
     )
-    request.full_clean(exclude=["subjects", "subject_inputs"])
+    _validated_subjects(actor=actor, request=request, identifiers=list(subjects))
     with transaction.atomic():
-        request.subjects, request.subject_inputs = _resolve(actor=actor, case=case, identifiers=subjects)
-        check_scope(_scope_of(request))
         request.save()
         audit.record(
             action=Action.REQUEST_CREATED,
@@ -116,21 +158,98 @@ def request_create(
     return request
 
 
+EDITABLE_FIELDS = (
+    "categories",
+    "window_start",
+    "window_end",
+    "justification",
+    "legal_basis",
+    "legal_basis_other",
+    "duration_hours",
+)
+
+
+def request_update(*, actor: User, request: DataPullRequest, subjects: list[str], **fields) -> DataPullRequest:
+    """Edit a draft or returned request (the requester only). A submitted or decided one never changes.
+
+    ``fields`` are any of ``EDITABLE_FIELDS``; subjects are retyped identifiers, resolved again.
+    """
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"not editable: {', '.join(sorted(unknown))}")
+    problem = request_problem(actor, request, "edit")
+    if problem:
+        raise PermissionDenied(problem)
+    current = DataPullRequest.objects.select_related("case").get(pk=request.pk)
+    _check_editable(current)
+    before = current.scope()
+    for name, value in fields.items():
+        setattr(current, name, list(value) if name == "categories" else value)
+    _validated_subjects(actor=actor, request=current, identifiers=list(subjects))
+    with transaction.atomic():
+        locked = DataPullRequest.objects.select_for_update().get(pk=request.pk)
+        _check_editable(locked)  # it may have been submitted meanwhile
+        current.save(update_fields=[*EDITABLE_FIELDS, "subjects", "subject_inputs", "updated_at"])
+        audit.record(
+            action=Action.REQUEST_UPDATED,
+            actor=actor,
+            target=current,
+            case_reference=current.case.reference,
+            details={"before": before, "after": current.scope()},
+        )
+    return current
+
+
+def _check_editable(request: DataPullRequest) -> None:
+    if request.status not in EDITABLE_STATUSES:
+        raise InvalidTransition(
+            f"The request is {request.get_status_display().lower()}; only drafts and returned requests can be edited."
+        )
+
+
+def request_withdraw(*, actor: User, request: DataPullRequest, reason: str = "") -> DataPullRequest:
+    """Withdraw a draft or returned request (the requester or the case lead)."""
+    with transaction.atomic():
+        request = DataPullRequest.objects.select_for_update().select_related("case").get(pk=request.pk)
+        problem = request_problem(actor, request, "withdraw")
+        if problem:
+            raise PermissionDenied(problem)
+        if request.status not in EDITABLE_STATUSES:
+            raise InvalidTransition(
+                f"The request is {request.get_status_display().lower()}; only drafts and returned requests "
+                "can be withdrawn."
+            )
+        request.status = RequestStatus.WITHDRAWN
+        request.save(update_fields=["status", "updated_at"])
+        audit.record(
+            action=Action.REQUEST_WITHDRAWN,
+            actor=actor,
+            target=request,
+            case_reference=request.case.reference,
+            details={"reason": reason},
+        )
+    return request
+
+
 def _protected_categories(subjects: list[int]) -> list[str]:
     return sorted(set(ProtectedSubject.objects.filter(account_id__in=subjects).values_list("category", flat=True)))
 
 
 def request_submit(*, actor: User, request: DataPullRequest) -> DataPullRequest:
-    """Send a draft (or returned) request to legal. Only on an open case."""
+    """Send a draft (or returned) request to legal. Only the requester, only on an open case.
+
+    Reviewers are emailed on commit; a request naming a protected subject also alerts oversight.
+    """
     with transaction.atomic():
-        request = DataPullRequest.objects.select_for_update().select_related("case").get(pk=request.pk)
-        if actor.pk != request.requested_by_id:
-            raise PermissionDenied("Only the requester may submit the request.")
-        if request.status not in (RequestStatus.DRAFT, RequestStatus.RETURNED):
+        request = DataPullRequest.objects.select_for_update().select_related("case", "requested_by").get(pk=request.pk)
+        problem = request_problem(actor, request, "submit")
+        if problem:
+            raise PermissionDenied(problem)
+        if request.status not in EDITABLE_STATUSES:
             raise InvalidTransition(f"The request is {request.get_status_display().lower()}; it cannot be submitted.")
         if request.case.status != CaseStatus.OPEN:
             raise InvalidTransition("Requests can be submitted only on a case that legal has approved and is open.")
-        check_scope(_scope_of(request))
+        check_scope(_scope_of(request))  # "today" moves on: the window is checked again
         request.protected_categories = _protected_categories(request.subjects)
         request.is_protected = bool(request.protected_categories)
         request.status = RequestStatus.SUBMITTED
@@ -153,25 +272,46 @@ def request_submit(*, actor: User, request: DataPullRequest) -> DataPullRequest:
             case_reference=request.case.reference,
             details={"scope": request.scope(), "protected": request.protected_categories},
         )
+        _notify_submitted(request)
     return request
 
 
-def independence_problem(user: User, request: DataPullRequest) -> str | None:
-    """Why ``user`` may not decide ``request``, or None. Enforced in the action, shown by pages."""
-    if not user.is_active or not user.is_reviewer:
-        return "Only legal reviewers decide data-pull requests."
-    if user.pk == request.requested_by_id:
-        return "You filed this request; someone independent must decide it."
-    if request.case.is_on_team(user):
-        return "You are on this case's team; someone independent must decide it."
-    if Grant.objects.filter(case=request.case, grantees=user).exists():
-        return "You hold a grant on this case; someone independent must decide it."
-    return None
+def _notify_submitted(request: DataPullRequest) -> None:
+    context = {"request": request, "url": reverse("investigations:request_detail", args=[request.pk])}
+    notify.send_on_commit("request-submitted", notify.reviewer_addresses(exclude_case=request.case), context)
+    if request.is_protected:
+        audit.record(
+            action=Action.ALERT_RAISED,
+            target=request,
+            case_reference=request.case.reference,
+            details={"reason": "protected_subject", "categories": request.protected_categories},
+        )
+        notify.send_on_commit("protected-request", notify.oversight_addresses(), context)
 
 
 def approvals_needed(request: DataPullRequest) -> tuple[int, bool]:
     """(approvals required, whether one must be senior)."""
     return (2, True) if request.is_protected else (1, False)
+
+
+def approvals_still_needed(request: DataPullRequest, approvals: Iterable[Decision] | None = None) -> str:
+    """What the current round still needs before a grant exists, in words ("" when nothing)."""
+    if approvals is None:
+        approvals = request.decisions.filter(review_round=request.review_round, outcome__in=_APPROVING)
+    approvals = list(approvals)
+    required, senior_needed = approvals_needed(request)
+    missing = required - len({decision.reviewer_id for decision in approvals})
+    has_senior = any(decision.reviewer_was_senior for decision in approvals)
+    if missing <= 0 and (has_senior or not senior_needed):
+        return ""
+    if senior_needed and not has_senior:
+        if missing <= 1:
+            return "one approval by a senior legal reviewer"
+        return "two approvals by two different reviewers, at least one of them a senior legal reviewer"
+    return "one more approval by a different reviewer" if missing == 1 else f"{missing} approvals"
+
+
+_APPROVING = (DecisionOutcome.APPROVE, DecisionOutcome.APPROVE_NARROWED)
 
 
 def request_decide(
@@ -181,30 +321,38 @@ def request_decide(
     outcome: str,
     reason: str = "",
     scope: Scope | None = None,
-    grantees: list[User] = (),
+    grantees: Iterable[User] = (),
 ) -> Decision:
     """Record a reviewer's decision; the approval that completes the policy issues the grant.
 
-    The request row is locked, so two reviewers deciding at once end in one outcome and at
-    most one grant (the grant's one-to-one key on the request is a second wall).
+    Independence is enforced here, not in pages: the requester, the case team and anyone
+    holding a grant on the case may not decide. A request naming a protected subject needs
+    two approvals by two different reviewers, at least one senior.
+
+    Race: the request row is locked (``SELECT ... FOR UPDATE``) before its state is read, so
+    two reviewers deciding at once are serialised: the second sees the first's outcome. The
+    grant's one-to-one key on the request and the one-decision-per-reviewer constraint are
+    second walls.
     """
     with transaction.atomic():
-        request = DataPullRequest.objects.select_for_update().select_related("case").get(pk=request.pk)
+        request = DataPullRequest.objects.select_for_update().select_related("case", "requested_by").get(pk=request.pk)
         problem = independence_problem(actor, request)
         if problem:
             raise PermissionDenied(problem)
-        if request.status != RequestStatus.SUBMITTED:
-            raise InvalidTransition(f"The request is {request.get_status_display().lower()}; it cannot be decided.")
-        if request.case.status != CaseStatus.OPEN:
-            raise InvalidTransition("The case is not open.")
+        _check_decidable(request)
+        _refresh_protection(request)
+        errors = {}
         if outcome not in DecisionOutcome.values:
-            raise ValidationError({"outcome": "Choose approve, approve narrowed, reject or return."})
-        if outcome != DecisionOutcome.APPROVE and not reason.strip():
-            raise ValidationError({"reason": "Give the reason for this decision."})
+            errors["outcome"] = "Choose approve, approve narrowed, reject or return for changes."
+        elif outcome != DecisionOutcome.APPROVE and not reason.strip():
+            errors["reason"] = "Give the reason for this decision."
+        if errors:
+            raise ValidationError(errors)
         approved = _approved_scope(request, outcome, scope)
+        people = _check_grantees(request, grantees) if approved else []
         earlier = list(request.decisions.filter(review_round=request.review_round))
         if any(decision.reviewer_id == actor.pk for decision in earlier):
-            raise InvalidTransition("You have already decided this request; a second reviewer must decide.")
+            raise InvalidTransition("You have already decided this request; a different reviewer must decide.")
         decision = Decision.objects.create(
             request=request,
             review_round=request.review_round,
@@ -225,8 +373,57 @@ def request_decide(
             case_reference=request.case.reference,
             details={"outcome": outcome, "reason": reason, "approved_scope": _scope_dict(approved)},
         )
-        _apply(actor=actor, request=request, decision=decision, earlier=earlier, grantees=grantees)
+        still_needed = _apply(actor=actor, request=request, decision=decision, earlier=earlier, grantees=people)
+        _notify_decided(request, decision, still_needed)
     return decision
+
+
+def _check_decidable(request: DataPullRequest) -> None:
+    if request.status != RequestStatus.SUBMITTED:
+        raise InvalidTransition(f"The request is {request.get_status_display().lower()}; it cannot be decided.")
+    if request.case.status != CaseStatus.OPEN:
+        raise InvalidTransition("The case is not open; its requests cannot be decided.")
+    if request_is_overdue(request, timezone.now()):
+        raise InvalidTransition("The request was not decided in time and lapses; the requester must file it again.")
+
+
+def _refresh_protection(request: DataPullRequest) -> None:
+    """A subject put on the registry after submission still needs the second approval."""
+    categories = _protected_categories(request.subjects)
+    if categories and categories != request.protected_categories:
+        request.protected_categories = categories
+        request.is_protected = True
+        request.save(update_fields=["protected_categories", "is_protected", "updated_at"])
+
+
+def _check_grantees(request: DataPullRequest, grantees: Iterable[User]) -> list[User]:
+    """The requester plus the active team members the approver names; anyone else is refused."""
+    people = {request.requested_by_id: request.requested_by}
+    refused = []
+    for user in grantees:
+        if user.pk in people:
+            continue
+        if user.is_active and request.case.is_on_team(user):
+            people[user.pk] = user
+        else:
+            refused.append(user.username)
+    if refused:
+        raise ValidationError({"grantees": f"Not active members of the case team: {', '.join(sorted(refused))}."})
+    return list(people.values())
+
+
+def _notify_decided(request: DataPullRequest, decision: Decision, still_needed: str) -> None:
+    headline = request.get_status_display().lower()
+    if request.status == RequestStatus.SUBMITTED:
+        headline = "has one approval recorded and needs another"
+    context = {
+        "request": request,
+        "decision": decision,
+        "headline": headline,
+        "still_needed": still_needed,
+        "url": reverse("investigations:request_detail", args=[request.pk]),
+    }
+    notify.send_on_commit("request-decided", [request.requested_by.email], context)
 
 
 def _scope_dict(scope: Scope | None) -> dict | None:
@@ -252,21 +449,20 @@ def _approved_scope(request: DataPullRequest, outcome: str, scope: Scope | None)
     return None
 
 
-def _apply(*, actor, request, decision, earlier, grantees) -> None:
+def _apply(*, actor: User, request: DataPullRequest, decision: Decision, earlier, grantees) -> str:
+    """Move the request on after a decision; returns what approvals are still needed ("" if none)."""
     if decision.outcome in (DecisionOutcome.REJECT, DecisionOutcome.RETURN):
         request.status = (
             RequestStatus.REJECTED if decision.outcome == DecisionOutcome.REJECT else RequestStatus.RETURNED
         )
         request.decided_at = timezone.now()
         request.save(update_fields=["status", "decided_at", "updated_at"])
-        return
+        return ""
     approvals = [d for d in [*earlier, decision] if d.is_approval]
-    required, senior_needed = approvals_needed(request)
-    if len({d.reviewer_id for d in approvals}) < required:
-        return
-    if senior_needed and not any(d.reviewer_was_senior for d in approvals):
-        return
-    _issue_grant(actor=actor, request=request, approvals=approvals, grantees=grantees)
+    still_needed = approvals_still_needed(request, approvals)
+    if not still_needed:
+        _issue_grant(actor=actor, request=request, approvals=approvals, grantees=grantees)
+    return still_needed
 
 
 def _intersect(approvals: list[Decision]) -> Scope:
@@ -282,7 +478,8 @@ def _intersect(approvals: list[Decision]) -> Scope:
     )
 
 
-def _issue_grant(*, actor, request, approvals, grantees) -> Grant:
+def _issue_grant(*, actor: User, request: DataPullRequest, approvals: list[Decision], grantees) -> Grant:
+    """Create the grant with a frozen copy of the approved scope, in the deciding transaction."""
     scope = _intersect(approvals)
     if not scope.subjects or not scope.categories or scope.window_start > scope.window_end:
         raise ValidationError({"outcome": "The approvals leave nothing in common; narrow it consistently or reject."})
@@ -297,11 +494,7 @@ def _issue_grant(*, actor, request, approvals, grantees) -> Grant:
         starts_at=starts_at,
         expires_at=starts_at + timedelta(hours=scope.duration_hours),
     )
-    people = {request.requested_by_id: request.requested_by}
-    for user in grantees:
-        if request.case.is_on_team(user) and user.is_active:
-            people[user.pk] = user
-    grant.grantees.set(people.values())
+    grant.grantees.set(grantees)
     request.status = RequestStatus.APPROVED
     request.decided_at = timezone.now()
     request.save(update_fields=["status", "decided_at", "updated_at"])
@@ -313,18 +506,94 @@ def _issue_grant(*, actor, request, approvals, grantees) -> Grant:
         details={
             "request": request.pk,
             "scope": _scope_dict(scope),
-            "grantees": sorted(user.username for user in people.values()),
+            "grantees": sorted(user.username for user in grantees),
             "expires_at": grant.expires_at.isoformat(),
         },
     )
-    for user in people.values():
+    for user in grantees:
         for codename in GRANTEE_PERMS:
             assign_perm(codename, user, grant)
     return grant
 
 
-def grant_revoke(*, actor: User | None, grant: Grant, reason: str) -> Grant:
-    """Revoke a grant now: it stops working at once, whatever the expiry task does."""
+# --- lapsing -----------------------------------------------------------------------------
+
+
+def request_is_overdue(request: DataPullRequest, now: datetime) -> bool:
+    """The TTL rule: a submitted request undecided for ``REQUEST_TTL_HOURS`` lapses."""
+    return (
+        request.status == RequestStatus.SUBMITTED
+        and request.submitted_at is not None
+        and request.submitted_at + _ttl() <= now
+    )
+
+
+def _ttl() -> timedelta:
+    return timedelta(hours=limits()["REQUEST_TTL_HOURS"])
+
+
+def request_lapse(*, actor: User | None = None, request: DataPullRequest, now: datetime | None = None) -> bool:
+    """Lapse one overdue submitted request; False (and nothing changes) if it is not overdue."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        request = DataPullRequest.objects.select_for_update().select_related("case", "requested_by").get(pk=request.pk)
+        if not request_is_overdue(request, now):
+            return False
+        _lapse(actor, request, now)
+    return True
+
+
+def _lapse(actor: User | None, request: DataPullRequest, now: datetime) -> None:
+    request.status = RequestStatus.LAPSED
+    request.decided_at = now
+    request.save(update_fields=["status", "decided_at", "updated_at"])
+    audit.record(
+        action=Action.REQUEST_LAPSED,
+        actor=actor,
+        target=request,
+        case_reference=request.case.reference,
+        details={"submitted_at": request.submitted_at.isoformat(), "ttl_hours": limits()["REQUEST_TTL_HOURS"]},
+    )
+    context = {"request": request, "ttl_hours": limits()["REQUEST_TTL_HOURS"]}
+    notify.send_on_commit("request-lapsed", [request.requested_by.email], context)
+
+
+def lapse_overdue_requests(now: datetime | None = None) -> int:
+    """Lapse every overdue submitted request (the periodic task calls this); returns how many.
+
+    The due rows are locked (skipping any a reviewer holds right now: that one is deciding,
+    and a later run will catch it if it stays undecided), so a decision and a lapse never
+    both apply; one ledger event per request.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = (
+            DataPullRequest.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=RequestStatus.SUBMITTED, submitted_at__lte=now - _ttl())
+            .select_related("case", "requested_by")
+        )
+        lapsed = 0
+        for request in due:
+            _lapse(None, request, now)
+            lapsed += 1
+    return lapsed
+
+
+# --- revoking ----------------------------------------------------------------------------
+
+
+def grant_revoke(*, actor: User, grant: Grant, reason: str) -> Grant:
+    """Revoke a grant now (the approving reviewer, any legal reviewer or the case lead).
+
+    It stops working at once, whatever the expiry task does.
+    """
+    if not can_revoke(actor, grant):
+        raise PermissionDenied("Only a legal reviewer or the case lead may revoke the grant.")
+    return revoke_grant_unchecked(actor=actor, grant=grant, reason=reason)
+
+
+def revoke_grant_unchecked(*, actor: User | None, grant: Grant, reason: str) -> Grant:
+    """Revoke without asking who the actor is: for closing a case and deactivating a user."""
     if not reason.strip():
         raise ValidationError({"reason": "Give the reason for revoking the grant."})
     with transaction.atomic():
@@ -347,3 +616,13 @@ def grant_revoke(*, actor: User | None, grant: Grant, reason: str) -> Grant:
             details={"reason": reason},
         )
     return grant
+
+
+def case_revoke_grants(*, actor: User | None, case: Case, reason: str = "The case was closed.") -> int:
+    """Revoke every active grant on ``case`` (closing the case calls this, in its transaction)."""
+    revoked = 0
+    with transaction.atomic():
+        for grant in Grant.objects.select_for_update().filter(case=case, status=GrantStatus.ACTIVE):
+            revoke_grant_unchecked(actor=actor, grant=grant, reason=reason)
+            revoked += 1
+    return revoked

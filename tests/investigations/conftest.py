@@ -84,3 +84,19 @@ def narrowed(request, **changes) -> Scope:
     }
     fields.update(changes)
     return Scope(**fields)
+
+
+# --- requests, decisions and grants (issue 4) ----------------------------------------------
+
+
+@pytest.fixture
+def draft_request(open_case, lead, store):
+    """A draft by ``lead`` on accounts 1 and 2."""
+    return file_request(open_case, lead)
+
+
+@pytest.fixture
+def protected_request(open_case, lead, store, admin_user):
+    """A submitted request naming account 1, which is on the protected-subject registry."""
+    actions.protected_subject_add(actor=admin_user, account_id=1, category="journalist")
+    return actions.request_submit(actor=lead, request=file_request(open_case, lead))

@@ -1,0 +1,142 @@
+"""Forms for data-pull requests, decisions and revocations. Rules live in the actions and scope.py;
+these forms only parse input and carry the actions' field errors back to the page."""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from accounts.models import User
+from userdata.catalogue import CATEGORY_CHOICES
+
+from ..models import DataPullRequest, DecisionOutcome, LegalBasis
+
+SUBJECTS_MAX_CHARS = 200_000  # far above any allowed request; the action states the real limit
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+
+def split_identifiers(text: str) -> list[str]:
+    """One identifier per line or comma-separated."""
+    return [part.strip() for part in re.split(r"[\n,;]+", text or "") if part.strip()]
+
+
+def apply_errors(form: forms.Form, error: ValidationError) -> None:
+    """Put an action's field-keyed errors next to the fields (unknown keys go to the top)."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for field, messages in error.message_dict.items():
+        form.add_error(field if field in form.fields else None, messages)
+
+
+class RequestForm(forms.Form):
+    subjects = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 5}),
+        max_length=SUBJECTS_MAX_CHARS,
+        help_text="Account ids or handles, one per line or separated by commas.",
+    )
+    categories = forms.MultipleChoiceField(
+        choices=CATEGORY_CHOICES, widget=forms.CheckboxSelectMultiple, label="Data categories"
+    )
+    window_start = forms.DateField(widget=DateInput, label="Window start")
+    window_end = forms.DateField(widget=DateInput, label="Window end", help_text="No later than today.")
+    justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 5}), max_length=10_000)
+    legal_basis = forms.ChoiceField(choices=LegalBasis.choices)
+    legal_basis_other = forms.CharField(required=False, max_length=300, label="Legal basis (if other)")
+    duration_hours = forms.IntegerField(min_value=1, label="Requested grant duration (hours)")
+
+    def action_kwargs(self) -> dict:
+        data = dict(self.cleaned_data)
+        data["subjects"] = split_identifiers(data["subjects"])
+        return data
+
+    @classmethod
+    def initial_from(cls, request: DataPullRequest) -> dict:
+        typed = [entry.get("input", "") for entry in request.subject_inputs] or [str(s) for s in request.subjects]
+        return {
+            "subjects": "\n".join(typed),
+            "categories": request.categories,
+            "window_start": request.window_start,
+            "window_end": request.window_end,
+            "justification": request.justification,
+            "legal_basis": request.legal_basis,
+            "legal_basis_other": request.legal_basis_other,
+            "duration_hours": request.duration_hours,
+        }
+
+
+class DecisionForm(forms.Form):
+    outcome = forms.ChoiceField(choices=DecisionOutcome.choices, widget=forms.RadioSelect)
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        max_length=10_000,
+        help_text="Required for everything but a plain approval.",
+    )
+    subjects = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple, label="Approved subjects")
+    categories = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Approved categories"
+    )
+    window_start = forms.DateField(required=False, widget=DateInput, label="Approved window start")
+    window_end = forms.DateField(required=False, widget=DateInput, label="Approved window end")
+    duration_hours = forms.IntegerField(required=False, min_value=1, label="Approved duration (hours)")
+    grantees = forms.ModelMultipleChoiceField(
+        queryset=User.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Also grant to",
+        help_text="The requester always receives the grant; add other members of the case team if needed.",
+    )
+
+    def __init__(self, *args, request: DataPullRequest, team: list[User], **kwargs):
+        # Choices are the requested values plus anything posted, so that widening is refused by
+        # the narrowing rule with its own message rather than a generic "invalid choice".
+        super().__init__(*args, **kwargs)
+        posted = self.data.getlist("subjects") if hasattr(self.data, "getlist") else []
+        self.fields["subjects"].choices = [(str(s), str(s)) for s in request.subjects] + [
+            (value, value) for value in posted if value not in {str(s) for s in request.subjects}
+        ]
+        self.fields["categories"].choices = CATEGORY_CHOICES
+        self.fields["grantees"].queryset = User.objects.filter(pk__in=[user.pk for user in team])
+        self.request_obj = request
+
+    def clean_subjects(self) -> list[int]:
+        values = self.cleaned_data["subjects"]
+        try:
+            return [int(value) for value in values]
+        except ValueError:
+            raise ValidationError("Subjects are account ids.") from None
+
+    def narrowed_fields(self) -> dict:
+        request = self.request_obj
+        data = self.cleaned_data
+        return {
+            "subjects": tuple(data.get("subjects") or ()),
+            "categories": tuple(data.get("categories") or ()),
+            "window_start": data.get("window_start") or request.window_start,
+            "window_end": data.get("window_end") or request.window_end,
+            "duration_hours": data.get("duration_hours") or request.duration_hours,
+        }
+
+    @classmethod
+    def initial_from(cls, request: DataPullRequest) -> dict:
+        return {
+            "subjects": [str(s) for s in request.subjects],
+            "categories": request.categories,
+            "window_start": request.window_start,
+            "window_end": request.window_end,
+            "duration_hours": request.duration_hours,
+        }
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=10_000)
+
+
+class OptionalReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=10_000, required=False)

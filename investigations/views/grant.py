@@ -1,0 +1,70 @@
+"""Pages for grants: my grants, grant detail (with the query panel when it exists), revoke."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template import TemplateDoesNotExist
+from django.template.loader import select_template
+
+from .. import access, actions
+from ..errors import InvalidTransition
+from ..forms.request import ReasonForm, apply_errors
+from ..models import Grant
+from .request import conflict
+
+QUERY_PANEL = "investigations/_grant_queries.html"
+
+
+def grant_list(request: HttpRequest) -> HttpResponse:
+    """Grants the user can see; the ones they hold first."""
+    held = Grant.grantees.through.objects.filter(grant=OuterRef("pk"), user=request.user)
+    grants = (
+        access.grants_visible_to(request.user)
+        .select_related("case")
+        .annotate(is_mine=Exists(held))
+        .order_by("-is_mine", "-starts_at", "-id")[:200]
+    )
+    return render(request, "investigations/grant_list.html", {"grants": list(grants)})
+
+
+def _has_query_panel() -> bool:
+    # The query panel belongs to the query pages; until they exist, the grant page goes without.
+    try:
+        select_template([QUERY_PANEL])
+    except TemplateDoesNotExist:
+        return False
+    return True
+
+
+def grant_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    grant = access.get_grant_for(request.user, pk)
+    context = {
+        "grant": grant,
+        "case": grant.case,
+        "grantees": list(grant.grantees.order_by("username")),
+        "has_query_panel": _has_query_panel(),
+        "queries": grant.queries.select_related("user").order_by("-requested_at", "-id")[:50],
+        "can_query": grant.is_usable_by(request.user),
+        **access.grant_flags(request.user, grant),
+    }
+    return render(request, "investigations/grant_detail.html", context)
+
+
+def grant_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    grant = access.get_grant_for(request.user, pk, perm="revoke")
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            actions.grant_revoke(actor=request.user, grant=grant, reason=form.cleaned_data["reason"])
+        except ValidationError as error:
+            apply_errors(form, error)
+        except InvalidTransition as error:
+            return conflict(request, str(error))
+        else:
+            messages.success(request, "Grant revoked. It stopped working immediately.")
+            return redirect("investigations:grant_detail", pk=grant.pk)
+    return render(request, "investigations/grant_revoke.html", {"form": form, "grant": grant, "case": grant.case})

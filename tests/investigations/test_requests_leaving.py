@@ -1,0 +1,157 @@
+"""Invariant 8: leaving revokes. Closing a case revokes its grants; deactivating a user revokes
+theirs (or removes them from shared grants) and removes their object permissions."""
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from investigations import actions
+from investigations.access import cases_visible_to, grant_perms, grants_visible_to
+from investigations.errors import InvalidTransition
+from investigations.models import CaseUserObjectPermission, Grant, GrantStatus
+
+from .conftest import file_request
+
+pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
+
+
+@pytest.fixture
+def shared_grant(open_case, lead, member, second_reviewer, store):
+    """A grant held by ``lead`` and ``member`` on account 3."""
+    request = actions.request_submit(actor=lead, request=file_request(open_case, lead, subjects=("3",)))
+    actions.request_decide(actor=second_reviewer, request=request, outcome="approve", grantees=[member])
+    return Grant.objects.get(request=request)
+
+
+def test_deactivating_revokes_sole_grants_and_leaves_shared_ones(active_grant, shared_grant, lead, member, admin_user):
+    actions.user_deactivate(actor=admin_user, user=lead)
+    active_grant.refresh_from_db()
+    shared_grant.refresh_from_db()
+    assert active_grant.status == GrantStatus.REVOKED and active_grant.revoked_by == admin_user
+    assert shared_grant.status == GrantStatus.ACTIVE
+    assert list(shared_grant.grantees.all()) == [member]
+    assert shared_grant.is_usable_by(member)
+    lead.refresh_from_db()
+    assert not lead.is_active
+    assert AuditEvent.objects.filter(action="grant.revoked", target_id=str(active_grant.pk)).count() == 1
+    assert AuditEvent.objects.filter(action="permission.removed", target_id=str(shared_grant.pk)).count() == 1
+    event = AuditEvent.objects.get(action="user.deactivated")
+    assert event.details["grants_revoked"] == [active_grant.pk]
+    assert event.details["grants_left"] == [shared_grant.pk]
+
+
+def test_deactivating_removes_all_object_permissions(shared_grant, lead, member, admin_user):
+    assert grant_perms(member, shared_grant) == {"view_grant", "query_grant"}
+    actions.user_deactivate(actor=admin_user, user=member)
+    assert not CaseUserObjectPermission.objects.filter(user=member).exists()
+    member.is_active = True  # even if reactivated by hand, nothing is left to open
+    member.save(update_fields=["is_active"])
+    assert grant_perms(member, shared_grant) == set()
+    assert not grants_visible_to(member).exists()
+    assert not cases_visible_to(member).exists()
+
+
+def test_only_admins_deactivate(lead, member, reviewer):
+    with pytest.raises(PermissionDenied):
+        actions.user_deactivate(actor=reviewer, user=member)
+    member.refresh_from_db()
+    assert member.is_active
+
+
+@pytest.fixture
+def user_manager(admin_user):
+    """The admin persona with the model permissions to manage users in the admin."""
+    from django.contrib.auth.models import Permission
+
+    admin_user.user_permissions.add(*Permission.objects.filter(codename__in=["view_user", "change_user"]))
+    return type(admin_user).objects.get(pk=admin_user.pk)
+
+
+def test_deactivation_through_the_admin_goes_through_the_action(active_grant, lead, user_manager, client):
+    from django.contrib import admin
+
+    from accounts.admin import UserAdmin as AccountsUserAdmin
+
+    assert isinstance(admin.site._registry[type(lead)], AccountsUserAdmin)
+    client.force_login(user_manager)
+    response = client.post(
+        reverse("admin:accounts_user_changelist"),
+        {"action": "deactivate_selected", "_selected_action": [lead.pk]},
+    )
+    assert response.status_code == 302
+    lead.refresh_from_db()
+    active_grant.refresh_from_db()
+    assert not lead.is_active
+    assert active_grant.status == GrantStatus.REVOKED
+    assert AuditEvent.objects.filter(action="user.deactivated", target_id=str(lead.pk)).exists()
+
+
+def test_unticking_active_in_the_admin_form_revokes(active_grant, lead, user_manager, client):
+    client.force_login(user_manager)
+    url = reverse("admin:accounts_user_change", args=[lead.pk])
+    response = client.post(
+        url,
+        {
+            "username": lead.username,
+            "first_name": "",
+            "last_name": "",
+            "email": lead.email,
+            "groups": list(lead.groups.values_list("pk", flat=True)),
+            "date_joined_0": lead.date_joined.strftime("%Y-%m-%d"),
+            "date_joined_1": lead.date_joined.strftime("%H:%M:%S"),
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    lead.refresh_from_db()
+    active_grant.refresh_from_db()
+    assert not lead.is_active
+    assert active_grant.status == GrantStatus.REVOKED
+
+
+def test_closing_the_case_revokes_its_active_grants(active_grant, shared_grant, open_case, lead):
+    assert actions.case_revoke_grants(actor=lead, case=open_case) == 2
+    for grant in (active_grant, shared_grant):
+        grant.refresh_from_db()
+        assert grant.status == GrantStatus.REVOKED
+        assert not grant.is_usable_by(lead)
+    assert AuditEvent.objects.filter(action="grant.revoked", case_reference=open_case.reference).count() == 2
+    assert actions.case_revoke_grants(actor=lead, case=open_case) == 0
+
+
+def test_case_close_revokes_grants_if_present(active_grant, open_case, lead):
+    """When the case actions provide ``case_close``, it must revoke the case's grants."""
+    case_close = getattr(actions, "case_close", None)
+    if case_close is None:
+        pytest.skip("case_close is provided by the case actions")
+    case_close(actor=lead, case=open_case, summary="Investigation finished; findings reported.")
+    active_grant.refresh_from_db()
+    assert active_grant.status == GrantStatus.REVOKED
+
+
+# --- revoking ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("persona", ["second_reviewer", "reviewer", "senior_reviewer", "lead"])
+def test_who_may_revoke(active_grant, request, persona):
+    user = request.getfixturevalue(persona)
+    actions.grant_revoke(actor=user, grant=active_grant, reason="No longer needed.")
+    active_grant.refresh_from_db()
+    assert active_grant.status == GrantStatus.REVOKED and active_grant.revoked_by == user
+
+
+@pytest.mark.parametrize("persona", ["member", "other_investigator", "auditor", "superuser", "admin_user", "outsider"])
+def test_who_may_not_revoke(active_grant, request, persona):
+    with pytest.raises(PermissionDenied):
+        actions.grant_revoke(actor=request.getfixturevalue(persona), grant=active_grant, reason="Because.")
+    active_grant.refresh_from_db()
+    assert active_grant.status == GrantStatus.ACTIVE
+
+
+def test_revoking_needs_a_reason_and_happens_once(active_grant, reviewer):
+    with pytest.raises(ValidationError):
+        actions.grant_revoke(actor=reviewer, grant=active_grant, reason="  ")
+    actions.grant_revoke(actor=reviewer, grant=active_grant, reason="Done.")
+    with pytest.raises(InvalidTransition):
+        actions.grant_revoke(actor=reviewer, grant=active_grant, reason="Again.")
+    assert AuditEvent.objects.filter(action="grant.revoked").count() == 1
