@@ -14,11 +14,11 @@ Two shapes:
 from __future__ import annotations
 
 import os
-from datetime import timedelta  # noqa: F401  (used by schedule entries)
+from datetime import timedelta
 from pathlib import Path
 
 import environ
-from celery.schedules import crontab  # noqa: F401
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -202,6 +202,9 @@ CUSTOS = {
     "MIN_JUSTIFICATION": env.int("CUSTOS_MIN_JUSTIFICATION", default=40),
     "QUERY_ROW_CAP": env.int("CUSTOS_QUERY_ROW_CAP", default=10_000),
     "RESULT_RETENTION_DAYS": env.int("CUSTOS_RESULT_RETENTION_DAYS", default=30),
+    # A query run older than this is dead (longer than the hard task time limit): the sweeper
+    # hands it to a new run.
+    "QUERY_STALE_SECONDS": env.int("CUSTOS_QUERY_STALE_SECONDS", default=16 * 60),
 }
 
 # --- celery ------------------------------------------------------------------------------
@@ -250,6 +253,8 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 # their apps add them.
 CELERY_BEAT_SCHEDULE: dict = {
     # "name": {"task": "app.tasks.name", "schedule": timedelta(...) or crontab(...)},
+    "requeue-stale-queries": {"task": "investigations.requeue_stale_queries", "schedule": timedelta(minutes=1)},
+    "purge-expired-results": {"task": "investigations.purge_expired_results", "schedule": crontab(hour=3, minute=17)},
 }
 
 # --- logging -----------------------------------------------------------------------------
