@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Now
+from django.utils import timezone
 
 import audit
 from accounts.models import User
@@ -180,11 +181,11 @@ def _claim(query_id: int, takeover: int | None) -> int | None:
     """
     if takeover is None:
         claimed = DataQuery.objects.filter(pk=query_id, status=QueryStatus.QUEUED).update(
-            status=QueryStatus.RUNNING, attempts=F("attempts") + 1, started_at=Now()
+            status=QueryStatus.RUNNING, attempts=F("attempts") + 1, started_at=db_now()
         )
     else:
         claimed = DataQuery.objects.filter(pk=query_id, status=QueryStatus.RUNNING, attempts=takeover).update(
-            attempts=F("attempts") + 1, started_at=Now()
+            attempts=F("attempts") + 1, started_at=db_now()
         )
     if not claimed:
         return None
@@ -333,12 +334,13 @@ def requeue_stale_queries(*, queued_after: timedelta = timedelta(seconds=30), ru
     Safe to overlap with normal delivery: the claim lets only one run through. A dead run is
     handed over with its claim token, so if it was in fact alive its completion is refused.
     """
-    now = db_now()
     running_after = stale_after() if running_after is None else running_after
     sweep = Sweep()
-    for query in DataQuery.objects.filter(status=QueryStatus.QUEUED, requested_at__lte=now - queued_after):
+    # requested_at is stamped by the app clock, started_at by the database clock.
+    waiting = DataQuery.objects.filter(status=QueryStatus.QUEUED, requested_at__lte=timezone.now() - queued_after)
+    for query in waiting:
         sweep.queued += enqueue_run(query)
-    stale = DataQuery.objects.filter(status=QueryStatus.RUNNING, started_at__lte=now - running_after)
+    stale = DataQuery.objects.filter(status=QueryStatus.RUNNING, started_at__lte=db_now() - running_after)
     for query in stale:
         sweep.taken_over += enqueue_run(query, takeover=query.attempts)
     return sweep

@@ -84,3 +84,30 @@ def narrowed(request, **changes) -> Scope:
     }
     fields.update(changes)
     return Scope(**fields)
+
+
+# --- queries (gateway) --------------------------------------------------------------------
+
+
+@pytest.fixture
+def wide_grant(open_case, lead, second_reviewer, store):
+    """A grant to ``lead`` on accounts 1-3, ip_logs + location, over the last 360 days (rows exist)."""
+    start, end = window(360)
+    request = file_request(
+        open_case,
+        lead,
+        subjects=("1", "2", "3"),
+        categories=("ip_logs", "location"),
+        window_start=start,
+        window_end=end,
+    )
+    actions.request_submit(actor=lead, request=request)
+    actions.request_decide(actor=second_reviewer, request=request, outcome="approve")
+    request.refresh_from_db()
+    return request.grant
+
+
+@pytest.fixture
+def succeeded_query(wide_grant, lead):
+    """An ip_logs query on the wide grant, run in-process to completion."""
+    return actions.query_execute_now(actor=lead, grant=wide_grant, category="ip_logs")
