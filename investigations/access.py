@@ -25,7 +25,9 @@ from .models import (
     CaseStatus,
     CaseUserObjectPermission,
     DataPullRequest,
+    DataQuery,
     Decision,
+    Grant,
     RequestStatus,
 )
 
@@ -111,3 +113,44 @@ def _get_visible(queryset: QuerySet, pk) -> Model:
 def can_review_case(user: User, case: Case) -> bool:
     """A legal reviewer who is not on the case team may approve or reject a pending case."""
     return _is_real(user) and user.is_reviewer and not case.is_on_team(user)
+
+
+# --- grants, as the query pages see them, and queries ---------------------------------------
+
+
+def _on_team_or_grantee(user: User) -> Q:
+    on_team = CaseUserObjectPermission.objects.filter(
+        content_object=OuterRef("case"), user=user, permission__codename="view_case"
+    )
+    return Q(Exists(Grant.grantees.through.objects.filter(grant=OuterRef("pk"), user=user))) | Q(Exists(on_team))
+
+
+def get_grant_for_query(user: User, pk) -> Grant:
+    """The grant ``pk`` for the query pages: its grantees and its case team see it, others 404.
+
+    A team member who is not a grantee sees the page; a query they submit is refused and
+    recorded (``not_grantee``). The grant may be revoked or expired: submitting is refused then.
+    """
+    if not _is_real(user):
+        raise Http404
+    return _get_visible(Grant.objects.select_related("case").filter(_on_team_or_grantee(user)), pk)
+
+
+def queries_visible_to(user: User) -> QuerySet[DataQuery]:
+    """Queries a user may see the record of: their own, their grants', and all for auditors.
+
+    Seeing the record (parameters, status, row count, digest) is not seeing the rows: that is
+    ``actions.query.results_problem``.
+    """
+    if not _is_real(user):
+        return DataQuery.objects.none()
+    queries = DataQuery.objects.select_related("grant__case", "user")
+    if user.is_auditor:
+        return queries
+    grantee = Grant.grantees.through.objects.filter(grant=OuterRef("grant"), user=user)
+    return queries.filter(Q(user=user) | Q(Exists(grantee)))
+
+
+def get_query_for(user: User, pk) -> DataQuery:
+    """The query ``pk`` if ``user`` may see its record (else 404)."""
+    return _get_visible(queries_visible_to(user), pk)
