@@ -111,3 +111,17 @@ def wide_grant(open_case, lead, second_reviewer, store):
 def succeeded_query(wide_grant, lead):
     """An ip_logs query on the wide grant, run in-process to completion."""
     return actions.query_execute_now(actor=lead, grant=wide_grant, category="ip_logs")
+
+
+@pytest.fixture
+def migrated_rows(transactional_db):
+    """Rows the migrations create (roles, ledger head) that a transactional test's flush removes."""
+    from django.contrib.auth.models import Group
+
+    from accounts.roles import Role
+    from audit.ledger import GENESIS_HASH
+    from audit.models import ChainHead
+
+    for role in Role:
+        Group.objects.get_or_create(name=str(role))
+    ChainHead.objects.get_or_create(pk=1, defaults={"seq": 0, "hash": GENESIS_HASH})

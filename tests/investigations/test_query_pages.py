@@ -103,6 +103,7 @@ def test_team_member_who_is_not_a_grantee_is_refused_and_recorded(login, member,
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "userdata"])
+@pytest.mark.usefixtures("migrated_rows")
 def test_broker_down_submit_still_works_and_says_the_query_waits(login, lead, wide_grant, monkeypatch):
     # Transactional, so the enqueue runs at the real commit inside the request, as in production.
     def down(*args, **kwargs):
