@@ -229,6 +229,12 @@ else:
         "visibility_timeout": 3600,
         "socket_timeout": 5,
         "socket_connect_timeout": 5,
+        # Publishing gives up quickly when Redis is unreachable: a web request must not hang on
+        # it. What was being enqueued stays in the database and the sweeper re-sends it.
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.5,
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
