@@ -14,7 +14,7 @@ Two shapes:
 from __future__ import annotations
 
 import os
-from datetime import timedelta  # noqa: F401  (used by schedule entries)
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -202,6 +202,9 @@ CUSTOS = {
     "MIN_JUSTIFICATION": env.int("CUSTOS_MIN_JUSTIFICATION", default=40),
     "QUERY_ROW_CAP": env.int("CUSTOS_QUERY_ROW_CAP", default=10_000),
     "RESULT_RETENTION_DAYS": env.int("CUSTOS_RESULT_RETENTION_DAYS", default=30),
+    # A query run older than this is dead (longer than the hard task time limit): the sweeper
+    # hands it to a new run.
+    "QUERY_STALE_SECONDS": env.int("CUSTOS_QUERY_STALE_SECONDS", default=16 * 60),
 }
 
 # --- celery ------------------------------------------------------------------------------
@@ -226,6 +229,12 @@ else:
         "visibility_timeout": 3600,
         "socket_timeout": 5,
         "socket_connect_timeout": 5,
+        # Publishing gives up quickly when Redis is unreachable: a web request must not hang on
+        # it. What was being enqueued stays in the database and the sweeper re-sends it.
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.5,
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
@@ -252,6 +261,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # "name": {"task": "app.tasks.name", "schedule": timedelta(...) or crontab(...)},
     "seal-audit-checkpoint": {"task": "audit.tasks.seal_audit_checkpoint", "schedule": crontab(minute=0)},
     "verify-audit-chain": {"task": "audit.tasks.verify_audit_chain", "schedule": crontab(minute=30, hour=3)},
+    "requeue-stale-queries": {"task": "investigations.requeue_stale_queries", "schedule": timedelta(minutes=1)},
+    "purge-expired-results": {"task": "investigations.purge_expired_results", "schedule": crontab(hour=3, minute=17)},
 }
 
 # --- audit ledger ------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from .models import (
     CaseStatus,
     CaseUserObjectPermission,
     DataPullRequest,
+    DataQuery,
     Decision,
     Grant,
     GrantGroupObjectPermission,
@@ -316,3 +317,42 @@ def grant_flags(user: User, grant: Grant) -> dict[str, bool]:
         "can_revoke": grant.status == GrantStatus.ACTIVE and can_revoke(user, grant),
         "is_grantee": grant.grantees.filter(pk=user.pk).exists(),
     }
+# --- grants, as the query pages see them, and queries ---------------------------------------
+
+
+def _on_team_or_grantee(user: User) -> Q:
+    on_team = CaseUserObjectPermission.objects.filter(
+        content_object=OuterRef("case"), user=user, permission__codename="view_case"
+    )
+    return Q(Exists(Grant.grantees.through.objects.filter(grant=OuterRef("pk"), user=user))) | Q(Exists(on_team))
+
+
+def get_grant_for_query(user: User, pk) -> Grant:
+    """The grant ``pk`` for the query pages: its grantees and its case team see it, others 404.
+
+    A team member who is not a grantee sees the page; a query they submit is refused and
+    recorded (``not_grantee``). The grant may be revoked or expired: submitting is refused then.
+    """
+    if not _is_real(user):
+        raise Http404
+    return _get_visible(Grant.objects.select_related("case").filter(_on_team_or_grantee(user)), pk)
+
+
+def queries_visible_to(user: User) -> QuerySet[DataQuery]:
+    """Queries a user may see the record of: their own, their grants', and all for auditors.
+
+    Seeing the record (parameters, status, row count, digest) is not seeing the rows: that is
+    ``actions.query.results_problem``.
+    """
+    if not _is_real(user):
+        return DataQuery.objects.none()
+    queries = DataQuery.objects.select_related("grant__case", "user")
+    if user.is_auditor:
+        return queries
+    grantee = Grant.grantees.through.objects.filter(grant=OuterRef("grant"), user=user)
+    return queries.filter(Q(user=user) | Q(Exists(grantee)))
+
+
+def get_query_for(user: User, pk) -> DataQuery:
+    """The query ``pk`` if ``user`` may see its record (else 404)."""
+    return _get_visible(queries_visible_to(user), pk)

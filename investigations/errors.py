@@ -1,2 +1,13 @@
+from django.core.exceptions import PermissionDenied
+
+
 class InvalidTransition(Exception):
     """The object is not in a state that allows this action (HTTP 409)."""
+
+
+class QueryDenied(PermissionDenied):
+    """A query attempt was refused. The refusal is already recorded: ``query`` is its record."""
+
+    def __init__(self, query):
+        self.query = query
+        super().__init__(query.get_denial_reason_display())

@@ -3,6 +3,7 @@ from django.urls import path
 from .views import case as case_views
 from .views import grant as grant_views
 from .views import request as request_views
+from .views import query
 
 app_name = "investigations"
 
@@ -31,4 +32,9 @@ urlpatterns = [
     path("grants/", grant_views.grant_list, name="grant_list"),
     path("grants/<int:pk>/", grant_views.grant_detail, name="grant_detail"),
     path("grants/<int:pk>/revoke/", grant_views.grant_revoke, name="grant_revoke"),
+    path("grants/<int:grant_pk>/queries/new/", query.query_create, name="query_create"),
+    path("queries/<int:pk>/", query.query_detail, name="query_detail"),
+    path("queries/<int:pk>/status.json", query.query_status, name="query_status"),
+    path("queries/<int:pk>/results/", query.query_results, name="query_results"),
+    path("queries/<int:pk>/results.csv", query.query_download, name="query_download"),
 ]

@@ -18,6 +18,8 @@ from accounts.models import User
 from accounts.roles import Role
 
 from .ledger_flush import allow_flush
+from .userdata_guard import ACTIVE as ACTIVE_GUARDS
+from .userdata_guard import UserDataGuard
 from .worker import CeleryWorker
 
 allow_flush()  # transactional tests flush the database; the audit triggers refuse that otherwise
@@ -162,3 +164,40 @@ def celery_worker_process(transactional_db, tmp_path):
         yield worker
     finally:
         worker.stop()
+
+
+# --- no bypass of the gateway --------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def userdata_guard(request, django_db_setup, django_db_blocker):
+    """Fail any test in which SQL reaches the user-data store outside the gateway.
+
+    Depends on ``django_db_setup`` so the test databases exist (and were serialised) before
+    the guard is armed; it is disarmed when teardown starts (``pytest_runtest_teardown``).
+    """
+    from django.db import connections
+
+    guard = UserDataGuard()
+    with django_db_blocker.unblock():
+        connection = connections["userdata"]
+    with connection.execute_wrapper(guard):
+        guard.armed = True
+        ACTIVE_GUARDS.append(guard)
+        try:
+            yield guard
+        finally:
+            guard.armed = False
+            ACTIVE_GUARDS.remove(guard)
+    if guard.violations:
+        pytest.fail(
+            "SQL reached the user-data store outside the gateway:\n" + "\n".join(guard.violations[:5]),
+            pytrace=False,
+        )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item):
+    # The harness flushes the stores at teardown; that is not a read of user data.
+    for guard in ACTIVE_GUARDS:
+        guard.armed = False

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import random
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -125,6 +127,23 @@ def _events_for(rng: random.Random, account_id: int, count: int, anchor: datetim
     return logins, devices, locations, connections
 
 
+_seeding: contextvars.ContextVar[bool] = contextvars.ContextVar("custos_userdata_seeding", default=False)
+
+
+def is_seeding() -> bool:
+    """True while the seeder writes the store (the test guard lets these writes through)."""
+    return _seeding.get()
+
+
+@contextmanager
+def seeding() -> Iterator[None]:
+    token = _seeding.set(True)
+    try:
+        yield
+    finally:
+        _seeding.reset(token)
+
+
 def default_anchor() -> datetime:
     today = datetime.now(UTC).date()
     return datetime(today.year, today.month, today.day, tzinfo=UTC)
@@ -142,7 +161,11 @@ def seed_userdata(
 
     Events fall in the year before ``anchor`` (default: today, midnight UTC).
     """
-    anchor = anchor or default_anchor()
+    with seeding():
+        return _seed(accounts=accounts, seed=seed, anchor=anchor or default_anchor(), using=using, progress=progress)
+
+
+def _seed(*, accounts: int, seed: int, anchor: datetime, using: str, progress: Progress | None) -> dict[str, int]:
     rng = random.Random(seed)
     fake = Faker()
     fake.seed_instance(seed)

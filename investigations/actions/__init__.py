@@ -32,6 +32,17 @@ from .request import (
     request_withdraw,
 )
 from .user import user_deactivate
+from .case import case_add_member, case_approve, case_open
+from .query import (
+    purge_expired_results,
+    query_execute_now,
+    query_run,
+    query_submit,
+    requeue_stale_queries,
+    results_download,
+    results_view,
+)
+from .request import grant_revoke, request_create, request_decide, request_submit
 
 __all__ = [
     "approvals_needed",
@@ -52,6 +63,10 @@ __all__ = [
     "lapse_overdue_requests",
     "protected_subject_add",
     "protected_subject_remove",
+    "purge_expired_results",
+    "query_execute_now",
+    "query_run",
+    "query_submit",
     "request_create",
     "request_decide",
     "request_lapse",
@@ -59,4 +74,7 @@ __all__ = [
     "request_update",
     "request_withdraw",
     "user_deactivate",
+    "requeue_stale_queries",
+    "results_download",
+    "results_view",
 ]

@@ -100,3 +100,42 @@ def protected_request(open_case, lead, store, admin_user):
     """A submitted request naming account 1, which is on the protected-subject registry."""
     actions.protected_subject_add(actor=admin_user, account_id=1, category="journalist")
     return actions.request_submit(actor=lead, request=file_request(open_case, lead))
+# --- queries (gateway) --------------------------------------------------------------------
+
+
+@pytest.fixture
+def wide_grant(open_case, lead, second_reviewer, store):
+    """A grant to ``lead`` on accounts 1-3, ip_logs + location, over the last 360 days (rows exist)."""
+    start, end = window(360)
+    request = file_request(
+        open_case,
+        lead,
+        subjects=("1", "2", "3"),
+        categories=("ip_logs", "location"),
+        window_start=start,
+        window_end=end,
+    )
+    actions.request_submit(actor=lead, request=request)
+    actions.request_decide(actor=second_reviewer, request=request, outcome="approve")
+    request.refresh_from_db()
+    return request.grant
+
+
+@pytest.fixture
+def succeeded_query(wide_grant, lead):
+    """An ip_logs query on the wide grant, run in-process to completion."""
+    return actions.query_execute_now(actor=lead, grant=wide_grant, category="ip_logs")
+
+
+@pytest.fixture
+def migrated_rows(transactional_db):
+    """Rows the migrations create (roles, ledger head) that a transactional test's flush removes."""
+    from django.contrib.auth.models import Group
+
+    from accounts.roles import Role
+    from audit.ledger import GENESIS_HASH
+    from audit.models import ChainHead
+
+    for role in Role:
+        Group.objects.get_or_create(name=str(role))
+    ChainHead.objects.get_or_create(pk=1, defaults={"seq": 0, "hash": GENESIS_HASH})

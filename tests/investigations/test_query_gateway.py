@@ -1,0 +1,428 @@
+"""The query gateway: authorisation, denial records, the run lifecycle, fail-closed ledger."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connections
+from kombu.exceptions import OperationalError as BrokerDown
+
+import audit
+from audit.actions import Action
+from audit.models import AuditEvent
+from investigations import actions, gateway
+from investigations.actions import query as query_actions
+from investigations.errors import QueryDenied
+from investigations.models import Case, CaseStatus, DataQuery, DenialReason, Grant, QueryResult, QueryStatus
+from investigations.models.grant import db_now
+from investigations.tasks import run_query
+from tests.userdata_guard import UserDataBypass
+from userdata.models import Account, LoginEvent
+
+pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
+
+
+def events(action: str, query: DataQuery | None = None):
+    found = AuditEvent.objects.filter(action=action)
+    if query is not None:
+        found = found.filter(target_type="investigations.dataquery", target_id=str(query.pk))
+    return found
+
+
+@pytest.fixture
+def no_reads(monkeypatch):
+    """Fail if the gateway reads user data."""
+
+    def refuse(**kwargs):
+        raise AssertionError("the gateway read user data")
+
+    monkeypatch.setattr(gateway, "read_rows", refuse)
+
+
+# --- happy path -------------------------------------------------------------------------
+
+
+def test_submit_records_queued_and_enqueues_after_commit(wide_grant, lead, django_capture_on_commit_callbacks):
+    sent = []
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
+        assert query.status == QueryStatus.QUEUED
+    assert len(callbacks) == 1
+    run_query.apply_async = lambda args, kwargs, retry: sent.append(args)  # instance attribute, test only
+    try:
+        callbacks[0]()
+    finally:
+        del run_query.apply_async
+    assert sent == [[query.pk]]
+    assert query.subjects == [1, 2, 3]
+    assert (query.window_start, query.window_end) == (wide_grant.window_start, wide_grant.window_end)
+    assert events(Action.QUERY_REQUESTED, query).count() == 1
+
+
+def test_run_reads_stores_and_records_completion(succeeded_query, userdata_guard):
+    query = succeeded_query
+    assert query.status == QueryStatus.SUCCEEDED and query.attempts == 1
+    result = QueryResult.objects.get(query=query)
+    assert query.row_count == len(result.rows) > 0
+    assert result.columns == ["account_id", "ip", "user_agent", "occurred_at"]
+    assert {row[0] for row in result.rows} <= {1, 2, 3}
+    assert query.digest == gateway.result_digest(result.columns, result.rows)
+    with userdata_guard.allow():
+        start = gateway._day_start(query.window_start)
+        expected = LoginEvent.objects.filter(
+            account_id__in=[1, 2, 3],
+            occurred_at__gte=start,
+            occurred_at__lt=gateway._day_start(query.window_end) + timedelta(days=1),
+        ).count()
+    assert query.row_count == expected
+    for action in (Action.QUERY_REQUESTED, Action.QUERY_STARTED, Action.QUERY_COMPLETED):
+        assert events(action, query).count() == 1
+    completed = events(Action.QUERY_COMPLETED, query).get()
+    assert completed.details["digest"] == query.digest and completed.details["rows"] == query.row_count
+
+
+def test_digest_is_sha256_of_the_documented_canonical_encoding():
+    import hashlib
+    import json
+
+    columns, rows = ["a", "b"], [[1, "é"], [2, None]]
+    encoded = json.dumps({"columns": columns, "rows": rows}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert gateway.result_digest(columns, rows) == hashlib.sha256(encoded.encode()).hexdigest()
+    assert gateway.result_digest(columns, rows[:1]) != gateway.result_digest(columns, rows)
+
+
+def test_subset_of_subjects_and_sub_window(wide_grant, lead):
+    start = wide_grant.window_end - timedelta(days=100)
+    query = actions.query_execute_now(
+        actor=lead,
+        grant=wide_grant,
+        category="location",
+        subjects=[2],
+        window_start=start,
+        window_end=wide_grant.window_end,
+    )
+    rows = query.result.rows
+    assert query.status == QueryStatus.SUCCEEDED
+    assert all(row[0] == 2 for row in rows)
+    assert all(row[-1][:10] >= start.isoformat() for row in rows)
+
+
+def test_read_applies_the_grants_own_filters_even_to_wider_parameters(wide_grant):
+    wider = gateway.QueryParameters(
+        "ip_logs", (1, 2, 3, 4, 5), wide_grant.window_start - timedelta(days=300), wide_grant.window_end
+    )
+    extract = gateway.read_rows(grant=wide_grant, parameters=wider)
+    assert extract.rows and {row[0] for row in extract.rows} <= {1, 2, 3}
+    assert min(row[3] for row in extract.rows)[:10] >= wide_grant.window_start.isoformat()
+
+
+def test_row_cap_is_enforced_and_recorded(wide_grant, lead, settings):
+    settings.CUSTOS = {**settings.CUSTOS, "QUERY_ROW_CAP": 3}
+    query = actions.query_execute_now(actor=lead, grant=wide_grant, category="ip_logs")
+    assert query.row_count == 3 and query.truncated
+    assert len(query.result.rows) == 3
+    details = events(Action.QUERY_COMPLETED, query).get().details
+    assert details["truncated"] is True and details["row_cap"] == 3
+
+
+# --- denials at submit --------------------------------------------------------------------
+
+
+def _assert_one_denial(reason: str) -> DataQuery:
+    query = DataQuery.objects.get()
+    assert query.status == QueryStatus.DENIED and query.denial_reason == reason
+    assert events(Action.QUERY_DENIED, query).count() == 1
+    assert events(Action.QUERY_DENIED).count() == 1
+    assert not QueryResult.objects.exists()
+    assert not events(Action.QUERY_STARTED).exists()
+    return query
+
+
+def _submit_denied(grant, user, **parameters) -> QueryDenied:
+    with pytest.raises(QueryDenied) as denied:
+        actions.query_submit(actor=user, grant=grant, **{"category": "ip_logs", **parameters})
+    return denied.value
+
+
+@pytest.mark.usefixtures("no_reads")
+def test_grant_expired_one_second_ago_is_refused_without_the_expiry_task(active_grant, lead):
+    # Time passes: the grant ran out a second ago; no expiry task has run (status still active).
+    Grant.objects.filter(pk=active_grant.pk).update(expires_at=db_now() - timedelta(seconds=1))
+    active_grant.refresh_from_db()
+    assert active_grant.status == "active"
+    error = _submit_denied(active_grant, lead)
+    query = _assert_one_denial(DenialReason.GRANT_EXPIRED)
+    assert error.query == query and "expired" in str(error)
+    assert query.parameters()["category"] == "ip_logs"
+
+
+@pytest.mark.usefixtures("no_reads")
+def test_revoked_grant_is_refused(active_grant, lead, reviewer):
+    actions.grant_revoke(actor=reviewer, grant=active_grant, reason="No longer justified.")
+    _submit_denied(active_grant, lead)
+    _assert_one_denial(DenialReason.GRANT_REVOKED)
+
+
+@pytest.mark.usefixtures("no_reads")
+def test_case_not_open_is_refused(active_grant, lead):
+    # The case-closing action belongs to another part; its effect on the case row is what counts.
+    Case.objects.filter(pk=active_grant.case_id).update(status=CaseStatus.ON_HOLD)
+    _submit_denied(active_grant, lead)
+    _assert_one_denial(DenialReason.CASE_CLOSED)
+
+
+@pytest.mark.usefixtures("no_reads")
+@pytest.mark.parametrize(
+    "persona", ["member", "other_investigator", "auditor", "superuser", "admin_user", "inactive_user"]
+)
+def test_non_grantees_are_refused_whatever_their_role(active_grant, persona, request):
+    user = request.getfixturevalue(persona)
+    _submit_denied(active_grant, user)
+    query = _assert_one_denial(DenialReason.NOT_GRANTEE)
+    assert query.user == user
+
+
+@pytest.mark.usefixtures("no_reads")
+def test_subject_outside_the_grant_is_refused(active_grant, lead):
+    _submit_denied(active_grant, lead, subjects=[1, 3])
+    assert _assert_one_denial(DenialReason.OUT_OF_SCOPE_SUBJECT).subjects == [1, 3]
+
+
+@pytest.mark.usefixtures("no_reads")
+def test_category_outside_the_grant_is_refused(active_grant, lead):
+    _submit_denied(active_grant, lead, category="location")
+    _assert_one_denial(DenialReason.OUT_OF_SCOPE_CATEGORY)
+
+
+@pytest.mark.usefixtures("no_reads")
+def test_window_outside_the_grant_is_refused(active_grant, lead):
+    _submit_denied(active_grant, lead, window_start=active_grant.window_start - timedelta(days=1))
+    _assert_one_denial(DenialReason.OUT_OF_SCOPE_WINDOW)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "field"),
+    [
+        ({"category": "messages"}, "category"),
+        ({"page_size": 0}, "page_size"),
+        ({"page_size": 10**6}, "page_size"),
+        ({"subjects": ["one"]}, "subjects"),
+        ({"window_start": "2026-13-45"}, "window_start"),
+        ({"window_end": "yesterday"}, "window_end"),
+    ],
+)
+def test_bad_input_is_a_field_error_and_records_nothing(active_grant, lead, parameters, field):
+    before = AuditEvent.objects.count()
+    with pytest.raises(ValidationError) as error:
+        actions.query_submit(actor=lead, grant=active_grant, **{"category": "ip_logs", **parameters})
+    assert field in error.value.message_dict
+    assert not DataQuery.objects.exists()
+    assert AuditEvent.objects.count() == before
+
+
+def test_reversed_window_is_a_field_error(active_grant, lead):
+    with pytest.raises(ValidationError) as error:
+        actions.query_submit(
+            actor=lead,
+            grant=active_grant,
+            category="ip_logs",
+            window_start=active_grant.window_end,
+            window_end=active_grant.window_start,
+        )
+    assert "window_end" in error.value.message_dict
+    assert not DataQuery.objects.exists()
+
+
+# --- the worker's re-check and the run lifecycle -------------------------------------------
+
+
+@pytest.mark.usefixtures("no_reads")
+def test_revoked_while_queued_is_denied_by_the_run(active_grant, lead, reviewer):
+    query = actions.query_submit(actor=lead, grant=active_grant, category="ip_logs")
+    actions.grant_revoke(actor=reviewer, grant=active_grant, reason="Revoked while the query waited.")
+    query = actions.query_run(query_id=query.pk)
+    assert query.status == QueryStatus.DENIED and query.denial_reason == DenialReason.GRANT_REVOKED
+    assert events(Action.QUERY_DENIED, query).get().details["stage"] == "run"
+    assert not QueryResult.objects.exists() and not events(Action.QUERY_STARTED).exists()
+
+
+@pytest.mark.usefixtures("no_reads")
+def test_expired_while_queued_is_denied_by_the_run(active_grant, lead):
+    query = actions.query_submit(actor=lead, grant=active_grant, category="ip_logs")
+    Grant.objects.filter(pk=active_grant.pk).update(expires_at=db_now() - timedelta(seconds=1))
+    assert actions.query_run(query_id=query.pk).denial_reason == DenialReason.GRANT_EXPIRED
+
+
+def test_a_second_delivery_does_nothing(wide_grant, lead):
+    query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
+    assert actions.query_run(query_id=query.pk).status == QueryStatus.SUCCEEDED
+    assert actions.query_run(query_id=query.pk) is None
+    assert actions.query_run(query_id=query.pk, takeover=1) is None
+    assert actions.query_run(query_id=10**9) is None
+    assert events(Action.QUERY_COMPLETED, query).count() == 1 and QueryResult.objects.count() == 1
+
+
+def test_takeover_of_a_dead_run_records_one_completion(wide_grant, lead, monkeypatch):
+    query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
+    first_token = query_actions._claim(query.pk, None)  # a run claims it, then its worker dies
+    assert first_token == 1
+    sent = []
+    monkeypatch.setattr(run_query, "apply_async", lambda args, kwargs, retry: sent.append((args, kwargs)))
+    sweep = actions.requeue_stale_queries(running_after=timedelta(0))
+    assert sweep.taken_over == 1 and sent == [([query.pk], {"takeover": 1})]
+    query = actions.query_run(query_id=query.pk, takeover=1)
+    assert query.status == QueryStatus.SUCCEEDED and query.attempts == 2
+    # The first run was not dead after all and tries to complete: it is fenced off.
+    extract = gateway.read_rows(grant=wide_grant, parameters=query_actions._parameters_of(query))
+    with pytest.raises(query_actions._Superseded):
+        query_actions._store(query, first_token, extract)
+    assert events(Action.QUERY_COMPLETED, query).count() == 1 and QueryResult.objects.count() == 1
+
+
+def test_sweeper_leaves_fresh_runs_alone(wide_grant, lead, monkeypatch):
+    query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
+    query_actions._claim(query.pk, None)
+    monkeypatch.setattr(run_query, "apply_async", lambda *a, **k: pytest.fail("enqueued a live run"))
+    assert actions.requeue_stale_queries().taken_over == 0
+
+
+# --- fail closed ------------------------------------------------------------------------
+
+
+def _ledger_refuses(monkeypatch, refused: str) -> None:
+    real = audit.record
+
+    def record(**kwargs):
+        if kwargs["action"] == refused:
+            raise RuntimeError("ledger unavailable")
+        return real(**kwargs)
+
+    monkeypatch.setattr(audit, "record", record)
+
+
+@pytest.mark.usefixtures("no_reads")
+def test_ledger_failure_at_start_reads_nothing(wide_grant, lead, monkeypatch):
+    query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
+    _ledger_refuses(monkeypatch, Action.QUERY_STARTED)
+    query = actions.query_run(query_id=query.pk)
+    assert query.status == QueryStatus.FAILED and "ledger" in query.error
+    assert not QueryResult.objects.exists() and query.digest == "" and query.row_count is None
+    assert events(Action.QUERY_FAILED, query).count() == 1
+
+
+def test_ledger_failure_at_completion_releases_nothing(wide_grant, lead, monkeypatch):
+    query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
+    _ledger_refuses(monkeypatch, Action.QUERY_COMPLETED)
+    query = actions.query_run(query_id=query.pk)
+    assert query.status == QueryStatus.FAILED
+    assert not QueryResult.objects.exists() and query.digest == "" and query.row_count is None
+    assert not events(Action.QUERY_COMPLETED).exists()
+    with pytest.raises(PermissionDenied):
+        actions.results_view(actor=lead, query=query, page=1)
+
+
+def test_ledger_failure_at_submit_records_nothing(wide_grant, lead, monkeypatch):
+    _ledger_refuses(monkeypatch, Action.QUERY_REQUESTED)
+    with pytest.raises(RuntimeError):
+        actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
+    assert not DataQuery.objects.exists()
+
+
+# --- broker down ------------------------------------------------------------------------
+
+
+def test_broker_down_at_submit_leaves_the_query_queued_for_the_sweeper(
+    wide_grant, lead, monkeypatch, django_capture_on_commit_callbacks
+):
+    def down(*args, **kwargs):
+        raise BrokerDown("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    monkeypatch.setattr(run_query, "apply_async", down)
+    with django_capture_on_commit_callbacks(execute=True):
+        query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
+    assert query.enqueue_failed is True
+    assert DataQuery.objects.get(pk=query.pk).status == QueryStatus.QUEUED
+    sent = []
+    monkeypatch.setattr(run_query, "apply_async", lambda args, kwargs, retry: sent.append(args))
+    assert actions.requeue_stale_queries(queued_after=timedelta(0)).queued == 1
+    assert sent == [[query.pk]]
+
+
+# --- results ----------------------------------------------------------------------------
+
+
+def test_results_view_and_download_are_audited(succeeded_query, lead):
+    result = actions.results_view(actor=lead, query=succeeded_query, page=2)
+    assert result.rows
+    actions.results_download(actor=lead, query=succeeded_query)
+    assert events(Action.RESULTS_VIEWED, succeeded_query).get().details["page"] == 2
+    assert events(Action.RESULTS_DOWNLOADED, succeeded_query).count() == 1
+
+
+@pytest.mark.parametrize("persona", ["member", "auditor", "superuser", "admin_user", "outsider"])
+def test_no_role_sees_rows(succeeded_query, persona, request):
+    user = request.getfixturevalue(persona)
+    with pytest.raises(PermissionDenied):
+        actions.results_view(actor=user, query=succeeded_query, page=1)
+    assert not events(Action.RESULTS_VIEWED).exists()
+
+
+def test_revoked_grant_hides_results(succeeded_query, lead, reviewer):
+    actions.grant_revoke(actor=reviewer, grant=succeeded_query.grant, reason="Abuse suspected.")
+    succeeded_query.refresh_from_db()
+    assert "revoked" in query_actions.results_problem(lead, succeeded_query)
+
+
+def test_expired_grant_results_within_retention_then_not(succeeded_query, lead, settings):
+    grant = succeeded_query.grant
+    Grant.objects.filter(pk=grant.pk).update(expires_at=db_now() - timedelta(days=29))
+    succeeded_query.refresh_from_db()
+    assert query_actions.results_problem(lead, succeeded_query) is None
+    Grant.objects.filter(pk=grant.pk).update(expires_at=db_now() - timedelta(days=31))
+    succeeded_query.refresh_from_db()
+    assert "retention" in query_actions.results_problem(lead, succeeded_query)
+
+
+def test_purge_deletes_rows_after_retention_and_keeps_the_digest(succeeded_query):
+    assert actions.purge_expired_results() == 0
+    Grant.objects.filter(pk=succeeded_query.grant_id).update(expires_at=db_now() - timedelta(days=31))
+    assert actions.purge_expired_results() == 1
+    succeeded_query.refresh_from_db()
+    assert not QueryResult.objects.exists()
+    assert len(succeeded_query.digest) == 64 and succeeded_query.row_count
+    assert events(Action.RESULTS_PURGED, succeeded_query).count() == 1
+
+
+# --- no bypass --------------------------------------------------------------------------
+
+
+def test_the_guard_catches_a_deliberate_bypass(store, userdata_guard):
+    with pytest.raises(UserDataBypass):
+        list(Account.objects.filter(id=1))
+    with pytest.raises(UserDataBypass), connections["userdata"].cursor() as cursor:
+        cursor.execute("SELECT handle FROM userdata_account")
+    assert len(userdata_guard.violations) == 2
+    userdata_guard.violations.clear()  # proven; keep this test itself green
+
+
+def test_the_guard_is_armed_in_every_test(userdata_guard):
+    assert userdata_guard.armed
+    assert userdata_guard in connections["userdata"].execute_wrappers
+
+
+def test_the_gateway_reads_inside_its_audited_context(wide_grant, monkeypatch):
+    seen = []
+    real = gateway.audited_access
+
+    def spy():
+        seen.append(True)
+        return real()
+
+    monkeypatch.setattr(gateway, "audited_access", spy)
+    gateway.read_rows(
+        grant=wide_grant,
+        parameters=gateway.QueryParameters("ip_logs", (1,), wide_grant.window_start, wide_grant.window_end),
+    )
+    assert seen == [True]

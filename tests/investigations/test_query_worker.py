@@ -1,0 +1,127 @@
+"""The gateway with a real Celery worker process: the run, revocation, a crash, a lost broker."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+
+from audit.actions import Action
+from audit.models import AuditEvent
+from investigations import actions, gateway
+from investigations.models import DataQuery, DenialReason, QueryResult, QueryStatus
+from investigations.tasks import run_query
+from tests.worker import CeleryWorker
+
+pytestmark = [
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, databases=["default", "userdata"]),
+    pytest.mark.usefixtures("migrated_rows"),
+]
+
+WAIT_SECONDS = 120
+
+
+def wait_for(predicate, worker: CeleryWorker, what: str):
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    pytest.fail(f"{what} did not happen within {WAIT_SECONDS} s; worker log:\n{worker.log()[-4000:]}")
+
+
+def status_of(query: DataQuery) -> str:
+    return DataQuery.objects.values_list("status", flat=True).get(pk=query.pk)
+
+
+def finished(query: DataQuery) -> bool:
+    return status_of(query) in {QueryStatus.SUCCEEDED, QueryStatus.DENIED, QueryStatus.FAILED}
+
+
+def completions(query: DataQuery):
+    return AuditEvent.objects.filter(action=Action.QUERY_COMPLETED, target_id=str(query.pk))
+
+
+def test_approve_query_worker_results_view_and_download(celery_worker_process, login, lead, wide_grant):
+    query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
+    wait_for(lambda: finished(query), celery_worker_process, "the query run")
+    query.refresh_from_db()
+    assert query.status == QueryStatus.SUCCEEDED, query.error
+    result = QueryResult.objects.get(query=query)
+    assert query.row_count == len(result.rows) > 0
+    assert query.digest == gateway.result_digest(result.columns, result.rows)
+    client = login(lead)
+    assert client.get(reverse("investigations:query_results", args=[query.pk])).status_code == 200
+    assert client.get(reverse("investigations:query_download", args=[query.pk])).status_code == 200
+    for action in (Action.QUERY_STARTED, Action.QUERY_COMPLETED, Action.RESULTS_VIEWED, Action.RESULTS_DOWNLOADED):
+        assert AuditEvent.objects.filter(action=action, target_id=str(query.pk)).count() == 1, action
+
+
+def test_revoked_while_queued_is_denied_by_the_worker(celery_worker_process, lead, reviewer, wide_grant, monkeypatch):
+    with monkeypatch.context() as patched:
+        patched.setattr(run_query, "apply_async", lambda *args, **kwargs: None)  # the doorbell is late
+        query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
+    actions.grant_revoke(actor=reviewer, grant=wide_grant, reason="Revoked while the query waited.")
+    assert actions.requeue_stale_queries(queued_after=timedelta(0)).queued == 1
+    wait_for(lambda: finished(query), celery_worker_process, "the query run")
+    query.refresh_from_db()
+    assert query.status == QueryStatus.DENIED and query.denial_reason == DenialReason.GRANT_REVOKED
+    assert not QueryResult.objects.exists()
+    assert AuditEvent.objects.filter(action=Action.QUERY_DENIED, target_id=str(query.pk)).count() == 1
+    assert not AuditEvent.objects.filter(action=Action.QUERY_STARTED).exists()
+
+
+def test_broker_down_at_submit_runs_after_it_returns(celery_worker_process, lead, wide_grant, monkeypatch):
+    from kombu.exceptions import OperationalError as BrokerDown
+
+    def down(*args, **kwargs):
+        raise BrokerDown("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(run_query, "apply_async", down)
+        query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
+    assert query.enqueue_failed and status_of(query) == QueryStatus.QUEUED
+    # The broker is back; the beat's sweeper (called here as beat would) re-rings the doorbell.
+    assert actions.requeue_stale_queries(queued_after=timedelta(0)).queued == 1
+    wait_for(lambda: finished(query), celery_worker_process, "the query run")
+    assert status_of(query) == QueryStatus.SUCCEEDED
+    assert completions(query).count() == 1
+
+
+def test_worker_killed_mid_query_gives_exactly_one_completion(lead, wide_grant, monkeypatch, tmp_path):
+    monkeypatch.setenv("CUSTOS_TEST_QUERY_DELAY", "120")
+    slow = CeleryWorker(log_path=tmp_path / "slow.log")
+    slow.start()
+    try:
+        query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
+        wait_for(
+            lambda: AuditEvent.objects.filter(action=Action.QUERY_STARTED, target_id=str(query.pk)).exists(),
+            slow,
+            "the start of the run",
+        )
+        assert status_of(query) == QueryStatus.RUNNING
+        slow.kill_hard()
+    finally:
+        slow.stop()
+    monkeypatch.delenv("CUSTOS_TEST_QUERY_DELAY")
+    fresh = CeleryWorker(log_path=tmp_path / "fresh.log")
+    fresh.start()
+    try:
+        assert actions.requeue_stale_queries(running_after=timedelta(0)).taken_over == 1
+        wait_for(lambda: finished(query), fresh, "the redelivered run")
+        # A late duplicate delivery of either message changes nothing.
+        run_query.apply_async(args=[query.pk], retry=False)
+        run_query.apply_async(args=[query.pk], kwargs={"takeover": 1}, retry=False)
+        actions.requeue_stale_queries(queued_after=timedelta(0), running_after=timedelta(0))
+        time.sleep(2)  # not an assertion on time: give duplicates a chance to (wrongly) run
+    finally:
+        fresh.stop()
+    query.refresh_from_db()
+    assert query.status == QueryStatus.SUCCEEDED and query.attempts == 2
+    assert completions(query).count() == 1
+    assert QueryResult.objects.filter(query=query).count() == 1
+    assert AuditEvent.objects.filter(action=Action.QUERY_STARTED, target_id=str(query.pk)).count() == 2
