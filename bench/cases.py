@@ -6,9 +6,9 @@ import statistics
 
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from investigations.actions.lifecycle import grants_expire_due
 
 from investigations.access import cases_visible_to
-from investigations.actions.lifecycle import grants_expire_due
 from investigations.models import Grant, GrantStatus
 
 from . import fixtures
@@ -69,9 +69,14 @@ def expiry_sweep() -> Result:
         grants_expire_due()
         transaction.set_rollback(True)
     speedup = statistics.median(b / s for s, b in zip(subject_times, baseline_times, strict=True))
-    result = ratio_result("expiry_sweep", baseline_times, subject_times, target="≥ 100× faster",
-                          check=lambda ratio: ratio >= 100,
-                          note=f"{len(small.captured_queries)} statements for {count} grants")
+    result = ratio_result(
+        "expiry_sweep",
+        baseline_times,
+        subject_times,
+        target="≥ 100× faster",
+        check=lambda ratio: ratio >= 100,
+        note=f"{len(small.captured_queries)} statements for {count} grants",
+    )
     result.ratio = round(speedup, 1)
     result.unit = "speed-up"
     return result
@@ -98,8 +103,15 @@ def visible_cases() -> Result:
         def run():
             rows = list(cases_visible_to(viewer).order_by("-created_at", "-id")[:50].values_list("pk", flat=True))
             assert len(rows) == 50 and expected
+
         return run
 
     large_times, small_times = interleaved(listing(large_user, 1000), listing(small_user, 100), rounds=21)
-    return ratio_result("visible_cases", large_times, small_times, target="≤ 1.2×", check=lambda ratio: ratio <= 1.2,
-                        note="first page of 50, ordered as the list view orders")
+    return ratio_result(
+        "visible_cases",
+        large_times,
+        small_times,
+        target="≤ 1.2×",
+        check=lambda ratio: ratio <= 1.2,
+        note="first page of 50, ordered as the list view orders",
+    )

@@ -17,8 +17,15 @@ def user(username: str) -> User:
 
 def cases(count: int, lead: User, prefix: str) -> list[Case]:
     rows = [
-        Case(reference=f"{prefix}-{index:07d}", title=f"Case {index}", allegation="a", case_type="fraud",
-             purpose="p", status="open", lead=lead)
+        Case(
+            reference=f"{prefix}-{index:07d}",
+            title=f"Case {index}",
+            allegation="a",
+            case_type="fraud",
+            purpose="p",
+            status="open",
+            lead=lead,
+        )
         for index in range(count)
     ]
     return Case.objects.bulk_create(rows, batch_size=5000)
@@ -36,9 +43,18 @@ def due_grants(count: int, case: Case, requester: User) -> list[Grant]:
     today = timezone.now().date()
     requests = DataPullRequest.objects.bulk_create(
         [
-            DataPullRequest(case=case, requested_by=requester, status="approved", subjects=[1], categories=["profile"],
-                            window_start=today - timedelta(days=3), window_end=today, justification="j",
-                            legal_basis="internal_policy", duration_hours=1)
+            DataPullRequest(
+                case=case,
+                requested_by=requester,
+                status="approved",
+                subjects=[1],
+                categories=["profile"],
+                window_start=today - timedelta(days=3),
+                window_end=today,
+                justification="j",
+                legal_basis="internal_policy",
+                duration_hours=1,
+            )
             for _ in range(count)
         ],
         batch_size=5000,
@@ -46,8 +62,16 @@ def due_grants(count: int, case: Case, requester: User) -> list[Grant]:
     past = timezone.now() - timedelta(hours=2)
     grants = Grant.objects.bulk_create(
         [
-            Grant(request=request, case=case, subjects=[1], categories=["profile"], window_start=request.window_start,
-                  window_end=request.window_end, starts_at=past, expires_at=past + timedelta(hours=1))
+            Grant(
+                request=request,
+                case=case,
+                subjects=[1],
+                categories=["profile"],
+                window_start=request.window_start,
+                window_end=request.window_end,
+                starts_at=past,
+                expires_at=past + timedelta(hours=1),
+            )
             for request in requests
         ],
         batch_size=5000,

@@ -43,7 +43,11 @@ def timed(function: Callable[[], object]) -> float:
 
 
 def interleaved(
-    subject: Callable[[], object], baseline: Callable[[], object], *, rounds: int, setup: Callable[[], object] = None
+    subject: Callable[[], object],
+    baseline: Callable[[], object],
+    *,
+    rounds: int,
+    setup: Callable[[], object] | None = None,
 ) -> tuple[list[float], list[float]]:
     """Alternate subject and baseline (order flipped every round) and return both timings."""
     subject_times, baseline_times = [], []
@@ -59,7 +63,12 @@ def interleaved(
 
 
 def ratio_result(
-    name: str, subject_times: list[float], baseline_times: list[float], *, target: str, check: Callable[[float], bool],
+    name: str,
+    subject_times: list[float],
+    baseline_times: list[float],
+    *,
+    target: str,
+    check: Callable[[float], bool],
     note: str = "",
 ) -> Result:
     ratios = [s / b for s, b in zip(subject_times, baseline_times, strict=True) if b > 0]

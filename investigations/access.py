@@ -317,6 +317,8 @@ def grant_flags(user: User, grant: Grant) -> dict[str, bool]:
         "can_revoke": grant.status == GrantStatus.ACTIVE and can_revoke(user, grant),
         "is_grantee": grant.grantees.filter(pk=user.pk).exists(),
     }
+
+
 # --- grants, as the query pages see them, and queries ---------------------------------------
 
 

@@ -2,8 +2,8 @@ from django.urls import path
 
 from .views import case as case_views
 from .views import grant as grant_views
-from .views import request as request_views
 from .views import query
+from .views import request as request_views
 
 app_name = "investigations"
 

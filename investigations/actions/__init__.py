@@ -18,6 +18,15 @@ from .case import (
     case_update,
 )
 from .protected import protected_subject_add, protected_subject_remove
+from .query import (
+    purge_expired_results,
+    query_execute_now,
+    query_run,
+    query_submit,
+    requeue_stale_queries,
+    results_download,
+    results_view,
+)
 from .request import (
     approvals_needed,
     approvals_still_needed,
@@ -32,17 +41,6 @@ from .request import (
     request_withdraw,
 )
 from .user import user_deactivate
-from .case import case_add_member, case_approve, case_open
-from .query import (
-    purge_expired_results,
-    query_execute_now,
-    query_run,
-    query_submit,
-    requeue_stale_queries,
-    results_download,
-    results_view,
-)
-from .request import grant_revoke, request_create, request_decide, request_submit
 
 __all__ = [
     "approvals_needed",
@@ -57,8 +55,8 @@ __all__ = [
     "case_remove_member",
     "case_resubmit",
     "case_resume",
-    "case_update",
     "case_revoke_grants",
+    "case_update",
     "grant_revoke",
     "lapse_overdue_requests",
     "protected_subject_add",
@@ -73,8 +71,8 @@ __all__ = [
     "request_submit",
     "request_update",
     "request_withdraw",
-    "user_deactivate",
     "requeue_stale_queries",
     "results_download",
     "results_view",
+    "user_deactivate",
 ]

@@ -100,6 +100,8 @@ def protected_request(open_case, lead, store, admin_user):
     """A submitted request naming account 1, which is on the protected-subject registry."""
     actions.protected_subject_add(actor=admin_user, account_id=1, category="journalist")
     return actions.request_submit(actor=lead, request=file_request(open_case, lead))
+
+
 # --- queries (gateway) --------------------------------------------------------------------
 
 
