@@ -249,6 +249,8 @@ def request_submit(*, actor: User, request: DataPullRequest) -> DataPullRequest:
             raise InvalidTransition(f"The request is {request.get_status_display().lower()}; it cannot be submitted.")
         if request.case.status != CaseStatus.OPEN:
             raise InvalidTransition("Requests can be submitted only on a case that legal has approved and is open.")
+        if "file_request" not in object_perms(actor, request.case):
+            raise PermissionDenied("You are no longer on the case team; the request cannot be submitted.")
         check_scope(_scope_of(request))  # "today" moves on: the window is checked again
         request.protected_categories = _protected_categories(request.subjects)
         request.is_protected = bool(request.protected_categories)
@@ -398,7 +400,10 @@ def _refresh_protection(request: DataPullRequest) -> None:
 
 def _check_grantees(request: DataPullRequest, grantees: Iterable[User]) -> list[User]:
     """The requester plus the active team members the approver names; anyone else is refused."""
-    people = {request.requested_by_id: request.requested_by}
+    requester = request.requested_by
+    if not requester.is_active or not request.case.is_on_team(requester):
+        raise InvalidTransition("The requester is no longer an active member of the case team; reject the request.")
+    people = {requester.pk: requester}
     refused = []
     for user in grantees:
         if user.pk in people:

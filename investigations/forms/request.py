@@ -19,6 +19,9 @@ SUBJECTS_MAX_CHARS = 200_000  # far above any allowed request; the action states
 class DateInput(forms.DateInput):
     input_type = "date"
 
+    def __init__(self, attrs=None):
+        super().__init__(attrs, format="%Y-%m-%d")  # what <input type="date"> speaks, whatever the locale
+
 
 def split_identifiers(text: str) -> list[str]:
     """One identifier per line or comma-separated."""
@@ -97,13 +100,20 @@ class DecisionForm(forms.Form):
         # Choices are the requested values plus anything posted, so that widening is refused by
         # the narrowing rule with its own message rather than a generic "invalid choice".
         super().__init__(*args, **kwargs)
-        posted = self.data.getlist("subjects") if hasattr(self.data, "getlist") else []
-        self.fields["subjects"].choices = [(str(s), str(s)) for s in request.subjects] + [
-            (value, value) for value in posted if value not in {str(s) for s in request.subjects}
-        ]
-        self.fields["categories"].choices = CATEGORY_CHOICES
+        self.fields["subjects"].choices = self._requested_plus_posted(
+            "subjects", [(str(s), str(s)) for s in request.subjects]
+        )
+        labels = dict(CATEGORY_CHOICES)
+        self.fields["categories"].choices = self._requested_plus_posted(
+            "categories", [(name, labels.get(name, name)) for name in request.categories]
+        )
         self.fields["grantees"].queryset = User.objects.filter(pk__in=[user.pk for user in team])
         self.request_obj = request
+
+    def _requested_plus_posted(self, name: str, requested: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        posted = self.data.getlist(name) if hasattr(self.data, "getlist") else []
+        known = {value for value, _ in requested}
+        return requested + [(value, value) for value in dict.fromkeys(posted) if value not in known]
 
     def clean_subjects(self) -> list[int]:
         values = self.cleaned_data["subjects"]

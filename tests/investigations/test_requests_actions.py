@@ -265,3 +265,16 @@ def test_closed_case_refuses_filing(lead, reviewer, store):
     with pytest.raises(InvalidTransition):
         file_request(case, lead)
     assert not DataPullRequest.objects.exists()
+
+
+def test_protected_submission_alerts_oversight_by_email(
+    open_case, lead, reviewer, auditor, admin_user, store, settings, django_capture_on_commit_callbacks
+):
+    settings.OVERSIGHT_EMAILS = ["oversight@example.org"]
+    actions.protected_subject_add(actor=admin_user, account_id=2, category="lawyer")
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.request_submit(actor=lead, request=file_request(open_case, lead))
+    oversight = [message for message in mail.outbox if "oversight" in message.subject]
+    assert len(oversight) == 1
+    assert set(oversight[0].to) == {"oversight@example.org", auditor.email}
+    assert "lawyer" in oversight[0].body

@@ -124,7 +124,11 @@ def test_case_close_revokes_grants_if_present(active_grant, open_case, lead):
     case_close = getattr(actions, "case_close", None)
     if case_close is None:
         pytest.skip("case_close is provided by the case actions")
-    case_close(actor=lead, case=open_case, summary="Investigation finished; findings reported.")
+    import inspect
+
+    text = "Investigation finished; findings reported."
+    extra = {name: text for name in inspect.signature(case_close).parameters if name not in ("actor", "case")}
+    case_close(actor=lead, case=open_case, **extra)
     active_grant.refresh_from_db()
     assert active_grant.status == GrantStatus.REVOKED
 
@@ -155,3 +159,34 @@ def test_revoking_needs_a_reason_and_happens_once(active_grant, reviewer):
     with pytest.raises(InvalidTransition):
         actions.grant_revoke(actor=reviewer, grant=active_grant, reason="Again.")
     assert AuditEvent.objects.filter(action="grant.revoked").count() == 1
+
+
+def test_a_deactivated_requester_gets_no_grant(submitted_request, lead, reviewer, admin_user):
+    actions.user_deactivate(actor=admin_user, user=lead)
+    with pytest.raises(InvalidTransition):
+        actions.request_decide(actor=reviewer, request=submitted_request, outcome="approve")
+    assert not Grant.objects.exists()
+
+
+def test_the_registry_admin_goes_through_the_actions(user_manager, client):
+    from django.contrib.auth.models import Permission
+
+    from investigations.models import ProtectedSubject
+
+    user_manager.user_permissions.add(*Permission.objects.filter(content_type__model="protectedsubject"))
+    client.force_login(user_manager)
+    response = client.post(
+        reverse("admin:investigations_protectedsubject_add"),
+        {"account_id": "7", "category": "journalist", "note": "Reports on the company."},
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    entry = ProtectedSubject.objects.get(account_id=7)
+    assert entry.added_by == user_manager
+    assert AuditEvent.objects.filter(action="protected_subject.added").count() == 1
+    response = client.post(
+        reverse("admin:investigations_protectedsubject_changelist"),
+        {"action": "remove_selected", "_selected_action": [entry.pk]},
+    )
+    assert response.status_code == 302
+    assert not ProtectedSubject.objects.exists()
+    assert AuditEvent.objects.filter(action="protected_subject.removed").count() == 1
