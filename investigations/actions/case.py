@@ -21,7 +21,7 @@ from ..access import (
 from ..errors import InvalidTransition
 from ..models import Case, CaseMember, CaseNote, CaseReferenceCounter, CaseStatus, Grant, GrantStatus
 from ..models.case import TEXT_MAX
-from .request import GRANTEE_PERMS, grant_revoke
+from .request import GRANTEE_PERMS, revoke_grant_unchecked
 
 EDITABLE_FIELDS = ("title", "allegation", "case_type", "purpose")
 EDITABLE_STATUSES = (CaseStatus.PENDING_APPROVAL, CaseStatus.REJECTED)
@@ -296,7 +296,7 @@ def case_close(*, actor: User, case: Case, summary: str) -> Case:
         _check_status(case, (CaseStatus.OPEN, CaseStatus.ON_HOLD), "closed")
         revoked = []
         for grant in Grant.objects.filter(case=case, status=GrantStatus.ACTIVE):
-            grant_revoke(actor=actor, grant=grant, reason=f"Case {case.reference} closed.")
+            revoke_grant_unchecked(actor=actor, grant=grant, reason=f"Case {case.reference} closed.")
             revoked.append(grant.pk)
         _transition(
             actor=actor,
@@ -359,7 +359,9 @@ def _drop_from_grants(*, actor: User, case: Case, user: User) -> None:
                 details={"user": user.username, "user_id": user.pk, "permissions": list(GRANTEE_PERMS)},
             )
         else:
-            grant_revoke(actor=actor, grant=grant, reason=f"{user.username}, its only grantee, left the case team.")
+            revoke_grant_unchecked(
+                actor=actor, grant=grant, reason=f"{user.username}, its only grantee, left the case team."
+            )
 
 
 def case_add_note(*, actor: User, case: Case, text: str) -> CaseNote:
