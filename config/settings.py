@@ -263,6 +263,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     "verify-audit-chain": {"task": "audit.tasks.verify_audit_chain", "schedule": crontab(minute=30, hour=3)},
     "requeue-stale-queries": {"task": "investigations.requeue_stale_queries", "schedule": timedelta(minutes=1)},
     "purge-expired-results": {"task": "investigations.purge_expired_results", "schedule": crontab(hour=3, minute=17)},
+    "expire-grants": {"task": "investigations.expire_grants", "schedule": timedelta(minutes=1)},
+    "expire-pending-requests": {"task": "investigations.expire_pending_requests", "schedule": crontab(minute=5)},
+    "warn-expiring-grants": {"task": "investigations.warn_expiring_grants", "schedule": crontab(minute=10)},
 }
 
 # --- audit ledger ------------------------------------------------------------------------

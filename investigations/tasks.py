@@ -9,6 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
+from .actions import lapse_overdue_requests, lifecycle
 from .actions import query as query_actions
 
 RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 2, "retry_backoff_max": 60, "max_retries": 5}
@@ -30,3 +31,19 @@ def requeue_stale_queries() -> dict:
 @shared_task(name="investigations.purge_expired_results", **RETRY)
 def purge_expired_results() -> int:
     return query_actions.purge_expired_results()
+
+
+@shared_task(name="investigations.expire_grants", **RETRY)
+def expire_grants() -> int:
+    """Mark due grants expired (hygiene: the gateway already refuses them by the database clock)."""
+    return lifecycle.grants_expire_due()
+
+
+@shared_task(name="investigations.warn_expiring_grants", **RETRY)
+def warn_expiring_grants() -> int:
+    return lifecycle.grants_warn_expiring()
+
+
+@shared_task(name="investigations.expire_pending_requests", **RETRY)
+def expire_pending_requests() -> int:
+    return lapse_overdue_requests()

@@ -1,0 +1,98 @@
+"""Time-driven state changes of grants: expiry and expiry warnings.
+
+These are hygiene, not security: the gateway refuses an expired grant by the database clock
+whether or not expiry has run. They run from Celery beat, are safe to run twice or from two
+beats at once (rows are claimed under lock, and a second run finds nothing to do), and work
+in bounded batches so a large backlog never becomes one giant transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Now
+from django.template.loader import render_to_string
+
+import audit
+from audit.actions import Action
+
+from ..models import Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission
+
+EXPIRY_BATCH = 1000
+WARNINGS = (("warned_24h_at", timedelta(hours=24), "24 hours"), ("warned_1h_at", timedelta(hours=1), "1 hour"))
+
+
+def _claim(queryset, batch_size: int) -> list[int]:
+    """Lock up to ``batch_size`` rows for this transaction; rows another worker holds are skipped."""
+    return list(queryset.order_by("pk").select_for_update(skip_locked=True).values_list("pk", flat=True)[:batch_size])
+
+
+def grants_expire_due(*, batch_size: int = EXPIRY_BATCH) -> int:
+    """Mark every grant past ``expires_at`` (database clock) expired; remove its grantees' permissions.
+
+    One UPDATE per batch marks the grants, one DELETE per permission table removes the
+    grantees' object permissions, and the ledger gets one ``grant.expired`` event per grant
+    (one append each: the ledger has no batch append yet).
+    Returns how many grants this run expired.
+    """
+    total = 0
+    while True:
+        with transaction.atomic():
+            ids = _claim(Grant.objects.due_for_expiry(), batch_size)
+            if not ids:
+                return total
+            Grant.objects.filter(pk__in=ids, status=GrantStatus.ACTIVE).update(
+                status=GrantStatus.EXPIRED, expired_at=Now()
+            )
+            GrantUserObjectPermission.objects.filter(content_object_id__in=ids).delete()
+            GrantGroupObjectPermission.objects.filter(content_object_id__in=ids).delete()
+            rows = Grant.objects.filter(pk__in=ids).values_list("pk", "case__reference", "expires_at")
+            for pk, reference, expires_at in rows:
+                audit.record(
+                    action=Action.GRANT_EXPIRED,
+                    target=("investigations.grant", pk),
+                    case_reference=reference,
+                    details={"expires_at": expires_at.isoformat()},
+                )
+            total += len(ids)
+
+
+def grants_warn_expiring(*, batch_size: int = EXPIRY_BATCH) -> int:
+    """Email grantees once per threshold (24 h and 1 h before expiry) for each active grant."""
+    sent = 0
+    for field, ahead, label in WARNINGS:
+        while True:
+            with transaction.atomic():
+                due = Grant.objects.filter(
+                    Q(**{f"{field}__isnull": True}),
+                    status=GrantStatus.ACTIVE,
+                    expires_at__gt=Now(),
+                    expires_at__lte=Now() + ahead,
+                )
+                ids = _claim(due, batch_size)
+                if not ids:
+                    break
+                Grant.objects.filter(pk__in=ids).update(**{field: Now()})
+                grants = list(Grant.objects.filter(pk__in=ids).select_related("case").prefetch_related("grantees"))
+                transaction.on_commit(lambda grants=grants, label=label: _send_warnings(grants, label))
+                sent += len(ids)
+    return sent
+
+
+def _send_warnings(grants: list[Grant], label: str) -> None:
+    for grant in grants:
+        recipients = [user.email for user in grant.grantees.all() if user.email and user.is_active]
+        if not recipients:
+            continue
+        context = {"grant": grant, "label": label}
+        send_mail(
+            subject=render_to_string("emails/grant_expiring-subject.txt", context).strip(),
+            message=render_to_string("emails/grant_expiring-body.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=recipients,
+            fail_silently=True,
+        )
