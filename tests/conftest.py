@@ -61,6 +61,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 def make_user(username: str, roles: list[str] = (), *, is_staff: bool = False, **extra) -> User:
+    # A transactional test's flush empties the tables, role groups (made by a data migration)
+    # included; put them back so that every persona really holds its roles.
+    from django.contrib.auth.models import Group
+
+    for role in Role:
+        Group.objects.get_or_create(name=str(role))
     user = user_create(
         actor=None,
         username=username,
