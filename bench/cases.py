@@ -6,9 +6,9 @@ import statistics
 
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
-from investigations.actions.lifecycle import grants_expire_due
 
 from investigations.access import cases_visible_to
+from investigations.actions.lifecycle import grants_expire_due
 from investigations.models import Grant, GrantStatus
 
 from . import fixtures
