@@ -87,15 +87,15 @@ def resolve_subjects(*, actor, identifiers: list[str], case_reference: str = "")
         details={"identifiers": cleaned},
     )
     ids = {int(identifier) for identifier in cleaned if _classify(identifier) == "account_id" and len(identifier) < 19}
-    handles = {identifier.lower() for identifier in cleaned if _classify(identifier) == "handle"}
+    typed = {identifier for identifier in cleaned if _classify(identifier) == "handle"}
+    handles = typed | {handle.lower() for handle in typed}  # as typed, and lower-cased
     with audited_access():
-        by_id = set(Account.objects.using(USERDATA_ALIAS).filter(id__in=ids).values_list("id", flat=True))
-        by_handle = dict(
-            (handle.lower(), account_id)
-            for handle, account_id in Account.objects.using(USERDATA_ALIAS)
-            .filter(handle__in=[*handles, *(h for h in cleaned if _classify(h) == "handle")])
-            .values_list("handle", "id")
-        )
+        accounts = Account.objects.using(USERDATA_ALIAS)
+        by_id = set(accounts.filter(id__in=ids).values_list("id", flat=True))
+        by_handle = {
+            handle.lower(): account_id
+            for handle, account_id in accounts.filter(handle__in=handles).values_list("handle", "id")
+        }
     resolution = Resolution()
     for identifier in cleaned:
         kind = _classify(identifier)

@@ -21,7 +21,7 @@ from ..access import (
 from ..errors import InvalidTransition
 from ..models import Case, CaseMember, CaseNote, CaseReferenceCounter, CaseStatus, Grant, GrantStatus
 from ..models.case import TEXT_MAX
-from .request import GRANTEE_PERMS, revoke_grant_unchecked
+from .request import grants_leave, revoke_grant_unchecked
 
 EDITABLE_FIELDS = ("title", "allegation", "case_type", "purpose")
 EDITABLE_STATUSES = (CaseStatus.PENDING_APPROVAL, CaseStatus.REJECTED)
@@ -341,27 +341,12 @@ def case_remove_member(*, actor: User, case: Case, user: User) -> None:
             details={"user": user.username, "user_id": user.pk},
         )
         _remove_case_perms(actor=actor, case=case, user=user, perms=CASE_PERMS, reason="removed from team")
-        _drop_from_grants(actor=actor, case=case, user=user)
-
-
-def _drop_from_grants(*, actor: User, case: Case, user: User) -> None:
-    grants = Grant.objects.select_for_update().filter(case=case, status=GrantStatus.ACTIVE, grantees=user)
-    for grant in grants:
-        if grant.grantees.exclude(pk=user.pk).exists():
-            grant.grantees.remove(user)
-            for codename in GRANTEE_PERMS:
-                remove_perm(codename, user, grant)
-            audit.record(
-                action=Action.PERMISSION_REMOVED,
-                actor=actor,
-                target=grant,
-                case_reference=case.reference,
-                details={"user": user.username, "user_id": user.pk, "permissions": list(GRANTEE_PERMS)},
-            )
-        else:
-            revoke_grant_unchecked(
-                actor=actor, grant=grant, reason=f"{user.username}, its only grantee, left the case team."
-            )
+        grants_leave(
+            actor=actor,
+            user=user,
+            grants=Grant.objects.filter(case=case),
+            reason=f"{user.username}, its only grantee, left the case team.",
+        )
 
 
 def case_add_note(*, actor: User, case: Case, text: str) -> CaseNote:

@@ -623,6 +623,33 @@ def revoke_grant_unchecked(*, actor: User | None, grant: Grant, reason: str) -> 
     return grant
 
 
+def grants_leave(*, actor: User | None, user: User, grants, reason: str) -> tuple[list[int], list[int]]:
+    """Take ``user`` off the active grants among ``grants``: a grant they held alone is revoked,
+    on a shared one they stop being a grantee. Returns (revoked ids, left ids).
+
+    Used when a member leaves a case team and when a user is deactivated.
+    """
+    revoked, left = [], []
+    held = grants.select_for_update().filter(status=GrantStatus.ACTIVE, grantees=user).select_related("case")
+    for grant in held.order_by("pk"):
+        if not grant.grantees.exclude(pk=user.pk).exists():
+            revoke_grant_unchecked(actor=actor, grant=grant, reason=reason)
+            revoked.append(grant.pk)
+            continue
+        grant.grantees.remove(user)
+        for codename in GRANTEE_PERMS:
+            remove_perm(codename, user, grant)
+        audit.record(
+            action=Action.PERMISSION_REMOVED,
+            actor=actor,
+            target=grant,
+            case_reference=grant.case.reference,
+            details={"user": user.username, "user_id": user.pk, "permissions": list(GRANTEE_PERMS), "reason": reason},
+        )
+        left.append(grant.pk)
+    return revoked, left
+
+
 def case_revoke_grants(*, actor: User | None, case: Case, reason: str = "The case was closed.") -> int:
     """Revoke every active grant on ``case`` (closing the case calls this, in its transaction)."""
     revoked = 0

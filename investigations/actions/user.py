@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from guardian.models import UserObjectPermission
-from guardian.shortcuts import remove_perm
 
 import audit
 from accounts.models import User
@@ -14,11 +13,10 @@ from audit.actions import Action
 from ..models import (
     CaseUserObjectPermission,
     Grant,
-    GrantStatus,
     GrantUserObjectPermission,
     RequestUserObjectPermission,
 )
-from .request import GRANTEE_PERMS, revoke_grant_unchecked
+from .request import grants_leave
 
 DIRECT_PERMISSION_MODELS = (
     CaseUserObjectPermission,
@@ -40,7 +38,7 @@ def user_deactivate(*, actor: User | None, user: User, reason: str = "The user w
         raise PermissionDenied("You cannot deactivate yourself.")
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
-        revoked, removed = _leave_grants(actor=actor, user=user, reason=reason)
+        revoked, removed = grants_leave(actor=actor, user=user, grants=Grant.objects.all(), reason=reason)
         permissions = _delete_object_permissions(user)
         was_active = user.is_active
         user.is_active = False
@@ -59,28 +57,6 @@ def user_deactivate(*, actor: User | None, user: User, reason: str = "The user w
             },
         )
     return user
-
-
-def _leave_grants(*, actor: User | None, user: User, reason: str) -> tuple[list[int], list[int]]:
-    revoked, removed = [], []
-    grants = Grant.objects.select_for_update().filter(status=GrantStatus.ACTIVE, grantees=user).select_related("case")
-    for grant in grants.order_by("pk"):
-        if grant.grantees.exclude(pk=user.pk).exists():
-            grant.grantees.remove(user)
-            for codename in GRANTEE_PERMS:
-                remove_perm(codename, user, grant)
-            audit.record(
-                action=Action.PERMISSION_REMOVED,
-                actor=actor,
-                target=grant,
-                case_reference=grant.case.reference,
-                details={"user": user.username, "user_id": user.pk, "reason": reason, "removed_grantee": True},
-            )
-            removed.append(grant.pk)
-        else:
-            revoke_grant_unchecked(actor=actor, grant=grant, reason=reason)
-            revoked.append(grant.pk)
-    return revoked, removed
 
 
 def _delete_object_permissions(user: User) -> int:

@@ -28,15 +28,6 @@ def split_identifiers(text: str) -> list[str]:
     return [part.strip() for part in re.split(r"[\n,;]+", text or "") if part.strip()]
 
 
-def apply_errors(form: forms.Form, error: ValidationError) -> None:
-    """Put an action's field-keyed errors next to the fields (unknown keys go to the top)."""
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error)
-        return
-    for field, messages in error.message_dict.items():
-        form.add_error(field if field in form.fields else None, messages)
-
-
 class RequestForm(forms.Form):
     subjects = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 5}),

@@ -8,7 +8,6 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -16,21 +15,12 @@ from django.views.decorators.http import require_POST
 from .. import actions
 from ..access import can_review_case, case_flags, cases_visible_to, get_case_for, record_denial
 from ..errors import InvalidTransition
+from ..forms import apply_errors
 from ..forms.case import CaseForm, CaseSearchForm, CloseForm, MemberAddForm, MemberRemoveForm, NoteForm, RejectForm
 from ..models import Case, CaseStatus, GrantStatus
+from . import conflict
 
 PAGE_SIZE = 25
-
-
-def _conflict(request: HttpRequest, case: Case | None, error: InvalidTransition) -> HttpResponse:
-    """The object is in the wrong state for this: say so, with 409."""
-    return render(request, "investigations/conflict.html", {"case": case, "message": str(error)}, status=409)
-
-
-def _apply_errors(form: Form, error: ValidationError) -> None:
-    """Put an action's field errors next to the form's fields (others above the form)."""
-    for field, messages_ in error.message_dict.items() if hasattr(error, "error_dict") else [(None, error.messages)]:
-        form.add_error(field if field in form.fields else None, messages_)
 
 
 def _paginate(request: HttpRequest, queryset):
@@ -55,7 +45,7 @@ def case_create(request: HttpRequest) -> HttpResponse:
         try:
             case = actions.case_open(actor=request.user, **form.cleaned_data)
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_errors(form, error)
         else:
             messages.success(request, f"Case {case.reference} opened. It now waits for legal approval.")
             return redirect("investigations:case_detail", pk=case.pk)
@@ -78,15 +68,15 @@ def case_detail(request: HttpRequest, pk: int, note_form: NoteForm | None = None
 def case_edit(request: HttpRequest, pk: int) -> HttpResponse:
     case = get_case_for(request.user, pk, perm="change_case")
     if not case_flags(request.user, case)["can_edit"]:
-        return _conflict(request, case, InvalidTransition("An approved case cannot be edited."))
+        return conflict(request, "An approved case cannot be edited.", case=case)
     form = CaseForm(request.POST or None, instance=Case.objects.get(pk=case.pk))
     if request.method == "POST" and form.is_valid():
         try:
             actions.case_update(actor=request.user, case=case, **form.cleaned_data)
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_errors(form, error)
         except InvalidTransition as error:
-            return _conflict(request, case, error)
+            return conflict(request, str(error), case=case)
         else:
             messages.success(request, "Case updated.")
             return redirect("investigations:case_detail", pk=case.pk)
@@ -104,7 +94,7 @@ def case_members(request: HttpRequest, pk: int) -> HttpResponse:
         except ValidationError as error:
             form.add_error("username", error.messages)
         except InvalidTransition as error:
-            return _conflict(request, case, error)
+            return conflict(request, str(error), case=case)
         else:
             messages.success(request, f"{user.username} joined the team.")
             return redirect("investigations:case_members", pk=case.pk)
@@ -125,7 +115,7 @@ def case_member_remove(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     except InvalidTransition as error:
-        return _conflict(request, case, error)
+        return conflict(request, str(error), case=case)
     else:
         messages.success(request, f"{user.username} left the team; their access ended at once.")
     return redirect("investigations:case_members", pk=case.pk)
@@ -139,9 +129,9 @@ def case_note_add(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             actions.case_add_note(actor=request.user, case=case, text=form.cleaned_data["text"])
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_errors(form, error)
         except InvalidTransition as error:
-            return _conflict(request, case, error)
+            return conflict(request, str(error), case=case)
         else:
             return redirect("investigations:case_detail", pk=case.pk)
     return case_detail(request, pk, note_form=form)
@@ -151,15 +141,15 @@ def case_close(request: HttpRequest, pk: int) -> HttpResponse:
     """Close with a summary, after a confirmation that says the grants will be revoked."""
     case = get_case_for(request.user, pk, perm="close_case")
     if case.status not in (CaseStatus.OPEN, CaseStatus.ON_HOLD):
-        return _conflict(request, case, InvalidTransition(f"The case is {case.get_status_display().lower()}."))
+        return conflict(request, f"The case is {case.get_status_display().lower()}.", case=case)
     form = CloseForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             actions.case_close(actor=request.user, case=case, summary=form.cleaned_data["summary"])
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_errors(form, error)
         except InvalidTransition as error:
-            return _conflict(request, case, error)
+            return conflict(request, str(error), case=case)
         else:
             messages.success(request, f"Case {case.reference} closed; its grants are revoked.")
             return redirect("investigations:case_detail", pk=case.pk)
@@ -176,7 +166,7 @@ def _transition_view(action: Callable[..., Case], done: str, redirect_to: str = 
         try:
             action(actor=request.user, case=case)
         except InvalidTransition as error:
-            return _conflict(request, case, error)
+            return conflict(request, str(error), case=case)
         messages.success(request, done.format(reference=case.reference))
         if redirect_to == "case_queue":
             return redirect("investigations:case_queue")
@@ -202,15 +192,15 @@ def case_reject(request: HttpRequest, pk: int) -> HttpResponse:
             message="Only a legal reviewer who is not on the case team may reject it.",
         )
     if case.status != CaseStatus.PENDING_APPROVAL:
-        return _conflict(request, case, InvalidTransition("The case is not pending approval."))
+        return conflict(request, "The case is not pending approval.", case=case)
     form = RejectForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             actions.case_reject(actor=request.user, case=case, reason=form.cleaned_data["reason"])
         except ValidationError as error:
-            _apply_errors(form, error)
+            apply_errors(form, error)
         except InvalidTransition as error:
-            return _conflict(request, case, error)
+            return conflict(request, str(error), case=case)
         else:
             messages.success(request, f"Case {case.reference} rejected; the lead can revise and resubmit.")
             return redirect("investigations:case_queue")

@@ -12,9 +12,10 @@ from django.template.loader import select_template
 
 from .. import access, actions
 from ..errors import InvalidTransition
-from ..forms.request import ReasonForm, apply_errors
+from ..forms import apply_errors
+from ..forms.request import ReasonForm
 from ..models import Grant
-from .request import conflict
+from . import conflict
 
 QUERY_PANEL = "investigations/_grant_queries.html"
 

@@ -12,14 +12,11 @@ from accounts.models import User
 
 from .. import access, actions
 from ..errors import InvalidTransition
-from ..forms.request import DecisionForm, OptionalReasonForm, RequestForm, apply_errors
+from ..forms import apply_errors
+from ..forms.request import DecisionForm, OptionalReasonForm, RequestForm
 from ..models import DataPullRequest, RequestStatus
 from ..scope import Scope, limits
-
-
-def conflict(request: HttpRequest, message: str, back: str = "") -> HttpResponse:
-    """The object is in the wrong state for this (HTTP 409), with the reason."""
-    return render(request, "investigations/conflict.html", {"message": message, "back": back}, status=409)
+from . import conflict
 
 
 def request_create(request: HttpRequest, case_pk: int) -> HttpResponse:
