@@ -1,7 +1,8 @@
-"""The audit ledger. ``audit.record(...)`` is the only writer (see ``audit.ledger``)."""
+"""The audit ledger. ``audit.record(...)`` and ``audit.record_many(...)`` are its only writers (``audit.ledger``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -25,3 +26,10 @@ def record(
         details=details,
         request=request,
     )
+
+
+def record_many(events: Iterable[Mapping[str, Any]]):
+    """Append events (each a dict of ``record``'s keyword arguments) with a fixed number of statements."""
+    from .ledger import record_many as _record_many
+
+    return _record_many(events)

@@ -38,12 +38,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F, Model
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from .actions import Action
@@ -195,6 +196,46 @@ def _append(payload: dict[str, Any]) -> tuple:
     raise RuntimeError("audit chain head could not be created")
 
 
+def _payload(
+    *,
+    action: Action | str,
+    actor=None,
+    target: Model | tuple[str, Any] | None = None,
+    case_reference: str = "",
+    details: dict[str, Any] | None = None,
+    request=None,
+    meta=None,
+) -> dict[str, Any]:
+    """The hashed content of one event, cleaned so the database stores it unchanged."""
+    if action not in Action.values:
+        raise ValueError(f"unknown audit action {action!r}; add it to audit.actions.Action")
+    if request is not None:
+        meta = meta_from_request(request)
+    meta = meta or current_meta()
+    target_type, target_id = _target_parts(target)
+    authenticated = actor is not None and getattr(actor, "is_authenticated", False)
+    return {
+        "actor_id": actor.pk if authenticated else None,
+        "actor_ref": str(actor.pk) if authenticated else "",
+        "actor_username": clean_text(actor.get_username(), 150) if authenticated else "",
+        "action": str(action),
+        "target_type": clean_text(target_type, 100),
+        "target_id": clean_text(target_id, 64),
+        "case_reference": clean_text(case_reference or "", 32),
+        "details": clean_details(details or {}),
+        "ip": clean_text(meta.ip, 64),
+        "user_agent": clean_text(meta.user_agent, 400),
+        "request_id": clean_text(meta.request_id, 64),
+    }
+
+
+def _stored(payload: dict[str, Any], seq: int, occurred_at: datetime, prev_hash: str, event_hash: str) -> AuditEvent:
+    event = AuditEvent(seq=seq, occurred_at=occurred_at, prev_hash=prev_hash, hash=event_hash, **payload)
+    event._state.adding = False
+    event._state.db = connection.alias
+    return event
+
+
 def record(
     *,
     action: Action | str,
@@ -220,27 +261,83 @@ def record(
     being chained when the business transaction commits; we chose the simpler, stricter
     design.
     """
-    if action not in Action.values:
-        raise ValueError(f"unknown audit action {action!r}; add it to audit.actions.Action")
-    meta = meta_from_request(request) if request is not None else current_meta()
-    target_type, target_id = _target_parts(target)
-    authenticated = actor is not None and getattr(actor, "is_authenticated", False)
-    payload = {
-        "actor_id": actor.pk if authenticated else None,
-        "actor_ref": str(actor.pk) if authenticated else "",
-        "actor_username": clean_text(actor.get_username(), 150) if authenticated else "",
-        "action": str(action),
-        "target_type": clean_text(target_type, 100),
-        "target_id": clean_text(target_id, 64),
-        "case_reference": clean_text(case_reference or "", 32),
-        "details": clean_details(details or {}),
-        "ip": clean_text(meta.ip, 64),
-        "user_agent": clean_text(meta.user_agent, 400),
-        "request_id": clean_text(meta.request_id, 64),
-    }
+    payload = _payload(
+        action=action, actor=actor, target=target, case_reference=case_reference, details=details, request=request
+    )
     with transaction.atomic(savepoint=False):
         seq, occurred_at, prev_hash, event_hash = _append(payload)
-    event = AuditEvent(seq=seq, occurred_at=occurred_at, prev_hash=prev_hash, hash=event_hash, **payload)
-    event._state.adding = False
-    event._state.db = connection.alias
-    return event
+    return _stored(payload, seq, occurred_at, prev_hash, event_hash)
+
+
+# --- many events at once ------------------------------------------------------------------
+
+# Rows per INSERT statement. record_many() issues one INSERT per this many events, so a
+# caller that passes at most this many gets a fixed number of statements.
+INSERT_ROWS = 1000
+_HEAD_FIELDS = ("seq", "hash", "occurred_at")
+
+
+def _lock_head() -> tuple[int, str, datetime | None, datetime]:
+    """Lock the chain head for this transaction; return its seq, hash, time and the clock.
+
+    PostgreSQL: one ``SELECT ... FOR UPDATE`` that also reads the database clock
+    (``statement_timestamp()``). SQLite: an UPDATE that changes nothing takes the database
+    write lock (``BEGIN IMMEDIATE`` already has it), then a SELECT; the clock is the app
+    server's, as in ``record``. Raises ``ChainHead.DoesNotExist`` when there is no head.
+    """
+    heads = ChainHead.objects.filter(pk=1)
+    if connection.vendor == "postgresql":
+        return heads.select_for_update().annotate(clock=Now()).values_list(*_HEAD_FIELDS, "clock").get()
+    if not heads.update(seq=F("seq")):
+        raise ChainHead.DoesNotExist
+    return (*heads.values_list(*_HEAD_FIELDS).get(), timezone.now())
+
+
+def _locked_head() -> tuple[int, str, datetime | None, datetime]:
+    try:
+        return _lock_head()
+    except ChainHead.DoesNotExist:
+        # A fresh or flushed database: create the genesis head. If events exist without a
+        # head, the insert of seq 1 fails on UNIQUE: fail closed.
+        ChainHead.objects.bulk_create([ChainHead(pk=1, seq=0, hash=GENESIS_HASH)], ignore_conflicts=True)
+        return _lock_head()
+
+
+def record_many(events: Iterable[Mapping[str, Any]]) -> list[AuditEvent]:
+    """Append several events, in order, inside the caller's transaction.
+
+    ``events`` holds one mapping per event with :func:`record`'s keyword arguments
+    (``action``, ``actor``, ``target``, ``case_reference``, ``details``, ``request``). Every
+    event is cleaned and checked before anything is written, so an unknown action writes
+    nothing.
+
+    The number of SQL statements does not depend on how many events there are (up to
+    ``INSERT_ROWS`` per INSERT): the chain head is locked and read once (with the database
+    clock on PostgreSQL), the chain is computed here with the same hash functions as
+    ``record`` and the verifier, the events go in with one multi-row INSERT, and the head
+    is moved once. All events of one call share one ``occurred_at`` (never earlier than
+    the previous event's). The head lock serialises this against ``record`` exactly as two
+    ``record`` calls are serialised, so the chain cannot fork; if the caller rolls back,
+    every event and the head move vanish together. An empty list writes nothing.
+    """
+    payloads = [_payload(**event) for event in events]
+    if not payloads:
+        return []
+    with transaction.atomic(savepoint=False):
+        head_seq, prev_hash, head_time, clock = _locked_head()
+        moment = max(clock, head_time) if head_time else clock
+        occurred_at = format_time(moment)
+        stored = []
+        for seq, payload in enumerate(payloads, start=head_seq + 1):
+            digest = payload_digest([payload[name] for name in PAYLOAD_FIELDS])
+            event_hash = chain_hash(prev_hash, seq, occurred_at, digest)
+            event = _stored(payload, seq, moment, prev_hash, event_hash)
+            event._ledger_append = True
+            stored.append(event)
+            prev_hash = event_hash
+        AuditEvent.objects.ledger_insert(stored, rows_per_statement=INSERT_ROWS)
+        last = stored[-1]
+        ChainHead.objects.filter(pk=1).update(
+            seq=last.seq, hash=last.hash, prev_hash=last.prev_hash, occurred_at=moment
+        )
+    return stored

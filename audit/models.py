@@ -3,7 +3,7 @@
 Append-only is enforced three times over: the runtime database role may only INSERT and
 SELECT (``manage.py setup_db_roles``), triggers refuse UPDATE, DELETE and TRUNCATE
 (``audit.triggers``), and the model and its queryset below refuse every write except the
-ledger's own insert (``audit.ledger.record``).
+ledger's own inserts (``audit.ledger.record`` and ``audit.ledger.record_many``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,20 @@ class AuditEventQuerySet(models.QuerySet):
         raise AppendOnlyError("audit events cannot be updated")
 
     def bulk_create(self, objs, *args, **kwargs):
-        raise AppendOnlyError("audit events are written one by one by audit.record()")
+        raise AppendOnlyError("audit events are written only by audit.record() and audit.record_many()")
+
+    def ledger_insert(self, events: list[AuditEvent], *, rows_per_statement: int) -> None:
+        """The ledger's multi-row INSERT (``audit.record_many``): one statement per ``rows_per_statement`` events.
+
+        Like ``save()``, it refuses events the ledger did not chain itself. ``bulk_create``
+        is not used because Django caps SQLite at 999 parameters per statement (66 events),
+        far below SQLite's real limit, which would make the statement count grow with N.
+        """
+        if not all(getattr(event, "_ledger_append", False) for event in events):
+            raise AppendOnlyError("audit events are written only by audit.record() and audit.record_many()")
+        fields = self.model._meta.concrete_fields
+        for start in range(0, len(events), rows_per_statement):
+            self._insert(events[start : start + rows_per_statement], fields=fields, using=self.db)
 
     def for_case(self, reference: str) -> AuditEventQuerySet:
         return self.filter(case_reference=reference)
@@ -80,7 +93,7 @@ class AuditEvent(models.Model):
         if not self._state.adding:
             raise AppendOnlyError("audit events cannot be changed")
         if not getattr(self, "_ledger_append", False):
-            raise AppendOnlyError("audit events are written only by audit.record()")
+            raise AppendOnlyError("audit events are written only by audit.record() and audit.record_many()")
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):

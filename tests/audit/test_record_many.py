@@ -1,0 +1,164 @@
+"""audit.record_many: the same chain as record, a fixed number of statements, never a fork."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import pytest
+from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
+
+import audit
+from audit.actions import Action
+from audit.ledger import GENESIS_HASH, compute_hash
+from audit.models import AppendOnlyError, AuditEvent, ChainHead
+from audit.verification import verify
+from tests.conftest import make_user
+
+
+def notes(count: int, **extra) -> list[dict]:
+    return [
+        {"action": Action.GRANT_EXPIRED, "target": ("investigations.grant", n), "details": {"n": n}, **extra}
+        for n in range(count)
+    ]
+
+
+def chain() -> list[tuple]:
+    return list(AuditEvent.objects.order_by("seq").values_list("seq", "prev_hash", "hash"))
+
+
+def assert_one_chain(expected: int) -> None:
+    """Exactly ``expected`` events, seq 1..expected, each linked to the one before, and verify() agrees."""
+    rows = chain()
+    assert [row[0] for row in rows] == list(range(1, expected + 1))
+    assert rows[0][1] == GENESIS_HASH
+    assert all(after[1] == before[2] for before, after in itertools.pairwise(rows))
+    result = verify()
+    assert result.ok, result.summary()
+    assert result.count == expected
+
+
+def test_record_many_mixed_with_record_forms_one_verified_chain(db):
+    actor = make_user("writer")  # records its own events first
+    before = AuditEvent.objects.count()
+    audit.record(action=Action.CASE_OPENED, actor=actor, case_reference="INV-2026-0001")
+    written = audit.record_many(notes(5, actor=actor, case_reference="INV-2026-0001"))
+    audit.record(action=Action.CASE_CLOSED, case_reference="INV-2026-0001")
+    audit.record_many([{"action": Action.CASE_NOTE_ADDED, "details": {"price": 1.5, "tags": {"b", "a"}}}])
+    assert [event.seq for event in written] == [before + 2, before + 3, before + 4, before + 5, before + 6]
+    stored = list(AuditEvent.objects.filter(seq__gt=before).order_by("seq"))
+    actions = [event.action for event in stored]
+    assert actions == ["case.opened"] + ["grant.expired"] * 5 + ["case.closed", "case.note_added"]
+    for event in stored:
+        assert compute_hash(event) == event.hash
+    assert [(e.seq, e.hash, e.prev_hash) for e in written] == [(e.seq, e.hash, e.prev_hash) for e in stored[1:6]]
+    assert stored[1].actor_username == "writer" and stored[1].target_id == "0"
+    assert stored[-1].details == {"price": "1.5", "tags": ["a", "b"]}  # cleaned exactly as record() cleans
+    assert all(a.occurred_at <= b.occurred_at for a, b in itertools.pairwise(stored))
+    head = ChainHead.objects.get(pk=1)
+    assert (head.seq, head.hash, head.prev_hash) == (stored[-1].seq, stored[-1].hash, stored[-1].prev_hash)
+    assert_one_chain(before + 8)
+
+
+def test_empty_list_is_a_no_op(db):
+    audit.record(action=Action.CASE_OPENED)
+    head = ChainHead.objects.values_list("seq", "hash").get(pk=1)
+    with CaptureQueriesContext(connection) as queries:
+        assert audit.record_many([]) == []
+    assert len(queries) == 0
+    assert ChainHead.objects.values_list("seq", "hash").get(pk=1) == head
+    assert AuditEvent.objects.count() == 1
+
+
+def test_record_many_on_a_fresh_database_creates_the_head(db):
+    ChainHead.objects.all().delete()
+    audit.record_many(notes(3))
+    assert_one_chain(3)
+
+
+def test_rollback_leaves_nothing(db):
+    audit.record(action=Action.CASE_OPENED)
+    head = ChainHead.objects.values_list("seq", "hash", "prev_hash").get(pk=1)
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), transaction.atomic():
+        audit.record_many(notes(50))
+        raise Boom
+    assert AuditEvent.objects.count() == 1
+    assert ChainHead.objects.values_list("seq", "hash", "prev_hash").get(pk=1) == head
+    audit.record_many(notes(2))
+    assert_one_chain(3)
+
+
+def test_an_unknown_action_writes_nothing(db):
+    with pytest.raises(ValueError, match="unknown audit action"):
+        audit.record_many([*notes(3), {"action": "grant.vanished"}])
+    assert not AuditEvent.objects.exists()
+
+
+def test_the_model_refuses_bulk_writes_that_the_ledger_did_not_chain(db):
+    forged = AuditEvent(seq=1, action=Action.CASE_OPENED, prev_hash=GENESIS_HASH, hash="f" * 64)
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.ledger_insert([forged], rows_per_statement=10)
+    assert not AuditEvent.objects.exists()
+
+
+def test_statement_count_does_not_depend_on_the_number_of_events(db):
+    audit.record(action=Action.CASE_OPENED)  # the head exists: no genesis statements below
+    counts = {}
+    for size in (10, 1000):
+        with CaptureQueriesContext(connection) as queries:
+            audit.record_many(notes(size))
+        counts[size] = [query["sql"].split()[0].upper() for query in queries]
+    assert counts[10] == counts[1000]
+    # Lock/read the head (SQLite: one UPDATE that takes the write lock, one SELECT), one INSERT, one UPDATE.
+    expected = ["SELECT", "INSERT", "UPDATE"]
+    if connection.vendor == "sqlite":
+        expected = ["UPDATE", *expected]
+    assert [word for word in counts[1000] if word not in {"SAVEPOINT", "RELEASE"}] == expected
+    assert_one_chain(1011)
+
+
+def _append(kind: str, thread: int, barrier: threading.Barrier, errors: list, rounds: int) -> None:
+    try:
+        barrier.wait()
+        for number in range(rounds):
+            with transaction.atomic():
+                if kind == "many":
+                    audit.record_many(notes(7, case_reference=f"T{thread}-{number}"))
+                else:
+                    audit.record(action=Action.QUERY_COMPLETED, details={"thread": thread, "n": number})
+    except Exception as error:  # reported by the test
+        errors.append(error)
+    finally:
+        connections.close_all()
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+@pytest.mark.django_db(transaction=True)
+def test_record_many_and_record_in_parallel_never_fork_the_chain():
+    ChainHead.objects.get_or_create(pk=1, defaults={"seq": 0, "hash": GENESIS_HASH})
+    kinds = ["many", "one", "many", "one", "many", "one"]
+    rounds = 60
+    barrier = threading.Barrier(len(kinds))
+    errors: list = []
+    threads = [
+        threading.Thread(target=_append, args=(kind, number, barrier, errors, rounds))
+        for number, kind in enumerate(kinds)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    expected = kinds.count("many") * rounds * 7 + kinds.count("one") * rounds
+    assert_one_chain(expected)
+    # Each record_many call's events are contiguous: nothing was interleaved into a batch.
+    for reference in ("T0-0", "T2-17", "T4-59"):
+        seqs = list(AuditEvent.objects.filter(case_reference=reference).order_by("seq").values_list("seq", flat=True))
+        assert seqs == list(range(seqs[0], seqs[0] + 7))
+    assert connection.vendor == "postgresql"
