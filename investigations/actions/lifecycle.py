@@ -34,10 +34,13 @@ def _claim(queryset, batch_size: int) -> list[int]:
 def grants_expire_due(*, batch_size: int = EXPIRY_BATCH) -> int:
     """Mark every grant past ``expires_at`` (database clock) expired; remove its grantees' permissions.
 
-    One UPDATE per batch marks the grants, one DELETE per permission table removes the
-    grantees' object permissions, and the ledger gets one ``grant.expired`` event per grant
-    (one append each: the ledger has no batch append yet).
-    Returns how many grants this run expired.
+    Per batch of up to ``batch_size`` grants, in one transaction, a fixed set of statements
+    whatever the batch holds: one SELECT claims the rows (``FOR UPDATE SKIP LOCKED``, so a
+    second beat or worker takes other rows or none), one UPDATE marks them, one DELETE per
+    permission table removes the grantees' object permissions, one SELECT reads what the
+    events need, and ``audit.record_many`` writes one ``grant.expired`` event per grant with
+    a fixed number of statements. A grant is claimed only while still active and due, so it
+    is expired, and audited, exactly once. Returns how many grants this run expired.
     """
     total = 0
     while True:
@@ -50,14 +53,16 @@ def grants_expire_due(*, batch_size: int = EXPIRY_BATCH) -> int:
             )
             GrantUserObjectPermission.objects.filter(content_object_id__in=ids).delete()
             GrantGroupObjectPermission.objects.filter(content_object_id__in=ids).delete()
-            rows = Grant.objects.filter(pk__in=ids).values_list("pk", "case__reference", "expires_at")
-            for pk, reference, expires_at in rows:
-                audit.record(
-                    action=Action.GRANT_EXPIRED,
-                    target=("investigations.grant", pk),
-                    case_reference=reference,
-                    details={"expires_at": expires_at.isoformat()},
-                )
+            rows = Grant.objects.filter(pk__in=ids).order_by("pk").values_list("pk", "case__reference", "expires_at")
+            audit.record_many(
+                {
+                    "action": Action.GRANT_EXPIRED,
+                    "target": ("investigations.grant", pk),
+                    "case_reference": reference,
+                    "details": {"expires_at": expires_at.isoformat()},
+                }
+                for pk, reference, expires_at in rows
+            )
             total += len(ids)
 
 
