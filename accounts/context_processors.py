@@ -18,6 +18,7 @@ NAVIGATION = [
     (Role.SENIOR_LEGAL_REVIEWER, "Review queue", "investigations:review_queue"),
     (Role.AUDITOR, "Audit trail", "audit:event_list"),
     (Role.AUDITOR, "Verification", "audit:verification"),
+    ("staff", "Schedules", "operations:schedules"),
     ("staff", "Admin", "admin:index"),
 ]
 

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "userdata",
     "accounts",
     "investigations",
+    "operations",
 ]
 
 MIDDLEWARE = [

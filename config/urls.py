@@ -8,5 +8,6 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("audit/", include("audit.urls")),
     path("admin/", admin.site.urls),
+    path("operations/", include("operations.urls")),
     path("", include("investigations.urls")),
 ]

@@ -7,3 +7,8 @@ from django.contrib.auth.models import Group
 @shared_task(name="tests.create_group")
 def create_group(name: str) -> None:
     Group.objects.get_or_create(name=name)
+
+
+@shared_task(name="tests.fail")
+def fail(reason: str) -> None:
+    raise ValueError(reason)

@@ -1,0 +1,43 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from operations.health import OVERDUE_FACTOR, ScheduleHealth, schedule_health
+
+
+def _when(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "never"
+
+
+def _status(row: ScheduleHealth) -> str:
+    status = "OVERDUE" if row.overdue else row.state
+    if row.failing:
+        status += " (last run failed)"
+    return status
+
+
+class Command(BaseCommand):
+    help = (
+        "Show each periodic task with its interval, last success and last failure, from the database. "
+        f"A task whose last success is older than {OVERDUE_FACTOR}x its interval (or that never succeeded) "
+        "is OVERDUE, and the command then exits with code 1, for monitoring."
+    )
+
+    def handle(self, *args, **options):
+        rows = schedule_health()
+        header = ("entry", "task", "every", "last success", "last failure", "status")
+        table = [header] + [
+            (
+                row.name,
+                row.task,
+                str(row.every) if row.every else "-",
+                _when(row.last_succeeded_at),
+                _when(row.health.last_failed_at if row.health else None),
+                _status(row),
+            )
+            for row in rows
+        ]
+        widths = [max(len(line[column]) for line in table) for column in range(len(header))]
+        for line in table:
+            self.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+        overdue = [row.name for row in rows if row.overdue]
+        if overdue:
+            raise CommandError(f"{len(overdue)} periodic task(s) overdue: {', '.join(overdue)}", returncode=1)

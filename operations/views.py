@@ -1,0 +1,24 @@
+"""The staff page of periodic-task health."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from .health import OVERDUE_FACTOR, schedule_health
+
+
+def require_staff(user) -> None:
+    """Raise 404 unless ``user`` is active staff: the page does not reveal that it exists."""
+    if not (user.is_authenticated and user.is_active and user.is_staff):
+        raise Http404
+
+
+def schedules(request: HttpRequest) -> HttpResponse:
+    require_staff(request.user)
+    rows = schedule_health()
+    return render(
+        request,
+        "operations/schedules.html",
+        {"rows": rows, "overdue": [row for row in rows if row.overdue], "factor": OVERDUE_FACTOR},
+    )

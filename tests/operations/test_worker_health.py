@@ -1,0 +1,184 @@
+"""Worker health: signal handlers record each task's runs; the command and the staff page report overdue tasks."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.urls import reverse
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from investigations import tasks
+from operations.health import schedule_health
+from operations.models import TaskHealth
+from tests.worker_tasks import create_group, fail
+
+pytestmark = pytest.mark.django_db
+
+SCHEDULED = {
+    "investigations.expire_grants": timedelta(minutes=1),
+    "investigations.requeue_stale_queries": timedelta(minutes=1),
+    "investigations.expire_pending_requests": timedelta(hours=1),
+    "investigations.warn_expiring_grants": timedelta(hours=1),
+    "audit.tasks.seal_audit_checkpoint": timedelta(hours=1),
+    "investigations.purge_expired_results": timedelta(days=1),
+    "audit.tasks.verify_audit_chain": timedelta(days=1),
+}
+
+
+def all_succeeded(ago: timedelta = timedelta(seconds=10)) -> None:
+    for task in SCHEDULED:
+        TaskHealth.objects.create(task=task, last_succeeded_at=timezone.now() - ago)
+
+
+def run_command() -> tuple[str, CommandError | None]:
+    from io import StringIO
+
+    out = StringIO()
+    try:
+        call_command("worker_health", stdout=out)
+    except CommandError as error:
+        return out.getvalue(), error
+    return out.getvalue(), None
+
+
+def line_for(output: str, task: str) -> str:
+    [line] = [line for line in output.splitlines() if f" {task} " in line]
+    return line
+
+
+# --- the signal handlers ---------------------------------------------------------------------
+
+
+def test_a_successful_run_records_start_success_and_runtime():
+    before = timezone.now()
+    tasks.expire_grants.apply()
+    health = TaskHealth.objects.get(task="investigations.expire_grants")
+    assert before <= health.last_started_at <= health.last_succeeded_at <= timezone.now()
+    assert health.last_runtime is not None and 0 <= health.last_runtime < 60
+    assert health.last_failed_at is None
+
+
+def test_a_failed_run_records_the_failure_and_keeps_the_last_success():
+    create_group.apply(args=["ops-smoke"])
+    fail.apply(args=["disk full"])
+    health = TaskHealth.objects.get(task="tests.fail")
+    assert health.last_failed_at is not None and health.last_succeeded_at is None
+    assert health.last_error == "ValueError: disk full"
+    fail.apply(args=["again"])
+    assert TaskHealth.objects.filter(task="tests.fail").count() == 1  # one row per task, updated in place
+    assert TaskHealth.objects.get(task="tests.fail").last_error == "ValueError: again"
+    assert TaskHealth.objects.get(task="tests.create_group").last_succeeded_at is not None
+
+
+@pytest.mark.worker
+@pytest.mark.timeout(120)
+def test_a_real_worker_records_health_on_the_configured_broker(celery_worker_process):
+    create_group.delay("ops-from-worker")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        health = TaskHealth.objects.filter(task="tests.create_group", last_succeeded_at__isnull=False).first()
+        if health:
+            assert health.last_started_at <= health.last_succeeded_at and health.last_runtime is not None
+            return
+        time.sleep(0.25)
+    pytest.fail(f"no health row from the worker within 60 s; its log:\n{celery_worker_process.log()[-3000:]}")
+
+
+# --- which tasks are overdue ------------------------------------------------------------------
+
+
+def test_every_periodic_task_is_listed_with_its_interval():
+    rows = {row.task: row for row in schedule_health()}
+    assert {task: row.every for task, row in rows.items()} == SCHEDULED
+
+
+def test_intervals_and_pauses_come_from_the_database_when_beat_has_stored_them():
+    every_ten = IntervalSchedule.objects.create(every=10, period=IntervalSchedule.MINUTES)
+    PeriodicTask.objects.create(name="expire-grants", task="investigations.expire_grants", interval=every_ten)
+    PeriodicTask.objects.create(
+        name="warn-expiring-grants", task="investigations.warn_expiring_grants", interval=every_ten, enabled=False
+    )
+    all_succeeded(ago=timedelta(minutes=15))
+    rows = {row.name: row for row in schedule_health()}
+    assert rows["expire-grants"].in_database and rows["expire-grants"].every == timedelta(minutes=10)
+    assert rows["expire-grants"].state == "ok"  # 15 min < 2 x 10 min
+    assert rows["warn-expiring-grants"].state == "paused" and not rows["warn-expiring-grants"].overdue
+    assert rows["requeue-stale-queries"].overdue  # 15 min > 2 x 1 min, from the settings schedule
+
+
+def test_command_exits_zero_when_everything_ran_recently():
+    all_succeeded()
+    output, error = run_command()
+    assert error is None, error
+    for task in SCHEDULED:
+        assert line_for(output, task).endswith(" ok")
+    assert "OVERDUE" not in output
+
+
+def test_command_flags_a_task_older_than_twice_its_interval_and_exits_one():
+    all_succeeded(ago=timedelta(minutes=90))  # older than 2 x 1 min, younger than 2 x 1 h
+    output, error = run_command()
+    assert error is not None and error.returncode == 1
+    assert "2 periodic task(s) overdue" in str(error)
+    assert line_for(output, "investigations.expire_grants").endswith("OVERDUE")
+    assert line_for(output, "investigations.requeue_stale_queries").endswith("OVERDUE")
+    assert line_for(output, "investigations.warn_expiring_grants").endswith(" ok")
+    assert line_for(output, "audit.tasks.verify_audit_chain").endswith(" ok")
+
+
+def test_a_task_that_never_succeeded_is_overdue_and_a_failing_one_says_so():
+    all_succeeded()
+    TaskHealth.objects.filter(task="audit.tasks.verify_audit_chain").delete()
+    TaskHealth.objects.filter(task="investigations.expire_grants").update(
+        last_failed_at=timezone.now(), last_error="OperationalError: down"
+    )
+    output, error = run_command()
+    assert error is not None and "verify-audit-chain" in str(error) and "expire-grants" not in str(error)
+    assert "never" in line_for(output, "audit.tasks.verify_audit_chain")
+    assert line_for(output, "investigations.expire_grants").endswith("ok (last run failed)")
+
+
+# --- the staff page ----------------------------------------------------------------------------
+
+
+URL = "/operations/schedules/"
+
+
+def test_page_url_name():
+    assert reverse("operations:schedules") == URL
+
+
+def test_staff_see_the_table_with_overdue_tasks_highlighted(login, admin_user):
+    all_succeeded(ago=timedelta(minutes=90))
+    response = login(admin_user).get(URL)
+    assert response.status_code == 200
+    rows = {row.task: row for row in response.context["rows"]}
+    assert rows["investigations.expire_grants"].overdue and not rows["audit.tasks.verify_audit_chain"].overdue
+    page = response.content.decode()
+    assert '<tr class="overdue">' in page and "OVERDUE" in page
+    assert page.count('<tr class="overdue">') == 2
+    assert 'href="/operations/schedules/"' in page  # in the navigation
+
+
+def test_page_without_overdue_tasks_says_so(login, superuser):
+    all_succeeded()
+    page = login(superuser).get(URL).content.decode()
+    assert "OVERDUE" not in page and '<tr class="overdue">' not in page
+
+
+@pytest.mark.parametrize("persona", ["lead", "reviewer", "auditor", "outsider"])
+def test_non_staff_get_404_and_no_link(request, login, persona):
+    user = request.getfixturevalue(persona)
+    client = login(user)
+    assert client.get(URL).status_code == 404
+    assert "/operations/schedules/" not in client.get(reverse("home")).content.decode()
+
+
+def test_anonymous_visitors_are_sent_to_login(client):
+    response = client.get(URL)
+    assert response.status_code == 302 and reverse("accounts:login") in response["Location"]
