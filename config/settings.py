@@ -206,6 +206,8 @@ CUSTOS = {
     # A query run older than this is dead (longer than the hard task time limit): the sweeper
     # hands it to a new run.
     "QUERY_STALE_SECONDS": env.int("CUSTOS_QUERY_STALE_SECONDS", default=16 * 60),
+    # Grants expired per transaction by expire_grants: bounds the transaction whatever the backlog.
+    "EXPIRY_BATCH": env.int("CUSTOS_EXPIRY_BATCH", default=1000),
 }
 
 # --- celery ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -26,17 +27,47 @@ def _database_url(alias: str) -> str:
     return f"postgres://{auth}{host}{port}/{config['NAME']}"
 
 
+def _current_broker_url() -> str:
+    from config.celery import app
+
+    return app.conf.broker_url or settings.CELERY_BROKER_URL
+
+
 def worker_environment() -> dict[str, str]:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings_test",
         "DATABASE_URL": _database_url("default"),
         "USERDATA_DATABASE_URL": _database_url("userdata"),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_BROKER_URL": _current_broker_url(),
         "CUSTOS_VAR_DIR": str(settings.VAR_DIR),
         "PYTHONUNBUFFERED": "1",
     }
     return env
+
+
+@contextmanager
+def broker(url: str):
+    """Send this process's tasks to ``url`` for a while (e.g. a private Redis a test stops and starts)."""
+    from config.celery import app
+
+    previous = app.conf.broker_url
+    app.conf.broker_url = url
+    _drop_connections(app)
+    try:
+        yield
+    finally:
+        app.conf.broker_url = previous
+        _drop_connections(app)
+
+
+def _drop_connections(app) -> None:
+    # Celery caches its connection and producer pools on first use; drop them so that the
+    # next publish connects to the broker now configured
+    # (the same reset Celery does after a fork).
+    app._pool = None
+    if "amqp" in app.__dict__:
+        app.__dict__["amqp"]._producer_pool = None
 
 
 def purge_broker() -> None:
@@ -47,10 +78,20 @@ def purge_broker() -> None:
 
 
 class CeleryWorker:
-    def __init__(self, *, log_path: Path, beat: bool = False, include: tuple[str, ...] = ("tests.worker_tasks",)):
+    def __init__(
+        self,
+        *,
+        log_path: Path,
+        beat: bool = False,
+        include: tuple[str, ...] = ("tests.worker_tasks",),
+        env: dict[str, str] | None = None,
+        name: str = "test",
+    ):
         self.log_path = log_path
         self.beat = beat
         self.include = include
+        self.env = env or {}
+        self.name = name
         self.process: subprocess.Popen | None = None
 
     @property
@@ -68,7 +109,7 @@ class CeleryWorker:
             "--without-gossip",
             "--without-mingle",
             "--hostname",
-            f"test-{os.getpid()}@%h",
+            f"{self.name}-{os.getpid()}@%h",
         ]
         if self.include:
             command += ["--include", ",".join(self.include)]
@@ -81,7 +122,7 @@ class CeleryWorker:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.command,
-            env=worker_environment(),
+            env={**worker_environment(), **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -120,3 +161,55 @@ class CeleryWorker:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RedisServer:
+    """A private ``redis-server`` without persistence, for tests that stop and restart Redis.
+
+    Never the shared one: stopping it loses every message it held, as a crash of a Redis
+    without AOF would.
+    """
+
+    def __init__(self, *, log_path: Path, port: int | None = None):
+        self.log_path = log_path
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 20) -> None:
+        import redis
+
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        command += ["--daemonize", "no"]
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited early:\n{self.log_path.read_text(errors='replace')}")
+            try:
+                if client.ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"redis-server not ready after {timeout}s")
+
+    def stop(self) -> None:
+        """Stop it; whatever it held is gone (no persistence)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.kill()
+        self.process.wait(timeout=30)

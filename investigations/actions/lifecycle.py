@@ -22,7 +22,6 @@ from audit.actions import Action
 
 from ..models import Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission
 
-EXPIRY_BATCH = 1000
 WARNINGS = (("warned_24h_at", timedelta(hours=24), "24 hours"), ("warned_1h_at", timedelta(hours=1), "1 hour"))
 
 
@@ -31,7 +30,7 @@ def _claim(queryset, batch_size: int) -> list[int]:
     return list(queryset.order_by("pk").select_for_update(skip_locked=True).values_list("pk", flat=True)[:batch_size])
 
 
-def grants_expire_due(*, batch_size: int = EXPIRY_BATCH) -> int:
+def grants_expire_due(*, batch_size: int | None = None) -> int:
     """Mark every grant past ``expires_at`` (database clock) expired; remove its grantees' permissions.
 
     Per batch of up to ``batch_size`` grants, in one transaction, a fixed set of statements
@@ -42,6 +41,7 @@ def grants_expire_due(*, batch_size: int = EXPIRY_BATCH) -> int:
     a fixed number of statements. A grant is claimed only while still active and due, so it
     is expired, and audited, exactly once. Returns how many grants this run expired.
     """
+    batch_size = batch_size or settings.CUSTOS["EXPIRY_BATCH"]
     total = 0
     while True:
         with transaction.atomic():
@@ -66,8 +66,15 @@ def grants_expire_due(*, batch_size: int = EXPIRY_BATCH) -> int:
             total += len(ids)
 
 
-def grants_warn_expiring(*, batch_size: int = EXPIRY_BATCH) -> int:
-    """Email grantees once per threshold (24 h and 1 h before expiry) for each active grant."""
+def grants_warn_expiring(*, batch_size: int | None = None) -> int:
+    """Email grantees once per threshold (24 h and 1 h before expiry) for each active grant.
+
+    The threshold's ``warned_*_at`` column is set in the transaction that claims the grant
+    (``FOR UPDATE SKIP LOCKED``) and the email goes after commit, so two beats or an
+    overlapping run never send a warning twice (a crash between commit and sending loses it:
+    at most once, by design).
+    """
+    batch_size = batch_size or settings.CUSTOS["EXPIRY_BATCH"]
     sent = 0
     for field, ahead, label in WARNINGS:
         while True:

@@ -20,7 +20,8 @@ BATCH = 2000
 
 def grants(count: int, *, case: Case, grantee: User, expires_at: datetime) -> list[Grant]:
     """``count`` active grants on ``case`` to ``grantee`` (view and query permissions), ending at ``expires_at``."""
-    today = timezone.now().date()
+    now = timezone.now()
+    today = now.date()
     requests = DataPullRequest.objects.bulk_create(
         [
             DataPullRequest(
@@ -48,7 +49,7 @@ def grants(count: int, *, case: Case, grantee: User, expires_at: datetime) -> li
                 categories=["profile"],
                 window_start=request.window_start,
                 window_end=request.window_end,
-                starts_at=expires_at - timedelta(hours=1),
+                starts_at=min(expires_at, now) - timedelta(hours=1),
                 expires_at=expires_at,
             )
             for request in requests
