@@ -51,13 +51,18 @@ def broker(url: str):
     """Send this process's tasks to ``url`` for a while (e.g. a private Redis a test stops and starts)."""
     from config.celery import app
 
-    previous = app.conf.broker_url
-    app.conf.broker_url = url
+    # Celery reads CELERY_BROKER_URL from the environment before its own setting.
+    previous = app.conf.get("broker_url"), os.environ.get("CELERY_BROKER_URL")
+    app.conf.broker_url = os.environ["CELERY_BROKER_URL"] = url
     _drop_connections(app)
     try:
         yield
     finally:
-        app.conf.broker_url = previous
+        app.conf.broker_url = previous[0]
+        if previous[1] is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = previous[1]
         _drop_connections(app)
 
 
