@@ -28,6 +28,11 @@ The split lets PostgreSQL do the second step itself (built-in ``sha256()``), so 
 is a single statement: the chain-head lock is held for one statement and the commit, not
 for several round trips.
 
+``record_many`` appends many events with a number of statements that does not depend on
+how many: it locks and reads the head once, computes the chain here with the same
+functions (``payload_digest``, ``chain_hash``), inserts all rows with one multi-row INSERT
+and moves the head once.
+
 The hash is a plain domain-separated SHA-256, not an HMAC, so anyone may recompute it
 without a secret. Authenticity comes from the Ed25519-signed checkpoints
 (``audit.checkpoints``): a party who rewrites and re-hashes the chain cannot forge them.
