@@ -20,7 +20,7 @@ if os.environ.get("CUSTOS_TEST_EMAIL_DIR"):
     EMAIL_FILE_PATH = os.environ["CUSTOS_TEST_EMAIL_DIR"]
 if os.environ.get("CUSTOS_TEST_BEAT"):
     _every = dict(item.split("=") for item in os.environ["CUSTOS_TEST_BEAT"].split(","))
-    CELERY_BEAT_SCHEDULE = {  # noqa: F405
+    CELERY_BEAT_SCHEDULE = {
         name: {**entry, "schedule": timedelta(seconds=int(_every[name]))}
         for name, entry in CELERY_BEAT_SCHEDULE.items()  # noqa: F405
         if name in _every
