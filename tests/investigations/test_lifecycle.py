@@ -4,20 +4,22 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.utils import timezone
 
 from audit.models import AuditEvent
 from investigations import tasks
 from investigations.access import grant_perms
 from investigations.actions.lifecycle import grants_expire_due, grants_warn_expiring
 from investigations.models import Grant, GrantStatus
+from investigations.models.grant import db_now
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 
 
 def _move_expiry(grant: Grant, delta: timedelta) -> None:
-    # Stands for time passing: the database clock decides, so the row's deadline moves instead.
-    Grant.objects.filter(pk=grant.pk).update(expires_at=timezone.now() + delta)
+    # Stands for time passing: the database clock decides, so the row's deadline moves instead,
+    # relative to that clock (on PostgreSQL it is the start of the test's transaction, which
+    # a slow fixture setup can put seconds before the app server's clock).
+    Grant.objects.filter(pk=grant.pk).update(expires_at=db_now() + delta)
 
 
 def test_due_grant_expires_once_and_loses_its_permissions(active_grant, lead):
