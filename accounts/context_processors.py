@@ -18,6 +18,8 @@ NAVIGATION = [
     (Role.SENIOR_LEGAL_REVIEWER, "Review queue", "investigations:review_queue"),
     (Role.AUDITOR, "Audit trail", "audit:event_list"),
     (Role.AUDITOR, "Verification", "audit:verification"),
+    (Role.AUDITOR, "Alerts", "investigations:alert_list"),
+    (Role.AUDITOR, "Scope reports", "investigations:report_list"),
     ("staff", "Admin", "admin:index"),
 ]
 
