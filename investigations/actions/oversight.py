@@ -532,7 +532,7 @@ def alert_acknowledge(*, actor: User, alert: Alert, note: str) -> Alert:
     if len(note) > TEXT_MAX:
         raise ValidationError({"note": f"At most {TEXT_MAX} characters."})
     with transaction.atomic():
-        alert = Alert.objects.select_for_update().select_related("case", "acknowledged_by").get(pk=alert.pk)
+        alert = Alert.objects.select_for_update(of=("self",)).select_related("case", "acknowledged_by").get(pk=alert.pk)
         if alert.is_acknowledged:
             raise InvalidTransition(
                 f"The alert was already acknowledged by {alert.acknowledged_by.display_name} "
