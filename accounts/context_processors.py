@@ -19,6 +19,8 @@ NAVIGATION = [
     (Role.AUDITOR, "Audit trail", "audit:event_list"),
     (Role.AUDITOR, "Verification", "audit:verification"),
     ("staff", "Schedules", "operations:schedules"),
+    (Role.AUDITOR, "Alerts", "investigations:alert_list"),
+    (Role.AUDITOR, "Scope reports", "investigations:report_list"),
     ("staff", "Admin", "admin:index"),
 ]
 

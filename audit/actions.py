@@ -34,6 +34,7 @@ class Action(models.TextChoices):
     GRANT_ISSUED = "grant.issued", "Grant issued"
     GRANT_EXPIRED = "grant.expired", "Grant expired"
     GRANT_REVOKED = "grant.revoked", "Grant revoked"
+    GRANT_REPORT_WRITTEN = "grant.report_written", "Grant scope report written"
     QUERY_REQUESTED = "query.requested", "Query requested"
     QUERY_DENIED = "query.denied", "Query denied"
     QUERY_STARTED = "query.started", "Query started"

@@ -85,6 +85,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.navigation",
+                "investigations.context_processors.oversight",
             ],
         },
     },
@@ -208,6 +209,19 @@ CUSTOS = {
     "QUERY_STALE_SECONDS": env.int("CUSTOS_QUERY_STALE_SECONDS", default=16 * 60),
     # Grants expired per transaction by expire_grants: bounds the transaction whatever the backlog.
     "EXPIRY_BATCH": env.int("CUSTOS_EXPIRY_BATCH", default=1000),
+    # Oversight alerts, derived from the audit trail (investigations.actions.oversight).
+    "OVERSIGHT": {
+        # N denied query attempts by one user within W minutes raise one alert.
+        "REPEATED_DENIALS": env.int("CUSTOS_OVERSIGHT_REPEATED_DENIALS", default=3),
+        "DENIAL_WINDOW_MINUTES": env.int("CUSTOS_OVERSIGHT_DENIAL_WINDOW_MINUTES", default=60),
+        # Working hours [start, end) on working days (0 = Monday), in TIME_ZONE.
+        "WORKING_HOURS": tuple(env.list("CUSTOS_OVERSIGHT_WORKING_HOURS", default=["08:00", "19:00"])),
+        "WORKING_DAYS": tuple(env.list("CUSTOS_OVERSIGHT_WORKING_DAYS", cast=int, default=[0, 1, 2, 3, 4])),
+        "TIME_ZONE": env.str("CUSTOS_OVERSIGHT_TIME_ZONE", default="UTC"),
+        # Off-hours queries by one user on one case within this many hours make one alert.
+        "OFF_HOURS_GROUP_HOURS": env.int("CUSTOS_OVERSIGHT_OFF_HOURS_GROUP_HOURS", default=12),
+        "SCAN_BATCH": env.int("CUSTOS_OVERSIGHT_SCAN_BATCH", default=200),
+    },
 }
 
 # --- celery ------------------------------------------------------------------------------
@@ -269,6 +283,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "expire-grants": {"task": "investigations.expire_grants", "schedule": timedelta(minutes=1)},
     "expire-pending-requests": {"task": "investigations.expire_pending_requests", "schedule": crontab(minute=5)},
     "warn-expiring-grants": {"task": "investigations.warn_expiring_grants", "schedule": crontab(minute=10)},
+    "scan-oversight": {"task": "investigations.scan_oversight", "schedule": timedelta(minutes=1)},
 }
 
 # --- audit ledger ------------------------------------------------------------------------

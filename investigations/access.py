@@ -19,9 +19,11 @@ from django.http import Http404
 
 import audit
 from accounts.models import User
+from audit.access import is_auditor
 from audit.actions import Action
 
 from .models import (
+    Alert,
     Case,
     CaseGroupObjectPermission,
     CaseMember,
@@ -32,6 +34,7 @@ from .models import (
     Decision,
     Grant,
     GrantGroupObjectPermission,
+    GrantReport,
     GrantStatus,
     GrantUserObjectPermission,
     RequestStatus,
@@ -358,3 +361,33 @@ def queries_visible_to(user: User) -> QuerySet[DataQuery]:
 def get_query_for(user: User, pk) -> DataQuery:
     """The query ``pk`` if ``user`` may see its record (else 404)."""
     return _get_visible(queries_visible_to(user), pk)
+
+
+# --- oversight alerts and grant reports -----------------------------------------------------
+
+
+def alerts_visible_to(user: User) -> QuerySet[Alert]:
+    """Oversight alerts: active auditors see all of them, everyone else none."""
+    if not is_auditor(user):
+        return Alert.objects.none()
+    return Alert.objects.select_related("case", "user", "acknowledged_by")
+
+
+def get_alert_for(user: User, pk) -> Alert:
+    """The alert ``pk`` for an auditor; 404 for everyone else, superusers and staff included."""
+    return _get_visible(alerts_visible_to(user), pk)
+
+
+def reports_visible_to(user: User) -> QuerySet[GrantReport]:
+    """Scope-diff reports: auditors see all; others those of grants they may see."""
+    if not _is_real(user):
+        return GrantReport.objects.none()
+    reports = GrantReport.objects.select_related("grant__case")
+    if is_auditor(user):
+        return reports
+    return reports.filter(grant__in=grants_visible_to(user))
+
+
+def get_report_for(user: User, pk) -> GrantReport:
+    """The report ``pk`` if ``user`` is an auditor or may see its grant (else 404)."""
+    return _get_visible(reports_visible_to(user), pk)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from .actions import lapse_overdue_requests, lifecycle
+from .actions import lapse_overdue_requests, lifecycle, oversight
 from .actions import query as query_actions
 
 RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 2, "retry_backoff_max": 60, "max_retries": 5}
@@ -47,3 +47,10 @@ def warn_expiring_grants() -> int:
 @shared_task(name="investigations.expire_pending_requests", **RETRY)
 def expire_pending_requests() -> int:
     return lapse_overdue_requests()
+
+
+@shared_task(name="investigations.scan_oversight", **RETRY)
+def scan_oversight() -> dict:
+    """Raise oversight alerts and write grant reports from new audit events (safe to overlap)."""
+    scan = oversight.alerts_scan()
+    return {"events": scan.events, "alerts": len(scan.alerts), "reports": len(scan.reports), "seq": scan.last_seq}

@@ -2,7 +2,7 @@ from django.urls import path
 
 from .views import case as case_views
 from .views import grant as grant_views
-from .views import query
+from .views import oversight, query
 from .views import request as request_views
 
 app_name = "investigations"
@@ -37,4 +37,9 @@ urlpatterns = [
     path("queries/<int:pk>/status.json", query.query_status, name="query_status"),
     path("queries/<int:pk>/results/", query.query_results, name="query_results"),
     path("queries/<int:pk>/results.csv", query.query_download, name="query_download"),
+    path("oversight/alerts/", oversight.alert_list, name="alert_list"),
+    path("oversight/alerts/<int:pk>/", oversight.alert_detail, name="alert_detail"),
+    path("oversight/alerts/<int:pk>/acknowledge/", oversight.alert_acknowledge, name="alert_acknowledge"),
+    path("oversight/reports/", oversight.report_list, name="report_list"),
+    path("oversight/reports/<int:pk>/", oversight.report_detail, name="report_detail"),
 ]

@@ -8,6 +8,7 @@ conditional UPDATE, so two runs of one query can never both record a completion.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -27,6 +28,7 @@ from .. import gateway
 from ..errors import QueryDenied
 from ..models import CaseStatus, DataQuery, Grant, GrantStatus, QueryResult, QueryStatus
 from ..models.grant import db_now
+from . import oversight
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +134,7 @@ def query_submit(
             query.finished_at = db_now()
             query.save()
             _record_denial(actor=actor, grant=grant, query=query, reason=reason, stage="submit")
+            oversight.scan_soon()  # repeated denials
         else:
             query.save()
             audit.record(
@@ -238,15 +241,24 @@ def _record_start(query: DataQuery, token: int) -> None:
         )
 
 
+def rows_by_subject(category: str, extract: gateway.Extract) -> dict[str, int]:
+    """Rows per subject account, for the scope-diff report: counts, never the rows themselves."""
+    column = extract.columns.index(CATEGORIES[category].subject_field)
+    counts = Counter(str(row[column]) for row in extract.rows)
+    return dict(sorted(counts.items()))
+
+
 def _store(query: DataQuery, token: int, extract: gateway.Extract) -> None:
     """Completion and result in one transaction: the result exists only if completion is recorded."""
     digest = gateway.result_digest(extract.columns, extract.rows)
+    per_subject = rows_by_subject(query.category, extract)
     with transaction.atomic():
         if not _finish(
             query,
             token,
             status=QueryStatus.SUCCEEDED,
             row_count=len(extract.rows),
+            rows_by_subject=per_subject,
             truncated=extract.truncated,
             digest=digest,
         ):
@@ -263,8 +275,11 @@ def _store(query: DataQuery, token: int, extract: gateway.Extract) -> None:
                 "row_cap": settings.CUSTOS["QUERY_ROW_CAP"],
                 "digest": digest,
                 "attempt": token,
+                "rows_by_subject": per_subject,
             },
         )
+        # Off-hours queries and any tripwire the run recorded reach oversight within seconds.
+        oversight.scan_soon()
 
 
 def query_run(*, query_id: int, takeover: int | None = None) -> DataQuery | None:

@@ -33,6 +33,7 @@ from ..models import (
 from ..models.grant import db_now
 from ..models.request import EDITABLE_STATUSES
 from ..scope import Scope, check_narrowing, check_scope, limits, scope_errors
+from . import oversight
 
 GRANTEE_PERMS = ("view_grant", "query_grant")
 CLOSED_FOR_FILING = (CaseStatus.CLOSED, CaseStatus.REJECTED)
@@ -272,23 +273,24 @@ def request_submit(*, actor: User, request: DataPullRequest) -> DataPullRequest:
             actor=actor,
             target=request,
             case_reference=request.case.reference,
-            details={"scope": request.scope(), "protected": request.protected_categories},
+            details={
+                "scope": request.scope(),
+                "protected": request.protected_categories,
+                "subjects": list(request.subjects),
+                "case_type": request.case.case_type,
+                "legal_basis": request.legal_basis,
+            },
         )
         _notify_submitted(request)
+        oversight.scan_soon()
     return request
 
 
 def _notify_submitted(request: DataPullRequest) -> None:
     context = {"request": request, "url": reverse("investigations:request_detail", args=[request.pk])}
     notify.send_on_commit("request-submitted", notify.reviewer_addresses(exclude_case=request.case), context)
-    if request.is_protected:
-        audit.record(
-            action=Action.ALERT_RAISED,
-            target=request,
-            case_reference=request.case.reference,
-            details={"reason": "protected_subject", "categories": request.protected_categories},
-        )
-        notify.send_on_commit("protected-request", notify.oversight_addresses(), context)
+    # Oversight hears of a protected request from the alert scan (actions.oversight), which
+    # reads the ``request.submitted`` event above: one path for every alert.
 
 
 def approvals_needed(request: DataPullRequest) -> tuple[int, bool]:
@@ -373,8 +375,15 @@ def request_decide(
             actor=actor,
             target=request,
             case_reference=request.case.reference,
-            details={"outcome": outcome, "reason": reason, "approved_scope": _scope_dict(approved)},
+            details={
+                "outcome": outcome,
+                "reason": reason,
+                "approved_scope": _scope_dict(approved),
+                "protected": request.protected_categories,
+                "subjects": list(request.subjects),
+            },
         )
+        oversight.scan_soon()
         still_needed = _apply(actor=actor, request=request, decision=decision, earlier=earlier, grantees=people)
         _notify_decided(request, decision, still_needed)
     return decision
@@ -620,6 +629,7 @@ def revoke_grant_unchecked(*, actor: User | None, grant: Grant, reason: str) -> 
             case_reference=grant.case.reference,
             details={"reason": reason},
         )
+        oversight.scan_soon()  # the scope-diff report
     return grant
 
 

@@ -1,5 +1,6 @@
 """Cases, data-pull requests, decisions, grants and queries, split by sub-domain."""
 
+from .alert import Alert, AlertKind, AlertSeverity, GrantReport, OversightCursor, SubjectMention
 from .case import (
     Case,
     CaseGroupObjectPermission,
@@ -24,6 +25,9 @@ from .request import (
 )
 
 __all__ = [
+    "Alert",
+    "AlertKind",
+    "AlertSeverity",
     "Case",
     "CaseGroupObjectPermission",
     "CaseMember",
@@ -39,9 +43,11 @@ __all__ = [
     "DenialReason",
     "Grant",
     "GrantGroupObjectPermission",
+    "GrantReport",
     "GrantStatus",
     "GrantUserObjectPermission",
     "LegalBasis",
+    "OversightCursor",
     "ProtectedCategory",
     "ProtectedSubject",
     "QueryResult",
@@ -49,4 +55,5 @@ __all__ = [
     "RequestGroupObjectPermission",
     "RequestStatus",
     "RequestUserObjectPermission",
+    "SubjectMention",
 ]

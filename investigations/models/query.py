@@ -37,6 +37,9 @@ class DataQuery(models.Model):
     status = models.CharField(max_length=16, choices=QueryStatus.choices, default=QueryStatus.QUEUED)
     denial_reason = models.CharField(max_length=32, choices=DenialReason.choices, blank=True)
     row_count = models.PositiveIntegerField(null=True)
+    # {account id: rows returned}, counted at completion: the scope-diff report needs rows per
+    # subject after the stored result is purged, and counts are not user data.
+    rows_by_subject = models.JSONField(null=True, blank=True)
     truncated = models.BooleanField(default=False)
     digest = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)

@@ -14,7 +14,7 @@ from .. import access, actions
 from ..errors import InvalidTransition
 from ..forms import apply_errors
 from ..forms.request import ReasonForm
-from ..models import Grant
+from ..models import Grant, GrantReport
 from . import conflict
 
 QUERY_PANEL = "investigations/_grant_queries.html"
@@ -50,6 +50,7 @@ def grant_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "has_query_panel": _has_query_panel(),
         "queries": grant.queries.select_related("user").order_by("-requested_at", "-id")[:50],
         "can_query": grant.is_usable_by(request.user),
+        "report": GrantReport.objects.filter(grant=grant).first(),
         **access.grant_flags(request.user, grant),
     }
     return render(request, "investigations/grant_detail.html", context)

@@ -78,6 +78,7 @@ def test_beat_schedule_lists_every_periodic_task():
     tasks_scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert tasks_scheduled == {
         "investigations.expire_grants",
+        "investigations.scan_oversight",
         "investigations.requeue_stale_queries",
         "investigations.expire_pending_requests",
         "investigations.warn_expiring_grants",

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from investigations import actions
+from investigations.actions.oversight import alerts_scan
 from investigations.errors import InvalidTransition
 from investigations.models import DataPullRequest, Grant, RequestStatus
 
@@ -275,7 +276,10 @@ def test_protected_submission_alerts_oversight_by_email(
     actions.protected_subject_add(actor=admin_user, account_id=2, category="lawyer")
     with django_capture_on_commit_callbacks(execute=True):
         actions.request_submit(actor=lead, request=file_request(open_case, lead))
+    assert not [message for message in mail.outbox if "oversight" in message.subject]  # the scan alerts
+    with django_capture_on_commit_callbacks(execute=True):
+        alerts_scan()
     oversight = [message for message in mail.outbox if "oversight" in message.subject]
     assert len(oversight) == 1
     assert set(oversight[0].to) == {"oversight@example.org", auditor.email}
-    assert "lawyer" in oversight[0].body
+    assert "lawyer" in oversight[0].body and "Protected request submitted" in oversight[0].subject

@@ -9,8 +9,9 @@ from accounts.actions import user_set_roles
 from audit.models import AuditEvent
 from investigations import actions
 from investigations.access import can_decide, review_queue_for
+from investigations.actions.oversight import alerts_scan
 from investigations.errors import InvalidTransition
-from investigations.models import CaseMember, Grant, RequestStatus
+from investigations.models import Alert, CaseMember, Grant, RequestStatus
 
 from ..conftest import make_user
 from .conftest import file_request, narrowed, open_case_for
@@ -84,7 +85,9 @@ def test_plain_request_one_approval_one_grant(submitted_request, reviewer):
 
 def test_protected_request_is_flagged_and_oversight_alerted(protected_request):
     assert protected_request.is_protected and protected_request.protected_categories == ["journalist"]
-    assert AuditEvent.objects.filter(action="alert.raised", target_id=str(protected_request.pk)).exists()
+    alerts_scan()
+    alert = Alert.objects.get(kind="protected_request_submitted", request=protected_request)
+    assert AuditEvent.objects.filter(action="alert.raised", target_id=str(alert.pk)).exists()
     assert AuditEvent.objects.filter(action="protected_subject.added").exists()
 
 

@@ -1,0 +1,626 @@
+"""Oversight: alerts derived from the audit trail, and the scope-diff report of ended grants.
+
+The contract with the rest of the application is the ledger. The scan reads audit events
+after a cursor and applies one detector per kind, so nothing can read data, or ask to,
+without raising its alert unless it also bypasses the ledger. Events the scan relies on:
+
+- ``request.submitted``: ``details.subjects`` (account ids), ``details.protected`` (categories)
+- ``decision.recorded``: ``details.outcome``, ``details.protected``, ``details.subjects``
+- ``query.requested`` / ``query.denied`` (``details.stage`` "submit" is the user's own attempt)
+- ``query.tripwire``: target the query; ``details.dropped_rows``, ``protected_accounts``, ``grant_id``
+- ``grant.expired`` / ``grant.revoked``: the grant ended; its scope-diff report is written
+
+Why reading after a cursor misses nothing: the ledger hands out ``seq`` under the chain-head
+row lock, held until the appending transaction commits, so events become visible in ``seq``
+order and a committed event can never appear behind the cursor later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from functools import partial
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Q
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+import audit
+from accounts.models import User
+from audit.access import is_auditor
+from audit.actions import Action
+from audit.models import AuditEvent
+
+from .. import notify
+from ..errors import InvalidTransition
+from ..models import (
+    Alert,
+    AlertKind,
+    AlertSeverity,
+    Case,
+    CaseMember,
+    DataPullRequest,
+    DataQuery,
+    DecisionOutcome,
+    Grant,
+    GrantReport,
+    OversightCursor,
+    QueryStatus,
+    SubjectMention,
+)
+from ..models.case import TEXT_MAX
+
+logger = logging.getLogger(__name__)
+
+REQUEST_TYPE = "investigations.datapullrequest"
+QUERY_TYPE = "investigations.dataquery"
+GRANT_TYPE = "investigations.grant"
+APPROVING = {DecisionOutcome.APPROVE, DecisionOutcome.APPROVE_NARROWED}
+# An alert not emailed this long after it was raised is retried by a later scan (the first
+# try runs right after the scan commits).
+EMAIL_RETRY_AFTER = timedelta(minutes=5)
+
+
+def rules() -> dict:
+    return settings.CUSTOS["OVERSIGHT"]
+
+
+@dataclass
+class Draft:
+    """An alert a detector wants raised; ``_raise`` checks the ids and writes it."""
+
+    kind: str
+    severity: str
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+    case_id: int | None = None
+    request_id: int | None = None
+    grant_id: int | None = None
+    query_id: int | None = None
+    user_id: int | None = None
+
+
+@dataclass
+class Scan:
+    events: int = 0
+    alerts: list[int] = field(default_factory=list)
+    reports: list[int] = field(default_factory=list)
+    last_seq: int = 0
+
+
+# --- reading events ----------------------------------------------------------------------
+
+
+def _int(value: Any) -> int | None:
+    try:
+        number = int(str(value), 10)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number < 2**63 else None
+
+
+def _target(event: AuditEvent, target_type: str) -> int | None:
+    return _int(event.target_id) if event.target_type == target_type else None
+
+
+def _subjects(event: AuditEvent) -> list[int]:
+    details = event.details or {}
+    named = details.get("subjects")
+    if named is None:
+        named = (details.get("scope") or {}).get("subjects", [])
+    return sorted({number for number in map(_int, named or []) if number is not None})
+
+
+def _case_id(event: AuditEvent) -> int | None:
+    if not event.case_reference:
+        return None
+    return Case.objects.filter(reference=event.case_reference).values_list("pk", flat=True).first()
+
+
+def _who(event: AuditEvent) -> str:
+    return event.actor_username or "the system"
+
+
+def _accounts(numbers) -> str:
+    return ", ".join(str(number) for number in sorted(numbers))
+
+
+# --- detectors: requests and decisions ---------------------------------------------------
+
+
+def _on_request_submitted(event: AuditEvent) -> list[Draft]:
+    request_id = _target(event, REQUEST_TYPE)
+    if request_id is None or not DataPullRequest.objects.filter(pk=request_id).exists():
+        return []
+    case_id, subjects = _case_id(event), _subjects(event)
+    base = {"case_id": case_id, "request_id": request_id, "user_id": event.actor_id}
+    drafts = []
+    protected = list(event.details.get("protected") or [])
+    if protected:
+        drafts.append(
+            Draft(
+                kind=AlertKind.PROTECTED_REQUEST_SUBMITTED,
+                severity=AlertSeverity.WARNING,
+                summary=f"{_who(event)} submitted request {request_id} on {event.case_reference}, "
+                f"naming a protected subject ({', '.join(protected)}).",
+                details={"protected": protected, "subjects": subjects},
+                **base,
+            )
+        )
+    if case_id is not None and subjects:
+        drafts += _named_in_other_cases(event, subjects, base)
+        drafts += _refiled_after_rejection(event, subjects, base)
+        _index_mentions(event, subjects, base)
+    return drafts
+
+
+def _named_in_other_cases(event: AuditEvent, subjects: list[int], base: dict) -> list[Draft]:
+    """"Unrelated" means another case: any earlier submitted request on a different case."""
+    if Alert.objects.filter(kind=AlertKind.SUBJECT_IN_UNRELATED_CASES, request_id=base["request_id"]).exists():
+        return []  # a resubmission after "return for changes" was already flagged
+    earlier = SubjectMention.objects.filter(account_id__in=subjects, submitted_seq__lt=event.seq).exclude(
+        case_id=base["case_id"]
+    )
+    matches = list(earlier.values_list("account_id", "case__reference", "request_id"))
+    if not matches:
+        return []
+    accounts = sorted({account for account, _, _ in matches})
+    cases = sorted({reference for _, reference, _ in matches})
+    return [
+        Draft(
+            kind=AlertKind.SUBJECT_IN_UNRELATED_CASES,
+            severity=AlertSeverity.WARNING,
+            summary=f"Request {base['request_id']} on {event.case_reference} names account(s) "
+            f"{_accounts(accounts)}, already requested on {', '.join(cases)}.",
+            details={
+                "accounts": accounts,
+                "other_cases": cases,
+                "other_requests": sorted({request for _, _, request in matches}),
+            },
+            **base,
+        )
+    ]
+
+
+def _refiled_after_rejection(event: AuditEvent, subjects: list[int], base: dict) -> list[Draft]:
+    """A rejected request's subjects asked for again by the same requester (any case) or on the same case."""
+    if Alert.objects.filter(kind=AlertKind.REFILED_AFTER_REJECTION, request_id=base["request_id"]).exists():
+        return []
+    same_people = Q(case_id=base["case_id"])
+    if event.actor_id is not None:
+        same_people |= Q(requested_by_id=event.actor_id)
+    rejected = (
+        SubjectMention.objects.filter(same_people, account_id__in=subjects, rejected_seq__lt=event.seq)
+        .exclude(request_id=base["request_id"])
+        .values_list("account_id", "request_id")
+    )
+    matches = list(rejected)
+    if not matches:
+        return []
+    accounts = sorted({account for account, _ in matches})
+    requests = sorted({request for _, request in matches})
+    return [
+        Draft(
+            kind=AlertKind.REFILED_AFTER_REJECTION,
+            severity=AlertSeverity.WARNING,
+            summary=f"Request {base['request_id']} on {event.case_reference} by {_who(event)} names account(s) "
+            f"{_accounts(accounts)} of rejected request(s) {_accounts(requests)}.",
+            details={"accounts": accounts, "rejected_requests": requests},
+            **base,
+        )
+    ]
+
+
+def _index_mentions(event: AuditEvent, subjects: list[int], base: dict) -> None:
+    requester = base["user_id"] if User.objects.filter(pk=base["user_id"]).exists() else None
+    SubjectMention.objects.bulk_create(
+        [
+            SubjectMention(
+                account_id=account,
+                request_id=base["request_id"],
+                case_id=base["case_id"],
+                requested_by_id=requester,
+                submitted_seq=event.seq,
+            )
+            for account in subjects
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _on_decision(event: AuditEvent) -> list[Draft]:
+    request_id = _target(event, REQUEST_TYPE)
+    if request_id is None:
+        return []
+    outcome = str(event.details.get("outcome", ""))
+    if outcome == DecisionOutcome.REJECT:
+        SubjectMention.objects.filter(request_id=request_id, rejected_seq__isnull=True).update(rejected_seq=event.seq)
+    protected = list(event.details.get("protected") or [])
+    if not protected or not DataPullRequest.objects.filter(pk=request_id).exists():
+        return []
+    return [
+        Draft(
+            kind=AlertKind.PROTECTED_REQUEST_DECIDED,
+            severity=AlertSeverity.CRITICAL if outcome in APPROVING else AlertSeverity.INFO,
+            summary=f"{_who(event)} decided '{outcome}' on protected request {request_id} "
+            f"on {event.case_reference} ({', '.join(protected)}).",
+            details={"outcome": outcome, "protected": protected, "subjects": _subjects(event)},
+            case_id=_case_id(event),
+            request_id=request_id,
+            user_id=event.actor_id,
+        )
+    ]
+
+
+# --- detectors: queries ------------------------------------------------------------------
+
+
+def _query_base(event: AuditEvent) -> dict:
+    query_id = _target(event, QUERY_TYPE)
+    grant_id = _int((event.details or {}).get("grant") or (event.details or {}).get("grant_id"))
+    return {"case_id": _case_id(event), "query_id": query_id, "grant_id": grant_id, "user_id": event.actor_id}
+
+
+def _on_query_requested(event: AuditEvent) -> list[Draft]:
+    return _off_hours(event, _query_base(event))
+
+
+def _on_query_denied(event: AuditEvent) -> list[Draft]:
+    if (event.details or {}).get("stage", "submit") != "submit":
+        return []  # refused at run time (revoked while queued): not the user's own attempt
+    base = _query_base(event)
+    return _repeated_denials(event, base) + _off_hours(event, base)
+
+
+def _repeated_denials(event: AuditEvent, base: dict) -> list[Draft]:
+    """N denied attempts by one user within W minutes: one alert per user per window."""
+    if event.actor_id is None:
+        return []
+    since = event.occurred_at - timedelta(minutes=rules()["DENIAL_WINDOW_MINUTES"])
+    denials = AuditEvent.objects.filter(
+        action=Action.QUERY_DENIED, actor_id=event.actor_id, occurred_at__gt=since, seq__lte=event.seq
+    ).filter(details__stage="submit")
+    found = list(denials.values_list("target_id", "details__reason"))
+    if len(found) < rules()["REPEATED_DENIALS"]:
+        return []
+    if Alert.objects.filter(kind=AlertKind.REPEATED_DENIALS, user_id=event.actor_id, event_at__gt=since).exists():
+        return []
+    return [
+        Draft(
+            kind=AlertKind.REPEATED_DENIALS,
+            severity=AlertSeverity.WARNING,
+            summary=f"{_who(event)} had {len(found)} query attempts denied within "
+            f"{rules()['DENIAL_WINDOW_MINUTES']} minutes.",
+            details={
+                "denials": len(found),
+                "window_minutes": rules()["DENIAL_WINDOW_MINUTES"],
+                "queries": sorted(number for number in map(_int, (target for target, _ in found)) if number),
+                "reasons": dict(Counter(str(reason) for _, reason in found)),
+            },
+            **base,
+        )
+    ]
+
+
+def is_working_time(moment: datetime) -> bool:
+    """Whether ``moment`` falls inside the configured working hours and days."""
+    local = moment.astimezone(ZoneInfo(rules()["TIME_ZONE"]))
+    start, end = (time.fromisoformat(value) for value in rules()["WORKING_HOURS"])
+    return local.weekday() in set(rules()["WORKING_DAYS"]) and start <= local.time() < end
+
+
+def _off_hours(event: AuditEvent, base: dict) -> list[Draft]:
+    """A query asked for outside working hours: one alert per user and case per quiet period."""
+    if is_working_time(event.occurred_at) or event.actor_id is None:
+        return []
+    since = event.occurred_at - timedelta(hours=rules()["OFF_HOURS_GROUP_HOURS"])
+    earlier = Alert.objects.filter(
+        kind=AlertKind.OFF_HOURS_QUERY, user_id=event.actor_id, case_id=base["case_id"], event_at__gt=since
+    )
+    if earlier.exists():
+        return []
+    local = event.occurred_at.astimezone(ZoneInfo(rules()["TIME_ZONE"]))
+    when = f"{local:%a %Y-%m-%d %H:%M} {rules()['TIME_ZONE']}"
+    return [
+        Draft(
+            kind=AlertKind.OFF_HOURS_QUERY,
+            severity=AlertSeverity.INFO,
+            summary=f"{_who(event)} asked for query {base['query_id']} on {event.case_reference} at {when}, "
+            "outside working hours.",
+            details={"local_time": when, "action": event.action},
+            **base,
+        )
+    ]
+
+
+def _on_tripwire(event: AuditEvent) -> list[Draft]:
+    base = _query_base(event)
+    if base["user_id"] is None and base["query_id"]:
+        base["user_id"] = DataQuery.objects.filter(pk=base["query_id"]).values_list("user_id", flat=True).first()
+    details = event.details or {}
+    accounts = sorted(number for number in map(_int, details.get("protected_accounts") or []) if number)
+    return [
+        Draft(
+            kind=AlertKind.TRIPWIRE,
+            severity=AlertSeverity.CRITICAL,
+            summary=f"Query {base['query_id']} on {event.case_reference}: {details.get('dropped_rows', '?')} row(s) "
+            f"of protected account(s) {_accounts(accounts)} outside the grant were dropped.",
+            details={
+                "dropped_rows": details.get("dropped_rows"),
+                "protected_accounts": accounts,
+                "category": details.get("category"),
+            },
+            **base,
+        )
+    ]
+
+
+DETECTORS = {
+    Action.REQUEST_SUBMITTED: _on_request_submitted,
+    Action.DECISION_RECORDED: _on_decision,
+    Action.QUERY_REQUESTED: _on_query_requested,
+    Action.QUERY_DENIED: _on_query_denied,
+    Action.QUERY_TRIPWIRE: _on_tripwire,
+}
+GRANT_ENDINGS = {Action.GRANT_EXPIRED: "expired", Action.GRANT_REVOKED: "revoked"}
+
+
+# --- raising alerts ----------------------------------------------------------------------
+
+
+def _existing(model, pk: int | None) -> int | None:
+    return pk if pk is not None and model.objects.filter(pk=pk).exists() else None
+
+
+def _raise(event: AuditEvent, draft: Draft) -> Alert:
+    """Write one alert and its ``alert.raised`` event. Ids that name nothing are dropped, not trusted."""
+    alert = Alert.objects.create(
+        kind=draft.kind,
+        severity=draft.severity,
+        event_seq=event.seq,
+        event_at=event.occurred_at,
+        case_id=_existing(Case, draft.case_id),
+        request_id=_existing(DataPullRequest, draft.request_id),
+        grant_id=_existing(Grant, draft.grant_id),
+        query_id=_existing(DataQuery, draft.query_id),
+        user_id=_existing(User, draft.user_id),
+        summary=draft.summary[:300],
+        details=draft.details,
+    )
+    audit.record(
+        action=Action.ALERT_RAISED,
+        target=alert,
+        case_reference=event.case_reference,
+        details={"kind": draft.kind, "severity": draft.severity, "event_seq": event.seq},
+    )
+    return alert
+
+
+def _process(event: AuditEvent, scan: Scan) -> None:
+    detector = DETECTORS.get(event.action)
+    if detector is not None:
+        for draft in detector(event):
+            scan.alerts.append(_raise(event, draft).pk)
+    if event.action in GRANT_ENDINGS:
+        report = grant_report_write(event=event)
+        if report is not None:
+            scan.reports.append(report.pk)
+
+
+def _scan_batch(batch_size: int) -> Scan:
+    OversightCursor.objects.bulk_create([OversightCursor(pk=1)], ignore_conflicts=True)
+    scan = Scan()
+    with transaction.atomic():
+        cursor = OversightCursor.objects.select_for_update().get(pk=1)
+        events = list(AuditEvent.objects.filter(seq__gt=cursor.last_seq).order_by("seq")[:batch_size])
+        for event in events:
+            _process(event, scan)
+        if events:
+            cursor.last_seq = events[-1].seq
+            cursor.save(update_fields=["last_seq", "updated_at"])
+        scan.events, scan.last_seq = len(events), cursor.last_seq
+        unsent = _unsent_alerts()
+        transaction.on_commit(partial(email_alerts, [*scan.alerts, *unsent]))
+    return scan
+
+
+def alerts_scan(*, batch_size: int | None = None) -> Scan:
+    """Raise the alerts and write the reports that new audit events call for.
+
+    Race: the cursor row is locked (``SELECT ... FOR UPDATE``) for the whole batch, so two
+    scans are serialised and the second starts where the first committed; UNIQUE(kind,
+    event_seq) is a second wall. The alerts, their ``alert.raised`` events and the cursor
+    move commit together: a scan that fails rolls all back and leaves the cursor unmoved.
+    Emails go out after commit. Batches of ``SCAN_BATCH`` events, one transaction each.
+    """
+    batch_size = batch_size or rules()["SCAN_BATCH"]
+    total = Scan()
+    while True:
+        scan = _scan_batch(batch_size)
+        total.events += scan.events
+        total.alerts += scan.alerts
+        total.reports += scan.reports
+        total.last_seq = scan.last_seq
+        if scan.events < batch_size:
+            return total
+
+
+def enqueue_scan() -> None:
+    """Ring the scan's doorbell; an unreachable broker only logs (beat runs the scan every minute)."""
+    from ..tasks import scan_oversight
+
+    try:
+        scan_oversight.apply_async(retry=False)
+    except Exception:
+        logger.warning("could not enqueue the oversight scan; the beat schedule will run it", exc_info=True)
+
+
+def scan_soon() -> None:
+    """Enqueue a scan once the caller's transaction commits, so oversight hears within seconds."""
+    transaction.on_commit(enqueue_scan)
+
+
+# --- email -------------------------------------------------------------------------------
+
+
+def _unsent_alerts() -> list[int]:
+    if not any(notify.oversight_addresses()):
+        return []
+    stale = timezone.now() - EMAIL_RETRY_AFTER
+    return list(Alert.objects.filter(emailed_at__isnull=True, created_at__lte=stale).values_list("pk", flat=True)[:50])
+
+
+def email_alerts(alert_ids: list[int]) -> int:
+    """Email each alert to oversight (OVERSIGHT_EMAILS and active auditors); stamp ``emailed_at``.
+
+    A failed send is logged and left unstamped; a later scan retries it.
+    """
+    if not alert_ids:
+        return 0
+    recipients = sorted({address for address in notify.oversight_addresses() if address})
+    if not recipients:
+        return 0
+    sent = 0
+    for alert in Alert.objects.filter(pk__in=alert_ids, emailed_at__isnull=True).select_related("case"):
+        context = {"alert": alert, "url": reverse("investigations:alert_detail", args=[alert.pk])}
+        subject = " ".join(render_to_string("emails/oversight-alert-subject.txt", context).split())
+        body = render_to_string("emails/oversight-alert-body.txt", context)
+        try:
+            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+        except Exception:
+            logger.exception("could not email oversight alert %s; a later scan retries", alert.pk)
+            continue
+        Alert.objects.filter(pk=alert.pk).update(emailed_at=timezone.now())
+        sent += 1
+    return sent
+
+
+# --- acknowledging -----------------------------------------------------------------------
+
+
+def acknowledge_problem(user: User, alert: Alert) -> str | None:
+    """Why ``user`` may not acknowledge ``alert``, or None. Auditors only, and never their own affairs."""
+    if not is_auditor(user):
+        return "Only auditors acknowledge oversight alerts."
+    if alert.user_id == user.pk:
+        return "This alert is about your own action; another auditor must acknowledge it."
+    if alert.case_id and CaseMember.objects.filter(case_id=alert.case_id, user=user).exists():
+        return "You are on this case's team; another auditor must acknowledge the alert."
+    return None
+
+
+def alert_acknowledge(*, actor: User, alert: Alert, note: str) -> Alert:
+    """Close an alert with the auditor's note on what they checked; audited ``alert.acknowledged``.
+
+    The alert row is locked, so two auditors acknowledging at once cannot both succeed.
+    """
+    problem = acknowledge_problem(actor, alert)
+    if problem:
+        raise PermissionDenied(problem)
+    note = note.strip()
+    if not note:
+        raise ValidationError({"note": "Say what you checked and why the alert can be closed."})
+    if len(note) > TEXT_MAX:
+        raise ValidationError({"note": f"At most {TEXT_MAX} characters."})
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update(of=("self",)).select_related("case", "acknowledged_by").get(pk=alert.pk)
+        if alert.is_acknowledged:
+            raise InvalidTransition(
+                f"The alert was already acknowledged by {alert.acknowledged_by.display_name} "
+                f"at {alert.acknowledged_at:%Y-%m-%d %H:%M} UTC."
+            )
+        alert.acknowledged_by, alert.acknowledged_at, alert.note = actor, timezone.now(), note
+        alert.save(update_fields=["acknowledged_by", "acknowledged_at", "note"])
+        audit.record(
+            action=Action.ALERT_ACKNOWLEDGED,
+            actor=actor,
+            target=alert,
+            case_reference=alert.case.reference if alert.case else "",
+            details={"kind": alert.kind, "event_seq": alert.event_seq, "note": note},
+        )
+    return alert
+
+
+# --- the scope-diff report ---------------------------------------------------------------
+
+
+def scope_diff(grant: Grant, queries: list[DataQuery]) -> dict:
+    """Approved scope against what the grant's succeeded queries read: ids, dates and counts only."""
+    succeeded = [query for query in queries if query.status == QueryStatus.SUCCEEDED]
+    rows = Counter({subject: 0 for subject in grant.subjects})
+    asked = Counter()
+    by_category = {category: {"queries": 0, "rows": 0} for category in grant.categories}
+    windows = Counter()
+    missing_counts = 0
+    for query in succeeded:
+        asked.update(query.subjects)
+        entry = by_category.setdefault(query.category, {"queries": 0, "rows": 0})
+        entry["queries"] += 1
+        entry["rows"] += query.row_count or 0
+        windows[(query.window_start.isoformat(), query.window_end.isoformat())] += 1
+        if query.rows_by_subject is None:
+            missing_counts += 1
+        else:
+            rows.update({int(subject): count for subject, count in query.rows_by_subject.items()})
+    return {
+        "approved": {
+            "subjects": sorted(grant.subjects),
+            "categories": list(grant.categories),
+            "window_start": grant.window_start.isoformat(),
+            "window_end": grant.window_end.isoformat(),
+        },
+        "queries": dict(Counter(query.status for query in queries)),
+        "denials": dict(Counter(query.denial_reason for query in queries if query.status == QueryStatus.DENIED)),
+        "subjects": [
+            {"subject": subject, "queries": asked[subject], "rows": rows[subject]} for subject in sorted(rows)
+        ],
+        "categories": [{"category": name, **entry} for name, entry in by_category.items()],
+        "windows": [{"start": start, "end": end, "queries": count} for (start, end), count in sorted(windows.items())],
+        "rows_total": sum(query.row_count or 0 for query in succeeded),
+        "queries_without_subject_counts": missing_counts,
+    }
+
+
+def grant_report_write(*, event: AuditEvent) -> GrantReport | None:
+    """Write the scope-diff report of the grant that ``event`` ended; once per grant."""
+    grant_id = _target(event, GRANT_TYPE)
+    if grant_id is None or GrantReport.objects.filter(grant_id=grant_id).exists():
+        return None
+    grant = Grant.objects.select_related("case").filter(pk=grant_id).first()
+    if grant is None:
+        return None
+    content = scope_diff(grant, list(grant.queries.all()))
+    if event.action == Action.GRANT_REVOKED:
+        content["revoke_reason"] = (event.details or {}).get("reason", "")
+    used_subjects = {entry["subject"] for entry in content["subjects"] if entry["queries"]}
+    used_categories = {entry["category"] for entry in content["categories"] if entry["queries"]}
+    report = GrantReport.objects.create(
+        grant=grant,
+        event_seq=event.seq,
+        ended=GRANT_ENDINGS[event.action],
+        ended_at=event.occurred_at,
+        content=content,
+        unused_subjects=[subject for subject in sorted(grant.subjects) if subject not in used_subjects],
+        unused_categories=[category for category in grant.categories if category not in used_categories],
+    )
+    audit.record(
+        action=Action.GRANT_REPORT_WRITTEN,
+        target=grant,
+        case_reference=grant.case.reference,
+        details={
+            "report": report.pk,
+            "unused_subjects": report.unused_subjects,
+            "unused_categories": report.unused_categories,
+            "rows_total": content["rows_total"],
+        },
+    )
+    return report

@@ -1,0 +1,93 @@
+"""Oversight pages: alerts (auditors only) and grant scope-diff reports.
+
+Every page reads objects through ``access``; non-auditors get 404 on alert pages. Viewing is
+recorded like the audit pages (``audit.viewed``), since alerts are read off the audit trail.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+import audit
+from audit.access import require_auditor
+from audit.actions import Action
+from audit.models import AuditEvent
+
+from .. import access
+from ..actions import oversight
+from ..errors import InvalidTransition
+from ..forms import apply_errors
+from ..forms.oversight import AcknowledgeForm, AlertFilterForm
+from . import conflict
+
+PAGE_SIZE = 50
+
+
+def _viewed(request: HttpRequest, page: str, target=None, **details) -> None:
+    details = {"page": page, **details}
+    audit.record(action=Action.AUDIT_VIEWED, actor=request.user, target=target, details=details, request=request)
+
+
+def alert_list(request: HttpRequest) -> HttpResponse:
+    require_auditor(request.user)
+    form = AlertFilterForm(request.GET)
+    alerts = form.apply(access.alerts_visible_to(request.user))
+    page = Paginator(alerts, PAGE_SIZE).get_page(request.GET.get("page"))
+    _viewed(request, "alert_list", filters=form.used(), shown=len(page.object_list))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "investigations/alert_list.html",
+        {"form": form, "page": page, "alerts": page.object_list, "filter_query": query.urlencode()},
+    )
+
+
+def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    alert = access.get_alert_for(request.user, pk)
+    event = AuditEvent.objects.filter(seq=alert.event_seq).first()
+    _viewed(request, "alert_detail", target=alert)
+    context = {
+        "alert": alert,
+        "event": event,
+        "acknowledge_problem": None if alert.is_acknowledged else oversight.acknowledge_problem(request.user, alert),
+    }
+    return render(request, "investigations/alert_detail.html", context)
+
+
+def alert_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
+    alert = access.get_alert_for(request.user, pk)
+    if alert.is_acknowledged:
+        return conflict(request, "This alert has already been acknowledged.")
+    form = AcknowledgeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            oversight.alert_acknowledge(actor=request.user, alert=alert, note=form.cleaned_data["note"])
+        except ValidationError as error:
+            apply_errors(form, error)
+        except InvalidTransition as error:
+            return conflict(request, str(error))
+        else:
+            messages.success(request, "Alert acknowledged. Your note is in the audit trail.")
+            return redirect("investigations:alert_detail", pk=alert.pk)
+    problem = oversight.acknowledge_problem(request.user, alert)
+    return render(request, "investigations/alert_acknowledge.html", {"alert": alert, "form": form, "problem": problem})
+
+
+def report_list(request: HttpRequest) -> HttpResponse:
+    require_auditor(request.user)
+    reports = access.reports_visible_to(request.user)
+    page = Paginator(reports, PAGE_SIZE).get_page(request.GET.get("page"))
+    _viewed(request, "report_list", shown=len(page.object_list))
+    return render(request, "investigations/report_list.html", {"page": page, "reports": page.object_list})
+
+
+def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    report = access.get_report_for(request.user, pk)
+    if request.user.is_auditor:
+        _viewed(request, "report_detail", target=report)
+    return render(request, "investigations/report_detail.html", {"report": report, "grant": report.grant})
