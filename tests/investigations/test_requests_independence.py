@@ -146,7 +146,7 @@ def test_protected_two_approvals_intersect(protected_request, reviewer, senior_r
 
 
 def test_registry_entry_added_after_submission_still_needs_two(submitted_request, admin_user, senior_reviewer):
-    actions.protected_subject_add(actor=admin_user, account_id=2, category="lawyer")
+    actions.protected_subject_add(actor=admin_user, account_id=2, category="activist")
     actions.request_decide(actor=senior_reviewer, request=submitted_request, outcome="approve")
     submitted_request.refresh_from_db()
     assert submitted_request.is_protected and submitted_request.status == RequestStatus.SUBMITTED
