@@ -34,6 +34,7 @@ from .models import (
     GrantGroupObjectPermission,
     GrantStatus,
     GrantUserObjectPermission,
+    ProtectedSubject,
     RequestStatus,
 )
 from .models.request import APPROVING_OUTCOMES, EDITABLE_STATUSES
@@ -358,3 +359,26 @@ def queries_visible_to(user: User) -> QuerySet[DataQuery]:
 def get_query_for(user: User, pk) -> DataQuery:
     """The query ``pk`` if ``user`` may see its record (else 404)."""
     return _get_visible(queries_visible_to(user), pk)
+
+
+# --- the protected-subject registry --------------------------------------------------------
+
+
+def may_manage_registry(user: User) -> bool:
+    """Administrators (staff) and senior legal reviewers manage the registry (the actions ask)."""
+    return _is_real(user) and (user.is_staff or user.is_senior_reviewer)
+
+
+def registry_for(user: User) -> QuerySet[ProtectedSubject]:
+    """The registry, for its page: senior legal reviewers only; anyone else gets 404.
+
+    Administrators use the admin; the page is the senior reviewers' own place.
+    """
+    if not _is_real(user) or not user.is_senior_reviewer:
+        raise Http404
+    return ProtectedSubject.objects.select_related("added_by", "changed_by")
+
+
+def get_protected_for(user: User, pk) -> ProtectedSubject:
+    """One registry entry for the registry page (404 for anyone but senior legal reviewers)."""
+    return _get_visible(registry_for(user), pk)

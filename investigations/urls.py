@@ -2,7 +2,7 @@ from django.urls import path
 
 from .views import case as case_views
 from .views import grant as grant_views
-from .views import query
+from .views import protected, query
 from .views import request as request_views
 
 app_name = "investigations"
@@ -37,4 +37,8 @@ urlpatterns = [
     path("queries/<int:pk>/status.json", query.query_status, name="query_status"),
     path("queries/<int:pk>/results/", query.query_results, name="query_results"),
     path("queries/<int:pk>/results.csv", query.query_download, name="query_download"),
+    path("protected/", protected.protected_list, name="protected_list"),
+    path("protected/new/", protected.protected_add, name="protected_add"),
+    path("protected/<int:pk>/edit/", protected.protected_edit, name="protected_edit"),
+    path("protected/<int:pk>/remove/", protected.protected_remove, name="protected_remove"),
 ]

@@ -159,7 +159,7 @@ def test_only_admins_manage_the_registry(reviewer, admin_user):
     entry = actions.protected_subject_add(actor=admin_user, account_id=5, category="journalist")
     with pytest.raises(ValidationError):
         actions.protected_subject_add(actor=admin_user, account_id=5, category="lawyer")
-    actions.protected_subject_remove(actor=admin_user, subject=entry)
+    actions.protected_subject_remove(actor=admin_user, subject=entry, reason="Added by mistake.")
     assert AuditEvent.objects.filter(action="protected_subject.removed").count() == 1
 
 
