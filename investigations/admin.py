@@ -18,6 +18,7 @@ from guardian.admin import GuardedModelAdmin
 from accounts.admin import UserAdmin as AccountsUserAdmin
 from accounts.models import User
 
+from .access import may_manage_registry
 from .actions import protected_subject_add, protected_subject_change, protected_subject_remove, user_deactivate
 from .models import Case, CaseMember, ProtectedSubject
 
@@ -113,6 +114,18 @@ class ProtectedSubjectAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ("account_id",) if obj is not None else ()
+
+    # Administrators manage the registry by their role (staff), not by model permissions; the
+    # actions check the same rule again.
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_staff and may_manage_registry(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self.has_module_permission(request)
+
+    has_add_permission = has_module_permission
+    has_change_permission = has_view_permission
+    has_delete_permission = has_view_permission
 
     def save_model(self, request, obj, form, change) -> None:
         data = form.cleaned_data
