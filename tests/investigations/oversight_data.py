@@ -3,7 +3,7 @@
 Account 901 is a journalist (registered by the tests that need it): known by an email, a
 phone, a device and an IP she logged in from three days ago. 902 is her second account on
 the same phone; 903 a colleague who logged in from the same IP. Account 1 (seeded) has 901
-as a contact.
+as a contact; 901 has account 3 as one.
 """
 
 from __future__ import annotations
@@ -56,13 +56,14 @@ def add_press_accounts() -> None:
             first_seen=now - timedelta(days=60),
             last_seen=now - timedelta(days=2),
         )
-        Connection.objects.using(STORE).create(
-            account_id=1,
-            contact_id=JOURNALIST,
-            kind="oversight_test",
-            created_at=now - timedelta(days=40),
-            last_interaction_at=now - timedelta(days=2),
-        )
+        for account, contact in ((1, JOURNALIST), (JOURNALIST, 3)):
+            Connection.objects.using(STORE).create(
+                account_id=account,
+                contact_id=contact,
+                kind="oversight_test",
+                created_at=now - timedelta(days=40),
+                last_interaction_at=now - timedelta(days=2),
+            )
 
 
 def add_rows_for_tripwire() -> None:
