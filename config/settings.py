@@ -195,6 +195,9 @@ X_FRAME_OPTIONS = "DENY"
 # --- the rules of the product (limits a legal team may tune) -----------------------------
 
 STRICT_LEGAL_BASES = ["legal_process", "imminent_harm"]
+LEAK_PURPOSE_LIMIT = env.str("CUSTOS_LEAK_PURPOSE_LIMIT", default="escalate")
+if LEAK_PURPOSE_LIMIT not in ("escalate", "refuse"):
+    raise ImproperlyConfigured(f"CUSTOS_LEAK_PURPOSE_LIMIT must be escalate or refuse, not {LEAK_PURPOSE_LIMIT!r}.")
 CUSTOS = {
     "MAX_WINDOW_DAYS": env.int("CUSTOS_MAX_WINDOW_DAYS", default=366),
     "MAX_GRANT_HOURS": env.int("CUSTOS_MAX_GRANT_HOURS", default=7 * 24),
@@ -226,7 +229,7 @@ CUSTOS = {
     "PURPOSE_LIMITS": {
         "leak": {
             "non_employee_categories": ["profile", "devices"],
-            "otherwise": env.str("CUSTOS_LEAK_PURPOSE_LIMIT", default="escalate"),
+            "otherwise": LEAK_PURPOSE_LIMIT,
         },
     },
 }
