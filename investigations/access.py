@@ -242,6 +242,13 @@ def can_decide(user: User, request: DataPullRequest) -> bool:
     return not request.decisions.filter(review_round=request.review_round, reviewer=user).exists()
 
 
+def sees_protection_detail(user: User, request: DataPullRequest) -> bool:
+    """Which protected account a request touches, and through which link, is for legal reviewers
+    off the case team: to the team it would disclose what the store knows (a shared phone or
+    device) without a grant. The team sees only that the protected policy applies."""
+    return _is_real(user) and user.is_reviewer and not request.case.is_on_team(user)
+
+
 def can_file_request(user: User, case: Case) -> bool:
     return "file_request" in object_perms(user, case) and case.status not in (CaseStatus.CLOSED, CaseStatus.REJECTED)
 

@@ -64,7 +64,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "decisions": decisions,
         "grant": grant,
         "still_needed": actions.approvals_still_needed(pull) if pull.status == RequestStatus.SUBMITTED else "",
-        **_protection(pull),
+        **_protection(request.user, pull),
         **access.request_flags(request.user, pull),
     }
     return render(request, "investigations/request_detail.html", context)
@@ -133,14 +133,16 @@ def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
         "form": form,
         "earlier": earlier,
         "still_needed": actions.approvals_still_needed(pull),
-        **_protection(pull),
+        **_protection(request.user, pull),
     }
     return render(request, "investigations/request_decide.html", context)
 
 
-def _protection(pull: DataPullRequest) -> dict:
+def _protection(user: User, pull: DataPullRequest) -> dict:
     """The "touches protected subject" flag and the policy in force, for the request pages."""
-    return {"hits": policy.protected_hits(pull), "policy": policy.request_policy(pull)}
+    detail = access.sees_protection_detail(user, pull)
+    hits = policy.protected_hits(pull) if detail else []
+    return {"hits": hits, "policy": policy.request_policy(pull), "show_resolution": detail}
 
 
 def _decide(user: User, pull: DataPullRequest, form: DecisionForm) -> None:

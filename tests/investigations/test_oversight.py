@@ -405,6 +405,10 @@ def test_reviewer_sees_the_resolution_and_the_protected_flag(open_case, lead, jo
         assert "Touches protected subject" in page and "journalist" in page, name
         assert f"found by {EMAIL}" in page and "How the subjects were found" in page
         assert "Legal process" in page  # the legal bases the policy accepts
+    client.force_login(lead)  # the team learns that the policy applies, not which account or link
+    page = client.get(reverse("investigations:request_detail", args=[request.pk])).content.decode()
+    assert "Touches a protected subject" in page and "Legal process" in page
+    assert "found by" not in page and "1 account<" in page  # the email's account is counted, not named
 
 
 def test_admin_changes_the_registry_through_the_actions(admin_user, client):
