@@ -16,6 +16,7 @@ NAVIGATION = [
     (Role.SENIOR_LEGAL_REVIEWER, "Cases to approve", "investigations:case_queue"),
     (Role.LEGAL_REVIEWER, "Review queue", "investigations:review_queue"),
     (Role.SENIOR_LEGAL_REVIEWER, "Review queue", "investigations:review_queue"),
+    (Role.SENIOR_LEGAL_REVIEWER, "Protected subjects", "investigations:protected_list"),
     (Role.AUDITOR, "Audit trail", "audit:event_list"),
     (Role.AUDITOR, "Verification", "audit:verification"),
     ("staff", "Schedules", "operations:schedules"),

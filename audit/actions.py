@@ -45,6 +45,7 @@ class Action(models.TextChoices):
     RESULTS_DOWNLOADED = "results.downloaded", "Results downloaded"
     RESULTS_PURGED = "results.purged", "Results purged"
     PROTECTED_SUBJECT_ADDED = "protected_subject.added", "Protected subject added"
+    PROTECTED_SUBJECT_CHANGED = "protected_subject.changed", "Protected subject changed"
     PROTECTED_SUBJECT_REMOVED = "protected_subject.removed", "Protected subject removed"
     ALERT_RAISED = "alert.raised", "Oversight alert raised"
     ALERT_ACKNOWLEDGED = "alert.acknowledged", "Oversight alert acknowledged"

@@ -196,6 +196,10 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- the rules of the product (limits a legal team may tune) -----------------------------
 
+STRICT_LEGAL_BASES = ["legal_process", "imminent_harm"]
+LEAK_PURPOSE_LIMIT = env.str("CUSTOS_LEAK_PURPOSE_LIMIT", default="escalate")
+if LEAK_PURPOSE_LIMIT not in ("escalate", "refuse"):
+    raise ImproperlyConfigured(f"CUSTOS_LEAK_PURPOSE_LIMIT must be escalate or refuse, not {LEAK_PURPOSE_LIMIT!r}.")
 CUSTOS = {
     "MAX_WINDOW_DAYS": env.int("CUSTOS_MAX_WINDOW_DAYS", default=366),
     "MAX_GRANT_HOURS": env.int("CUSTOS_MAX_GRANT_HOURS", default=7 * 24),
@@ -221,6 +225,29 @@ CUSTOS = {
         # Off-hours queries by one user on one case within this many hours make one alert.
         "OFF_HOURS_GROUP_HOURS": env.int("CUSTOS_OVERSIGHT_OFF_HOURS_GROUP_HOURS", default=12),
         "SCAN_BATCH": env.int("CUSTOS_OVERSIGHT_SCAN_BATCH", default=200),
+    },
+    # An email, phone, IP or device that resolves to more accounts than this is refused with a
+    # field error (an office IP shared by thousands is not a subject).
+    "MAX_RESOLVED_PER_IDENTIFIER": env.int("CUSTOS_MAX_RESOLVED_PER_IDENTIFIER", default=20),
+    # What a request touching a protected subject needs, per registry category ("default" for
+    # any category not listed; "purpose_limit" for requests escalated by PURPOSE_LIMITS below).
+    # legal_bases None means any legal basis; with several categories the strictest wins.
+    "PROTECTED_POLICY": {
+        "default": {"approvals": 2, "senior": 1, "legal_bases": None},
+        "journalist": {"approvals": 2, "senior": 1, "legal_bases": STRICT_LEGAL_BASES},
+        "media_organisation": {"approvals": 2, "senior": 1, "legal_bases": STRICT_LEGAL_BASES},
+        "lawyer": {"approvals": 2, "senior": 1, "legal_bases": STRICT_LEGAL_BASES},
+        "purpose_limit": {"approvals": 2, "senior": 1, "legal_bases": STRICT_LEGAL_BASES},
+    },
+    # Purpose limits by case type: the data categories a case of that type may request about
+    # accounts that are not employees. Anything else is "refuse"d (a field error) or
+    # "escalate"d (the request is handled as protected: PROTECTED_POLICY["purpose_limit"]).
+    # Case types not listed have no purpose limit.
+    "PURPOSE_LIMITS": {
+        "leak": {
+            "non_employee_categories": ["profile", "devices"],
+            "otherwise": LEAK_PURPOSE_LIMIT,
+        },
     },
 }
 

@@ -37,6 +37,7 @@ from .models import (
     GrantReport,
     GrantStatus,
     GrantUserObjectPermission,
+    ProtectedSubject,
     RequestStatus,
 )
 from .models.request import APPROVING_OUTCOMES, EDITABLE_STATUSES
@@ -244,6 +245,13 @@ def can_decide(user: User, request: DataPullRequest) -> bool:
     return not request.decisions.filter(review_round=request.review_round, reviewer=user).exists()
 
 
+def sees_protection_detail(user: User, request: DataPullRequest) -> bool:
+    """Which protected account a request touches, and through which link, is for legal reviewers
+    off the case team: to the team it would disclose what the store knows (a shared phone or
+    device) without a grant. The team sees only that the protected policy applies."""
+    return _is_real(user) and user.is_reviewer and not request.case.is_on_team(user)
+
+
 def can_file_request(user: User, case: Case) -> bool:
     return "file_request" in object_perms(user, case) and case.status not in (CaseStatus.CLOSED, CaseStatus.REJECTED)
 
@@ -391,3 +399,24 @@ def reports_visible_to(user: User) -> QuerySet[GrantReport]:
 def get_report_for(user: User, pk) -> GrantReport:
     """The report ``pk`` if ``user`` is an auditor or may see its grant (else 404)."""
     return _get_visible(reports_visible_to(user), pk)
+# --- the protected-subject registry --------------------------------------------------------
+
+
+def may_manage_registry(user: User) -> bool:
+    """Administrators (staff) and senior legal reviewers manage the registry (the actions ask)."""
+    return _is_real(user) and (user.is_staff or user.is_senior_reviewer)
+
+
+def registry_for(user: User) -> QuerySet[ProtectedSubject]:
+    """The registry, for its page: senior legal reviewers only; anyone else gets 404.
+
+    Administrators use the admin; the page is the senior reviewers' own place.
+    """
+    if not _is_real(user) or not user.is_senior_reviewer:
+        raise Http404
+    return ProtectedSubject.objects.select_related("added_by", "changed_by")
+
+
+def get_protected_for(user: User, pk) -> ProtectedSubject:
+    """One registry entry for the registry page (404 for anyone but senior legal reviewers)."""
+    return _get_visible(registry_for(user), pk)

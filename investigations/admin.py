@@ -9,6 +9,7 @@ a user (which must revoke their grants) is wired here: the User admin is extende
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
@@ -17,7 +18,8 @@ from guardian.admin import GuardedModelAdmin
 from accounts.admin import UserAdmin as AccountsUserAdmin
 from accounts.models import User
 
-from .actions import protected_subject_add, protected_subject_remove, user_deactivate
+from .access import may_manage_registry
+from .actions import protected_subject_add, protected_subject_change, protected_subject_remove, user_deactivate
 from .models import Case, CaseMember, ProtectedSubject
 
 
@@ -76,32 +78,82 @@ class CaseAdmin(GuardedModelAdmin):
         raise PermissionDenied("Object permissions change only through the case team actions.")
 
 
+class ProtectedSubjectAdminForm(forms.ModelForm):
+    reason = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why the entry changes (required when editing); recorded in the audit trail.",
+    )
+
+    class Meta:
+        model = ProtectedSubject
+        fields = ("account_id", "category", "source", "note")
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk and not set(self.changed_data) - {"reason"}:
+            self.add_error(None, "Nothing was changed.")
+        if self.instance.pk and not (data.get("reason") or "").strip():
+            self.add_error("reason", "Give the reason for the change.")
+        return data
+
+
+ADMIN_REMOVAL_REASON = "Removed through the administration site."
+
+
 @admin.register(ProtectedSubject)
 class ProtectedSubjectAdmin(admin.ModelAdmin):
-    list_display = ("account_id", "category", "added_by", "added_at")
+    """Every change goes through ``actions.protected`` (audited); the account of an entry is fixed."""
+
+    form = ProtectedSubjectAdminForm
+    list_display = ("account_id", "category", "source", "added_by", "added_at", "changed_at")
     list_filter = ("category",)
-    search_fields = ("account_id", "note")
-    fields = ("account_id", "category", "note")
+    search_fields = ("account_id", "note", "source")
+    fields = ("account_id", "category", "source", "note", "reason")
     actions = ["remove_selected"]
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        # Entries are added or removed (both audited), never edited in place.
-        return obj is None and super().has_change_permission(request, obj)
+    def get_readonly_fields(self, request, obj=None):
+        return ("account_id",) if obj is not None else ()
+
+    # Administrators manage the registry by their role (staff), not by model permissions; the
+    # actions check the same rule again.
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_staff and may_manage_registry(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return self.has_module_permission(request)
+
+    has_add_permission = has_module_permission
+    has_change_permission = has_view_permission
+    has_delete_permission = has_view_permission
 
     def save_model(self, request, obj, form, change) -> None:
+        data = form.cleaned_data
         if change:
-            raise PermissionDenied("Registry entries are not edited; remove and add again.")
-        saved = protected_subject_add(
-            actor=request.user, account_id=obj.account_id, category=obj.category, note=obj.note
-        )
+            saved = protected_subject_change(
+                actor=request.user,
+                subject=obj,
+                category=data["category"],
+                note=data["note"],
+                source=data["source"],
+                reason=data["reason"],
+            )
+        else:
+            saved = protected_subject_add(
+                actor=request.user,
+                account_id=data["account_id"],
+                category=data["category"],
+                note=data["note"],
+                source=data["source"],
+            )
         obj.pk = saved.pk
 
     def delete_model(self, request, obj) -> None:
-        protected_subject_remove(actor=request.user, subject=obj)
+        protected_subject_remove(actor=request.user, subject=obj, reason=ADMIN_REMOVAL_REASON)
 
     def delete_queryset(self, request, queryset) -> None:
         for subject in queryset:
-            protected_subject_remove(actor=request.user, subject=subject)
+            protected_subject_remove(actor=request.user, subject=subject, reason=ADMIN_REMOVAL_REASON)
 
     def get_actions(self, request):
         actions = super().get_actions(request)

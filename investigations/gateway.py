@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import ipaddress
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,10 +39,10 @@ from django.conf import settings
 
 import audit
 from audit.actions import Action
-from userdata.catalogue import CATEGORIES
-from userdata.models import Account
+from userdata.catalogue import CATEGORIES, owner_column
+from userdata.models import Account, Device, LoginEvent
 
-from .models import CaseStatus, DenialReason, Grant, GrantStatus
+from .models import CaseStatus, DenialReason, Grant, GrantStatus, ProtectedSubject
 
 _inside_gateway: contextvars.ContextVar[bool] = contextvars.ContextVar("custos_gateway", default=False)
 
@@ -63,54 +65,198 @@ def audited_access() -> Iterator[None]:
 
 @dataclass
 class Resolution:
-    """How the typed subject identifiers resolved to accounts of the user-data store."""
+    """How the typed subject identifiers resolved to accounts of the user-data store.
+
+    ``found`` entries are ``{"input": ..., "kind": ..., "accounts": [...]}``; ``too_broad``
+    identifiers matched more than ``MAX_RESOLVED_PER_IDENTIFIER`` accounts (and resolve to
+    none); ``linked`` maps a resolved account to the protected accounts it shares an email,
+    phone or device with; ``employees`` are the resolved accounts marked as employees.
+    """
 
     accounts: list[int] = field(default_factory=list)
-    found: list[dict] = field(default_factory=list)  # {"input": ..., "kind": ..., "accounts": [...]}
+    found: list[dict] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    too_broad: list[str] = field(default_factory=list)
+    linked: dict[int, list[int]] = field(default_factory=dict)
+    employees: list[int] = field(default_factory=list)
 
 
-def _classify(identifier: str) -> str:
-    return "account_id" if identifier.isdigit() else "handle"
+DIRECT_KINDS = ("account_id", "handle")
+_PREFIXES = {"id:": "account_id", "handle:": "handle", "email:": "email", "phone:": "phone", "ip:": "ip"}
+_PREFIXES["device:"] = "device"
+_PHONE = re.compile(r"\+[0-9 ()\-]{6,30}")
 
 
-def resolve_subjects(*, actor, identifiers: list[str], case_reference: str = "") -> Resolution:
-    """Resolve account ids and handles to accounts, as an audited lookup.
+def classify(identifier: str) -> tuple[str, str]:
+    """(kind, normalised value) of one typed identifier.
 
-    The lookup is recorded (who looked up what, on which case) before the store is read.
+    A prefix (``email:``, ``phone:``, ``ip:``, ``device:``, ``id:``, ``handle:``) says it
+    outright; otherwise digits are an account id, an IP address parses as one, ``x@y`` is an
+    email, ``+`` and digits a phone number, and anything else a handle (``@`` optional).
     """
-    cleaned = [identifier.strip().removeprefix("@") for identifier in identifiers if identifier.strip()]
+    identifier = identifier.strip()
+    for prefix, kind in _PREFIXES.items():
+        if identifier.lower().startswith(prefix):
+            return kind, _normalise(kind, identifier[len(prefix) :].strip())
+    if identifier.isdigit():
+        return "account_id", _normalise("account_id", identifier)
+    try:
+        return "ip", str(ipaddress.ip_address(identifier))
+    except ValueError:
+        pass
+    if "@" in identifier[1:]:
+        return "email", identifier
+    if _PHONE.fullmatch(identifier):
+        return "phone", _normalise("phone", identifier)
+    return "handle", identifier.removeprefix("@")
+
+
+def _normalise(kind: str, value: str) -> str:
+    if kind == "account_id" and value.isdigit() and len(value) < 19:
+        return str(int(value))
+    if kind == "phone":
+        return "+" + re.sub(r"[^0-9]", "", value)
+    if kind == "handle":
+        return value.removeprefix("@")
+    if kind == "ip":
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            return value
+    return value
+
+
+def resolve_subjects(
+    *,
+    actor,
+    identifiers: list[str],
+    case_reference: str = "",
+    window_start: date | None = None,
+    window_end: date | None = None,
+) -> Resolution:
+    """Resolve typed identifiers to accounts, as an audited lookup.
+
+    Account ids and handles name one account; an email, phone or device names the accounts
+    that hold it; an IP address the accounts that logged in from it within the window (both
+    dates inclusive; no window, no IP resolution). The lookup is recorded (who looked up
+    what, on which case) before the store is read.
+    """
+    cleaned = [identifier.strip() for identifier in identifiers if identifier.strip()]
     audit.record(
         action=Action.SUBJECT_LOOKUP,
         actor=actor,
         case_reference=case_reference,
         details={"identifiers": cleaned},
     )
-    ids = {int(identifier) for identifier in cleaned if _classify(identifier) == "account_id" and len(identifier) < 19}
-    typed = {identifier for identifier in cleaned if _classify(identifier) == "handle"}
-    handles = typed | {handle.lower() for handle in typed}  # as typed, and lower-cased
-    with audited_access():
-        accounts = Account.objects.using(USERDATA_ALIAS)
-        by_id = set(accounts.filter(id__in=ids).values_list("id", flat=True))
-        by_handle = {
-            handle.lower(): account_id
-            for handle, account_id in accounts.filter(handle__in=handles).values_list("handle", "id")
-        }
+    classified = [(identifier, *classify(identifier)) for identifier in cleaned]
     resolution = Resolution()
-    for identifier in cleaned:
-        kind = _classify(identifier)
-        if kind == "account_id" and len(identifier) < 19 and int(identifier) in by_id:
-            account_ids = [int(identifier)]
-        elif kind == "handle" and identifier.lower() in by_handle:
-            account_ids = [by_handle[identifier.lower()]]
-        else:
-            resolution.unknown.append(identifier)
-            continue
-        resolution.found.append({"input": identifier, "kind": kind, "accounts": account_ids})
-        for account_id in account_ids:
-            if account_id not in resolution.accounts:
-                resolution.accounts.append(account_id)
+    with audited_access():
+        matches = _direct_matches(classified)
+        for identifier, kind, value in classified:
+            accounts = matches.get((kind, value.lower())) if kind in DIRECT_KINDS else None
+            if kind not in DIRECT_KINDS:
+                accounts = _indirect_matches(kind, value, window_start, window_end)
+            _add(resolution, identifier, kind, accounts or [])
+        resolution.linked = _linked_protected(resolution.accounts)
+        resolution.employees = sorted(
+            Account.objects.using(USERDATA_ALIAS)
+            .filter(id__in=resolution.accounts, is_employee=True)
+            .values_list("id", flat=True)
+        )
     return resolution
+
+
+def check_links(*, actor, accounts: list[int], case_reference: str = "") -> dict[int, list[int]]:
+    """Which of ``accounts`` share an email, phone or device with a protected account now.
+
+    Submission asks again (the registry may have grown since the draft was resolved); an
+    audited lookup like ``resolve_subjects``.
+    """
+    audit.record(
+        action=Action.SUBJECT_LOOKUP,
+        actor=actor,
+        case_reference=case_reference,
+        details={"accounts": list(accounts), "purpose": "linked identifiers of protected subjects"},
+    )
+    with audited_access():
+        return _linked_protected(list(accounts))
+
+
+def _add(resolution: Resolution, identifier: str, kind: str, accounts: list[int]) -> None:
+    if len(accounts) > settings.CUSTOS["MAX_RESOLVED_PER_IDENTIFIER"]:
+        resolution.too_broad.append(identifier)
+        return
+    if not accounts:
+        resolution.unknown.append(identifier)
+        return
+    resolution.found.append({"input": identifier, "kind": kind, "accounts": accounts})
+    for account_id in accounts:
+        if account_id not in resolution.accounts:
+            resolution.accounts.append(account_id)
+
+
+def _direct_matches(classified: list[tuple[str, str, str]]) -> dict[tuple[str, str], list[int]]:
+    """Account ids and handles, two queries for all of them; keys are (kind, lower-cased value)."""
+    accounts = Account.objects.using(USERDATA_ALIAS)
+    ids = {int(value) for _, kind, value in classified if kind == "account_id" and value.isdigit() and len(value) < 19}
+    typed = {value for _, kind, value in classified if kind == "handle"}
+    handles = typed | {handle.lower() for handle in typed}  # as typed, and lower-cased
+    matches = {("account_id", str(pk)): [pk] for pk in accounts.filter(id__in=ids).values_list("id", flat=True)}
+    for handle, pk in accounts.filter(handle__in=handles).values_list("handle", "id"):
+        matches[("handle", handle.lower())] = [pk]
+    return matches
+
+
+def _indirect_matches(kind: str, value: str, window_start: date | None, window_end: date | None) -> list[int]:
+    """Accounts holding an email, phone or device, or seen at an IP in the window: at most cap + 1."""
+    limit = settings.CUSTOS["MAX_RESOLVED_PER_IDENTIFIER"] + 1
+    if kind == "email":
+        rows = Account.objects.using(USERDATA_ALIAS).filter(email__in={value, value.lower()}).values_list("id")
+    elif kind == "phone":
+        rows = Account.objects.using(USERDATA_ALIAS).filter(phone=value).values_list("id")
+    elif kind == "device":
+        rows = Device.objects.using(USERDATA_ALIAS).filter(device_id=value).values_list("account_id")
+    elif kind == "ip" and window_start is not None and window_end is not None:
+        rows = LoginEvent.objects.using(USERDATA_ALIAS).filter(
+            ip=value,
+            occurred_at__gte=_day_start(window_start),
+            occurred_at__lt=_day_start(window_end) + timedelta(days=1),
+        )
+        rows = rows.values_list("account_id")
+    else:
+        return []
+    return sorted(pk for (pk,) in rows.order_by().distinct()[:limit])
+
+
+def _linked_protected(accounts: list[int]) -> dict[int, list[int]]:
+    """Which resolved accounts share an email, phone or device with a protected account.
+
+    The registry names accounts; a protected person's second account on the same phone or
+    device is covered too. Empty emails and phones link nothing.
+    """
+    protected = set(ProtectedSubject.objects.values_list("account_id", flat=True))
+    if not accounts or not protected:
+        return {}
+    both = set(accounts) | protected
+    keys: dict[int, set[tuple[str, str]]] = {}
+    for pk, email, phone in Account.objects.using(USERDATA_ALIAS).filter(id__in=both).values_list(
+        "id", "email", "phone"
+    ):
+        keys.setdefault(pk, set()).update({("email", email.lower()), ("phone", phone)} - {("email", ""), ("phone", "")})
+    for pk, device_id in Device.objects.using(USERDATA_ALIAS).filter(account_id__in=both).values_list(
+        "account_id", "device_id"
+    ):
+        keys.setdefault(pk, set()).add(("device", device_id))
+    holders: dict[tuple[str, str], set[int]] = {}
+    for other in protected:
+        for key in keys.get(other, ()):
+            holders.setdefault(key, set()).add(other)
+    linked = {}
+    for account in accounts:
+        shared = {other for key in keys.get(account, ()) for other in holders.get(key, ())} - {account}
+        if shared:
+            linked[account] = sorted(shared)
+    return linked
 
 
 # --- scoped queries ----------------------------------------------------------------------
@@ -128,9 +274,13 @@ class QueryParameters:
 
 @dataclass(frozen=True)
 class Extract:
+    """Rows about to be returned; ``dropped_*`` are rows the tripwire withheld (see ``read_rows``)."""
+
     columns: list[str]
     rows: list[list[Any]]
     truncated: bool
+    dropped_rows: int = 0
+    dropped_owners: tuple[int, ...] = ()
 
 
 def refusal(*, grant: Grant, user, parameters: QueryParameters, at: datetime) -> DenialReason | None:
@@ -185,6 +335,11 @@ def read_rows(*, grant: Grant, parameters: QueryParameters) -> Extract:
     The caller has recorded ``query.started``. The grant's subjects and window are applied
     here as well as the parameters', so a parameter that slipped past authorisation still
     cannot widen the read.
+
+    Tripwire: each row's owner (``owner_column``, not the catalogue's filter) is checked
+    against the subjects asked for; rows about anyone else (a catalogue mistake, resolution
+    drift) are dropped and counted in ``dropped_rows`` / ``dropped_owners`` for the caller to
+    record as ``query.tripwire``. The rest is returned.
     """
     category = CATEGORIES[parameters.category]
     if category.name not in grant.categories:
@@ -192,8 +347,9 @@ def read_rows(*, grant: Grant, parameters: QueryParameters) -> Extract:
     cap = settings.CUSTOS["QUERY_ROW_CAP"]
     start = max(parameters.window_start, grant.window_start)
     end = min(parameters.window_end, grant.window_end)
+    subjects = sorted(set(parameters.subjects) & set(grant.subjects))
     filters = {
-        f"{category.subject_field}__in": sorted(set(parameters.subjects) & set(grant.subjects)),
+        f"{category.subject_field}__in": subjects,
         f"{category.time_field}__gte": _day_start(start),
         f"{category.time_field}__lt": _day_start(end) + timedelta(days=1),
     }
@@ -203,10 +359,19 @@ def read_rows(*, grant: Grant, parameters: QueryParameters) -> Extract:
             category.model.objects.using(USERDATA_ALIAS)
             .filter(**filters)
             .order_by(category.subject_field, category.time_field, "pk")
-            .values_list(*category.fields)[: cap + 1]
+            .values_list(owner_column(category.model), *category.fields)[: cap + 1]
         )
-    rows = [[_cell(value) for value in row] for row in found[:cap]]
-    return Extract(columns=list(category.fields), rows=rows, truncated=len(found) > cap)
+    allowed = set(subjects)
+    kept = [row[1:] for row in found if row[0] in allowed]
+    outside = [row[0] for row in found if row[0] not in allowed]
+    rows = [[_cell(value) for value in row] for row in kept[:cap]]
+    return Extract(
+        columns=list(category.fields),
+        rows=rows,
+        truncated=len(found) > cap,
+        dropped_rows=len(outside),
+        dropped_owners=tuple(sorted(set(outside))),
+    )
 
 
 def canonical_result(columns: list[str], rows: list[list[Any]]) -> bytes:

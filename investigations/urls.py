@@ -2,7 +2,7 @@ from django.urls import path
 
 from .views import case as case_views
 from .views import grant as grant_views
-from .views import oversight, query
+from .views import oversight, protected, query
 from .views import request as request_views
 
 app_name = "investigations"
@@ -42,4 +42,8 @@ urlpatterns = [
     path("oversight/alerts/<int:pk>/acknowledge/", oversight.alert_acknowledge, name="alert_acknowledge"),
     path("oversight/reports/", oversight.report_list, name="report_list"),
     path("oversight/reports/<int:pk>/", oversight.report_detail, name="report_detail"),
+    path("protected/", protected.protected_list, name="protected_list"),
+    path("protected/new/", protected.protected_add, name="protected_add"),
+    path("protected/<int:pk>/edit/", protected.protected_edit, name="protected_edit"),
+    path("protected/<int:pk>/remove/", protected.protected_remove, name="protected_remove"),
 ]

@@ -76,6 +76,17 @@ CATEGORIES: dict[str, DataCategory] = {
     ]
 }
 
+def owner_column(model: type[models.Model]) -> str:
+    """The column naming the account a row is about, whatever a category filters on.
+
+    Every model of the store belongs to one account through its ``account`` foreign key
+    (an ``Account`` row to itself). The gateway checks each row it is about to return against
+    this, independently of the catalogue's ``subject_field``, so a catalogue mistake (a filter
+    that reaches other accounts' rows through a join) cannot leak them.
+    """
+    return "id" if model is m.Account else "account_id"
+
+
 CATEGORY_CHOICES = [(category.name, category.label) for category in CATEGORIES.values()]
 
 

@@ -15,6 +15,9 @@ class Account(models.Model):
     phone = models.CharField(max_length=32, db_index=True)
     country = models.CharField(max_length=2)
     created_at = models.DateTimeField()
+    # Whether the account belongs to an employee of the platform's operator (the store's own HR
+    # link). Purpose limits treat everyone else as a non-employee; unknown means non-employee.
+    is_employee = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["id"]

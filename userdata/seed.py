@@ -44,6 +44,7 @@ USER_AGENTS = [
     "CustosApp/3.2 (Android 15)",
 ]
 CONNECTION_KINDS = ["follow", "contact", "message_thread"]
+EMPLOYEE_EVERY = 5
 BATCH = 5000
 SPAN_DAYS = 365
 
@@ -65,6 +66,9 @@ def _accounts(rng: random.Random, fake: Faker, count: int, anchor: datetime) -> 
             phone=f"+{rng.randrange(30, 50)}{rng.randrange(10**8, 10**9)}",
             country=rng.choice(CITIES)[1],
             created_at=anchor - timedelta(days=SPAN_DAYS + rng.randrange(2000)),
+            # Every fifth account is an employee; derived from the id so the random stream (and
+            # every other seeded row) stays what it was.
+            is_employee=account_id % EMPLOYEE_EVERY == 0,
         )
 
 

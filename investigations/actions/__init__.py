@@ -17,7 +17,7 @@ from .case import (
     case_resume,
     case_update,
 )
-from .protected import protected_subject_add, protected_subject_remove
+from .protected import protected_subject_add, protected_subject_change, protected_subject_remove
 from .query import (
     purge_expired_results,
     query_execute_now,
@@ -60,6 +60,7 @@ __all__ = [
     "grant_revoke",
     "lapse_overdue_requests",
     "protected_subject_add",
+    "protected_subject_change",
     "protected_subject_remove",
     "purge_expired_results",
     "query_execute_now",

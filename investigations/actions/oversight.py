@@ -137,6 +137,14 @@ def _accounts(numbers) -> str:
 # --- detectors: requests and decisions ---------------------------------------------------
 
 
+def _escalations(event: AuditEvent) -> list[str]:
+    """Why a request falls under the protected-request policy: the registry categories it
+    touches, and the data categories a purpose limit escalated (``purpose limit: location``)."""
+    labels = [str(category) for category in event.details.get("protected") or []]
+    labels += [f"purpose limit: {category}" for category in event.details.get("purpose_limit") or []]
+    return labels
+
+
 def _on_request_submitted(event: AuditEvent) -> list[Draft]:
     request_id = _target(event, REQUEST_TYPE)
     if request_id is None or not DataPullRequest.objects.filter(pk=request_id).exists():
@@ -144,7 +152,7 @@ def _on_request_submitted(event: AuditEvent) -> list[Draft]:
     case_id, subjects = _case_id(event), _subjects(event)
     base = {"case_id": case_id, "request_id": request_id, "user_id": event.actor_id}
     drafts = []
-    protected = list(event.details.get("protected") or [])
+    protected = _escalations(event)
     if protected:
         drafts.append(
             Draft(
@@ -244,7 +252,7 @@ def _on_decision(event: AuditEvent) -> list[Draft]:
     outcome = str(event.details.get("outcome", ""))
     if outcome == DecisionOutcome.REJECT:
         SubjectMention.objects.filter(request_id=request_id, rejected_seq__isnull=True).update(rejected_seq=event.seq)
-    protected = list(event.details.get("protected") or [])
+    protected = _escalations(event)
     if not protected or not DataPullRequest.objects.filter(pk=request_id).exists():
         return []
     return [
@@ -348,15 +356,20 @@ def _on_tripwire(event: AuditEvent) -> list[Draft]:
         base["user_id"] = DataQuery.objects.filter(pk=base["query_id"]).values_list("user_id", flat=True).first()
     details = event.details or {}
     accounts = sorted(number for number in map(_int, details.get("protected_accounts") or []) if number)
+    others = _int(details.get("other_accounts")) or 0
+    about = f"protected account(s) {_accounts(accounts)}" if accounts else "account(s)"
     return [
         Draft(
             kind=AlertKind.TRIPWIRE,
-            severity=AlertSeverity.CRITICAL,
+            # Any withheld row is a catalogue or resolution fault; rows of a protected account are the worst case.
+            severity=AlertSeverity.CRITICAL if accounts else AlertSeverity.WARNING,
             summary=f"Query {base['query_id']} on {event.case_reference}: {details.get('dropped_rows', '?')} row(s) "
-            f"of protected account(s) {_accounts(accounts)} outside the grant were dropped.",
+            f"of {about} outside the grant were dropped"
+            + (f" ({others} other account(s))." if accounts and others else "."),
             details={
                 "dropped_rows": details.get("dropped_rows"),
                 "protected_accounts": accounts,
+                "other_accounts": others,
                 "category": details.get("category"),
             },
             **base,

@@ -26,7 +26,7 @@ from userdata.catalogue import CATEGORIES
 
 from .. import gateway
 from ..errors import QueryDenied
-from ..models import CaseStatus, DataQuery, Grant, GrantStatus, QueryResult, QueryStatus
+from ..models import CaseStatus, DataQuery, Grant, GrantStatus, ProtectedSubject, QueryResult, QueryStatus
 from ..models.grant import db_now
 from . import oversight
 
@@ -282,6 +282,33 @@ def _store(query: DataQuery, token: int, extract: gateway.Extract) -> None:
         oversight.scan_soon()
 
 
+def _record_tripwire(query: DataQuery, extract: gateway.Extract) -> None:
+    """Rows about accounts the query did not name were withheld: put it on the ledger for oversight.
+
+    Recorded before the rest of the result is stored; if the ledger refuses it, the query
+    fails and nothing is released.
+    """
+    protected = ProtectedSubject.objects.filter(account_id__in=extract.dropped_owners)
+    protected_accounts = sorted(protected.values_list("account_id", flat=True))
+    logger.error(
+        "query %s: tripwire withheld %s rows about accounts outside the grant", query.pk, extract.dropped_rows
+    )
+    with transaction.atomic():
+        audit.record(
+            action=Action.QUERY_TRIPWIRE,
+            actor=query.user,
+            target=query,
+            case_reference=query.grant.case.reference,
+            details={
+                "dropped_rows": extract.dropped_rows,
+                "protected_accounts": protected_accounts,
+                "other_accounts": len(extract.dropped_owners) - len(protected_accounts),
+                "category": query.category,
+                "grant_id": query.grant_id,
+            },
+        )
+
+
 def query_run(*, query_id: int, takeover: int | None = None) -> DataQuery | None:
     """Run a queued query (the worker's side); safe to call twice and after a crash.
 
@@ -312,6 +339,8 @@ def _execute(query: DataQuery, token: int) -> None:
         return
     try:
         extract = gateway.read_rows(grant=query.grant, parameters=_parameters_of(query))
+        if extract.dropped_rows:
+            _record_tripwire(query, extract)
         _store(query, token, extract)
     except _Superseded:
         logger.warning("query %s: taken over by a later run; this run records nothing", query.pk)

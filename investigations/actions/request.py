@@ -15,10 +15,10 @@ import audit
 from accounts.models import User
 from audit.actions import Action
 
-from .. import notify
+from .. import notify, policy
 from ..access import can_revoke, independence_problem, object_perms, request_problem
 from ..errors import InvalidTransition
-from ..gateway import resolve_subjects
+from ..gateway import DIRECT_KINDS, check_links, resolve_subjects
 from ..models import (
     Case,
     CaseStatus,
@@ -27,7 +27,6 @@ from ..models import (
     DecisionOutcome,
     Grant,
     GrantStatus,
-    ProtectedSubject,
     RequestStatus,
 )
 from ..models.grant import db_now
@@ -66,17 +65,77 @@ def _identifier_errors(identifiers: list[str]) -> dict[str, str]:
     return {}
 
 
-def _resolve(*, actor: User, case: Case, identifiers: list[str]) -> tuple[list[int], list[dict]]:
-    """Resolve typed identifiers through the gateway's audited lookup; unknown ones are a field error."""
-    resolution = resolve_subjects(actor=actor, identifiers=identifiers, case_reference=case.reference)
+def _resolve(*, actor: User, request: DataPullRequest, identifiers: list[str]) -> None:
+    """Resolve typed identifiers through the gateway's audited lookup and store how each was found.
+
+    Unknown identifiers, and indirect ones matching more accounts than the cap, are field
+    errors. Naming one account twice directly (by id and by handle) is an error; an email or
+    IP that also reaches a named account is not.
+    """
+    resolution = resolve_subjects(
+        actor=actor,
+        identifiers=identifiers,
+        case_reference=request.case.reference,
+        window_start=request.window_start,
+        window_end=request.window_end,
+    )
+    messages = []
     if resolution.unknown:
-        raise ValidationError(
-            {"subjects": f"No account matches: {', '.join(resolution.unknown)}. Check the id or handle."}
+        messages.append(f"No account matches: {', '.join(resolution.unknown)}. Check the identifier.")
+    if resolution.too_broad:
+        cap = limits()["MAX_RESOLVED_PER_IDENTIFIER"]
+        messages.append(
+            f"Matches more than {cap} accounts: {', '.join(resolution.too_broad)}. Name the accounts directly."
         )
-    named = [account for entry in resolution.found for account in entry["accounts"]]
+    if messages:
+        raise ValidationError({"subjects": messages})
+    named = [account for entry in resolution.found if entry["kind"] in DIRECT_KINDS for account in entry["accounts"]]
     if len(named) != len(set(named)):
         raise ValidationError({"subjects": "Two identifiers name the same account; name each subject once."})
-    return resolution.accounts, resolution.found
+    request.subjects = resolution.accounts
+    request.subject_inputs = resolution.found
+    request.linked_subjects = {str(account): others for account, others in resolution.linked.items()}
+    request.employee_subjects = resolution.employees
+
+
+def _assess_protection(request: DataPullRequest, *, keep: bool = False) -> dict[str, str]:
+    """Set the request's protection from the registry and its case type's purpose limit.
+
+    Returns field errors (empty when none): a purpose limit in "refuse" mode, or a legal basis
+    the protected policy does not accept. With ``keep`` (after submission), protection is only
+    ever added, never taken away.
+    """
+    categories = policy.protected_categories(request.subjects, request.linked_subjects)
+    limit = policy.purpose_limit(
+        case_type=request.case.case_type,
+        categories=request.categories,
+        subjects=request.subjects,
+        employees=request.employee_subjects,
+    )
+    errors = {}
+    if limit.categories and limit.mode == "refuse":
+        errors["categories"] = f"{limit.message} Remove these categories or these subjects."
+    escalated = list(limit.categories) if limit.mode == "escalate" else []
+    if keep:
+        categories = sorted(set(categories) | set(request.protected_categories))
+        escalated = sorted(set(escalated) | set(request.purpose_limited))
+    request.protected_categories = categories
+    request.is_protected = bool(categories)
+    request.purpose_limited = escalated
+    problem = policy.legal_basis_error(policy.request_policy(request), request.legal_basis)
+    if problem:
+        errors["legal_basis"] = problem
+    return errors
+
+
+def _check_protection(request: DataPullRequest) -> None:
+    errors = _assess_protection(request)
+    if errors:
+        raise ValidationError(errors)
+
+
+PROTECTION_FIELDS = ["is_protected", "protected_categories", "purpose_limited"]
+RESOLVED_FIELDS = ["subjects", "subject_inputs", "linked_subjects", "employee_subjects", *PROTECTION_FIELDS]
 
 
 def _justification_errors(justification: str, legal_basis: str, legal_basis_other: str) -> dict[str, str]:
@@ -91,7 +150,9 @@ def _justification_errors(justification: str, legal_basis: str, legal_basis_othe
 
 
 def _validated_subjects(*, actor: User, request: DataPullRequest, identifiers: list[str]) -> None:
-    """Check everything about ``request`` and resolve its subjects; raise all field errors at once.
+    """Check everything about ``request``, resolve its subjects and assess its protection.
+
+    Raises the field errors of the request itself all at once.
 
     The audited subject lookup runs only once the rest is valid and the identifiers are sane
     (no lookup of 10,000 names), and it is recorded even if the request is then refused.
@@ -99,7 +160,7 @@ def _validated_subjects(*, actor: User, request: DataPullRequest, identifiers: l
     errors: dict[str, list[str]] = {}
     _merge(errors, _justification_errors(request.justification, request.legal_basis, request.legal_basis_other))
     try:
-        request.full_clean(exclude=["subjects", "subject_inputs", "case", "requested_by"])
+        request.full_clean(exclude=["subjects", "subject_inputs", "case", "requested_by", *RESOLVED_FIELDS])
     except ValidationError as error:
         _merge(errors, error.message_dict)
     if "window_start" not in errors and "window_end" not in errors and "duration_hours" not in errors:
@@ -108,8 +169,9 @@ def _validated_subjects(*, actor: User, request: DataPullRequest, identifiers: l
     _merge(errors, _identifier_errors(identifiers))
     if errors:
         raise ValidationError(errors)
-    request.subjects, request.subject_inputs = _resolve(actor=actor, case=request.case, identifiers=identifiers)
+    _resolve(actor=actor, request=request, identifiers=identifiers)
     check_scope(_scope_of(request))
+    _check_protection(request)
 
 
 def request_create(
@@ -154,7 +216,12 @@ def request_create(
             actor=actor,
             target=request,
             case_reference=case.reference,
-            details={"scope": request.scope(), "legal_basis": legal_basis},
+            details={
+                "scope": request.scope(),
+                "legal_basis": legal_basis,
+                "protected": request.protected_categories,
+                "purpose_limit": request.purpose_limited,
+            },
         )
     return request
 
@@ -190,7 +257,7 @@ def request_update(*, actor: User, request: DataPullRequest, subjects: list[str]
     with transaction.atomic():
         locked = DataPullRequest.objects.select_for_update().get(pk=request.pk)
         _check_editable(locked)  # it may have been submitted meanwhile
-        current.save(update_fields=[*EDITABLE_FIELDS, "subjects", "subject_inputs", "updated_at"])
+        current.save(update_fields=[*EDITABLE_FIELDS, *RESOLVED_FIELDS, "updated_at"])
         audit.record(
             action=Action.REQUEST_UPDATED,
             actor=actor,
@@ -232,14 +299,13 @@ def request_withdraw(*, actor: User, request: DataPullRequest, reason: str = "")
     return request
 
 
-def _protected_categories(subjects: list[int]) -> list[str]:
-    return sorted(set(ProtectedSubject.objects.filter(account_id__in=subjects).values_list("category", flat=True)))
-
-
 def request_submit(*, actor: User, request: DataPullRequest) -> DataPullRequest:
     """Send a draft (or returned) request to legal. Only the requester, only on an open case.
 
-    Reviewers are emailed on commit; a request naming a protected subject also alerts oversight.
+    Protection is assessed again (the registry and the links to it may have changed since the
+    draft): the protected policy's legal basis and the case type's purpose limit are enforced
+    here with field errors. Reviewers are emailed on commit; a request needing the protected
+    policy also alerts oversight.
     """
     with transaction.atomic():
         request = DataPullRequest.objects.select_for_update().select_related("case", "requested_by").get(pk=request.pk)
@@ -253,8 +319,9 @@ def request_submit(*, actor: User, request: DataPullRequest) -> DataPullRequest:
         if "file_request" not in object_perms(actor, request.case):
             raise PermissionDenied("You are no longer on the case team; the request cannot be submitted.")
         check_scope(_scope_of(request))  # "today" moves on: the window is checked again
-        request.protected_categories = _protected_categories(request.subjects)
-        request.is_protected = bool(request.protected_categories)
+        links = check_links(actor=actor, accounts=request.subjects, case_reference=request.case.reference)
+        request.linked_subjects = {str(account): others for account, others in links.items()}
+        _check_protection(request)
         request.status = RequestStatus.SUBMITTED
         request.review_round += 1
         request.submitted_at = timezone.now()
@@ -263,8 +330,8 @@ def request_submit(*, actor: User, request: DataPullRequest) -> DataPullRequest:
                 "status",
                 "review_round",
                 "submitted_at",
-                "is_protected",
-                "protected_categories",
+                "linked_subjects",
+                *PROTECTION_FIELDS,
                 "updated_at",
             ]
         )
@@ -273,17 +340,22 @@ def request_submit(*, actor: User, request: DataPullRequest) -> DataPullRequest:
             actor=actor,
             target=request,
             case_reference=request.case.reference,
-            details={
-                "scope": request.scope(),
-                "protected": request.protected_categories,
-                "subjects": list(request.subjects),
-                "case_type": request.case.case_type,
-                "legal_basis": request.legal_basis,
-            },
+            details=_oversight_details(request)
+            | {"scope": request.scope(), "case_type": request.case.case_type, "legal_basis": request.legal_basis},
         )
         _notify_submitted(request)
         oversight.scan_soon()
     return request
+
+
+def _oversight_details(request: DataPullRequest) -> dict:
+    """What oversight reads off submission and decision events (the alert engine relies on these keys)."""
+    return {
+        "protected": list(request.protected_categories),
+        "subjects": [int(subject) for subject in request.subjects],
+        "purpose_limit": list(request.purpose_limited),
+        "linked": dict(request.linked_subjects),
+    }
 
 
 def _notify_submitted(request: DataPullRequest) -> None:
@@ -294,8 +366,9 @@ def _notify_submitted(request: DataPullRequest) -> None:
 
 
 def approvals_needed(request: DataPullRequest) -> tuple[int, bool]:
-    """(approvals required, whether one must be senior)."""
-    return (2, True) if request.is_protected else (1, False)
+    """(approvals required, whether one must be senior), from the protected policy."""
+    rule = policy.request_policy(request)
+    return rule.approvals, rule.senior > 0
 
 
 def approvals_still_needed(request: DataPullRequest, approvals: Iterable[Decision] | None = None) -> str:
@@ -303,15 +376,20 @@ def approvals_still_needed(request: DataPullRequest, approvals: Iterable[Decisio
     if approvals is None:
         approvals = request.decisions.filter(review_round=request.review_round, outcome__in=_APPROVING)
     approvals = list(approvals)
-    required, senior_needed = approvals_needed(request)
-    missing = required - len({decision.reviewer_id for decision in approvals})
-    has_senior = any(decision.reviewer_was_senior for decision in approvals)
-    if missing <= 0 and (has_senior or not senior_needed):
+    rule = policy.request_policy(request)
+    missing = rule.approvals - len({decision.reviewer_id for decision in approvals})
+    missing_senior = rule.senior - len({d.reviewer_id for d in approvals if d.reviewer_was_senior})
+    if missing <= 0 and missing_senior <= 0:
         return ""
-    if senior_needed and not has_senior:
-        if missing <= 1:
+    if missing_senior > 0:
+        if missing <= 1 and missing_senior == 1:
             return "one approval by a senior legal reviewer"
-        return "two approvals by two different reviewers, at least one of them a senior legal reviewer"
+        if rule.approvals == 2 and rule.senior == 1:
+            return "two approvals by two different reviewers, at least one of them a senior legal reviewer"
+        return (
+            f"{max(missing, missing_senior)} more approvals by different reviewers, "
+            f"{missing_senior} of them by senior legal reviewers"
+        )
     return "one more approval by a different reviewer" if missing == 1 else f"{missing} approvals"
 
 
@@ -344,12 +422,14 @@ def request_decide(
         if problem:
             raise PermissionDenied(problem)
         _check_decidable(request)
-        _refresh_protection(request)
+        refused = _refresh_protection(request)
         errors = {}
         if outcome not in DecisionOutcome.values:
             errors["outcome"] = "Choose approve, approve narrowed, reject or return for changes."
         elif outcome != DecisionOutcome.APPROVE and not reason.strip():
             errors["reason"] = "Give the reason for this decision."
+        if outcome in _APPROVING and refused:
+            errors["outcome"] = "This request cannot be approved: " + " ".join(refused.values())
         if errors:
             raise ValidationError(errors)
         approved = _approved_scope(request, outcome, scope)
@@ -375,13 +455,8 @@ def request_decide(
             actor=actor,
             target=request,
             case_reference=request.case.reference,
-            details={
-                "outcome": outcome,
-                "reason": reason,
-                "approved_scope": _scope_dict(approved),
-                "protected": request.protected_categories,
-                "subjects": list(request.subjects),
-            },
+            details=_oversight_details(request)
+            | {"outcome": outcome, "reason": reason, "approved_scope": _scope_dict(approved)},
         )
         oversight.scan_soon()
         still_needed = _apply(actor=actor, request=request, decision=decision, earlier=earlier, grantees=people)
@@ -398,13 +473,17 @@ def _check_decidable(request: DataPullRequest) -> None:
         raise InvalidTransition("The request was not decided in time and lapses; the requester must file it again.")
 
 
-def _refresh_protection(request: DataPullRequest) -> None:
-    """A subject put on the registry after submission still needs the second approval."""
-    categories = _protected_categories(request.subjects)
-    if categories and categories != request.protected_categories:
-        request.protected_categories = categories
-        request.is_protected = True
-        request.save(update_fields=["protected_categories", "is_protected", "updated_at"])
+def _refresh_protection(request: DataPullRequest) -> dict[str, str]:
+    """Assess protection again at decision time (never less than at submission); returns field errors.
+
+    A subject put on the registry after submission still needs the protected policy, and the
+    legal basis and purpose limit are checked against the settings in force now.
+    """
+    before = (request.protected_categories, request.purpose_limited)
+    errors = _assess_protection(request, keep=True)
+    if (request.protected_categories, request.purpose_limited) != before:
+        request.save(update_fields=[*PROTECTION_FIELDS, "updated_at"])
+    return errors
 
 
 def _check_grantees(request: DataPullRequest, grantees: Iterable[User]) -> list[User]:

@@ -32,7 +32,10 @@ class RequestForm(forms.Form):
     subjects = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 5}),
         max_length=SUBJECTS_MAX_CHARS,
-        help_text="Account ids or handles, one per line or separated by commas.",
+        help_text=(
+            "Account ids, handles, emails, phone numbers (+...), IP addresses or devices (device:...), one per line "
+            "or separated by commas. An IP address means the accounts that logged in from it within the window."
+        ),
     )
     categories = forms.MultipleChoiceField(
         choices=CATEGORY_CHOICES, widget=forms.CheckboxSelectMultiple, label="Data categories"

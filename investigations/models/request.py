@@ -55,6 +55,12 @@ class DataPullRequest(models.Model):
     duration_hours = models.PositiveIntegerField()
     is_protected = models.BooleanField(default=False)
     protected_categories = models.JSONField(default=list, blank=True)
+    # From the audited resolution: subjects sharing an email, phone or device with a protected
+    # account ({"subject id": [protected ids]}), and the subjects that are employees.
+    linked_subjects = models.JSONField(default=dict, blank=True)
+    employee_subjects = models.JSONField(default=list, blank=True)
+    # Categories the case type's purpose limit escalates (asked about non-employees).
+    purpose_limited = models.JSONField(default=list, blank=True)
     review_round = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -74,6 +80,11 @@ class DataPullRequest(models.Model):
     @property
     def is_editable(self) -> bool:
         return self.status in EDITABLE_STATUSES
+
+    @property
+    def needs_protected_policy(self) -> bool:
+        """Touches a protected subject, or escalated by its case type's purpose limit."""
+        return self.is_protected or bool(self.purpose_limited)
 
     def scope(self) -> dict:
         return {

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import User
 
-from .. import access, actions
+from .. import access, actions, policy
 from ..errors import InvalidTransition
 from ..forms import apply_errors
 from ..forms.request import DecisionForm, OptionalReasonForm, RequestForm
@@ -64,6 +64,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "decisions": decisions,
         "grant": grant,
         "still_needed": actions.approvals_still_needed(pull) if pull.status == RequestStatus.SUBMITTED else "",
+        **_protection(request.user, pull),
         **access.request_flags(request.user, pull),
     }
     return render(request, "investigations/request_detail.html", context)
@@ -132,8 +133,16 @@ def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
         "form": form,
         "earlier": earlier,
         "still_needed": actions.approvals_still_needed(pull),
+        **_protection(request.user, pull),
     }
     return render(request, "investigations/request_decide.html", context)
+
+
+def _protection(user: User, pull: DataPullRequest) -> dict:
+    """The "touches protected subject" flag and the policy in force, for the request pages."""
+    detail = access.sees_protection_detail(user, pull)
+    hits = policy.protected_hits(pull) if detail else []
+    return {"hits": hits, "policy": policy.request_policy(pull), "show_resolution": detail}
 
 
 def _decide(user: User, pull: DataPullRequest, form: DecisionForm) -> None:

@@ -97,9 +97,10 @@ def draft_request(open_case, lead, store):
 
 @pytest.fixture
 def protected_request(open_case, lead, store, admin_user):
-    """A submitted request naming account 1, which is on the protected-subject registry."""
+    """A submitted request naming account 1, which is on the protected-subject registry (journalist:
+    the policy accepts only legal process or imminent harm as the legal basis)."""
     actions.protected_subject_add(actor=admin_user, account_id=1, category="journalist")
-    return actions.request_submit(actor=lead, request=file_request(open_case, lead))
+    return actions.request_submit(actor=lead, request=file_request(open_case, lead, legal_basis="legal_process"))
 
 
 # --- queries (gateway) --------------------------------------------------------------------

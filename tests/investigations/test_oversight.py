@@ -1,346 +1,427 @@
-"""Oversight alerts raised from the audit trail, by real sequences of actions, and acknowledging them."""
+"""Protected subjects and oversight (issue 11, part A): resolution by indirect identifiers, the
+protected-request policy, purpose limits by case type, pivot control, the query tripwire and the
+registry with its audited changes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
-from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
 
-import audit
-from accounts.roles import Role
 from audit.actions import Action
 from audit.models import AuditEvent
-from investigations import actions
-from investigations.actions import oversight
-from investigations.actions.oversight import alert_acknowledge, alerts_scan, is_working_time
-from investigations.errors import InvalidTransition, QueryDenied
-from investigations.models import Alert, AlertKind, CaseMember, OversightCursor
-from investigations.tasks import scan_oversight
-from tests.conftest import make_user
+from investigations import actions, gateway
+from investigations.errors import QueryDenied
+from investigations.models import (
+    DataPullRequest,
+    Decision,
+    DenialReason,
+    Grant,
+    ProtectedSubject,
+    QueryStatus,
+    RequestStatus,
+)
+from userdata.catalogue import CATEGORIES
 
 from .conftest import file_request, open_case_for
+from .oversight_data import (
+    COLLEAGUE,
+    DEVICE,
+    EMAIL,
+    IP,
+    JOURNALIST,
+    PHONE,
+    SECOND_ACCOUNT,
+    add_press_accounts,
+    add_rows_for_tripwire,
+)
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 
-ALWAYS_WORKING = {"WORKING_DAYS": (0, 1, 2, 3, 4, 5, 6), "WORKING_HOURS": ("00:00", "23:59:59.999999")}
 
-
-@pytest.fixture(autouse=True)
-def working_hours(settings):
-    """Queries count as in working hours unless a test says otherwise (tests run at any hour)."""
-    settings.CUSTOS = {**settings.CUSTOS, "OVERSIGHT": {**settings.CUSTOS["OVERSIGHT"], **ALWAYS_WORKING}}
-
-
-def set_rules(settings, **rules) -> None:
-    settings.CUSTOS = {**settings.CUSTOS, "OVERSIGHT": {**settings.CUSTOS["OVERSIGHT"], **rules}}
-
-
-def alerts(kind: str) -> list[Alert]:
-    return list(Alert.objects.filter(kind=kind).order_by("event_seq"))
-
-
-def deny(user, grant, times: int, category: str = "location") -> None:
-    for _ in range(times):
-        with pytest.raises(QueryDenied):
-            actions.query_submit(actor=user, grant=grant, category=category)
-
-
-# --- protected requests ------------------------------------------------------------------
-
-
-def test_protected_submission_raises_an_audited_emailed_alert(
-    protected_request, lead, auditor, settings, django_capture_on_commit_callbacks
-):
-    settings.OVERSIGHT_EMAILS = ["oversight@example.org"]
-    mail.outbox.clear()
-    with django_capture_on_commit_callbacks(execute=True):
-        alerts_scan()
-    [alert] = alerts(AlertKind.PROTECTED_REQUEST_SUBMITTED)
-    assert (alert.request, alert.case, alert.user, alert.severity) == (
-        protected_request,
-        protected_request.case,
-        lead,
-        "warning",
-    )
-    assert alert.details["protected"] == ["journalist"]
-    submitted = AuditEvent.objects.get(action=Action.REQUEST_SUBMITTED, target_id=str(protected_request.pk))
-    assert alert.event_seq == submitted.seq
-    raised = AuditEvent.objects.get(action=Action.ALERT_RAISED, target_id=str(alert.pk))
-    assert raised.details == {"kind": "protected_request_submitted", "severity": "warning", "event_seq": submitted.seq}
-    [message] = [m for m in mail.outbox if "oversight" in m.subject]
-    assert set(message.to) == {"oversight@example.org", auditor.email}
-    assert f"/oversight/alerts/{alert.pk}/" in message.body
-    alert.refresh_from_db()
-    assert alert.emailed_at is not None
-
-
-def test_an_ordinary_request_raises_no_alert(submitted_request):
-    alerts_scan()
-    assert not Alert.objects.exists()
-
-
-@pytest.mark.parametrize(("outcome", "severity"), [("approve", "critical"), ("reject", "info")])
-def test_protected_decision_raises_an_alert(protected_request, senior_reviewer, outcome, severity):
-    actions.request_decide(actor=senior_reviewer, request=protected_request, outcome=outcome, reason="Checked.")
-    alerts_scan()
-    [alert] = alerts(AlertKind.PROTECTED_REQUEST_DECIDED)
-    assert (alert.user, alert.request, alert.severity) == (senior_reviewer, protected_request, severity)
-    assert alert.details["outcome"] == outcome
-
-
-# --- repeated denials --------------------------------------------------------------------
-
-
-def test_three_denied_queries_raise_one_alert(active_grant, lead):
-    deny(lead, active_grant, 2)
-    alerts_scan()
-    assert not alerts(AlertKind.REPEATED_DENIALS)  # two are not enough
-    deny(lead, active_grant, 2)
-    alerts_scan()
-    [alert] = alerts(AlertKind.REPEATED_DENIALS)
-    assert (alert.user, alert.grant, alert.case) == (lead, active_grant, active_grant.case)
-    assert alert.details["denials"] == 3 and alert.details["reasons"] == {"out_of_scope_category": 3}
-    third = AuditEvent.objects.filter(action=Action.QUERY_DENIED).order_by("seq")[2]
-    assert alert.event_seq == third.seq  # raised by the third, the fourth adds no second alert
-
-
-def test_denials_by_different_users_are_not_added_up(active_grant, lead, member):
-    deny(lead, active_grant, 2)
-    deny(member, active_grant, 2, category="ip_logs")  # member is on the team but no grantee
-    alerts_scan()
-    assert not alerts(AlertKind.REPEATED_DENIALS)
-
-
-def test_denials_outside_the_window_do_not_count(active_grant, lead, settings):
-    set_rules(settings, DENIAL_WINDOW_MINUTES=0)
-    deny(lead, active_grant, 3)
-    alerts_scan()
-    assert not alerts(AlertKind.REPEATED_DENIALS)
-
-
-def test_threshold_is_configurable(active_grant, lead, settings):
-    set_rules(settings, REPEATED_DENIALS=1)
-    deny(lead, active_grant, 1)
-    alerts_scan()
-    assert len(alerts(AlertKind.REPEATED_DENIALS)) == 1
-
-
-# --- off-hours ---------------------------------------------------------------------------
-
-
-def test_working_time_uses_the_configured_zone_days_and_hours(settings):
-    set_rules(settings, TIME_ZONE="Europe/Berlin", WORKING_HOURS=("08:00", "19:00"), WORKING_DAYS=(0, 1, 2, 3, 4))
-    monday = datetime(2026, 3, 2, tzinfo=UTC)  # Berlin is UTC+1 in March
-    assert not is_working_time(monday.replace(hour=6, minute=59))  # 07:59 in Berlin
-    assert is_working_time(monday.replace(hour=7))  # 08:00
-    assert is_working_time(monday.replace(hour=17, minute=59))  # 18:59
-    assert not is_working_time(monday.replace(hour=18))  # 19:00
-    assert not is_working_time(monday + timedelta(days=5, hours=10))  # Saturday 11:00
-
-
-def test_a_query_outside_working_hours_raises_one_alert_per_stretch(wide_grant, lead, settings):
-    set_rules(settings, WORKING_DAYS=())  # every day is a day off
-    first = actions.query_execute_now(actor=lead, grant=wide_grant, category="ip_logs")
-    actions.query_execute_now(actor=lead, grant=wide_grant, category="location")
-    alerts_scan()
-    [alert] = alerts(AlertKind.OFF_HOURS_QUERY)
-    assert (alert.user, alert.query, alert.grant, alert.severity) == (lead, first, wide_grant, "info")
-    assert alert.event_seq == AuditEvent.objects.get(action=Action.QUERY_REQUESTED, target_id=str(first.pk)).seq
-
-
-def test_a_query_in_working_hours_raises_nothing(wide_grant, lead):
-    actions.query_execute_now(actor=lead, grant=wide_grant, category="ip_logs")
-    alerts_scan()
-    assert not Alert.objects.exists()
-
-
-# --- the same subject in unrelated cases; re-filing after rejection --------------------------
+@pytest.fixture
+def press(store):
+    add_press_accounts()
 
 
 @pytest.fixture
-def second_case(other_investigator, reviewer):
-    return open_case_for(other_investigator, reviewer, title="Expense fraud")
-
-
-def test_subject_named_in_another_case_raises_an_alert(submitted_request, second_case, other_investigator):
-    request = file_request(second_case, other_investigator, subjects=("2", "7"))
-    actions.request_submit(actor=other_investigator, request=request)
-    alerts_scan()
-    [alert] = alerts(AlertKind.SUBJECT_IN_UNRELATED_CASES)
-    assert (alert.request, alert.case, alert.user) == (request, second_case, other_investigator)
-    assert alert.details == {
-        "accounts": [2],
-        "other_cases": [submitted_request.case.reference],
-        "other_requests": [submitted_request.pk],
-    }
-
-
-def test_another_request_on_the_same_case_is_not_unrelated(submitted_request, open_case, member):
-    actions.request_submit(actor=member, request=file_request(open_case, member, subjects=("2",)))
-    alerts_scan()
-    assert not alerts(AlertKind.SUBJECT_IN_UNRELATED_CASES)
-
-
-def test_refiling_rejected_subjects_raises_an_alert(submitted_request, open_case, lead, second_reviewer):
-    actions.request_decide(actor=second_reviewer, request=submitted_request, outcome="reject", reason="Not needed.")
-    refiled = actions.request_submit(actor=lead, request=file_request(open_case, lead, subjects=("2", "3")))
-    alerts_scan()
-    [alert] = alerts(AlertKind.REFILED_AFTER_REJECTION)
-    assert (alert.request, alert.user) == (refiled, lead)
-    assert alert.details == {"accounts": [2], "rejected_requests": [submitted_request.pk]}
-
-
-def test_refiling_on_another_case_by_the_same_requester_raises_an_alert(
-    submitted_request, lead, reviewer, second_reviewer
-):
-    actions.request_decide(actor=second_reviewer, request=submitted_request, outcome="reject", reason="Not needed.")
-    elsewhere = open_case_for(lead, reviewer, title="Another matter")
-    refiled = actions.request_submit(actor=lead, request=file_request(elsewhere, lead, subjects=("1",)))
-    alerts_scan()
-    [alert] = alerts(AlertKind.REFILED_AFTER_REJECTION)
-    assert alert.request == refiled and alert.details["accounts"] == [1]
-    assert len(alerts(AlertKind.SUBJECT_IN_UNRELATED_CASES)) == 1  # and it is another case
-
-
-def test_a_rejection_after_the_new_submission_is_not_a_refiling(submitted_request, open_case, lead, second_reviewer):
-    actions.request_submit(actor=lead, request=file_request(open_case, lead, subjects=("1",)))
-    actions.request_decide(actor=second_reviewer, request=submitted_request, outcome="reject", reason="Not needed.")
-    alerts_scan()
-    assert not alerts(AlertKind.REFILED_AFTER_REJECTION)
-
-
-# --- tripwire (the gateway's event is recorded by hand on this branch) ------------------------
-
-
-def test_tripwire_event_raises_a_critical_alert(succeeded_query, wide_grant):
-    with transaction.atomic():
-        audit.record(
-            action=Action.QUERY_TRIPWIRE,
-            target=succeeded_query,
-            case_reference=wide_grant.case.reference,
-            details={"dropped_rows": 4, "protected_accounts": [9], "category": "ip_logs", "grant_id": wide_grant.pk},
-        )
-    alerts_scan()
-    [alert] = alerts(AlertKind.TRIPWIRE)
-    assert (alert.severity, alert.query, alert.grant, alert.user) == (
-        "critical",
-        succeeded_query,
-        wide_grant,
-        succeeded_query.user,
+def journalist(press, admin_user):
+    return actions.protected_subject_add(
+        actor=admin_user, account_id=JOURNALIST, category="journalist", source="Press card 2026-117"
     )
-    assert alert.details == {"dropped_rows": 4, "protected_accounts": [9], "category": "ip_logs"}
 
 
-# --- the scan: idempotent, fails closed, enqueued on commit ----------------------------------
+def events(action: str) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(action=action).order_by("seq"))
 
 
-def test_scanning_twice_raises_nothing_twice(protected_request):
-    first = alerts_scan()
-    second = alerts_scan()
-    assert len(first.alerts) == 1 and second.alerts == []
-    assert Alert.objects.count() == 1
-    assert OversightCursor.objects.get().last_seq == second.last_seq == AuditEvent.objects.order_by("-seq")[0].seq
+# --- resolution ----------------------------------------------------------------------------
 
 
-def test_small_batches_reach_the_end(protected_request):
-    scan = alerts_scan(batch_size=2)
-    assert len(scan.alerts) == 1
-    assert OversightCursor.objects.get().last_seq == scan.last_seq
-    assert not AuditEvent.objects.filter(seq__gt=scan.last_seq).exclude(action=Action.ALERT_RAISED).exists()
+@pytest.mark.parametrize(
+    ("typed", "kind", "value"),
+    [
+        ("jane@press.example", "email", "jane@press.example"),
+        ("email:Jane@Press.example", "email", "Jane@Press.example"),
+        ("+49 1555-0001", "phone", "+4915550001"),
+        ("198.51.100.7", "ip", "198.51.100.7"),
+        ("2001:DB8::1", "ip", "2001:db8::1"),
+        ("device:dev-press-901", "device", "dev-press-901"),
+        ("0042", "account_id", "42"),
+        ("@press_jane", "handle", "press_jane"),
+        ("press_jane", "handle", "press_jane"),
+    ],
+)
+def test_identifiers_are_classified(typed, kind, value):
+    assert gateway.classify(typed) == (kind, value)
 
 
-def test_a_failing_scan_leaves_the_cursor_and_alerts_unmoved(protected_request, monkeypatch):
-    alerts_scan()
-    actions.request_decide(
-        actor=make_user("senior_two", [Role.LEGAL_REVIEWER, Role.SENIOR_LEGAL_REVIEWER]),
-        request=protected_request,
-        outcome="reject",
-        reason="No.",
-    )
-    before = OversightCursor.objects.get().last_seq
-    events_before = AuditEvent.objects.count()
-
-    def broken(event):
-        raise RuntimeError("detector failed")
-
-    monkeypatch.setitem(oversight.DETECTORS, Action.DECISION_RECORDED, broken)
-    with pytest.raises(RuntimeError):
-        alerts_scan()
-    assert OversightCursor.objects.get().last_seq == before
-    assert Alert.objects.count() == 1 and AuditEvent.objects.count() == events_before
-    monkeypatch.undo()
-    alerts_scan()
-    assert len(alerts(AlertKind.PROTECTED_REQUEST_DECIDED)) == 1
-
-
-def test_the_scan_is_enqueued_after_the_actions_commit(
-    draft_request, lead, django_capture_on_commit_callbacks, monkeypatch
+@pytest.mark.parametrize("identifier", [EMAIL, PHONE, IP, f"device:{DEVICE}"])
+def test_a_journalist_named_only_indirectly_makes_the_request_protected(
+    identifier, open_case, lead, journalist, userdata_guard
 ):
-    sent = []
-    monkeypatch.setattr(scan_oversight, "apply_async", lambda *args, **kwargs: sent.append(kwargs))
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        actions.request_submit(actor=lead, request=draft_request)
-    assert sent == []  # nothing before commit
-    for callback in callbacks:
-        callback()
-    assert sent == [{"retry": False}]
+    request = file_request(open_case, lead, subjects=[identifier], legal_basis="legal_process")
+    assert JOURNALIST in request.subjects
+    assert request.is_protected and request.protected_categories == ["journalist"]
+    entry = request.subject_inputs[0]
+    assert entry["input"] == identifier and JOURNALIST in entry["accounts"]
+    assert entry["kind"] == gateway.classify(identifier)[0]
+    lookup = events(Action.SUBJECT_LOOKUP)[-1]
+    assert lookup.details["identifiers"] == [identifier] and lookup.case_reference == open_case.reference
 
 
-def test_the_task_runs_the_scan(protected_request):
-    result = scan_oversight()
-    assert result["alerts"] == 1 and result["seq"] == OversightCursor.objects.get().last_seq
-    assert Alert.objects.filter(kind=AlertKind.PROTECTED_REQUEST_SUBMITTED).count() == 1
-
-
-# --- acknowledging -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def alert(protected_request):
-    alerts_scan()
-    return Alert.objects.get()
-
-
-def test_acknowledging_is_audited(alert, auditor):
-    alert_acknowledge(actor=auditor, alert=alert, note="Spoke to the requester; the case is genuine.")
-    alert.refresh_from_db()
-    assert alert.acknowledged_by == auditor and alert.acknowledged_at is not None
-    event = AuditEvent.objects.get(action=Action.ALERT_ACKNOWLEDGED)
-    assert (event.actor_id, event.target_id, event.case_reference) == (auditor.pk, str(alert.pk), alert.case.reference)
-    assert event.details["note"] == "Spoke to the requester; the case is genuine."
-    with pytest.raises(InvalidTransition):
-        alert_acknowledge(actor=make_user("auditor_two", [Role.AUDITOR]), alert=alert, note="Again.")
-    assert AuditEvent.objects.filter(action=Action.ALERT_ACKNOWLEDGED).count() == 1
-
-
-def test_acknowledging_needs_a_note(alert, auditor):
+def test_an_ip_resolves_only_to_logins_inside_the_request_window(open_case, lead, press):
+    request = file_request(open_case, lead, subjects=[IP])
+    assert sorted(request.subjects) == [JOURNALIST, COLLEAGUE]
+    end = timezone.now().date() - timedelta(days=10)
     with pytest.raises(ValidationError) as error:
-        alert_acknowledge(actor=auditor, alert=alert, note="   ")
-    assert "note" in error.value.message_dict
-    alert.refresh_from_db()
-    assert not alert.is_acknowledged and not AuditEvent.objects.filter(action=Action.ALERT_ACKNOWLEDGED).exists()
+        file_request(open_case, lead, subjects=[IP], window_start=end - timedelta(days=30), window_end=end)
+    assert IP in error.value.message_dict["subjects"][0]
 
 
-@pytest.mark.parametrize("persona", ["lead", "reviewer", "senior_reviewer", "admin_user", "superuser", "outsider"])
-def test_only_auditors_acknowledge(alert, persona, request):
-    with pytest.raises(PermissionDenied):
-        alert_acknowledge(actor=request.getfixturevalue(persona), alert=alert, note="Looks fine.")
-    alert.refresh_from_db()
-    assert not alert.is_acknowledged
+def test_a_second_account_on_the_journalists_phone_is_protected(open_case, lead, journalist):
+    request = file_request(open_case, lead, subjects=["jane_alt"], legal_basis="imminent_harm")
+    assert request.subjects == [SECOND_ACCOUNT]
+    assert request.is_protected and request.linked_subjects == {str(SECOND_ACCOUNT): [JOURNALIST]}
 
 
-def test_an_auditor_on_the_case_team_may_not_acknowledge(alert, lead):
-    insider = make_user("auditor_on_team", [Role.AUDITOR, Role.INVESTIGATOR])
-    CaseMember.objects.create(case=alert.case, user=insider, added_by=lead)
-    with pytest.raises(PermissionDenied, match="case's team"):
-        alert_acknowledge(actor=insider, alert=alert, note="Nothing to see.")
+def test_fan_out_above_the_cap_is_a_field_error_and_saves_nothing(open_case, lead, press, settings):
+    settings.CUSTOS = {**settings.CUSTOS, "MAX_RESOLVED_PER_IDENTIFIER": 1}
+    with pytest.raises(ValidationError) as error:
+        file_request(open_case, lead, subjects=[IP, "1"])
+    assert "more than 1 accounts" in error.value.message_dict["subjects"][0]
+    assert not DataPullRequest.objects.exists()
+    assert len(events(Action.SUBJECT_LOOKUP)) == 1  # the refused lookup is still on the ledger
 
 
-def test_an_auditor_may_not_acknowledge_an_alert_about_themselves(alert, lead):
-    lead.groups.add(Group.objects.get(name=Role.AUDITOR))
-    with pytest.raises(PermissionDenied, match="your own action"):
-        alert_acknowledge(actor=lead, alert=alert, note="Nothing to see.")
+def test_an_email_reaching_a_named_account_is_not_a_duplicate(open_case, lead, press):
+    request = file_request(open_case, lead, subjects=[str(JOURNALIST), EMAIL])
+    assert request.subjects == [JOURNALIST]
+
+
+# --- protected-request policy -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("basis", ["internal_policy", "regulatory", "other"])
+def test_journalist_needs_legal_process_or_imminent_harm(basis, open_case, lead, journalist):
+    with pytest.raises(ValidationError) as error:
+        file_request(open_case, lead, subjects=[EMAIL], legal_basis=basis, legal_basis_other="A reason")
+    assert "legal basis must be" in error.value.message_dict["legal_basis"][0]
+    assert not DataPullRequest.objects.exists()
+
+
+def test_one_approval_is_not_enough_and_events_carry_the_contract(
+    open_case, lead, journalist, reviewer, senior_reviewer
+):
+    request = file_request(open_case, lead, subjects=[PHONE], legal_basis="legal_process")
+    actions.request_submit(actor=lead, request=request)
+    submitted = events(Action.REQUEST_SUBMITTED)[-1].details
+    # the phone is on both of her accounts
+    assert submitted["protected"] == ["journalist"] and submitted["subjects"] == [JOURNALIST, SECOND_ACCOUNT]
+    assert submitted["case_type"] == "misconduct" and submitted["legal_basis"] == "legal_process"
+
+    actions.request_decide(actor=reviewer, request=request, outcome="approve")
+    assert not Grant.objects.exists()
+    request.refresh_from_db()
+    assert request.status == RequestStatus.SUBMITTED
+    decided = events(Action.DECISION_RECORDED)[-1].details
+    assert decided["outcome"] == "approve" and decided["protected"] == ["journalist"]
+    assert decided["subjects"] == [JOURNALIST, SECOND_ACCOUNT]
+
+    actions.request_decide(actor=senior_reviewer, request=request, outcome="approve")
+    assert Grant.objects.get(request=request).subjects == [JOURNALIST, SECOND_ACCOUNT]
+
+
+def test_legal_basis_is_checked_again_at_submission(open_case, lead, press, admin_user):
+    request = file_request(open_case, lead, subjects=[EMAIL])  # not yet on the registry
+    actions.protected_subject_add(actor=admin_user, account_id=JOURNALIST, category="lawyer")
+    with pytest.raises(ValidationError) as error:
+        actions.request_submit(actor=lead, request=request)
+    assert "legal basis" in error.value.message_dict["legal_basis"][0]
+    request.refresh_from_db()
+    assert request.status == RequestStatus.DRAFT and not events(Action.REQUEST_SUBMITTED)
+
+
+def test_a_link_registered_after_the_draft_is_found_at_submission(open_case, lead, press, admin_user):
+    request = file_request(open_case, lead, subjects=["jane_alt"])
+    assert not request.is_protected
+    actions.protected_subject_add(actor=admin_user, account_id=JOURNALIST, category="activist")
+    actions.request_submit(actor=lead, request=request)
+    request.refresh_from_db()
+    assert request.is_protected and request.linked_subjects == {str(SECOND_ACCOUNT): [JOURNALIST]}
+
+
+def test_legal_basis_is_checked_again_at_decision(submitted_request, admin_user, reviewer, senior_reviewer):
+    actions.protected_subject_add(actor=admin_user, account_id=2, category="journalist")
+    with pytest.raises(ValidationError) as error:
+        actions.request_decide(actor=senior_reviewer, request=submitted_request, outcome="approve")
+    assert "cannot be approved" in error.value.message_dict["outcome"][0]
+    assert not Decision.objects.exists() and not Grant.objects.exists()
+    actions.request_decide(actor=reviewer, request=submitted_request, outcome="reject", reason="Wrong legal basis.")
+    submitted_request.refresh_from_db()
+    assert submitted_request.status == RequestStatus.REJECTED
+
+
+def test_policy_is_configurable_per_category(open_case, lead, press, admin_user, reviewer, settings):
+    policy = {**settings.CUSTOS["PROTECTED_POLICY"], "activist": {"approvals": 1, "senior": 0, "legal_bases": None}}
+    settings.CUSTOS = {**settings.CUSTOS, "PROTECTED_POLICY": policy}
+    actions.protected_subject_add(actor=admin_user, account_id=COLLEAGUE, category="activist")
+    request = actions.request_submit(actor=lead, request=file_request(open_case, lead, subjects=[str(COLLEAGUE)]))
+    assert request.is_protected
+    actions.request_decide(actor=reviewer, request=request, outcome="approve")
+    assert Grant.objects.filter(request=request).exists()
+
+
+# --- purpose limits --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def leak_case(lead, member, reviewer):
+    return open_case_for(lead, reviewer, team=[member], case_type="leak")
+
+
+def test_leak_case_location_of_a_non_employee_is_escalated_by_default(
+    leak_case, lead, store, reviewer, senior_reviewer
+):
+    with pytest.raises(ValidationError) as error:
+        file_request(leak_case, lead, subjects=["1"], categories=["location"])
+    assert "legal basis must be" in error.value.message_dict["legal_basis"][0]
+    request = file_request(
+        leak_case, lead, subjects=["1"], categories=["location", "profile"], legal_basis="legal_process"
+    )
+    assert request.purpose_limited == ["location"] and not request.is_protected
+    actions.request_submit(actor=lead, request=request)
+    assert events(Action.REQUEST_SUBMITTED)[-1].details["purpose_limit"] == ["location"]
+    actions.request_decide(actor=reviewer, request=request, outcome="approve")
+    assert not Grant.objects.exists()
+    actions.request_decide(actor=senior_reviewer, request=request, outcome="approve")
+    assert Grant.objects.filter(request=request).exists()
+
+
+def test_leak_case_refuses_when_configured_to(leak_case, lead, store, settings):
+    limits = {"leak": {"non_employee_categories": ["profile", "devices"], "otherwise": "refuse"}}
+    settings.CUSTOS = {**settings.CUSTOS, "PURPOSE_LIMITS": limits}
+    for category in ("location", "ip_logs", "contacts"):
+        with pytest.raises(ValidationError) as error:
+            file_request(leak_case, lead, subjects=["1"], categories=[category], legal_basis="legal_process")
+        message = error.value.message_dict["categories"][0]
+        assert "leak case may not request" in message and category in message and "(1)" in message
+    assert not DataPullRequest.objects.exists()
+
+
+def test_purpose_limit_spares_employees_other_categories_and_other_case_types(leak_case, open_case, lead, store):
+    employee = file_request(leak_case, lead, subjects=["5"], categories=["location"])  # every fifth is an employee
+    assert employee.employee_subjects == [5] and employee.purpose_limited == []
+    assert file_request(leak_case, lead, subjects=["1"], categories=["profile", "devices"]).purpose_limited == []
+    assert file_request(open_case, lead, subjects=["1"], categories=["location"]).purpose_limited == []
+
+
+# --- pivot control ---------------------------------------------------------------------------
+
+
+def test_contacts_are_ids_and_metadata_and_a_contact_is_out_of_scope(open_case, lead, second_reviewer, press):
+    request = file_request(open_case, lead, subjects=["1"], categories=["contacts", "ip_logs"])
+    actions.request_submit(actor=lead, request=request)
+    actions.request_decide(actor=second_reviewer, request=request, outcome="approve")
+    grant = Grant.objects.get(request=request)
+    query = actions.query_execute_now(actor=lead, grant=grant, category="contacts")
+    assert query.status == QueryStatus.SUCCEEDED
+    result = query.result
+    assert result.columns == ["account_id", "contact_id", "kind", "created_at", "last_interaction_at"]
+    assert {row[0] for row in result.rows} == {1}
+    assert JOURNALIST in {row[1] for row in result.rows}
+    with pytest.raises(QueryDenied) as denied:
+        actions.query_submit(actor=lead, grant=grant, category="ip_logs", subjects=[JOURNALIST])
+    assert denied.value.query.denial_reason == DenialReason.OUT_OF_SCOPE_SUBJECT
+    assert events(Action.QUERY_DENIED)[-1].details["reason"] == DenialReason.OUT_OF_SCOPE_SUBJECT
+
+
+# --- tripwire ----------------------------------------------------------------------------------
+
+
+def test_tripwire_drops_rows_of_a_protected_account_and_records_it(active_grant, lead, journalist, monkeypatch):
+    add_rows_for_tripwire()
+    # A catalogue mistake: ip_logs filtered through the contacts graph reaches other accounts' logins.
+    faulty = replace(CATEGORIES["ip_logs"], subject_field="account__connections__contact_id")
+    monkeypatch.setitem(CATEGORIES, "ip_logs", faulty)
+    query = actions.query_execute_now(actor=lead, grant=active_grant, category="ip_logs")
+    assert query.status == QueryStatus.SUCCEEDED
+    owners = {row[0] for row in query.result.rows}
+    assert owners and owners <= {1, 2} and JOURNALIST not in owners
+    (tripwire,) = events(Action.QUERY_TRIPWIRE)
+    assert tripwire.target_id == str(query.pk) and tripwire.case_reference == active_grant.case.reference
+    assert tripwire.details["protected_accounts"] == [JOURNALIST]
+    assert tripwire.details["dropped_rows"] >= 1
+    assert tripwire.details["category"] == "ip_logs" and tripwire.details["grant_id"] == active_grant.pk
+    assert query.row_count == len(query.result.rows)
+
+
+def test_no_tripwire_on_a_correct_catalogue(active_grant, lead, journalist):
+    add_rows_for_tripwire()
+    query = actions.query_execute_now(actor=lead, grant=active_grant, category="ip_logs")
+    assert query.status == QueryStatus.SUCCEEDED and not events(Action.QUERY_TRIPWIRE)
+
+
+# --- the registry --------------------------------------------------------------------------------
+
+
+def test_registry_changes_are_audited(admin_user, senior_reviewer):
+    entry = actions.protected_subject_add(actor=senior_reviewer, account_id=77, category="lawyer", source="Bar roll")
+    actions.protected_subject_change(
+        actor=admin_user, subject=entry, category="journalist", note="", source="Press card", reason="Changed jobs."
+    )
+    actions.protected_subject_remove(actor=senior_reviewer, subject=entry, reason="Retired from the press.")
+    (added,) = events(Action.PROTECTED_SUBJECT_ADDED)
+    assert added.actor_id == senior_reviewer.pk
+    assert added.details == {"account_id": 77, "category": "lawyer", "source": "Bar roll"}
+    (changed,) = events(Action.PROTECTED_SUBJECT_CHANGED)
+    assert changed.details["before"]["category"] == "lawyer" and changed.details["after"]["category"] == "journalist"
+    assert changed.details["reason"] == "Changed jobs."
+    (removed,) = events(Action.PROTECTED_SUBJECT_REMOVED)
+    assert removed.details["category"] == "journalist" and removed.details["reason"] == "Retired from the press."
+    assert not ProtectedSubject.objects.exists()
+
+
+def test_bad_registry_input_changes_nothing(admin_user, senior_reviewer, reviewer):
+    entry = actions.protected_subject_add(actor=admin_user, account_id=77, category="lawyer")
+    cases = [
+        (lambda: actions.protected_subject_add(actor=admin_user, account_id=77, category="lawyer"), "account_id"),
+        (lambda: actions.protected_subject_add(actor=admin_user, account_id=78, category="spy"), "category"),
+        (lambda: actions.protected_subject_add(actor=admin_user, account_id=-3, category="lawyer"), "account_id"),
+        (
+            lambda: actions.protected_subject_change(
+                actor=admin_user, subject=entry, category="minor", note="", source="", reason=" "
+            ),
+            "reason",
+        ),
+        (lambda: actions.protected_subject_remove(actor=admin_user, subject=entry, reason=""), "reason"),
+    ]
+    for call, field in cases:
+        with pytest.raises(ValidationError) as error:
+            call()
+        assert field in error.value.message_dict, field
+    for actor in (reviewer,):
+        with pytest.raises(PermissionDenied):
+            actions.protected_subject_remove(actor=actor, subject=entry, reason="No.")
+    assert list(ProtectedSubject.objects.values_list("account_id", "category")) == [(77, "lawyer")]
+    assert len(AuditEvent.objects.filter(action__startswith="protected_subject.")) == 1
+
+
+# --- pages -------------------------------------------------------------------------------------
+
+
+REGISTRY_PAGES = ["protected_list", "protected_add", "protected_edit", "protected_remove"]
+
+
+def _url(name: str, entry: ProtectedSubject) -> str:
+    return reverse(f"investigations:{name}", args=[entry.pk] if name in ("protected_edit", "protected_remove") else [])
+
+
+@pytest.mark.parametrize(
+    "persona", ["lead", "reviewer", "auditor", "admin_user", "superuser", "outsider", "second_reviewer"]
+)
+def test_registry_page_is_404_for_everyone_but_senior_reviewers(persona, request, client, admin_user):
+    entry = actions.protected_subject_add(actor=admin_user, account_id=77, category="lawyer")
+    client.force_login(request.getfixturevalue(persona))
+    for name in REGISTRY_PAGES:
+        assert client.get(_url(name, entry)).status_code == 404, name
+        assert client.post(_url(name, entry), {"reason": "x", "account_id": 5, "category": "minor"}).status_code == 404
+    assert list(ProtectedSubject.objects.values_list("account_id", "category")) == [(77, "lawyer")]
+
+
+def test_senior_reviewer_manages_the_registry_from_the_page(senior_reviewer, client):
+    client.force_login(senior_reviewer)
+    assert "Protected subjects" in client.get(reverse("home")).content.decode()
+    response = client.post(
+        reverse("investigations:protected_add"), {"account_id": "77", "category": "journalist", "source": "Masthead"}
+    )
+    assert response.status_code == 302
+    entry = ProtectedSubject.objects.get(account_id=77)
+    page = client.get(reverse("investigations:protected_list")).content.decode()
+    assert "Masthead" in page and "Journalist" in page
+    edit = reverse("investigations:protected_edit", args=[entry.pk])
+    assert client.post(edit, {"category": "lawyer", "source": "Bar roll", "reason": "Checked."}).status_code == 302
+    remove = reverse("investigations:protected_remove", args=[entry.pk])
+    assert "Remove account 77 from the registry?" in client.get(remove).content.decode()
+    assert client.post(remove, {"reason": "No longer practising."}).status_code == 302
+    assert not ProtectedSubject.objects.exists()
+    assert [event.action for event in AuditEvent.objects.filter(action__startswith="protected_subject.")] == [
+        Action.PROTECTED_SUBJECT_ADDED,
+        Action.PROTECTED_SUBJECT_CHANGED,
+        Action.PROTECTED_SUBJECT_REMOVED,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "field_message"),
+    [
+        ("protected_add", {"account_id": "abc", "category": "journalist"}, "Enter a whole number."),
+        ("protected_add", {"account_id": "77", "category": "journalist"}, "already exists"),
+        ("protected_add", {"account_id": "78", "category": "spy"}, "Select a valid choice."),
+        ("protected_edit", {"category": "minor", "reason": ""}, "This field is required."),
+        ("protected_edit", {"category": "lawyer", "reason": "Same."}, "Nothing was changed."),
+        ("protected_remove", {"reason": ""}, "This field is required."),
+    ],
+)
+def test_bad_input_on_the_registry_page_is_a_field_error(name, data, field_message, senior_reviewer, client):
+    entry = actions.protected_subject_add(actor=senior_reviewer, account_id=77, category="lawyer")
+    client.force_login(senior_reviewer)
+    response = client.post(_url(name, entry), data)
+    assert response.status_code == 200 and field_message in response.content.decode()
+    assert list(ProtectedSubject.objects.values_list("account_id", "category")) == [(77, "lawyer")]
+    assert AuditEvent.objects.filter(action__startswith="protected_subject.").count() == 1
+
+
+def test_reviewer_sees_the_resolution_and_the_protected_flag(open_case, lead, journalist, reviewer, client):
+    request = file_request(open_case, lead, subjects=[EMAIL, "2"], legal_basis="legal_process")
+    actions.request_submit(actor=lead, request=request)
+    client.force_login(reviewer)
+    for name in ("request_detail", "request_decide"):
+        page = client.get(reverse(f"investigations:{name}", args=[request.pk])).content.decode()
+        assert "Touches protected subject" in page and "journalist" in page, name
+        assert f"found by {EMAIL}" in page and "How the subjects were found" in page
+        assert "Legal process" in page  # the legal bases the policy accepts
+    client.force_login(lead)  # the team learns that the policy applies, not which account or link
+    page = client.get(reverse("investigations:request_detail", args=[request.pk])).content.decode()
+    assert "Touches a protected subject" in page and "Legal process" in page
+    assert "found by" not in page and "1 account<" in page  # the email's account is counted, not named
+
+
+def test_admin_changes_the_registry_through_the_actions(admin_user, client):
+    entry = actions.protected_subject_add(actor=admin_user, account_id=77, category="lawyer")
+    client.force_login(admin_user)
+    change = reverse("admin:investigations_protectedsubject_change", args=[entry.pk])
+    response = client.post(change, {"category": "minor", "source": "", "note": "", "reason": ""})
+    assert response.status_code == 200 and "Give the reason for the change." in response.content.decode()
+    response = client.post(change, {"category": "minor", "source": "", "note": "", "reason": "Birth date checked."})
+    assert response.status_code == 302
+    (changed,) = events(Action.PROTECTED_SUBJECT_CHANGED)
+    assert changed.details["after"]["category"] == "minor" and changed.actor_id == admin_user.pk
+    delete = reverse("admin:investigations_protectedsubject_delete", args=[entry.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 302
+    (removed,) = events(Action.PROTECTED_SUBJECT_REMOVED)
+    assert removed.details["account_id"] == 77

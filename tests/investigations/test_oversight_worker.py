@@ -1,104 +1,58 @@
-"""Oversight on real services: a real worker runs the scan after commit; concurrent scans never double-alert."""
+"""Oversight with a real worker: a journalist reached by an IP address, two approvals, then the
+contacts query run by the worker returns ids and metadata only, and a contact's data is refused."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
+from django.core.exceptions import ValidationError
 
 from audit.actions import Action
 from audit.models import AuditEvent
 from investigations import actions
-from investigations.actions import oversight
 from investigations.errors import QueryDenied
-from investigations.models import Alert, AlertKind, GrantReport, OversightCursor
+from investigations.models import DenialReason, Grant, QueryResult, QueryStatus
 
 from .conftest import file_request
+from .oversight_data import COLLEAGUE, IP, JOURNALIST, add_press_accounts
+from .test_query_worker import finished, wait_for
 
 pytestmark = [
+    pytest.mark.worker,
     pytest.mark.django_db(transaction=True, databases=["default", "userdata"]),
     pytest.mark.usefixtures("migrated_rows"),
 ]
 
-WAIT_SECONDS = 120
 
-
-def wait_for(predicate, worker, what: str):
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    pytest.fail(f"{what} did not happen within {WAIT_SECONDS} s; worker log:\n{worker.log()[-4000:]}")
-
-
-@pytest.mark.worker
-def test_worker_raises_and_emails_the_alert_and_writes_the_report(
-    celery_worker_process, auditor, admin_user, open_case, lead, reviewer, second_reviewer, store
+def test_journalist_by_ip_needs_two_approvals_and_contacts_stay_metadata(
+    celery_worker_process, open_case, lead, reviewer, senior_reviewer, admin_user, store
 ):
-    actions.protected_subject_add(actor=admin_user, account_id=1, category="journalist")
-    request = actions.request_submit(actor=lead, request=file_request(open_case, lead))
-    # Nobody calls the scan here: request_submit enqueued it on commit and the worker runs it.
-    alert = wait_for(
-        lambda: Alert.objects.filter(kind=AlertKind.PROTECTED_REQUEST_SUBMITTED, request=request).first(),
-        celery_worker_process,
-        "the protected-request alert",
+    add_press_accounts()
+    actions.protected_subject_add(actor=admin_user, account_id=JOURNALIST, category="journalist")
+    with pytest.raises(ValidationError) as refused:
+        file_request(open_case, lead, subjects=[IP], categories=["contacts"])
+    assert "legal_basis" in refused.value.message_dict
+
+    request = file_request(
+        open_case, lead, subjects=[IP], categories=["contacts", "ip_logs"], legal_basis="imminent_harm"
     )
-    wait_for(
-        lambda: Alert.objects.filter(pk=alert.pk, emailed_at__isnull=False).exists(),
-        celery_worker_process,
-        "the oversight email",
-    )
-    assert AuditEvent.objects.filter(action=Action.ALERT_RAISED, target_id=str(alert.pk)).count() == 1
+    assert sorted(request.subjects) == [JOURNALIST, COLLEAGUE] and request.protected_categories == ["journalist"]
+    actions.request_submit(actor=lead, request=request)
+    actions.request_decide(actor=reviewer, request=request, outcome="approve")
+    assert not Grant.objects.exists()
+    actions.request_decide(actor=senior_reviewer, request=request, outcome="approve")
+    grant = Grant.objects.get(request=request)
 
-    plain = actions.request_submit(actor=lead, request=file_request(open_case, lead, subjects=("5",)))
-    actions.request_decide(actor=second_reviewer, request=plain, outcome="approve")
-    plain.refresh_from_db()
-    actions.grant_revoke(actor=reviewer, grant=plain.grant, reason="No longer needed.")
-    report = wait_for(
-        lambda: GrantReport.objects.filter(grant=plain.grant).first(), celery_worker_process, "the scope-diff report"
-    )
-    assert report.unused_subjects == [5] and report.unused_categories == ["ip_logs", "profile"]
-    assert Alert.objects.filter(kind=AlertKind.PROTECTED_REQUEST_SUBMITTED).count() == 1
+    query = actions.query_submit(actor=lead, grant=grant, category="contacts")
+    wait_for(lambda: finished(query), celery_worker_process, "the contacts query")
+    query.refresh_from_db()
+    assert query.status == QueryStatus.SUCCEEDED, query.error
+    result = QueryResult.objects.get(query=query)
+    assert result.columns == ["account_id", "contact_id", "kind", "created_at", "last_interaction_at"]
+    assert {row[0] for row in result.rows} <= {JOURNALIST, COLLEAGUE}
+    assert not AuditEvent.objects.filter(action=Action.QUERY_TRIPWIRE).exists()
 
-
-@pytest.mark.postgres
-def test_concurrent_scans_raise_each_alert_once(active_grant, protected_request, lead, monkeypatch, settings):
-    always = {"WORKING_DAYS": tuple(range(7)), "WORKING_HOURS": ("00:00", "23:59:59.999999")}
-    settings.CUSTOS = {**settings.CUSTOS, "OVERSIGHT": {**settings.CUSTOS["OVERSIGHT"], **always}}
-    for _ in range(4):
-        with pytest.raises(QueryDenied):
-            actions.query_submit(actor=lead, grant=active_grant, category="location")
-    process = oversight._process
-
-    def slow_process(event, scan):
-        time.sleep(0.02)  # keep the first scan inside its lock while the second arrives
-        process(event, scan)
-
-    monkeypatch.setattr(oversight, "_process", slow_process)
-    barrier = threading.Barrier(3)
-    errors: list[BaseException] = []
-
-    def scan() -> None:
-        from django.db import connection
-
-        try:
-            barrier.wait(timeout=30)
-            oversight.alerts_scan()
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=scan) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
-    kinds = sorted(Alert.objects.values_list("kind", flat=True))
-    assert kinds == [AlertKind.PROTECTED_REQUEST_SUBMITTED, AlertKind.REPEATED_DENIALS]
-    assert AuditEvent.objects.filter(action=Action.ALERT_RAISED).count() == 2
-    assert OversightCursor.objects.get().last_seq == AuditEvent.objects.order_by("-seq")[0].seq
+    contacts = sorted({row[1] for row in result.rows} - {JOURNALIST, COLLEAGUE})
+    assert 3 in contacts
+    with pytest.raises(QueryDenied) as denied:
+        actions.query_submit(actor=lead, grant=grant, category="ip_logs", subjects=[3])
+    assert denied.value.query.denial_reason == DenialReason.OUT_OF_SCOPE_SUBJECT

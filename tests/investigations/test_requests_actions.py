@@ -275,7 +275,7 @@ def test_protected_submission_alerts_oversight_by_email(
     settings.OVERSIGHT_EMAILS = ["oversight@example.org"]
     actions.protected_subject_add(actor=admin_user, account_id=2, category="lawyer")
     with django_capture_on_commit_callbacks(execute=True):
-        actions.request_submit(actor=lead, request=file_request(open_case, lead))
+        actions.request_submit(actor=lead, request=file_request(open_case, lead, legal_basis="legal_process"))
     assert not [message for message in mail.outbox if "oversight" in message.subject]  # the scan alerts
     with django_capture_on_commit_callbacks(execute=True):
         alerts_scan()

@@ -149,7 +149,7 @@ def test_protected_two_approvals_intersect(protected_request, reviewer, senior_r
 
 
 def test_registry_entry_added_after_submission_still_needs_two(submitted_request, admin_user, senior_reviewer):
-    actions.protected_subject_add(actor=admin_user, account_id=2, category="lawyer")
+    actions.protected_subject_add(actor=admin_user, account_id=2, category="activist")
     actions.request_decide(actor=senior_reviewer, request=submitted_request, outcome="approve")
     submitted_request.refresh_from_db()
     assert submitted_request.is_protected and submitted_request.status == RequestStatus.SUBMITTED
@@ -162,7 +162,7 @@ def test_only_admins_manage_the_registry(reviewer, admin_user):
     entry = actions.protected_subject_add(actor=admin_user, account_id=5, category="journalist")
     with pytest.raises(ValidationError):
         actions.protected_subject_add(actor=admin_user, account_id=5, category="lawyer")
-    actions.protected_subject_remove(actor=admin_user, subject=entry)
+    actions.protected_subject_remove(actor=admin_user, subject=entry, reason="Added by mistake.")
     assert AuditEvent.objects.filter(action="protected_subject.removed").count() == 1
 
 

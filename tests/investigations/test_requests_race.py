@@ -79,7 +79,7 @@ def test_two_concurrent_protected_approvals_make_exactly_one_grant(
 ):
     """Without the lock each would see no earlier approval and neither would issue the grant."""
     actions.protected_subject_add(actor=admin_user, account_id=1, category="journalist")
-    request = actions.request_submit(actor=lead, request=file_request(open_case, lead))
+    request = actions.request_submit(actor=lead, request=file_request(open_case, lead, legal_basis="legal_process"))
     results = _decide_together(request, [reviewer, senior_reviewer], ["approve", "approve"])
     assert all(isinstance(result, Decision) for result in results.values()), results
     assert Grant.objects.filter(request=request).count() == 1

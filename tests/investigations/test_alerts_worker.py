@@ -1,0 +1,104 @@
+"""Oversight on real services: a real worker runs the scan after commit; concurrent scans never double-alert."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from audit.actions import Action
+from audit.models import AuditEvent
+from investigations import actions
+from investigations.actions import oversight
+from investigations.errors import QueryDenied
+from investigations.models import Alert, AlertKind, GrantReport, OversightCursor
+
+from .conftest import file_request
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases=["default", "userdata"]),
+    pytest.mark.usefixtures("migrated_rows"),
+]
+
+WAIT_SECONDS = 120
+
+
+def wait_for(predicate, worker, what: str):
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    pytest.fail(f"{what} did not happen within {WAIT_SECONDS} s; worker log:\n{worker.log()[-4000:]}")
+
+
+@pytest.mark.worker
+def test_worker_raises_and_emails_the_alert_and_writes_the_report(
+    celery_worker_process, auditor, admin_user, open_case, lead, reviewer, second_reviewer, store
+):
+    actions.protected_subject_add(actor=admin_user, account_id=1, category="journalist")
+    request = actions.request_submit(actor=lead, request=file_request(open_case, lead))
+    # Nobody calls the scan here: request_submit enqueued it on commit and the worker runs it.
+    alert = wait_for(
+        lambda: Alert.objects.filter(kind=AlertKind.PROTECTED_REQUEST_SUBMITTED, request=request).first(),
+        celery_worker_process,
+        "the protected-request alert",
+    )
+    wait_for(
+        lambda: Alert.objects.filter(pk=alert.pk, emailed_at__isnull=False).exists(),
+        celery_worker_process,
+        "the oversight email",
+    )
+    assert AuditEvent.objects.filter(action=Action.ALERT_RAISED, target_id=str(alert.pk)).count() == 1
+
+    plain = actions.request_submit(actor=lead, request=file_request(open_case, lead, subjects=("5",)))
+    actions.request_decide(actor=second_reviewer, request=plain, outcome="approve")
+    plain.refresh_from_db()
+    actions.grant_revoke(actor=reviewer, grant=plain.grant, reason="No longer needed.")
+    report = wait_for(
+        lambda: GrantReport.objects.filter(grant=plain.grant).first(), celery_worker_process, "the scope-diff report"
+    )
+    assert report.unused_subjects == [5] and report.unused_categories == ["ip_logs", "profile"]
+    assert Alert.objects.filter(kind=AlertKind.PROTECTED_REQUEST_SUBMITTED).count() == 1
+
+
+@pytest.mark.postgres
+def test_concurrent_scans_raise_each_alert_once(active_grant, protected_request, lead, monkeypatch, settings):
+    always = {"WORKING_DAYS": tuple(range(7)), "WORKING_HOURS": ("00:00", "23:59:59.999999")}
+    settings.CUSTOS = {**settings.CUSTOS, "OVERSIGHT": {**settings.CUSTOS["OVERSIGHT"], **always}}
+    for _ in range(4):
+        with pytest.raises(QueryDenied):
+            actions.query_submit(actor=lead, grant=active_grant, category="location")
+    process = oversight._process
+
+    def slow_process(event, scan):
+        time.sleep(0.02)  # keep the first scan inside its lock while the second arrives
+        process(event, scan)
+
+    monkeypatch.setattr(oversight, "_process", slow_process)
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def scan() -> None:
+        from django.db import connection
+
+        try:
+            barrier.wait(timeout=30)
+            oversight.alerts_scan()
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=scan) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    kinds = sorted(Alert.objects.values_list("kind", flat=True))
+    assert kinds == [AlertKind.PROTECTED_REQUEST_SUBMITTED, AlertKind.REPEATED_DENIALS]
+    assert AuditEvent.objects.filter(action=Action.ALERT_RAISED).count() == 2
+    assert OversightCursor.objects.get().last_seq == AuditEvent.objects.order_by("-seq")[0].seq
