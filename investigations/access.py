@@ -358,3 +358,42 @@ def queries_visible_to(user: User) -> QuerySet[DataQuery]:
 def get_query_for(user: User, pk) -> DataQuery:
     """The query ``pk`` if ``user`` may see its record (else 404)."""
     return _get_visible(queries_visible_to(user), pk)
+
+
+# --- start pages and the reviewer's own decisions ------------------------------------------
+
+ACTIVE_CASE_STATUSES = (CaseStatus.PENDING_APPROVAL, CaseStatus.OPEN, CaseStatus.ON_HOLD)
+
+
+def my_active_cases(user: User) -> QuerySet[Case]:
+    """Visible cases whose team ``user`` is on and that are not over (pending, open, on hold)."""
+    on_team = CaseMember.objects.filter(case=OuterRef("pk"), user=user)
+    return cases_visible_to(user).filter(Exists(on_team), status__in=ACTIVE_CASE_STATUSES)
+
+
+def my_requests_awaiting_decision(user: User) -> QuerySet[DataPullRequest]:
+    """Submitted requests on cases ``user`` is on the team of (theirs and their colleagues')."""
+    on_team = CaseMember.objects.filter(case=OuterRef("case"), user=user)
+    return requests_visible_to(user).filter(Exists(on_team), status=RequestStatus.SUBMITTED)
+
+
+def my_usable_grants(user: User) -> QuerySet[Grant]:
+    """Grants ``user`` may query under right now (database clock), from the visible ones."""
+    if not _is_real(user):
+        return Grant.objects.none()
+    return grants_visible_to(user).usable_by(user)
+
+
+def cases_awaiting_approval_for(user: User) -> QuerySet[Case]:
+    """Pending cases a legal reviewer sees, with ``reviewer_on_team`` (they may not decide those)."""
+    if not _is_real(user) or not user.is_reviewer:
+        return Case.objects.none()
+    on_team = CaseMember.objects.filter(case=OuterRef("pk"), user=user)
+    return cases_visible_to(user).filter(status=CaseStatus.PENDING_APPROVAL).annotate(reviewer_on_team=Exists(on_team))
+
+
+def decisions_made_by(user: User) -> QuerySet[Decision]:
+    """The decisions ``user`` recorded as a legal reviewer (their own record; nothing else)."""
+    if not _is_real(user) or not user.is_reviewer:
+        return Decision.objects.none()
+    return Decision.objects.filter(reviewer=user)
