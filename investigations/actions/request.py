@@ -429,6 +429,9 @@ def _notify_decided(request: DataPullRequest, decision: Decision, still_needed: 
         "url": reverse("investigations:request_detail", args=[request.pk]),
     }
     notify.send_on_commit("request-decided", [request.requested_by.email], context)
+    if request.is_protected and decision.is_approval:
+        # Oversight hears of every approval of a protected-subject request, not only its filing.
+        notify.send_on_commit("protected-approval", notify.oversight_addresses(), context)
 
 
 def _scope_dict(scope: Scope | None) -> dict | None:
