@@ -131,6 +131,7 @@ def case_flags(user: User, case: Case) -> dict[str, bool]:
         "can_manage_team": "manage_team" in perms and not case.is_closed,
         "can_close": "close_case" in perms and case.status in (CaseStatus.OPEN, CaseStatus.ON_HOLD),
         "can_add_note": "add_note" in perms and not case.is_closed,
+        "can_file_request": "file_request" in perms and case.status not in (CaseStatus.CLOSED, CaseStatus.REJECTED),
         "can_approve": reviewable,
         "can_reject": reviewable,
     }
