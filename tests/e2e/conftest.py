@@ -53,6 +53,8 @@ class Journey:
         self.page = page
         self.folder = OUTPUT / name
         self.folder.mkdir(parents=True, exist_ok=True)
+        for old in self.folder.glob("*.png"):  # screenshots of an earlier run would mislead
+            old.unlink()
         self.count = 0
 
     @contextmanager

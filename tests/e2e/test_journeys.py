@@ -55,7 +55,7 @@ def test_journeys_1_to_6_case_to_audit(
         case = Case.objects.get()
         urls["case"] = page.url
         assert urls["case"].endswith(f"/cases/{case.pk}/")
-        journey.logout()
+    journey.logout()
     with journey.step("1b legal reviewer approves the case"):
         journey.login("reviewer")
         journey.nav("Cases to approve")
@@ -63,7 +63,7 @@ def test_journeys_1_to_6_case_to_audit(
         expect(page.get_by_role("status")).to_contain_text(f"Case {case.reference} approved")
         case.refresh_from_db()
         assert case.status == "open"
-        journey.logout()
+    journey.logout()
     with journey.step("1c investigator files a request: two accounts, two categories"):
         journey.login("lead")
         page.goto(urls["case"])
@@ -93,7 +93,7 @@ def test_journeys_1_to_6_case_to_audit(
         assert response.status == 403, response.status
         assert "You filed this request" in response.text()
         assert not Decision.objects.exists() and not Grant.objects.exists()
-        journey.logout()
+    journey.logout()
 
     # --- 3: a legal reviewer narrows it to one category and approves
     with journey.step("3 reviewer narrows to one category and approves"):
@@ -108,7 +108,7 @@ def test_journeys_1_to_6_case_to_audit(
         expect(page.get_by_role("status")).to_contain_text("Decision recorded")
         grant = Grant.objects.get()
         assert grant.categories == ["ip_logs"] and grant.subjects == [1, 2]
-        journey.logout()
+    journey.logout()
 
     # --- 4: the investigator runs a query, watches it finish without reloading, reads and downloads
     with journey.step("4a investigator runs a query from the grant page"):
@@ -139,7 +139,7 @@ def test_journeys_1_to_6_case_to_audit(
             page.get_by_role("link", name="Download CSV").click()
         rows = list(csv.reader(io.StringIO(open(download.value.path(), encoding="utf-8").read())))
         assert len(rows) == query.row_count + 1
-        journey.logout()
+    journey.logout()
 
     # --- 5: an investigator off the case sees "not found" for all of it
     with journey.step("5 outsider investigator gets not found"):
@@ -148,7 +148,7 @@ def test_journeys_1_to_6_case_to_audit(
             response = page.goto(urls[name])
             assert response.status == 404, f"{name} page answered {response.status}"
             expect(page.get_by_role("heading", name="Not found")).to_be_visible()
-        journey.logout()
+    journey.logout()
 
     # --- 6: the auditor finds every step in the trail, filtered by the case reference, and exports it
     expected = {
@@ -200,17 +200,17 @@ def test_journey_7_protected_subject_needs_a_senior_second_approval(
         expect(page.get_by_text("Still needed before a grant exists: one approval by a senior legal reviewer")
                ).to_be_visible()
         assert not Grant.objects.exists()
-        journey.logout()
+    journey.logout()
     with journey.step("7b no grant for the investigator yet"):
         journey.login("lead")
         journey.nav("My grants")
         expect(page.get_by_text("No grants.")).to_be_visible()
-        journey.logout()
+    journey.logout()
     with journey.step("7c the senior reviewer's approval makes the grant"):
         approve_with_confirmation("senior_reviewer")
         grant = Grant.objects.get()
         expect(page.get_by_role("link", name=f"grant {grant.pk}")).to_be_visible()
-        journey.logout()
+    journey.logout()
     with journey.step("7d the investigator sees the grant"):
         journey.login("lead")
         journey.nav("My grants")
