@@ -1,9 +1,8 @@
 from django.urls import path
 
 from .views import case as case_views
-from .views import dashboard
+from .views import dashboard, query
 from .views import grant as grant_views
-from .views import query
 from .views import request as request_views
 
 app_name = "investigations"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -64,10 +64,8 @@ class Journey:
         try:
             yield
         except Exception as error:
-            try:
+            with suppress(Exception):  # the browser may be gone; the step's name still matters
                 self.shot(f"FAILED-{label}")
-            except Exception:  # the browser may be gone; the step's name still matters
-                pass
             raise AssertionError(f"journey step {label!r} failed: {error}") from error
         self.shot(label)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -137,7 +138,7 @@ def test_journeys_1_to_6_case_to_audit(
     with journey.step("4d download the results as CSV"):
         with page.expect_download() as download:
             page.get_by_role("link", name="Download CSV").click()
-        rows = list(csv.reader(io.StringIO(open(download.value.path(), encoding="utf-8").read())))
+        rows = list(csv.reader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
         assert len(rows) == query.row_count + 1
     journey.logout()
 
@@ -167,7 +168,7 @@ def test_journeys_1_to_6_case_to_audit(
     with journey.step("6b auditor exports the filtered trail"):
         with page.expect_download() as download:
             page.get_by_role("link", name="Export CSV").click()
-        exported = list(csv.DictReader(io.StringIO(open(download.value.path(), encoding="utf-8").read())))
+        exported = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
         assert {row["case_reference"] for row in exported} == {case.reference}
         assert expected <= {row["action"] for row in exported}
 

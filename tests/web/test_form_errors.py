@@ -97,9 +97,8 @@ def test_invalid_input_shows_field_error_keeps_values_and_changes_nothing(name, 
 def test_member_remove_of_a_non_member_changes_nothing(open_case, lead, other_investigator, client):
     client.force_login(lead)
     before = snapshot()
-    response = client.post(
-        reverse("investigations:case_member_remove", args=[open_case.pk]), {"user": other_investigator.pk}, follow=True
-    )
+    url = reverse("investigations:case_member_remove", args=[open_case.pk])
+    response = client.post(url, {"user": other_investigator.pk}, follow=True)
     assert "Choose a member of the team." in response.content.decode()
     assert snapshot() == before
 
@@ -107,9 +106,9 @@ def test_member_remove_of_a_non_member_changes_nothing(open_case, lead, other_in
 def test_audit_filter_shows_the_error_next_to_the_field(auditor, client):
     client.force_login(auditor)
     today = timezone.now().date()
-    response = client.get(
-        reverse("audit:event_list"), {"date_from": today.isoformat(), "date_to": (today - timedelta(days=1)).isoformat()}
-    )
+    yesterday = today - timedelta(days=1)
+    filters = {"date_from": today.isoformat(), "date_to": yesterday.isoformat()}
+    response = client.get(reverse("audit:event_list"), filters)
     page = response.content.decode()
     assert 'id="id_date_to_error"' in page and "before the start date" in page
 

@@ -52,7 +52,7 @@ class World:
         self._pending_cases(numbers)
         self._submitted_requests(numbers)
         self._grants_with_decisions_and_queries(numbers)
-        for number in numbers:
+        for _ in numbers:
             audit.record(action=Action.CASE_NOTE_ADDED, actor=self.lead, case_reference=self.case.reference)
         self.size = size
 
@@ -113,7 +113,8 @@ class World:
             for request in requests
         )
         grants = list(Grant.objects.filter(request__in=requests))
-        Grant.grantees.through.objects.bulk_create(Grant.grantees.through(grant=grant, user=self.lead) for grant in grants)
+        holders = Grant.grantees.through
+        holders.objects.bulk_create(holders(grant=grant, user=self.lead) for grant in grants)
         DataQuery.objects.bulk_create(
             DataQuery(grant=grant, user=self.lead, category="ip_logs", subjects=[1], status=QueryStatus.SUCCEEDED,
                       row_count=3, digest="0" * 64)
