@@ -7,37 +7,65 @@ from django.urls import NoReverseMatch, reverse
 
 from .roles import Role
 
-# (role or "staff", label, url name). Entries whose url does not exist yet are skipped.
+STAFF = "staff"
+REVIEWERS = (Role.LEGAL_REVIEWER, Role.SENIOR_LEGAL_REVIEWER)
+
+# (roles or "staff", label, url name). Entries whose url does not exist yet are skipped, so
+# pages other branches add appear here as soon as their url is routed.
 NAVIGATION = [
-    (Role.INVESTIGATOR, "My cases", "investigations:case_list"),
-    (Role.INVESTIGATOR, "New case", "investigations:case_create"),
-    (Role.INVESTIGATOR, "My grants", "investigations:grant_list"),
-    (Role.LEGAL_REVIEWER, "Cases to approve", "investigations:case_queue"),
-    (Role.SENIOR_LEGAL_REVIEWER, "Cases to approve", "investigations:case_queue"),
-    (Role.LEGAL_REVIEWER, "Review queue", "investigations:review_queue"),
-    (Role.SENIOR_LEGAL_REVIEWER, "Review queue", "investigations:review_queue"),
-    (Role.SENIOR_LEGAL_REVIEWER, "Protected subjects", "investigations:protected_list"),
-    (Role.AUDITOR, "Audit trail", "audit:event_list"),
-    (Role.AUDITOR, "Verification", "audit:verification"),
-    ("staff", "Schedules", "operations:schedules"),
-    (Role.AUDITOR, "Alerts", "investigations:alert_list"),
-    (Role.AUDITOR, "Scope reports", "investigations:report_list"),
-    ("staff", "Admin", "admin:index"),
+    ((Role.INVESTIGATOR,), "My cases", "investigations:case_list"),
+    ((Role.INVESTIGATOR,), "New case", "investigations:case_create"),
+    ((Role.INVESTIGATOR,), "My grants", "investigations:grant_list"),
+    (REVIEWERS, "Review queue", "investigations:review_queue"),
+    (REVIEWERS, "Cases to approve", "investigations:case_queue"),
+    (REVIEWERS, "Decisions", "investigations:decision_list"),
+    ((Role.AUDITOR,), "Audit trail", "audit:event_list"),
+    ((Role.AUDITOR,), "Verification", "audit:verification"),
+    ((Role.AUDITOR,), "Alerts", "investigations:alert_list"),
+    ((Role.AUDITOR,), "Scope reports", "investigations:report_list"),
+    ((Role.SENIOR_LEGAL_REVIEWER,), "Protected subjects", "investigations:protected_list"),
+    (STAFF, "Users", "admin:accounts_user_changelist"),
+    (STAFF, "Protected subjects", "admin:investigations_protectedsubject_changelist"),
+    (STAFF, "Schedules", "operations:schedules"),
+    (STAFF, "Admin", "admin:index"),
 ]
 
 
-def navigation(request) -> dict:
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return {"nav_items": [], "custos_version": settings.CUSTOS_VERSION}
+def _allowed(user, roles) -> bool:
+    if roles == STAFF:
+        return user.is_staff and user.is_active
+    return any(user.has_role(role) for role in roles)
+
+
+def nav_items_for(user, path: str = "") -> list[dict]:
+    """The navigation entries ``user`` sees; the one for ``path`` is marked current."""
     items, seen = [], set()
-    for role, label, url_name in NAVIGATION:
-        allowed = user.is_staff if role == "staff" else user.has_role(role)
-        if not allowed or label in seen:
+    for roles, label, url_name in NAVIGATION:
+        if label in seen or not _allowed(user, roles):
             continue
         try:
-            items.append({"label": label, "url": reverse(url_name)})
+            items.append({"label": label, "url": reverse(url_name), "current": False})
         except NoReverseMatch:
             continue
         seen.add(label)
-    return {"nav_items": items, "custos_version": settings.CUSTOS_VERSION}
+    # The longest url that the path starts with is the current page ("/cases/new/" beats "/cases/").
+    matches = [item for item in items if path.startswith(item["url"])]
+    if matches:
+        max(matches, key=lambda item: len(item["url"]))["current"] = True
+    return items
+
+
+def role_labels(user) -> list[str]:
+    labels = dict(Role.choices)
+    names = [labels.get(name, name) for name in user.roles_sorted]
+    return [*names, "Administrator"] if user.is_staff else names
+
+
+def navigation(request) -> dict:
+    context = {"nav_items": [], "role_labels": [], "custos_version": settings.CUSTOS_VERSION}
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return context
+    context["nav_items"] = nav_items_for(user, request.path)
+    context["role_labels"] = role_labels(user)
+    return context

@@ -135,6 +135,7 @@ def case_flags(user: User, case: Case) -> dict[str, bool]:
         "can_manage_team": "manage_team" in perms and not case.is_closed,
         "can_close": "close_case" in perms and case.status in (CaseStatus.OPEN, CaseStatus.ON_HOLD),
         "can_add_note": "add_note" in perms and not case.is_closed,
+        "can_file_request": "file_request" in perms and case.status not in (CaseStatus.CLOSED, CaseStatus.REJECTED),
         "can_approve": reviewable,
         "can_reject": reviewable,
     }
@@ -399,6 +400,8 @@ def reports_visible_to(user: User) -> QuerySet[GrantReport]:
 def get_report_for(user: User, pk) -> GrantReport:
     """The report ``pk`` if ``user`` is an auditor or may see its grant (else 404)."""
     return _get_visible(reports_visible_to(user), pk)
+
+
 # --- the protected-subject registry --------------------------------------------------------
 
 
@@ -420,3 +423,42 @@ def registry_for(user: User) -> QuerySet[ProtectedSubject]:
 def get_protected_for(user: User, pk) -> ProtectedSubject:
     """One registry entry for the registry page (404 for anyone but senior legal reviewers)."""
     return _get_visible(registry_for(user), pk)
+
+
+# --- start pages and the reviewer's own decisions ------------------------------------------
+
+ACTIVE_CASE_STATUSES = (CaseStatus.PENDING_APPROVAL, CaseStatus.OPEN, CaseStatus.ON_HOLD)
+
+
+def my_active_cases(user: User) -> QuerySet[Case]:
+    """Visible cases whose team ``user`` is on and that are not over (pending, open, on hold)."""
+    on_team = CaseMember.objects.filter(case=OuterRef("pk"), user=user)
+    return cases_visible_to(user).filter(Exists(on_team), status__in=ACTIVE_CASE_STATUSES)
+
+
+def my_requests_awaiting_decision(user: User) -> QuerySet[DataPullRequest]:
+    """Submitted requests on cases ``user`` is on the team of (theirs and their colleagues')."""
+    on_team = CaseMember.objects.filter(case=OuterRef("case"), user=user)
+    return requests_visible_to(user).filter(Exists(on_team), status=RequestStatus.SUBMITTED)
+
+
+def my_usable_grants(user: User) -> QuerySet[Grant]:
+    """Grants ``user`` may query under right now (database clock), from the visible ones."""
+    if not _is_real(user):
+        return Grant.objects.none()
+    return grants_visible_to(user).usable_by(user)
+
+
+def cases_awaiting_approval_for(user: User) -> QuerySet[Case]:
+    """Pending cases a legal reviewer sees, with ``reviewer_on_team`` (they may not decide those)."""
+    if not _is_real(user) or not user.is_reviewer:
+        return Case.objects.none()
+    on_team = CaseMember.objects.filter(case=OuterRef("pk"), user=user)
+    return cases_visible_to(user).filter(status=CaseStatus.PENDING_APPROVAL).annotate(reviewer_on_team=Exists(on_team))
+
+
+def decisions_made_by(user: User) -> QuerySet[Decision]:
+    """The decisions ``user`` recorded as a legal reviewer (their own record; nothing else)."""
+    if not _is_real(user) or not user.is_reviewer:
+        return Decision.objects.none()
+    return Decision.objects.filter(reviewer=user)

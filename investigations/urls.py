@@ -1,8 +1,8 @@
 from django.urls import path
 
 from .views import case as case_views
+from .views import dashboard, oversight, protected, query
 from .views import grant as grant_views
-from .views import oversight, protected, query
 from .views import request as request_views
 
 app_name = "investigations"
@@ -29,6 +29,7 @@ urlpatterns = [
     path("requests/<int:pk>/withdraw/", request_views.request_withdraw, name="request_withdraw"),
     path("requests/<int:pk>/decide/", request_views.request_decide, name="request_decide"),
     path("review/", request_views.review_queue, name="review_queue"),
+    path("review/decisions/", dashboard.decision_list, name="decision_list"),
     path("grants/", grant_views.grant_list, name="grant_list"),
     path("grants/<int:pk>/", grant_views.grant_detail, name="grant_detail"),
     path("grants/<int:pk>/revoke/", grant_views.grant_revoke, name="grant_revoke"),

@@ -517,6 +517,8 @@ def _notify_decided(request: DataPullRequest, decision: Decision, still_needed: 
         "url": reverse("investigations:request_detail", args=[request.pk]),
     }
     notify.send_on_commit("request-decided", [request.requested_by.email], context)
+    # Oversight hears of every decision on a protected request from the alert scan, which reads
+    # the ``decision.recorded`` event (actions.oversight): one path for every alert.
 
 
 def _scope_dict(scope: Scope | None) -> dict | None:

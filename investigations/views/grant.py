@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -13,11 +14,13 @@ from django.template.loader import select_template
 from .. import access, actions
 from ..errors import InvalidTransition
 from ..forms import apply_errors
+from ..forms.query import QueryForm
 from ..forms.request import ReasonForm
 from ..models import Grant, GrantReport
 from . import conflict
 
 QUERY_PANEL = "investigations/_grant_queries.html"
+PAGE_SIZE = 25
 
 
 def grant_list(request: HttpRequest) -> HttpResponse:
@@ -27,9 +30,10 @@ def grant_list(request: HttpRequest) -> HttpResponse:
         access.grants_visible_to(request.user)
         .select_related("case")
         .annotate(is_mine=Exists(held))
-        .order_by("-is_mine", "-starts_at", "-id")[:200]
+        .order_by("-is_mine", "-starts_at", "-id")
     )
-    return render(request, "investigations/grant_list.html", {"grants": list(grants)})
+    page = Paginator(grants, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "investigations/grant_list.html", {"page": page, "grants": page.object_list})
 
 
 def _has_query_panel() -> bool:
@@ -43,14 +47,17 @@ def _has_query_panel() -> bool:
 
 def grant_detail(request: HttpRequest, pk: int) -> HttpResponse:
     grant = access.get_grant_for(request.user, pk)
+    can_query = grant.is_usable_by(request.user)
     context = {
         "grant": grant,
         "case": grant.case,
         "grantees": list(grant.grantees.order_by("username")),
         "has_query_panel": _has_query_panel(),
         "queries": grant.queries.select_related("user").order_by("-requested_at", "-id")[:50],
-        "can_query": grant.is_usable_by(request.user),
+        "can_query": can_query,
         "report": GrantReport.objects.filter(grant=grant).first(),
+        # The query form, limited to the frozen scope, right under the scope it is limited to.
+        "query_form": QueryForm(grant=grant) if can_query else None,
         **access.grant_flags(request.user, grant),
     }
     return render(request, "investigations/grant_detail.html", context)

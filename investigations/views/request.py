@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -15,8 +16,11 @@ from ..errors import InvalidTransition
 from ..forms import apply_errors
 from ..forms.request import DecisionForm, OptionalReasonForm, RequestForm
 from ..models import DataPullRequest, RequestStatus
+from ..models.request import APPROVING_OUTCOMES
 from ..scope import Scope, limits
 from . import conflict
+
+QUEUE_PAGE_SIZE = 25
 
 
 def request_create(request: HttpRequest, case_pk: int) -> HttpResponse:
@@ -102,8 +106,8 @@ def request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
 def review_queue(request: HttpRequest) -> HttpResponse:
     if not request.user.is_reviewer:
         raise PermissionDenied("The review queue is for legal reviewers.")
-    queue = list(access.review_queue_for(request.user)[:200])
-    return render(request, "investigations/review_queue.html", {"queue": queue})
+    page = Paginator(access.review_queue_for(request.user), QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "investigations/review_queue.html", {"page": page, "queue": page.object_list})
 
 
 def _team(pull: DataPullRequest) -> list[User]:
@@ -116,7 +120,9 @@ def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
     if pull.status != RequestStatus.SUBMITTED:
         return conflict(request, f"The request is {pull.get_status_display().lower()}; it cannot be decided.")
     form = DecisionForm(request.POST or None, request=pull, team=_team(pull), initial=DecisionForm.initial_from(pull))
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and not request.POST.get("change"):
+        if _needs_confirmation(pull, form, request):
+            return _confirm_protected_approval(request, pull, form)
         try:
             _decide(request.user, pull, form)
         except ValidationError as error:
@@ -143,6 +149,40 @@ def _protection(user: User, pull: DataPullRequest) -> dict:
     detail = access.sees_protection_detail(user, pull)
     hits = policy.protected_hits(pull) if detail else []
     return {"hits": hits, "policy": policy.request_policy(pull), "show_resolution": detail}
+
+
+def _needs_confirmation(pull: DataPullRequest, form: DecisionForm, request: HttpRequest) -> bool:
+    """Approving a request under the protected policy (registry or purpose limit) takes a second, explicit step."""
+    approving = form.cleaned_data["outcome"] in APPROVING_OUTCOMES
+    return pull.needs_protected_policy and approving and request.POST.get("confirm_protected") != "yes"
+
+
+def _confirm_protected_approval(request: HttpRequest, pull: DataPullRequest, form: DecisionForm) -> HttpResponse:
+    """Say what the approval does (oversight is told) and carry the posted decision to the confirmation."""
+    carried = [
+        (name, value) for name, values in request.POST.lists() if name != "csrfmiddlewaretoken" for value in values
+    ]
+    narrowed = form.cleaned_data["outcome"] == "approve_narrowed"
+    context = {
+        "pull": pull,
+        "case": pull.case,
+        "carried": carried,
+        "scope": Scope(**form.narrowed_fields()) if narrowed else Scope(**_requested_fields(pull)),
+        "outcome": dict(form.fields["outcome"].choices)[form.cleaned_data["outcome"]],
+        "reason": form.cleaned_data["reason"],
+        "still_needed": actions.approvals_still_needed(pull),
+    }
+    return render(request, "investigations/request_decide_confirm.html", context)
+
+
+def _requested_fields(pull: DataPullRequest) -> dict:
+    return {
+        "subjects": tuple(pull.subjects),
+        "categories": tuple(pull.categories),
+        "window_start": pull.window_start,
+        "window_end": pull.window_end,
+        "duration_hours": pull.duration_hours,
+    }
 
 
 def _decide(user: User, pull: DataPullRequest, form: DecisionForm) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from tests.conftest import PASSWORD, chromium_path
+from tests.investigations.conftest import migrated_rows, store  # noqa: F401  (fixtures)
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -51,11 +53,26 @@ class Journey:
         self.page = page
         self.folder = OUTPUT / name
         self.folder.mkdir(parents=True, exist_ok=True)
+        for old in self.folder.glob("*.png"):  # screenshots of an earlier run would mislead
+            old.unlink()
         self.count = 0
+
+    @contextmanager
+    def step(self, label: str):
+        """One named step of a journey: a screenshot at its end, and on failure one more and
+        an error that names the step."""
+        try:
+            yield
+        except Exception as error:
+            with suppress(Exception):  # the browser may be gone; the step's name still matters
+                self.shot(f"FAILED-{label}")
+            raise AssertionError(f"journey step {label!r} failed: {error}") from error
+        self.shot(label)
 
     def shot(self, label: str) -> None:
         self.count += 1
-        self.page.screenshot(path=str(self.folder / f"{self.count:02d}-{label}.png"), full_page=True)
+        name = "".join(char if char.isalnum() or char in "-_" else "-" for char in label)[:80]
+        self.page.screenshot(path=str(self.folder / f"{self.count:02d}-{name}.png"), full_page=True)
 
     def login(self, username: str, password: str = PASSWORD) -> None:
         self.page.goto("/accounts/login/")
@@ -63,6 +80,10 @@ class Journey:
         self.page.get_by_label("Password").fill(password)
         self.page.get_by_role("button", name="Log in").click()
         self.page.wait_for_url(lambda url: "/accounts/login/" not in url)
+
+    def nav(self, label: str) -> None:
+        """Follow an entry of the main navigation."""
+        self.page.get_by_role("navigation", name="Main").get_by_role("link", name=label, exact=True).click()
 
     def logout(self) -> None:
         self.page.get_by_role("button", name="Log out").click()

@@ -1,4 +1,5 @@
 import pytest
+from playwright.sync_api import expect
 
 from audit.models import AuditEvent
 
@@ -13,10 +14,10 @@ def test_login_shows_roles_and_logout_returns_to_login(journey, lead):
     page.get_by_label("Username").fill("lead")
     page.get_by_label("Password").fill("wrong password")
     page.get_by_role("button", name="Log in").click()
-    assert page.get_by_role("alert").is_visible()
+    expect(page.get_by_role("alert")).to_be_visible()  # waits for the answer; is_visible() would race it
     journey.shot("failed-login")
     journey.login("lead")
-    assert page.get_by_text("investigator").first.is_visible()
+    expect(page.get_by_text("investigator").first).to_be_visible()
     journey.shot("home")
     journey.logout()
     actions = list(AuditEvent.objects.values_list("action", flat=True))

@@ -68,7 +68,7 @@ def test_inactive_user_cannot_log_in(client, inactive_user):
 def test_navigation_follows_roles(client, auditor, lead):
     client.force_login(lead)
     page = client.get(reverse("home")).content.decode()
-    assert "investigator" in page
+    assert "Investigator</li>" in page and "My cases</a>" in page and "Audit trail</a>" not in page
     client.force_login(auditor)
     page = client.get(reverse("home")).content.decode()
-    assert "auditor" in page
+    assert "Auditor</li>" in page and "Audit trail</a>" in page and "My cases</a>" not in page

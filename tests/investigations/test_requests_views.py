@@ -236,7 +236,7 @@ def test_unknown_subject_shown_next_to_the_field_and_values_kept(open_case, lead
     )
     page = response.content.decode()
     assert response.status_code == 200
-    assert 'id="id_subjects-error"' in page and "nobody_at_all" in page
+    assert 'id="id_subjects_error"' in page and "nobody_at_all" in page
     assert "Extra words kept." in page
     assert not DataPullRequest.objects.exists()
 
@@ -253,7 +253,7 @@ def test_window_too_long_on_the_page(open_case, lead, store, client):
     client.force_login(lead)
     start = (timezone.now().date() - timedelta(days=400)).isoformat()
     response = client.post(reverse("investigations:request_create", args=[open_case.pk]), _form(window_start=start))
-    assert 'id="id_window_end-error"' in response.content.decode()
+    assert 'id="id_window_end_error"' in response.content.decode()
     assert not DataPullRequest.objects.exists()
 
 
@@ -312,7 +312,7 @@ def test_decision_page_refuses_widening_with_a_field_error(submitted_request, re
     }
     response = client.post(reverse("investigations:request_decide", args=[submitted_request.pk]), data)
     assert response.status_code == 200
-    assert f'id="id_{field}-error"' in response.content.decode()
+    assert f'id="id_{field}_error"' in response.content.decode()
     submitted_request.refresh_from_db()
     assert submitted_request.status == RequestStatus.SUBMITTED and not Grant.objects.exists()
 

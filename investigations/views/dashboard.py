@@ -1,0 +1,75 @@
+"""The start page: what needs this user's attention, one section per role they hold.
+
+Every list comes from an ``access`` chokepoint and is cut to a few rows; the totals are one
+COUNT each, so the page costs the same number of queries with ten rows or ten thousand.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+import audit
+from audit import summary
+from audit.access import is_auditor
+from audit.actions import Action
+
+from .. import access
+
+SHOWN = 10
+DECISIONS_PAGE_SIZE = 25
+
+
+def _cut(queryset, shown: int = SHOWN) -> dict:
+    """The first ``shown`` rows and the total: what a dashboard section needs."""
+    return {"rows": list(queryset[:shown]), "total": queryset.count()}
+
+
+def _investigator(user) -> dict:
+    return {
+        "cases": _cut(access.my_active_cases(user).select_related("lead").order_by("-updated_at", "-id")),
+        "requests": _cut(
+            access.my_requests_awaiting_decision(user).select_related("case").order_by("submitted_at", "id")
+        ),
+        "grants": _cut(access.my_usable_grants(user).select_related("case").order_by("expires_at", "id")),
+        "queries": _cut(access.queries_visible_to(user).filter(user=user).order_by("-requested_at", "-id")),
+    }
+
+
+def _reviewer(user) -> dict:
+    return {
+        "cases": _cut(access.cases_awaiting_approval_for(user).select_related("lead").order_by("updated_at", "id")),
+        "requests": _cut(access.review_queue_for(user)),
+    }
+
+
+def _auditor(request: HttpRequest) -> summary.Today:
+    today = summary.today()
+    audit.record(
+        action=Action.AUDIT_VIEWED,
+        actor=request.user,
+        details={"page": "dashboard", "events_today": today.events, "denials_today": today.denials},
+        request=request,
+    )
+    return today
+
+
+def dashboard(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    context = {
+        "investigator": _investigator(user) if user.is_investigator else None,
+        "reviewer": _reviewer(user) if user.is_reviewer else None,
+        "auditor": _auditor(request) if is_auditor(user) else None,
+    }
+    return render(request, "investigations/dashboard.html", context)
+
+
+def decision_list(request: HttpRequest) -> HttpResponse:
+    """A legal reviewer's own decisions, newest first."""
+    if not request.user.is_reviewer:
+        raise PermissionDenied("The list of decisions is for legal reviewers.")
+    decisions = access.decisions_made_by(request.user).select_related("request__case").order_by("-created_at", "-id")
+    page = Paginator(decisions, DECISIONS_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "investigations/decision_list.html", {"page": page})
