@@ -101,8 +101,25 @@ def request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
 def review_queue(request: HttpRequest) -> HttpResponse:
     if not request.user.is_reviewer:
         raise PermissionDenied("The review queue is for legal reviewers.")
-    queue = list(access.review_queue_for(request.user)[:200])
-    return render(request, "investigations/review_queue.html", {"queue": queue})
+    number = _page_number(request.GET.get("page"))
+    start = (number - 1) * QUEUE_PAGE_SIZE
+    # One row more than the page tells whether there is a next page, without a COUNT of the queue.
+    rows = list(access.review_queue_for(request.user)[start : start + QUEUE_PAGE_SIZE + 1])
+    context = {
+        "queue": rows[:QUEUE_PAGE_SIZE],
+        "next_page": number + 1 if len(rows) > QUEUE_PAGE_SIZE else None,
+        "previous_page": number - 1 if number > 1 else None,
+    }
+    return render(request, "investigations/review_queue.html", context)
+
+
+QUEUE_PAGE_SIZE = 25
+MAX_QUEUE_PAGE = 10_000
+
+
+def _page_number(value: str | None) -> int:
+    """A page number from the query string: anything but a small positive integer means page 1."""
+    return int(value) if value and value.isdigit() and 0 < int(value) <= MAX_QUEUE_PAGE else 1
 
 
 def _team(pull: DataPullRequest) -> list[User]:
