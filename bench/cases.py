@@ -232,7 +232,10 @@ def gateway_vs_orm() -> Result:
     minimal_times, orm_times_2 = interleaved(repeated(minimal, 5), repeated(orm, 5), rounds=5)
     t_commit = _commit_time()
     result = ratio_result("gateway_vs_orm", full_times, orm_times, target="≤ 2.0×", check=lambda r: r <= 2.0)
-    result.medians = {"gateway_block_of_5_s": result.medians["subject_s"], "orm_block_of_5_s": result.medians["baseline_s"]}
+    result.medians = {
+        "gateway_block_of_5_s": result.medians["subject_s"],
+        "orm_block_of_5_s": result.medians["baseline_s"],
+    }
     minimal_ratio = statistics.median(m / o for m, o in zip(minimal_times, orm_times_2, strict=True))
     per_call = {
         "gateway call (query_execute_now), ms": 200 * statistics.median(full_times),
@@ -271,7 +274,10 @@ def gateway_sql_statements() -> Result:
         grant = fixtures.grant_for(grantee, [subject])
         call = _gateway_call(grantee, grant, subject, rows)
         call()  # warm: the first call loads content types and the like
-        with CaptureQueriesContext(connections["default"]) as main, CaptureQueriesContext(connections["userdata"]) as ud:
+        with (
+            CaptureQueriesContext(connections["default"]) as main,
+            CaptureQueriesContext(connections["userdata"]) as ud,
+        ):
             call()
         captured = [q["sql"] for q in main.captured_queries] + [q["sql"] for q in ud.captured_queries]
         counts[rows] = len(captured)
@@ -385,7 +391,10 @@ def audit_append_1w() -> Result:
     plain()
     chained_times, plain_times = interleaved(chained, plain, rounds=9)
     result = ratio_result("audit_append_1w", chained_times, plain_times, target="≤ 1.25×", check=lambda r: r <= 1.25)
-    result.medians = {"append_ms": statistics.median(chained_times) * 25, "plain_insert_ms": statistics.median(plain_times) * 25}
+    result.medians = {  # blocks of 40 appends: seconds × 25 = milliseconds per event
+        "append_ms": statistics.median(chained_times) * 25,
+        "plain_insert_ms": statistics.median(plain_times) * 25,
+    }
     result.note = (
         f"Per event: {result.medians['append_ms']:.2f} ms chained vs {result.medians['plain_insert_ms']:.2f} ms plain. "
         "Both are one statement and one durable commit; the chained one also updates the head row "
@@ -480,11 +489,10 @@ def _canonical_messages() -> list[tuple[bytes, bytes]]:
     """Per event, the two byte strings verification hashes (payload, then chain link), built
     with the ledger's own encoding: the raw-SHA-256 baseline hashes exactly these."""
     import hashlib
+    import json
 
     from audit.ledger import EVENT_DOMAIN, HASHED_FIELDS, PAYLOAD_DOMAIN, format_time
     from audit.models import AuditEvent
-
-    import json
 
     messages = []
     rows = AuditEvent.objects.order_by("seq").values_list(*HASHED_FIELDS).iterator(chunk_size=5000)
@@ -606,7 +614,7 @@ def _list_view_data() -> dict[str, tuple]:
 def list_views() -> Result:
     """The case list, the review queue and the audit event list, rendered through the test client
     (middleware, session, template and all) for a viewer who sees 10 rows and one who sees 10,000,
-    in the same database. Statement counts must be equal; time at 10,000 over time at 10 ≤ 1.5×.
+    in the same database. Statement counts must be equal; time at 10,000 over time at 10 at most 1.5.
     The reported ratio is the worst of the three pages."""
     from django.test.utils import CaptureQueriesContext
 
@@ -670,7 +678,6 @@ def query_end_to_end() -> Result:
     Celery worker process runs it, and the submitter polls until the results are stored and visible:
     p50 and p95 of that latency, against the in-process gateway call (`query_execute_now`) for the
     same 100 rows. Report only."""
-    import time
     from pathlib import Path
 
     from django.conf import settings

@@ -161,7 +161,8 @@ def _cell(text: str) -> str:
 
 def write_reports(results: list[Result], folder: Path, info: dict, *, seconds: float, partial: bool = False) -> None:
     """results.json (machine-readable) and RESULTS.md (the table, then what each case measured)."""
-    payload = {"machine": info, "seconds": round(seconds, 1), "partial": partial, "cases": [r.as_json() for r in results]}
+    cases = [result.as_json() for result in results]
+    payload = {"machine": info, "seconds": round(seconds, 1), "partial": partial, "cases": cases}
     (folder / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     settings = ", ".join(f"{name}={value}" for name, value in sorted(info.get("pg_settings", {}).items()))
     lines = [
