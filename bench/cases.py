@@ -391,7 +391,7 @@ def audit_append_1w() -> Result:
     plain()
     chained_times, plain_times = interleaved(chained, plain, rounds=9)
     result = ratio_result("audit_append_1w", chained_times, plain_times, target="≤ 1.25×", check=lambda r: r <= 1.25)
-    result.medians = {  # blocks of 40 appends: seconds × 25 = milliseconds per event
+    result.medians = {  # blocks of 40 appends: seconds * 25 = milliseconds per event
         "append_ms": statistics.median(chained_times) * 25,
         "plain_insert_ms": statistics.median(plain_times) * 25,
     }
