@@ -1,7 +1,9 @@
 """``make bench``: run every case against fresh test databases and write results.json + RESULTS.md.
 
-Usage: python -m bench [--strict] [--only NAME ...]. Needs DATABASE_URL on PostgreSQL for
-figures that mean anything (the Makefile points it at a local server by default).
+Usage: python -m bench [--strict] [--only NAME ...]. Needs DATABASE_URL (and
+USERDATA_DATABASE_URL) on PostgreSQL for figures that mean anything, and CELERY_BROKER_URL on
+Redis for ``query_end_to_end``, which starts its own worker process. The databases used are
+Django's test databases (``test_`` + the configured names), created and dropped by the run.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings_test")
@@ -23,23 +27,38 @@ def main() -> int:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.test.utils import setup_databases, setup_test_environment, teardown_databases
 
     from . import cases
     from .framework import machine, write_reports
 
+    unknown = sorted(set(args.only or ()) - set(cases.CASES))
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(unknown)}; known: {', '.join(cases.CASES)}")
     setup_test_environment()
+    settings.AUDIT_CHECKPOINT_DIR = Path(tempfile.mkdtemp(prefix="bench-checkpoints-"))
     old_config = setup_databases(verbosity=0, interactive=False, aliases={"default", "userdata"})
+    started = time.perf_counter()
+    results = []
     try:
-        results = []
+        info = machine()
         for name, case in cases.CASES.items():
             if args.only and name not in args.only:
                 continue
             print(f"running {name} ...", flush=True)
+            case_started = time.perf_counter()
             result = case()
-            print(f"  {result.name}: {result.ratio} (target {result.target}) {'ok' if result.passed else 'MISSED'}")
+            result.description = " ".join((case.__doc__ or "").split())
+            result.extra["case_seconds"] = round(time.perf_counter() - case_started, 1)
+            print(
+                f"  {result.name}: {result.ratio} {result.unit} (target {result.target}) "
+                f"{'ok' if result.passed else 'MISSED'} in {result.extra['case_seconds']} s",
+                flush=True,
+            )
             results.append(result)
-        write_reports(results, Path(__file__).parent, machine())
+        elapsed = time.perf_counter() - started
+        write_reports(results, Path(__file__).parent, info, seconds=elapsed, partial=bool(args.only))
     finally:
         teardown_databases(old_config, verbosity=0)
     missed = [result.name for result in results if not result.passed]

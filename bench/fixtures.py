@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 from django.contrib.auth.models import Permission
@@ -77,3 +78,143 @@ def due_grants(count: int, case: Case, requester: User) -> list[Grant]:
         batch_size=5000,
     )
     return grants
+
+
+# --- grants with user data behind them --------------------------------------------------
+
+_grant_cases = itertools.count(1)
+
+
+def grant_for(grantee: User, subjects: list[int], *, categories: tuple[str, ...] = ("ip_logs",)) -> Grant:
+    """An active grant on a new open case, ``grantee`` on it, window = the last 30 days."""
+    today = timezone.now().date()
+    [parent] = cases(1, grantee, f"G{next(_grant_cases)}")
+    pull = DataPullRequest.objects.create(
+        case=parent,
+        requested_by=grantee,
+        status="approved",
+        subjects=subjects,
+        categories=list(categories),
+        window_start=today - timedelta(days=30),
+        window_end=today,
+        justification="j",
+        legal_basis="internal_policy",
+        duration_hours=24,
+    )
+    now = timezone.now()
+    grant = Grant.objects.create(
+        request=pull,
+        case=parent,
+        subjects=subjects,
+        categories=list(categories),
+        window_start=pull.window_start,
+        window_end=pull.window_end,
+        starts_at=now - timedelta(hours=1),
+        expires_at=now + timedelta(hours=23),
+    )
+    grant.grantees.add(grantee)
+    return grant
+
+
+def login_events(account_id: int, count: int) -> None:
+    """``count`` logins of one account, spread over the last 20 days (inside ``grant_for``'s window)."""
+    from userdata.models import Account, LoginEvent
+
+    now = timezone.now()
+    Account.objects.using("userdata").create(
+        id=account_id,
+        handle=f"bench{account_id}",
+        display_name="Bench",
+        email=f"bench{account_id}@example.org",
+        phone=f"+1{account_id:010d}",
+        country="NL",
+        created_at=now - timedelta(days=400),
+    )
+    LoginEvent.objects.using("userdata").bulk_create(
+        [
+            LoginEvent(
+                account_id=account_id,
+                ip=f"10.{index // 65536 % 256}.{index // 256 % 256}.{index % 256}",
+                user_agent="Mozilla/5.0 (bench)",
+                occurred_at=now - timedelta(days=20) + timedelta(seconds=index * 60),
+            )
+            for index in range(count)
+        ],
+        batch_size=5000,
+    )
+
+
+def submitted_requests(count: int, case: Case, requester: User) -> None:
+    now = timezone.now()
+    DataPullRequest.objects.bulk_create(
+        [
+            DataPullRequest(
+                case=case,
+                requested_by=requester,
+                status="submitted",
+                subjects=[1],
+                categories=["profile"],
+                window_start=now.date() - timedelta(days=3),
+                window_end=now.date(),
+                justification="j",
+                legal_basis="internal_policy",
+                duration_hours=1,
+                review_round=1,
+                submitted_at=now - timedelta(seconds=index),
+            )
+            for index in range(count)
+        ],
+        batch_size=5000,
+    )
+
+
+# --- ledger events ------------------------------------------------------------------------
+
+
+def chain_events(count: int, *, case_reference: str) -> None:
+    """Append ``count`` valid events after the current head with COPY, then move the head.
+
+    The hashes come from the ledger's own ``hash_values``, so ``verify_audit`` accepts the
+    result; only the table owner can write this way (the runtime role may not COPY or update
+    the head by hand). PostgreSQL only.
+    """
+    import json
+
+    from django.db import connection
+
+    from audit.actions import Action
+    from audit.ledger import GENESIS_HASH, HASHED_FIELDS, hash_values
+    from audit.models import ChainHead
+
+    head = ChainHead.objects.filter(pk=1).first()
+    seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+    moment = max(timezone.now(), head.occurred_at or timezone.now()) if head else timezone.now()
+    rows = []
+    for offset in range(1, count + 1):
+        values = (
+            seq + offset,
+            moment + timedelta(microseconds=offset),
+            None,
+            "",
+            "",
+            Action.QUERY_COMPLETED.value,
+            "investigations.dataquery",
+            str(offset),
+            case_reference,
+            {"rows": offset % 97, "truncated": False, "digest": f"{offset:064x}", "attempt": 1},
+            "10.0.0.1",
+            "Mozilla/5.0 (bench)",
+            f"req-{offset}",
+            prev_hash,
+        )
+        prev_hash = hash_values(values)
+        rows.append((*values, prev_hash))
+    details = HASHED_FIELDS.index("details")
+    columns = ", ".join((*HASHED_FIELDS, "hash"))
+    with connection.cursor() as cursor, cursor.copy(f"COPY audit_auditevent ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([json.dumps(value) if index == details else value for index, value in enumerate(row)])
+    last = rows[-1]
+    ChainHead.objects.update_or_create(
+        pk=1, defaults={"seq": last[0], "hash": last[-1], "prev_hash": last[-2], "occurred_at": last[1]}
+    )

@@ -14,7 +14,8 @@ permissions open nothing. Inactive users hold nothing.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, F, Model, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Model, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 import audit
@@ -264,16 +265,23 @@ def review_queue_for(user: User) -> QuerySet[DataPullRequest]:
     on_team = CaseMember.objects.filter(case=OuterRef("case"), user=user)
     grantee = Grant.objects.filter(case=OuterRef("case"), grantees=user)
     decided = Decision.objects.filter(request=OuterRef("pk"), reviewer=user, review_round=OuterRef("review_round"))
-    approvals = Count(
-        "decisions",
-        filter=Q(decisions__review_round=F("review_round"), decisions__outcome__in=APPROVING_OUTCOMES),
+    # A correlated count, not a JOIN + GROUP BY: the database then counts only for the rows of
+    # the page it returns, instead of aggregating the whole queue before sorting and limiting.
+    approvals = (
+        Decision.objects.filter(
+            request=OuterRef("pk"), review_round=OuterRef("review_round"), outcome__in=APPROVING_OUTCOMES
+        )
+        .order_by()
+        .values("request")
+        .annotate(count=Count("pk"))
+        .values("count")
     )
     return (
         DataPullRequest.objects.filter(status=RequestStatus.SUBMITTED, case__status=CaseStatus.OPEN)
         .exclude(requested_by=user)
         .exclude(Exists(on_team) | Exists(grantee) | Exists(decided))
         .select_related("case", "requested_by")
-        .annotate(approval_count=approvals)
+        .annotate(approval_count=Coalesce(Subquery(approvals), 0))
         .order_by("submitted_at", "id")
     )
 

@@ -387,3 +387,37 @@ def test_grant_list_query_count_does_not_grow(open_case, lead, second_reviewer, 
     page = client.get(url).content.decode()
     assert page.count("Grant ") >= 12
     assert _count(client, url) == few
+
+
+def _queue_rows(page: str) -> list[str]:
+    import re
+
+    return re.findall(r"Request (\d+)</a>", page)
+
+
+def test_review_queue_pages_hold_25_in_submission_order(open_case, lead, reviewer, store, client):
+    client.force_login(reviewer)
+    url = reverse("investigations:review_queue")
+    submitted = [
+        actions.request_submit(actor=lead, request=file_request(open_case, lead, subjects=(str(n % 40 + 1),))).pk
+        for n in range(27)
+    ]
+    first = client.get(url).content.decode()
+    second = client.get(url, {"page": "2"}).content.decode()
+    assert _queue_rows(first) == [str(pk) for pk in submitted[:25]]
+    assert _queue_rows(second) == [str(pk) for pk in submitted[25:]]
+    assert '?page=2" rel="next"' in first and 'rel="prev"' not in first
+    assert '?page=1" rel="prev"' in second and 'rel="next"' not in second
+    for bad in ("x", "", "1e3"):  # nonsense is page 1, never an error
+        assert _queue_rows(client.get(url, {"page": bad}).content.decode()) == _queue_rows(first)
+    for beyond in ("0", "-1", "99999999999999999999"):  # out of range is the last page, never an error
+        assert _queue_rows(client.get(url, {"page": beyond}).content.decode()) == _queue_rows(second)
+    assert _count(client, url) == _count(client, url + "?page=2")
+
+
+def test_review_queue_shows_approvals_so_far(protected_request, reviewer, second_reviewer, client):
+    url = reverse("investigations:review_queue")
+    client.force_login(second_reviewer)
+    assert "0 of 2 (one senior)" in client.get(url).content.decode()
+    actions.request_decide(actor=reviewer, request=protected_request, outcome="approve")
+    assert "1 of 2 (one senior)" in client.get(url).content.decode()
