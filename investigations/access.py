@@ -23,6 +23,7 @@ from accounts.models import User
 from audit.access import is_auditor
 from audit.actions import Action
 
+from .gateway import DIRECT_KINDS
 from .models import (
     Alert,
     Case,
@@ -378,6 +379,25 @@ def queries_visible_to(user: User) -> QuerySet[DataQuery]:
 def get_query_for(user: User, pk) -> DataQuery:
     """The query ``pk`` if ``user`` may see its record (else 404)."""
     return _get_visible(queries_visible_to(user), pk)
+
+
+def hidden_subjects(user: User, request: DataPullRequest) -> set[str]:
+    """Subjects of ``request`` that ``user`` may not see yet.
+
+    An account found through an email, phone, IP or device is itself user data (who used that
+    IP), read before anyone approved anything. Until the request is approved, only legal
+    reviewers off the case team see those accounts; the team sees the accounts it named
+    directly and how many others were found. Once approved, the grant's scope names them all.
+    """
+    if request.status == RequestStatus.APPROVED or sees_protection_detail(user, request):
+        return set()
+    direct = {
+        str(account)
+        for entry in request.subject_inputs
+        if entry.get("kind") in DIRECT_KINDS
+        for account in entry.get("accounts", [])
+    }
+    return {str(subject) for subject in request.subjects} - direct
 
 
 # --- oversight alerts and grant reports -----------------------------------------------------

@@ -68,6 +68,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "decisions": decisions,
         "grant": grant,
         "still_needed": actions.approvals_still_needed(pull) if pull.status == RequestStatus.SUBMITTED else "",
+        "hidden_subjects": access.hidden_subjects(request.user, pull),
         **_protection(request.user, pull),
         **access.request_flags(request.user, pull),
     }

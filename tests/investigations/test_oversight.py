@@ -425,3 +425,29 @@ def test_admin_changes_the_registry_through_the_actions(admin_user, client):
     assert client.post(delete, {"post": "yes"}).status_code == 302
     (removed,) = events(Action.PROTECTED_SUBJECT_REMOVED)
     assert removed.details["account_id"] == 77
+
+
+def test_the_team_does_not_learn_who_used_an_ip_before_approval(
+    open_case, lead, member, press, reviewer, second_reviewer, senior_reviewer, client
+):
+    """Resolving an IP is itself a read of user data: until legal approves, the case team sees
+    the accounts it named directly and not the ones the IP led to."""
+    request = file_request(open_case, lead, subjects=[IP, "2"])
+    actions.request_submit(actor=lead, request=request)
+    url = reverse("investigations:request_detail", args=[request.pk])
+    for person in (lead, member):
+        client.force_login(person)
+        page = client.get(url).content.decode()
+        assert str(JOURNALIST) not in page and str(COLLEAGUE) not in page, person
+        assert "reached through an email, phone, IP or device" in page
+    client.force_login(reviewer)  # legal off the team sees whom the request reaches
+    page = client.get(url).content.decode()
+    assert str(JOURNALIST) in page and str(COLLEAGUE) in page
+    request.refresh_from_db()
+    for approver in (reviewer, senior_reviewer):
+        if request.status == "submitted":
+            actions.request_decide(actor=approver, request=request, outcome="approve")
+            request.refresh_from_db()
+    assert request.status == "approved"
+    client.force_login(lead)  # approved: the grant's frozen scope names every account
+    assert str(JOURNALIST) in client.get(url).content.decode()
