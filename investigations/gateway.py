@@ -281,6 +281,8 @@ class Extract:
     truncated: bool
     dropped_rows: int = 0
     dropped_owners: tuple[int, ...] = ()
+    # The account each returned row is about (parallel to ``rows``), for per-subject counts.
+    owners: tuple[int, ...] = ()
 
 
 def refusal(*, grant: Grant, user, parameters: QueryParameters, at: datetime) -> DenialReason | None:
@@ -362,12 +364,13 @@ def read_rows(*, grant: Grant, parameters: QueryParameters) -> Extract:
             .values_list(owner_column(category.model), *category.fields)[: cap + 1]
         )
     allowed = set(subjects)
-    kept = [row[1:] for row in found if row[0] in allowed]
+    kept = [row for row in found if row[0] in allowed]
     outside = [row[0] for row in found if row[0] not in allowed]
-    rows = [[_cell(value) for value in row] for row in kept[:cap]]
+    rows = [[_cell(value) for value in row[1:]] for row in kept[:cap]]
     return Extract(
         columns=list(category.fields),
         rows=rows,
+        owners=tuple(row[0] for row in kept[:cap]),
         truncated=len(found) > cap,
         dropped_rows=len(outside),
         dropped_owners=tuple(sorted(set(outside))),

@@ -241,17 +241,16 @@ def _record_start(query: DataQuery, token: int) -> None:
         )
 
 
-def rows_by_subject(category: str, extract: gateway.Extract) -> dict[str, int]:
+def rows_by_subject(extract: gateway.Extract) -> dict[str, int]:
     """Rows per subject account, for the scope-diff report: counts, never the rows themselves."""
-    column = extract.columns.index(CATEGORIES[category].subject_field)
-    counts = Counter(str(row[column]) for row in extract.rows)
+    counts = Counter(str(owner) for owner in extract.owners)
     return dict(sorted(counts.items()))
 
 
 def _store(query: DataQuery, token: int, extract: gateway.Extract) -> None:
     """Completion and result in one transaction: the result exists only if completion is recorded."""
     digest = gateway.result_digest(extract.columns, extract.rows)
-    per_subject = rows_by_subject(query.category, extract)
+    per_subject = rows_by_subject(extract)
     with transaction.atomic():
         if not _finish(
             query,

@@ -232,7 +232,7 @@ def test_tripwire_event_raises_a_critical_alert(succeeded_query, wide_grant):
         wide_grant,
         succeeded_query.user,
     )
-    assert alert.details == {"dropped_rows": 4, "protected_accounts": [9], "category": "ip_logs"}
+    assert alert.details == {"dropped_rows": 4, "protected_accounts": [9], "other_accounts": 0, "category": "ip_logs"}
 
 
 # --- the scan: idempotent, fails closed, enqueued on commit ----------------------------------

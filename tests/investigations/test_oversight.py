@@ -15,8 +15,11 @@ from django.utils import timezone
 from audit.actions import Action
 from audit.models import AuditEvent
 from investigations import actions, gateway
+from investigations.actions.oversight import alerts_scan
 from investigations.errors import QueryDenied
 from investigations.models import (
+    Alert,
+    AlertKind,
     DataPullRequest,
     Decision,
     DenialReason,
@@ -278,6 +281,11 @@ def test_tripwire_drops_rows_of_a_protected_account_and_records_it(active_grant,
     assert tripwire.details["dropped_rows"] >= 1
     assert tripwire.details["category"] == "ip_logs" and tripwire.details["grant_id"] == active_grant.pk
     assert query.row_count == len(query.result.rows)
+    # Oversight hears of it: the alert scan turns the event into a critical alert.
+    alerts_scan()
+    (alert,) = Alert.objects.filter(kind=AlertKind.TRIPWIRE)
+    assert alert.severity == "critical" and alert.query_id == query.pk and alert.grant_id == active_grant.pk
+    assert alert.details["protected_accounts"] == [JOURNALIST]
 
 
 def test_no_tripwire_on_a_correct_catalogue(active_grant, lead, journalist):
