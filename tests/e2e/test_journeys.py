@@ -49,7 +49,7 @@ def test_journeys_1_to_6_case_to_audit(
         journey.nav("New case")
         page.get_by_label("Title", exact=True).fill("Leak of the board minutes")
         page.get_by_label("Allegation", exact=True).fill("The March board minutes reached a newspaper.")
-        page.get_by_label("Type", exact=True).select_option("leak")
+        page.get_by_label("Type", exact=True).select_option("fraud")
         page.get_by_label("Purpose", exact=True).fill("Find which internal account forwarded the minutes.")
         page.get_by_role("button", name="Open case").click()
         expect(page.get_by_role("status")).to_contain_text("waits for legal approval")
@@ -180,7 +180,7 @@ def test_journey_7_protected_subject_needs_a_senior_second_approval(
     page = journey.page
     actions.protected_subject_add(actor=admin_user, account_id=1, category="journalist")
     case = open_case_for(lead, second_reviewer)
-    pull = actions.request_submit(actor=lead, request=file_request(case, lead))
+    pull = actions.request_submit(actor=lead, request=file_request(case, lead, legal_basis="legal_process"))
     assert pull.is_protected
 
     def approve_with_confirmation(username: str) -> None:

@@ -39,7 +39,7 @@ def test_worker_raises_and_emails_the_alert_and_writes_the_report(
     celery_worker_process, auditor, admin_user, open_case, lead, reviewer, second_reviewer, store
 ):
     actions.protected_subject_add(actor=admin_user, account_id=1, category="journalist")
-    request = actions.request_submit(actor=lead, request=file_request(open_case, lead))
+    request = actions.request_submit(actor=lead, request=file_request(open_case, lead, legal_basis="legal_process"))
     # Nobody calls the scan here: request_submit enqueued it on commit and the worker runs it.
     alert = wait_for(
         lambda: Alert.objects.filter(kind=AlertKind.PROTECTED_REQUEST_SUBMITTED, request=request).first(),

@@ -38,9 +38,9 @@ def nav_labels(page: str) -> list[str]:
     [
         ("lead", ["My cases", "New case", "My grants"]),
         ("reviewer", ["Review queue", "Cases to approve", "Decisions"]),
-        ("senior_reviewer", ["Review queue", "Cases to approve", "Decisions"]),
-        ("auditor", ["Audit trail", "Verification"]),
-        ("admin_user", ["Users", "Protected subjects", "Admin"]),
+        ("senior_reviewer", ["Review queue", "Cases to approve", "Decisions", "Protected subjects"]),
+        ("auditor", ["Audit trail", "Verification", "Alerts", "Scope reports"]),
+        ("admin_user", ["Users", "Protected subjects", "Schedules", "Admin"]),
         ("outsider", []),
     ],
 )
@@ -277,7 +277,8 @@ def test_protected_approval_needs_a_confirmation_that_names_oversight(
     with django_capture_on_commit_callbacks(execute=True):
         alerts_scan()  # what the worker runs on commit of the decision
     oversight = [message for message in mail.outbox if "oversight@example.org" in message.to]
-    assert len(oversight) == 1 and "approve_narrowed" in oversight[0].body
+    decided = [message for message in oversight if "approve_narrowed" in message.body]
+    assert len(decided) == 1 and "decided" in decided[0].subject.lower()
     client.force_login(senior_reviewer)
     assert client.post(url, {"outcome": "approve"}).status_code == 200  # confirmation again
     assert not Grant.objects.exists()
