@@ -90,12 +90,14 @@ def expiry_sweep() -> Result:
         baseline_times,
         subject_times,
         target="≥ 100× faster; statements independent of N",
-        check=lambda ratio: ratio >= 100 and len(statements) < 100,
+        check=lambda ratio: ratio >= 100 and len(statements) <= 12 * -(-count // 1000),
         note=(
-            f"{len(statements)} statements for {count} grants. The sweep marks grants and drops permissions "
-            "set-wise, but appends one ledger event per grant with its own statement (audit.record); the "
-            "per-row loop it is compared with records no events at all. A batched append (`audit.record_many`, "
-            "being added on another branch) is what would make the statement count independent of N."
+            f"{len(statements)} statements for {count} grants: about ten per batch of 1,000 whatever N "
+            "(one UPDATE marks the batch, one DELETE per permission table, and `audit.record_many` chains the "
+            "batch's events with one head lock, one multi-row INSERT and one head update). The per-row loop it "
+            "is compared with writes no audit events; the sweep writes and hashes one chained event per grant, "
+            "and that dominates its time, so the speed-up stays in single digits: the ratio prices the audit "
+            "trail, not the status update."
         ),
     )
     result.extra["statements"] = len(statements)

@@ -137,7 +137,7 @@ def machine() -> dict:
     info = {
         "cores": os.cpu_count(),
         "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
+        "platform": f"{platform.system()} {platform.machine()}",
         "load_average_at_start": [round(value, 2) for value in os.getloadavg()],
     }
     with connection.cursor() as cursor:
