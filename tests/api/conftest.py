@@ -22,6 +22,7 @@ from tests.investigations.conftest import (  # noqa: F401  (fixtures)
     succeeded_query,
     wide_grant,
 )
+from tests.investigations.test_case_matrix import cast  # noqa: F401  (fixture)
 
 
 @pytest.fixture(autouse=True)

@@ -13,11 +13,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from investigations import actions
 from investigations.models import DataPullRequest, GrantStatus, QueryStatus
 from tests.investigations.conftest import JUSTIFICATION
 from tests.investigations.matrix import check_ledger, events_since, ledger_mark
-from tests.investigations.test_case_matrix import CASE_FIELDS, CELLS, FIXTURE_OF, build_case, cast  # noqa: F401
+from tests.investigations.test_case_matrix import CELLS, FIXTURE_OF, build_case
 from tests.investigations.test_requests_views import PERSONAS, STATES, _expected, _in_state
 
 from .conftest import token_client
@@ -72,7 +71,7 @@ def test_case_matrix_on_the_api(cast, page, state):
         got = str(response.status_code)
         if got != expected:
             failures.append(f"{persona}: expected {expected}, got {got} {response.content[:200]!r}")
-        elif problem := check_ledger(page_expected if page_expected != "login" else "login", events_since(mark)):
+        elif problem := check_ledger(page_expected, events_since(mark)):
             failures.append(f"{persona}: {problem}")
         elif expected in ("403", "404", "409", "401"):
             assert set(response.json()) >= {"detail", "code"}, response.json()
