@@ -1,7 +1,8 @@
 """One error shape for the whole API.
 
-* 400: ``{"field": ["message", ...]}`` (errors not about one field under ``non_field_errors``);
-* 401, 403, 404, 405, 409, 413, 415, 429: ``{"detail": "...", "code": "..."}``; a refused
+* 400: ``{"field": ["message", ...]}`` (errors not about one field, and a body that is not
+  JSON, under ``non_field_errors``);
+* 401, 403, 404, 405, 406, 409, 413, 415, 429: ``{"detail": "...", "code": "..."}``; a refused
   query adds ``"query"``, the id of the attempt's record.
 
 Actions raise Django's ``ValidationError`` (400), ``PermissionDenied`` (403),
@@ -64,6 +65,15 @@ def _translate(exc: Exception) -> Exception:
     return exc
 
 
+def _messages(value, prefix: str = "") -> list[str]:
+    """Nested errors (an item of a list, a key of an object) flattened to one list of strings."""
+    if isinstance(value, dict):
+        return [message for key, inner in value.items() for message in _messages(inner, f"{prefix}item {key}: ")]
+    if isinstance(value, list | tuple):
+        return [message for inner in value for message in _messages(inner, prefix)]
+    return [f"{prefix}{value}"]
+
+
 def _code(exc: exceptions.APIException) -> str:
     codes = exc.get_codes()
     return codes if isinstance(codes, str) else exc.default_code
@@ -75,8 +85,11 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if response is None:
         return None  # a real server error: Django's 500 handling and logging take over
     if isinstance(exc, exceptions.ValidationError):
-        if not isinstance(response.data, dict):
-            response.data = {NON_FIELD: response.data}
+        data = response.data if isinstance(response.data, dict) else {NON_FIELD: response.data}
+        response.data = {str(field): _messages(value) for field, value in data.items()}
+        return response
+    if isinstance(exc, exceptions.ParseError):  # a 400 like any other: what was wrong with the body
+        response.data = {NON_FIELD: [str(exc.detail)]}
         return response
     body = {"detail": str(exc.detail), "code": _code(exc)}
     if getattr(exc, "query_id", None) is not None:

@@ -13,6 +13,7 @@ ERROR_DESCRIPTIONS = {
     "404": "Not found, or not visible to the caller.",
     "409": "Not allowed in the object's current state.",
     "413": "The request body is too large.",
+    "415": "The body is not JSON (send Content-Type: application/json).",
     "429": "Throttled: retry after the Retry-After header's seconds.",
 }
 
@@ -23,7 +24,7 @@ class CustosAutoSchema(AutoSchema):
         if self.method in ("POST", "PUT", "PATCH", "DELETE"):
             codes.append("409")
         if self.method in ("POST", "PUT", "PATCH"):
-            codes.append("413")
+            codes += ["413", "415"]
         if self.view.get_throttles():
             codes.append("429")
         return codes

@@ -242,7 +242,7 @@ def test_case_input_errors(lead):
         "non_field_errors": ["Send a JSON object."]
     }
     response = client.generic("POST", "/api/v1/cases/", "{not json", content_type="application/json")
-    assert response.status_code == 400 and response.json()["code"] == "parse_error"
+    assert response.status_code == 400 and "JSON parse error" in response.json()["non_field_errors"][0]
     assert snapshot() == before
     response = client.post("/api/v1/cases/", CASE_BODY, format="json")
     assert response.status_code == 201 and response.json()["status"] == "pending_approval"
@@ -469,3 +469,13 @@ def test_verify_reports_a_broken_chain_and_alerts(auditor, active_grant):
     body = client.get("/api/v1/audit/verify/").json()
     assert body["ok"] is False and body["first_bad_seq"] == head.seq + 1 and "truncated" in body["reason"]
     assert mail.outbox and "FAILED" in mail.outbox[-1].subject
+
+
+def test_errors_inside_lists_are_flat_messages(lead, open_case):
+    body = request_body(open_case.pk, categories=[{}], subjects=[])
+    response = token_client(lead).post("/api/v1/requests/", body, format="json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "subjects": ["This list may not be empty."],
+        "categories": ['item 0: "{}" is not a valid choice.'],
+    }
