@@ -336,7 +336,7 @@ def test_a_refused_query_is_403_with_its_code_and_recorded(lead, active_grant):
 
 def test_a_query_on_an_expired_grant_is_refused_whatever_the_expiry_task_did(lead, active_grant):
     Grant.objects.filter(pk=active_grant.pk).update(
-        starts_at=F("starts_at") - timedelta(days=2), expires_at=timezone.now() - timedelta(seconds=1)
+        starts_at=F("starts_at") - timedelta(days=2), expires_at=timezone.now() - timedelta(hours=1)
     )
     client = token_client(lead)
     assert client.get(f"/api/v1/grants/{active_grant.pk}/").json()["status"] == GrantStatus.EXPIRED
