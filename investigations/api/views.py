@@ -18,6 +18,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.fields import empty
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
@@ -289,7 +290,10 @@ class RequestViewSet(ChokepointViewSet):
 
     def create(self, request: Request) -> Response:
         data = request.data if isinstance(request.data, dict) else {}
-        case_id = s.RequestWriteSerializer().fields["case"].run_validation(data.get("case"))
+        try:  # the case first: who may file on it is decided before the body is looked at
+            case_id = s.RequestWriteSerializer().fields["case"].run_validation(data.get("case", empty))
+        except ValidationError as error:
+            raise ValidationError({"case": error.detail}) from error
         case = access.get_case_for(request.user, case_id, perm="file_request")
         values = _body(request, s.RequestWriteSerializer)
         values.pop("case")

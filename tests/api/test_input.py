@@ -479,3 +479,13 @@ def test_errors_inside_lists_are_flat_messages(lead, open_case):
         "subjects": ["This list may not be empty."],
         "categories": ['item 0: "{}" is not a valid choice.'],
     }
+
+
+def test_a_request_names_its_case(lead, open_case, other_investigator):
+    body = request_body(open_case.pk)
+    body.pop("case")
+    response = token_client(lead).post("/api/v1/requests/", body, format="json")
+    assert response.status_code == 400 and response.json() == {"case": ["This field is required."]}
+    response = token_client(other_investigator).post("/api/v1/requests/", request_body(open_case.pk), format="json")
+    assert response.status_code == 404  # a case the caller may not see is not there
+    assert not DataPullRequest.objects.exists()
