@@ -51,6 +51,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "guardian",
     "django_celery_beat",
+    "rest_framework",
+    "knox",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "audit",
     "userdata",
     "accounts",
@@ -329,6 +333,65 @@ AUDIT_VERIFY_KEYS = env.list("AUDIT_VERIFY_KEYS", default=[])
 AUDIT_CHECKPOINT_DIR = Path(env.str("AUDIT_CHECKPOINT_DIR", default=str(VAR_DIR / "checkpoints")))
 # The log's identity, signed into every checkpoint and checked by the verifier.
 AUDIT_LOG_ORIGIN = env.str("AUDIT_LOG_ORIGIN", default="custos.audit")
+
+# --- REST API ----------------------------------------------------------------------------
+
+# Throttle counters live in the default cache: on several web processes, point CACHE_URL at
+# Redis (e.g. redis://127.0.0.1:6379/1) so that a limit holds across processes.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://custos")}
+
+REST_FRAMEWORK = {
+    # Token first: an unauthenticated call answers 401 with ``WWW-Authenticate: Token``.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["investigations.api.parsers.BoundedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
+    "DEFAULT_SCHEMA_CLASS": "investigations.api.schema.CustosAutoSchema",
+    "EXCEPTION_HANDLER": "investigations.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "query_submit": env.str("API_THROTTLE_QUERY_SUBMIT", default="30/minute"),
+        "auth_token": env.str("API_THROTTLE_AUTH_TOKEN", default="10/minute"),
+    },
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+# The largest JSON body the API reads; anything longer answers 413 before it is parsed.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
+
+# django-rest-knox: tokens are stored as a SHA-512 digest and expire.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=env.float("API_TOKEN_TTL_HOURS", default=10)),
+    "TOKEN_LIMIT_PER_USER": env.int("API_TOKEN_LIMIT_PER_USER", default=20),
+    "AUTO_REFRESH": False,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Custos API",
+    "DESCRIPTION": (
+        "Cases, data-pull requests, decisions, grants, audited queries and the audit trail, under the "
+        "same permission chokepoints as the pages. Errors: 400 `{field: [message]}`; 401, 403, 404, 409, "
+        "413 and 429 `{detail, code}`."
+    ),
+    "VERSION": CUSTOS_VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "CaseStatusEnum": "investigations.models.case.CaseStatus",
+        "RequestStatusEnum": "investigations.models.request.RequestStatus",
+        "GrantStatusEnum": "investigations.models.grant.GrantStatus",
+        "QueryStatusEnum": "investigations.models.query.QueryStatus",
+        "CategoryEnum": "userdata.catalogue.CATEGORY_CHOICES",
+    },
+}
 
 # --- logging -----------------------------------------------------------------------------
 

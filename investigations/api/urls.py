@@ -1,0 +1,27 @@
+"""``/api/v1/``: the resources, the auditor endpoints and authentication, under one namespace."""
+
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from accounts.api import MeView, TokenCreateView, TokenLogoutView
+from audit.api import EventListView, VerifyView
+
+from . import views
+
+app_name = "api"
+
+router = SimpleRouter()
+router.register("cases", views.CaseViewSet, basename="case")
+router.register("requests", views.RequestViewSet, basename="request")
+router.register("grants", views.GrantViewSet, basename="grant")
+router.register("queries", views.QueryViewSet, basename="query")
+
+urlpatterns = [
+    path("auth/token/", TokenCreateView.as_view(), name="token"),
+    path("auth/logout/", TokenLogoutView.as_view(), name="logout"),
+    path("me/", MeView.as_view(), name="me"),
+    path("reviews/", views.ReviewQueueView.as_view(), name="reviews"),
+    path("audit/events/", EventListView.as_view(), name="audit-events"),
+    path("audit/verify/", VerifyView.as_view(), name="audit-verify"),
+    *router.urls,
+]

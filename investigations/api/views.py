@@ -1,0 +1,501 @@
+"""API views: objects from ``access.py``, validation by the pages' forms, changes by ``actions``.
+
+No permission logic and no state change lives here. The order of checks follows the pages:
+find the object (404), check the caller's right (403, recorded where the page records it),
+check the state (409), validate the body (400), then call the action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from math import ceil
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Q
+from django.http import QueryDict
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.fields import empty
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import Serializer
+from rest_framework.views import APIView
+
+from accounts.models import User
+
+from .. import access, actions
+from ..actions.query import results_problem
+from ..errors import InvalidTransition
+from ..forms.case import CaseForm, CloseForm, MemberAddForm, NoteForm, RejectForm
+from ..forms.query import QueryForm
+from ..forms.request import DecisionForm, OptionalReasonForm, ReasonForm, RequestForm
+from ..models import Case, CaseStatus, DataPullRequest, DataQuery, DecisionOutcome, Grant, RequestStatus
+from ..scope import Scope
+from . import serializers as s
+from .errors import NON_FIELD, form_errors
+from .throttles import QuerySubmitThrottle
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _body(request: Request, serializer_class: type[Serializer], *, partial: bool = False) -> dict:
+    """The body checked for shape; any key the serializer does not accept is refused, not ignored."""
+    data = request.data
+    if not isinstance(data, dict):
+        raise ValidationError({NON_FIELD: ["Send a JSON object."]})
+    allowed = set(serializer_class().fields)
+    unknown = sorted(str(name) for name in data if name not in allowed)
+    if unknown:
+        raise ValidationError({name: [s.SERVER_OWNED] for name in unknown})
+    serializer = serializer_class(data=data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _query_params(request: Request, serializer_class: type[Serializer]) -> dict:
+    known = set(serializer_class().fields)
+    serializer = serializer_class(data={k: v for k, v in request.query_params.items() if k in known})
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _valid(form):
+    """The page's form, on the API's values: the same rules for both."""
+    if not form.is_valid():
+        raise ValidationError(form_errors(form))
+    return form
+
+
+def _conflict_unless(allowed: bool, message: str) -> None:
+    if not allowed:
+        raise InvalidTransition(message)
+
+
+ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
+
+
+class ChokepointViewSet(viewsets.GenericViewSet):
+    """Objects come from ``access.py`` only: there is deliberately no generic ``get_object``."""
+
+    lookup_url_kwarg = "id"
+    lookup_value_regex = "[^/]+"  # anything that is not a visible id is a 404 from the chokepoint
+
+    def get_object(self):  # pragma: no cover - a guard against using DRF's unchecked lookup
+        raise NotImplementedError("use the access.py chokepoints")
+
+
+# --- cases -------------------------------------------------------------------------------
+
+
+def _case_queryset(user: User):
+    return (
+        access.cases_visible_to(user)
+        .select_related("lead", "decided_by")
+        .prefetch_related("members__user")
+        .order_by("-created_at", "-id")
+    )
+
+
+def _case_response(user: User, case: Case, code: int = status.HTTP_200_OK) -> Response:
+    case = access.get_case_for(user, case.pk)
+    context = {"flags": access.case_flags(user, case)}
+    return Response(s.CaseDetailSerializer(case, context=context).data, status=code)
+
+
+CASE_ACTION = {"request": None, "responses": s.CaseDetailSerializer}
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[s.CaseFilterSerializer], summary="Cases visible to the caller"),
+    create=extend_schema(request=s.CaseWriteSerializer, responses={201: s.CaseDetailSerializer}, summary="Open a case"),
+    retrieve=extend_schema(responses=s.CaseDetailSerializer),
+    partial_update=extend_schema(
+        request=s.CaseWriteSerializer, responses=s.CaseDetailSerializer, summary="Edit a case before approval"
+    ),
+)
+class CaseViewSet(ChokepointViewSet):
+    queryset = Case.objects.none()  # for the schema; lists come from cases_visible_to
+    serializer_class = s.CaseSerializer
+
+    def list(self, request: Request) -> Response:
+        filters = _query_params(request, s.CaseFilterSerializer)
+        cases = _case_queryset(request.user)
+        if filters.get("status"):
+            cases = cases.filter(status=filters["status"])
+        if filters.get("q", "").strip():
+            term = filters["q"].strip()
+            cases = cases.filter(Q(reference__icontains=term) | Q(title__icontains=term))
+        page = self.paginate_queryset(cases)
+        return self.get_paginated_response(s.CaseSerializer(page, many=True).data)
+
+    def create(self, request: Request) -> Response:
+        if not request.user.is_investigator:
+            raise PermissionDenied("Only investigators open cases.")
+        form = _valid(CaseForm(_body(request, s.CaseWriteSerializer)))
+        case = actions.case_open(actor=request.user, **form.cleaned_data)
+        return _case_response(request.user, case, status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, id: str) -> Response:
+        return _case_response(request.user, access.get_case_for(request.user, id))
+
+    def partial_update(self, request: Request, id: str) -> Response:
+        case = access.get_case_for(request.user, id, perm="change_case")
+        _conflict_unless(access.case_flags(request.user, case)["can_edit"], "An approved case cannot be edited.")
+        changes = _body(request, s.CaseWriteSerializer, partial=True)
+        current = Case.objects.get(pk=case.pk)
+        data = {name: getattr(current, name) for name in CaseForm._meta.fields} | changes
+        form = _valid(CaseForm(data, instance=current))
+        actions.case_update(actor=request.user, case=case, **form.cleaned_data)
+        return _case_response(request.user, case)
+
+    def _transition(self, request: Request, id: str, change: Callable[..., Case]) -> Response:
+        case = access.get_case_for(request.user, id)
+        change(actor=request.user, case=case)
+        return _case_response(request.user, case)
+
+    @extend_schema(**CASE_ACTION, summary="Legal: approve a pending case")
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, id: str) -> Response:
+        return self._transition(request, id, actions.case_approve)
+
+    @extend_schema(request=s.ReasonSerializer, responses=s.CaseDetailSerializer, summary="Legal: reject a pending case")
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, id: str) -> Response:
+        case = access.get_case_for(request.user, id)
+        if not access.can_review_case(request.user, case):
+            raise access.record_denial(
+                actor=request.user,
+                case=case,
+                perm="reject_case",
+                message="Only a legal reviewer who is not on the case team may reject it.",
+            )
+        _conflict_unless(case.status == CaseStatus.PENDING_APPROVAL, "The case is not pending approval.")
+        form = _valid(RejectForm(_body(request, s.ReasonSerializer)))
+        actions.case_reject(actor=request.user, case=case, reason=form.cleaned_data["reason"])
+        return _case_response(request.user, case)
+
+    @extend_schema(**CASE_ACTION, summary="Lead: send a rejected case back to legal")
+    @action(detail=True, methods=["post"])
+    def resubmit(self, request: Request, id: str) -> Response:
+        return self._transition(request, id, actions.case_resubmit)
+
+    @extend_schema(**CASE_ACTION, summary="Lead: put an open case on hold (its grants stop working)")
+    @action(detail=True, methods=["post"])
+    def hold(self, request: Request, id: str) -> Response:
+        return self._transition(request, id, actions.case_hold)
+
+    @extend_schema(**CASE_ACTION, summary="Lead: resume a case on hold")
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, id: str) -> Response:
+        return self._transition(request, id, actions.case_resume)
+
+    @extend_schema(request=s.SummarySerializer, responses=s.CaseDetailSerializer, summary="Lead: close the case")
+    @action(detail=True, methods=["post"])
+    def close(self, request: Request, id: str) -> Response:
+        case = access.get_case_for(request.user, id, perm="close_case")
+        _conflict_unless(
+            case.status in (CaseStatus.OPEN, CaseStatus.ON_HOLD), f"The case is {case.get_status_display().lower()}."
+        )
+        summary = _body(request, s.SummarySerializer)["summary"]
+        # The page's confirmation box is the browser's way of asking; an API call to close is the intent.
+        form = _valid(CloseForm({"summary": summary, "confirm": True}))
+        actions.case_close(actor=request.user, case=case, summary=form.cleaned_data["summary"])
+        return _case_response(request.user, case)
+
+    @extend_schema(request=s.NoteWriteSerializer, responses={201: s.NoteSerializer}, summary="Team: add a note")
+    @action(detail=True, methods=["post"])
+    def notes(self, request: Request, id: str) -> Response:
+        case = access.get_case_for(request.user, id, perm="add_note")
+        form = _valid(NoteForm(_body(request, s.NoteWriteSerializer)))
+        note = actions.case_add_note(actor=request.user, case=case, text=form.cleaned_data["text"])
+        return Response(s.NoteSerializer(note).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=s.MemberAddSerializer, responses={201: s.CaseDetailSerializer}, summary="Lead: add a team member"
+    )
+    @action(detail=True, methods=["post"])
+    def members(self, request: Request, id: str) -> Response:
+        case = access.get_case_for(request.user, id, perm="manage_team")
+        form = _valid(MemberAddForm(_body(request, s.MemberAddSerializer)))
+        try:
+            actions.case_add_member(actor=request.user, case=case, user=form.cleaned_data["username"])
+        except DjangoValidationError as error:  # the page shows these next to the username too
+            raise ValidationError({"username": error.messages}) from error
+        return _case_response(request.user, case, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("user_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        request=None,
+        responses={204: OpenApiResponse(description="Removed; their access ended at once.")},
+        summary="Lead: remove a team member",
+    )
+    @action(detail=True, methods=["delete"], url_path=r"members/(?P<user_id>[^/]+)")
+    def remove_member(self, request: Request, id: str, user_id: str) -> Response:
+        case = access.get_case_for(request.user, id, perm="manage_team")
+        membership = case.members.select_related("user").filter(user_id=user_id if user_id.isdigit() else 0).first()
+        if membership is None:
+            raise NotFound()
+        actions.case_remove_member(actor=request.user, case=case, user=membership.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- data-pull requests ------------------------------------------------------------------
+
+
+def _request_response(user: User, pull: DataPullRequest, code: int = status.HTTP_200_OK) -> Response:
+    pull = access.get_request_for(user, pull.pk)
+    context = {
+        "flags": access.request_flags(user, pull),
+        "grant_id": access.grants_visible_to(user).filter(request=pull).values_list("pk", flat=True).first(),
+    }
+    return Response(s.RequestDetailSerializer(pull, context=context).data, status=code)
+
+
+def _request_form_data(values: dict) -> dict:
+    """API values in the shape the page's ``RequestForm`` reads (subjects one per line)."""
+    data = dict(values)
+    if isinstance(data.get("subjects"), list):
+        data["subjects"] = "\n".join(data["subjects"])
+    return data
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[s.RequestFilterSerializer], summary="Requests visible to the caller"),
+    create=extend_schema(
+        request=s.RequestWriteSerializer, responses={201: s.RequestDetailSerializer}, summary="File a draft request"
+    ),
+    retrieve=extend_schema(responses=s.RequestDetailSerializer),
+    partial_update=extend_schema(
+        request=s.RequestUpdateSerializer,
+        responses=s.RequestDetailSerializer,
+        summary="Requester: edit a draft or returned request",
+    ),
+)
+class RequestViewSet(ChokepointViewSet):
+    queryset = DataPullRequest.objects.none()
+    serializer_class = s.RequestSerializer
+
+    def list(self, request: Request) -> Response:
+        filters = _query_params(request, s.RequestFilterSerializer)
+        pulls = access.requests_visible_to(request.user).select_related("case", "requested_by")
+        if filters.get("case"):
+            pulls = pulls.filter(case_id=filters["case"])
+        if filters.get("status"):
+            pulls = pulls.filter(status=filters["status"])
+        page = self.paginate_queryset(pulls.order_by("-created_at", "-id"))
+        return self.get_paginated_response(s.RequestSerializer(page, many=True).data)
+
+    def create(self, request: Request) -> Response:
+        data = request.data if isinstance(request.data, dict) else {}
+        try:  # the case first: who may file on it is decided before the body is looked at
+            case_id = s.RequestWriteSerializer().fields["case"].run_validation(data.get("case", empty))
+        except ValidationError as error:
+            raise ValidationError({"case": error.detail}) from error
+        case = access.get_case_for(request.user, case_id, perm="file_request")
+        values = _body(request, s.RequestWriteSerializer)
+        values.pop("case")
+        form = _valid(RequestForm(_request_form_data(values)))
+        pull = actions.request_create(actor=request.user, case=case, **form.action_kwargs())
+        return _request_response(request.user, pull, status.HTTP_201_CREATED)
+
+    def retrieve(self, request: Request, id: str) -> Response:
+        return _request_response(request.user, access.get_request_for(request.user, id))
+
+    def partial_update(self, request: Request, id: str) -> Response:
+        pull = access.get_request_for(request.user, id, perm="edit")
+        _conflict_unless(
+            pull.is_editable, f"The request is {pull.get_status_display().lower()}; it can no longer be edited."
+        )
+        changes = _body(request, s.RequestUpdateSerializer, partial=True)
+        data = RequestForm.initial_from(pull) | _request_form_data(changes)
+        form = _valid(RequestForm(data))
+        actions.request_update(actor=request.user, request=pull, **form.action_kwargs())
+        return _request_response(request.user, pull)
+
+    @extend_schema(request=None, responses=s.RequestDetailSerializer, summary="Requester: send to legal")
+    @action(detail=True, methods=["post"])
+    def submit(self, request: Request, id: str) -> Response:
+        pull = access.get_request_for(request.user, id, perm="submit")
+        actions.request_submit(actor=request.user, request=pull)
+        return _request_response(request.user, pull)
+
+    @extend_schema(
+        request=s.OptionalReasonSerializer, responses=s.RequestDetailSerializer, summary="Withdraw a draft or returned"
+    )
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request: Request, id: str) -> Response:
+        pull = access.get_request_for(request.user, id, perm="withdraw")
+        _conflict_unless(
+            pull.is_editable, f"The request is {pull.get_status_display().lower()}; it cannot be withdrawn."
+        )
+        form = _valid(OptionalReasonForm(_body(request, s.OptionalReasonSerializer)))
+        actions.request_withdraw(actor=request.user, request=pull, reason=form.cleaned_data["reason"])
+        return _request_response(request.user, pull)
+
+    @extend_schema(
+        request=s.DecisionWriteSerializer,
+        responses={201: s.DecisionResultSerializer},
+        summary="Legal: approve (optionally narrowed), reject or return",
+    )
+    @action(detail=True, methods=["post"])
+    def decisions(self, request: Request, id: str) -> Response:
+        pull = access.get_request_for(request.user, id, perm="decide")
+        _conflict_unless(
+            pull.status == RequestStatus.SUBMITTED,
+            f"The request is {pull.get_status_display().lower()}; it cannot be decided.",
+        )
+        form = _valid(_decision_form(pull, _body(request, s.DecisionWriteSerializer)))
+        data = form.cleaned_data
+        narrowed = data["outcome"] == DecisionOutcome.APPROVE_NARROWED
+        decision = actions.request_decide(
+            actor=request.user,
+            request=pull,
+            outcome=data["outcome"],
+            reason=data["reason"],
+            scope=Scope(**form.narrowed_fields()) if narrowed else None,
+            grantees=list(data["grantees"]),
+        )
+        pull.refresh_from_db()
+        body = {
+            "decision": s.DecisionSerializer(decision).data,
+            "request": s.RequestSerializer(pull).data,
+            "grant": access.grants_visible_to(request.user).filter(request=pull).values_list("pk", flat=True).first(),
+            "still_needed": actions.approvals_still_needed(pull) if pull.status == RequestStatus.SUBMITTED else "",
+        }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+SCOPE_FIELDS = ("subjects", "categories", "window_start", "window_end", "duration_hours")
+
+
+def _decision_form(pull: DataPullRequest, values: dict) -> DecisionForm:
+    """The page's ``DecisionForm`` on the API's values; scope fields not given keep the request's."""
+    outcome = values["decision"]
+    narrowing = [name for name in SCOPE_FIELDS if name in values]
+    if narrowing and outcome in (DecisionOutcome.REJECT, DecisionOutcome.RETURN):
+        raise ValidationError({name: ["Only an approval takes a scope."] for name in narrowing})
+    if outcome == DecisionOutcome.APPROVE and narrowing:
+        outcome = DecisionOutcome.APPROVE_NARROWED
+    scope = DecisionForm.initial_from(pull) | {name: values[name] for name in narrowing}
+    data = QueryDict(mutable=True)
+    data["outcome"] = outcome
+    data["reason"] = values.get("reason", "")
+    data.setlist("subjects", [str(subject) for subject in scope["subjects"]])
+    data.setlist("categories", list(scope["categories"]))
+    for name in ("window_start", "window_end"):
+        data[name] = scope[name].isoformat()
+    data["duration_hours"] = str(scope["duration_hours"])
+    data.setlist("grantees", [str(pk) for pk in values.get("grantees", [])])
+    return DecisionForm(data, request=pull, team=_team(pull))
+
+
+def _team(pull: DataPullRequest) -> list[User]:
+    # As the decision page offers them: the active team members other than the requester.
+    members = User.objects.filter(case_memberships__case=pull.case, is_active=True).exclude(pk=pull.requested_by_id)
+    return list(members.order_by("username"))
+
+
+class ReviewQueueView(APIView):
+    @extend_schema(responses=s.ReviewItemSerializer(many=True), summary="Legal: the caller's review queue")
+    def get(self, request: Request) -> Response:
+        if not request.user.is_reviewer:
+            raise PermissionDenied("The review queue is for legal reviewers.")
+        queue = access.review_queue_for(request.user)[:200]
+        return Response(s.ReviewItemSerializer(queue, many=True).data)
+
+
+# --- grants and queries --------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Grants visible to the caller"),
+    retrieve=extend_schema(summary="A grant: frozen scope, grantees, expiry, status"),
+)
+class GrantViewSet(ChokepointViewSet):
+    queryset = Grant.objects.none()
+    serializer_class = s.GrantSerializer
+
+    def list(self, request: Request) -> Response:
+        grants = (
+            access.grants_visible_to(request.user)
+            .select_related("case", "revoked_by")
+            .prefetch_related("grantees")
+            .order_by("-starts_at", "-id")
+        )
+        page = self.paginate_queryset(grants)
+        return self.get_paginated_response(s.GrantSerializer(page, many=True).data)
+
+    def retrieve(self, request: Request, id: str) -> Response:
+        return Response(s.GrantSerializer(access.get_grant_for(request.user, id)).data)
+
+    @extend_schema(request=s.ReasonSerializer, responses=s.GrantSerializer, summary="Revoke now, with a reason")
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, id: str) -> Response:
+        grant = access.get_grant_for(request.user, id, perm="revoke")
+        form = _valid(ReasonForm(_body(request, s.ReasonSerializer)))
+        grant = actions.grant_revoke(actor=request.user, grant=grant, reason=form.cleaned_data["reason"])
+        return Response(s.GrantSerializer(access.get_grant_for(request.user, grant.pk)).data)
+
+    @extend_schema(
+        request=s.QueryWriteSerializer,
+        responses={202: s.QuerySerializer},
+        summary="Grantee: submit a query (202; a refused attempt is 403 with a code, and recorded)",
+    )
+    @action(detail=True, methods=["post"], throttle_classes=[QuerySubmitThrottle])
+    def queries(self, request: Request, id: str) -> Response:
+        grant = access.get_grant_for_query(request.user, id)
+        values = _body(request, s.QueryWriteSerializer)
+        form = _valid(QueryForm(values, grant=grant))
+        query = actions.query_submit(actor=request.user, grant=grant, **form.cleaned_data)
+        return Response(s.QuerySerializer(query).data, status=status.HTTP_202_ACCEPTED)
+
+
+PAGE = OpenApiParameter("page", OpenApiTypes.INT, OpenApiParameter.QUERY, description="1-based page of rows.")
+
+
+class QueryViewSet(ChokepointViewSet):
+    queryset = DataQuery.objects.none()
+    serializer_class = s.QueryDetailSerializer
+
+    @extend_schema(summary="A query's record: status, row count, digest (never the rows)")
+    def retrieve(self, request: Request, id: str) -> Response:
+        query = access.get_query_for(request.user, id)
+        context = {"results_available": results_problem(request.user, query) is None}
+        return Response(s.QueryDetailSerializer(query, context=context).data)
+
+    @extend_schema(parameters=[PAGE], responses=s.ResultsPageSerializer, summary="Grantee: a page of rows (recorded)")
+    @action(detail=True, methods=["get"])
+    def results(self, request: Request, id: str) -> Response:
+        number = _page_number(request)
+        query = access.get_query_for(request.user, id)
+        problem = results_problem(request.user, query)
+        if problem:
+            raise PermissionDenied(problem, code="results_unavailable")
+        pages = max(1, ceil((query.row_count or 0) / query.page_size))
+        if number > pages:
+            raise NotFound(f"There are {pages} pages of rows.")
+        result = actions.results_view(actor=request.user, query=query, page=number)
+        start = (number - 1) * query.page_size
+        link = lambda n: request.build_absolute_uri(f"?page={n}") if 1 <= n <= pages else None  # noqa: E731
+        body = {
+            "count": len(result.rows),
+            "page": number,
+            "num_pages": pages,
+            "next": link(number + 1),
+            "previous": link(number - 1),
+            "truncated": query.truncated,
+            "digest": query.digest,
+            "columns": result.columns,
+            "results": result.rows[start : start + query.page_size],
+        }
+        return Response(body)
+
+
+def _page_number(request: Request) -> int:
+    raw = request.query_params.get("page", "1")
+    if not raw.isdigit() or not 1 <= int(raw) < 2**31:
+        raise ValidationError({"page": ["A page number: a whole number from 1."]})
+    return int(raw)
