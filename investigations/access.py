@@ -389,7 +389,7 @@ def hidden_subjects(user: User, request: DataPullRequest) -> set[str]:
     reviewers off the case team see those accounts; the team sees the accounts it named
     directly and how many others were found. Once approved, the grant's scope names them all.
     """
-    if request.status == RequestStatus.APPROVED or sees_protection_detail(user, request):
+    if request.status == RequestStatus.APPROVED:
         return set()
     direct = {
         str(account)
@@ -397,7 +397,10 @@ def hidden_subjects(user: User, request: DataPullRequest) -> set[str]:
         if entry.get("kind") in DIRECT_KINDS
         for account in entry.get("accounts", [])
     }
-    return {str(subject) for subject in request.subjects} - direct
+    indirect = {str(subject) for subject in request.subjects} - direct
+    if not indirect or sees_protection_detail(user, request):  # the team check only when it matters
+        return set()
+    return indirect
 
 
 # --- oversight alerts and grant reports -----------------------------------------------------

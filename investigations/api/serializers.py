@@ -16,6 +16,7 @@ from rest_framework import serializers
 from accounts.models import User
 from userdata.catalogue import CATEGORY_CHOICES
 
+from .. import access
 from ..models import (
     Case,
     CaseMember,
@@ -182,7 +183,11 @@ class DecisionSerializer(serializers.ModelSerializer):
 class RequestSerializer(serializers.ModelSerializer):
     case_reference = serializers.CharField(source="case.reference", read_only=True)
     requested_by = UserRefSerializer(read_only=True)
-    subjects = serializers.ListField(child=serializers.IntegerField(), read_only=True, help_text="Account ids.")
+    subjects = serializers.SerializerMethodField(
+        help_text="Account ids. Accounts reached through an email, phone, IP or device are withheld from the "
+        "case team until the request is approved (counted in subjects_withheld), as on the request page."
+    )
+    subjects_withheld = serializers.SerializerMethodField()
     categories = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
@@ -194,6 +199,7 @@ class RequestSerializer(serializers.ModelSerializer):
             "requested_by",
             "status",
             "subjects",
+            "subjects_withheld",
             "categories",
             "window_start",
             "window_end",
@@ -209,6 +215,20 @@ class RequestSerializer(serializers.ModelSerializer):
             "decided_at",
         ]
         read_only_fields = fields
+
+
+    def _hidden(self, obj: DataPullRequest) -> set[str]:
+        # Without a request in the context nobody is known to be entitled: withhold (fail closed).
+        user = self.context.get("user") or getattr(self.context.get("request"), "user", None)
+        return access.hidden_subjects(user, obj)
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_subjects(self, obj: DataPullRequest) -> list[int]:
+        hidden = self._hidden(obj)
+        return [int(subject) for subject in obj.subjects if str(subject) not in hidden]
+
+    def get_subjects_withheld(self, obj: DataPullRequest) -> int:
+        return len(self._hidden(obj))
 
 
 class RequestFlagsSerializer(serializers.Serializer):

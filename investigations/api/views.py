@@ -248,6 +248,7 @@ class CaseViewSet(ChokepointViewSet):
 def _request_response(user: User, pull: DataPullRequest, code: int = status.HTTP_200_OK) -> Response:
     pull = access.get_request_for(user, pull.pk)
     context = {
+        "user": user,
         "flags": access.request_flags(user, pull),
         "grant_id": access.grants_visible_to(user).filter(request=pull).values_list("pk", flat=True).first(),
     }
@@ -286,7 +287,7 @@ class RequestViewSet(ChokepointViewSet):
         if filters.get("status"):
             pulls = pulls.filter(status=filters["status"])
         page = self.paginate_queryset(pulls.order_by("-created_at", "-id"))
-        return self.get_paginated_response(s.RequestSerializer(page, many=True).data)
+        return self.get_paginated_response(s.RequestSerializer(page, many=True, context={"user": request.user}).data)
 
     def create(self, request: Request) -> Response:
         data = request.data if isinstance(request.data, dict) else {}
@@ -361,7 +362,7 @@ class RequestViewSet(ChokepointViewSet):
         pull.refresh_from_db()
         body = {
             "decision": s.DecisionSerializer(decision).data,
-            "request": s.RequestSerializer(pull).data,
+            "request": s.RequestSerializer(pull, context={"user": request.user}).data,
             "grant": access.grants_visible_to(request.user).filter(request=pull).values_list("pk", flat=True).first(),
             "still_needed": actions.approvals_still_needed(pull) if pull.status == RequestStatus.SUBMITTED else "",
         }

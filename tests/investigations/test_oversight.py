@@ -459,3 +459,17 @@ def test_the_team_does_not_learn_who_used_an_ip_before_approval(
     assert request.status == "approved"
     client.force_login(lead)  # approved: the grant's frozen scope names every account
     assert str(JOURNALIST) in client.get(url).content.decode()
+
+
+def test_the_api_withholds_the_same_accounts_as_the_page(open_case, lead, press, reviewer):
+    from tests.api.conftest import token_client
+
+    request = file_request(open_case, lead, subjects=[IP, "2"])
+    actions.request_submit(actor=lead, request=request)
+    url = f"/api/v1/requests/{request.pk}/"
+    team_view = token_client(lead).get(url).json()
+    assert team_view["subjects"] == [2] and team_view["subjects_withheld"] == 2
+    listed = token_client(lead).get("/api/v1/requests/").json()
+    assert str(JOURNALIST) not in str(listed) and str(COLLEAGUE) not in str(listed)
+    legal_view = token_client(reviewer).get(url).json()
+    assert sorted(legal_view["subjects"]) == sorted([2, JOURNALIST, COLLEAGUE]) and legal_view["subjects_withheld"] == 0
