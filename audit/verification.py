@@ -6,19 +6,28 @@ the database formats ``occurred_at`` with the same ``to_char`` the append uses, 
 datetime is parsed or formatted in Python; the canonical JSON of the payload is encoded
 with one encoder built once. The encoding is the ledger's (``audit.ledger``); a test pins
 this loop to ``audit.ledger.hash_values``.
+
+A large ledger on PostgreSQL is verified in seq ranges by worker processes (see
+``_check_in_parallel``): every row stores its ``prev_hash``, so each range checks its own links
+with the same loop, and the parent checks where the ranges meet. The outcome is the one the
+single loop gives, failures included.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import itertools
 import json
 import json.scanner
+import multiprocessing
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from tqdm import tqdm
 
 from . import checkpoints as checkpoint_store
@@ -26,6 +35,16 @@ from .ledger import EVENT_DOMAIN, GENESIS_HASH, HASHED_FIELDS, PAYLOAD_DOMAIN, P
 from .models import AuditEvent, ChainHead
 
 CHUNK_SIZE = 10_000
+LAST_SEQ = 2**63 - 1  # bigint's largest: "to the end of the table"
+# Below this many events a single process is faster than starting workers.
+PARALLEL_MIN_EVENTS = 20_000
+# Ranges per worker: a worker that finishes early takes the next range instead of idling.
+RANGES_PER_WORKER = 2
+
+GAP = "sequence gap: expected {expected}, found {found} (events missing)"
+BROKEN_LINK = "prev_hash does not match the previous event's hash (deleted, inserted or reordered)"
+HASH_MISMATCH = "hash mismatch: the event's content was changed"
+BACK_DATED = "timestamp earlier than the previous event's (back-dated)"
 
 
 @dataclass(frozen=True)
@@ -66,27 +85,27 @@ class ChainBroken(Exception):
 # decoded JSON. On PostgreSQL the time is formatted by the same expression the append hashes.
 _POSTGRES_ROWS = """
 SELECT seq, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), {payload}, prev_hash, hash
-  FROM audit_auditevent WHERE seq >= %s ORDER BY seq
+  FROM audit_auditevent WHERE seq >= %s AND seq <= %s ORDER BY seq
 """.format(payload=", ".join(PAYLOAD_FIELDS))
 
 
-def _rows(from_seq: int) -> Iterator[Sequence]:
+def _rows(from_seq: int, to_seq: int = LAST_SEQ) -> Iterator[Sequence]:
     if connection.vendor == "postgresql":
-        return _postgres_rows(from_seq)
-    return _orm_rows(from_seq)
+        return _postgres_rows(from_seq, to_seq)
+    return _orm_rows(from_seq, to_seq)
 
 
-def _orm_rows(from_seq: int) -> Iterator[tuple]:
+def _orm_rows(from_seq: int, to_seq: int) -> Iterator[tuple]:
     columns = (*HASHED_FIELDS, "hash")
-    queryset = AuditEvent.objects.filter(seq__gte=from_seq).order_by("seq").values_list(*columns)
+    queryset = AuditEvent.objects.filter(seq__gte=from_seq, seq__lte=to_seq).order_by("seq").values_list(*columns)
     for row in queryset.iterator(chunk_size=CHUNK_SIZE):
         yield (row[0], format_time(row[1]), *row[2:])
 
 
-def _postgres_rows(from_seq: int) -> Iterator[tuple]:
+def _postgres_rows(from_seq: int, to_seq: int) -> Iterator[tuple]:
     """Raw rows: Django's psycopg setup hands ``details`` (jsonb) over as text; the loop decodes it."""
     with connection.chunked_cursor() as cursor:
-        cursor.execute(_POSTGRES_ROWS, [from_seq])
+        cursor.execute(_POSTGRES_ROWS, [from_seq, to_seq])
         while chunk := cursor.fetchmany(CHUNK_SIZE):
             yield from chunk
 
@@ -132,10 +151,12 @@ def _starting_point(from_seq: int) -> tuple[str, str | None]:
 
 def _check_rows(
     rows: Iterable[Sequence], from_seq: int, prev_hash: str, prev_time: str | None, anchors: dict[int, tuple[str, str]]
-) -> tuple[int, int, str]:
-    """Check every row in order; returns (count, last seq, last hash) or raises ChainBroken.
+) -> tuple[int, int, str, str | None]:
+    """Check every row in order; returns (count, last seq, last hash, last time) or raises ChainBroken.
 
-    Times are compared as canonical text (fixed width, so text order is time order).
+    Times are compared as canonical text (fixed width, so text order is time order). With
+    ``prev_time`` None the first row's time is not compared (nothing before it, or the
+    caller compares it).
     """
     sha256, encode, decode = hashlib.sha256, _payload_encoder(), _json_decoder()
     payload_end, details = 2 + len(PAYLOAD_FIELDS), PAYLOAD_FIELDS.index("details")
@@ -144,20 +165,18 @@ def _check_rows(
         for row in rows:
             seq, occurred_at, stored_prev, stored_hash = row[0], row[1], row[-2], row[-1]
             if seq != expected_seq:
-                raise ChainBroken(expected_seq, f"sequence gap: expected {expected_seq}, found {seq} (events missing)")
+                raise ChainBroken(expected_seq, GAP.format(expected=expected_seq, found=seq))
             if stored_prev != prev_hash:
-                raise ChainBroken(
-                    seq, "prev_hash does not match the previous event's hash (deleted, inserted or reordered)"
-                )
+                raise ChainBroken(seq, BROKEN_LINK)
             values = list(row[2:payload_end])
             if type(values[details]) is str:
                 values[details] = decode(values[details])
             payload = PAYLOAD_DOMAIN + encode(values).encode("ascii")
             message = f"{EVENT_DOMAIN}\n{stored_prev}\n{seq}\n{occurred_at}\n{sha256(payload).hexdigest()}"
             if sha256(message.encode("ascii")).hexdigest() != stored_hash:
-                raise ChainBroken(seq, "hash mismatch: the event's content was changed")
+                raise ChainBroken(seq, HASH_MISMATCH)
             if prev_time is not None and occurred_at < prev_time:
-                raise ChainBroken(seq, "timestamp earlier than the previous event's (back-dated)")
+                raise ChainBroken(seq, BACK_DATED)
             anchor = anchors.get(seq)
             if anchor is not None and anchor[0] != stored_hash:
                 raise ChainBroken(seq, f"hash differs from the {anchor[1]} (chain rewritten)")
@@ -166,16 +185,23 @@ def _check_rows(
     except ChainBroken as error:
         error.progress = (count, expected_seq - 1, prev_hash)  # what was verified before the break
         raise
-    return count, expected_seq - 1, prev_hash
+    return count, expected_seq - 1, prev_hash, prev_time
 
 
-def verify(*, from_seq: int = 1, checkpoint_dir: Path | str | None = None, progress: bool = False) -> Verification:
+def verify(
+    *,
+    from_seq: int = 1,
+    checkpoint_dir: Path | str | None = None,
+    progress: bool = False,
+    workers: int | None = None,
+) -> Verification:
     """Verify the chain from ``from_seq`` and return the outcome; never raises for tampering.
 
     Fails on: a checkpoint not signed by a trusted key; a sequence gap; a broken prev_hash
     link; a recomputed hash that differs; a timestamp going backwards; a hash differing
     from a signed checkpoint or the chain head; a chain shorter than a checkpoint or the
-    head (truncated tail).
+    head (truncated tail). ``workers`` (default ``AUDIT_VERIFY_WORKERS``) processes share a
+    large ledger on PostgreSQL; the outcome does not depend on their number.
     """
     from_seq = max(1, from_seq)
     directory = Path(checkpoint_dir or settings.AUDIT_CHECKPOINT_DIR)
@@ -189,15 +215,137 @@ def verify(*, from_seq: int = 1, checkpoint_dir: Path | str | None = None, progr
         prev_hash, prev_time = _starting_point(from_seq)
         last_hash = prev_hash
         total = max(0, (head[0] if head else 0) - from_seq + 1)
-        rows = _rows(from_seq)
-        if progress:
-            rows = tqdm(rows, total=total, unit="ev", mininterval=1)
-        count, last_seq, last_hash = _check_rows(rows, from_seq, prev_hash, prev_time, anchors)
+        workers = default_workers() if workers is None else workers
+        ranges = _plan(from_seq, total, workers)
+        if len(ranges) > 1:
+            with tqdm(total=total, unit="ev", mininterval=1, disable=not progress) as bar:
+                count, last_seq, last_hash = _check_in_parallel(ranges, workers, prev_hash, prev_time, anchors, bar)
+        else:
+            rows = _rows(from_seq)
+            if progress:
+                rows = tqdm(rows, total=total, unit="ev", mininterval=1)
+            count, last_seq, last_hash, _ = _check_rows(rows, from_seq, prev_hash, prev_time, anchors)
         _check_length(last_seq, sealed, head)
     except (ChainBroken, checkpoint_store.CheckpointError) as error:
         count, last_seq, last_hash = getattr(error, "progress", (count, last_seq, last_hash))
         return Verification(False, count, last_seq, last_hash, error.seq, error.reason, len(sealed))
     return Verification(True, count, last_seq, last_hash, checkpoints=len(sealed))
+
+
+def default_workers() -> int:
+    return settings.AUDIT_VERIFY_WORKERS or min(os.cpu_count() or 1, 4)
+
+
+def _plan(from_seq: int, total: int, workers: int) -> list[tuple[int, int]]:
+    """Seq ranges (first, last) to check; one range (to the end) unless workers pay off.
+
+    The last range runs to the end of the table, as the single loop does: events past the
+    head are checked too (and then the head anchor names the break).
+    """
+    if workers < 2 or total < max(PARALLEL_MIN_EVENTS, 2) or not _can_fork():
+        return [(from_seq, LAST_SEQ)]
+    parts = min(workers * RANGES_PER_WORKER, total)
+    firsts = [from_seq + total * part // parts for part in range(parts)]
+    return [(first, after - 1) for first, after in itertools.pairwise(firsts)] + [(firsts[-1], LAST_SEQ)]
+
+
+def _can_fork() -> bool:
+    """Workers are forked children that open their own connections, so the parent closes its
+    connections first. That is only harmless outside a transaction: inside one, closing
+    would end it, and the children would not see its uncommitted rows anyway."""
+    if connection.vendor != "postgresql" or "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    if multiprocessing.current_process().daemon:  # e.g. a pool worker: it may not have children
+        return False
+    return not any(db.in_atomic_block for db in connections.all(initialized_only=True))
+
+
+def _check_in_parallel(
+    ranges: list[tuple[int, int]], workers: int, prev_hash: str, prev_time: str | None, anchors: dict, bar: tqdm
+) -> tuple[int, int, str]:
+    """Check the ranges in forked workers, then join them in seq order as the single loop would.
+
+    Fork, not spawn or forkserver: the children start in a fraction of a millisecond with the
+    parent's settings as they are (a test database's name, a checkpoint folder), which a
+    fresh interpreter would have to be told. The parent closes its connections before the
+    fork, so no child inherits a live database session (closing an inherited one would end
+    the parent's session on the server); each child opens its own. The results come back
+    in seq order. The pool is closed and joined, never terminated, even after a failure:
+    a worker killed mid-query would leave its server session running until the query ends.
+    """
+    tasks = [(first, last, {seq: a for seq, a in anchors.items() if first <= seq <= last}) for first, last in ranges]
+    connections.close_all()
+    gc.freeze()  # the children's collector leaves the parent's objects alone (no copy-on-write storm)
+    try:
+        pool = multiprocessing.get_context("fork").Pool(min(workers, len(tasks)))
+    finally:
+        gc.unfreeze()
+    try:
+        return _join(_counted_ranges(pool.imap(_check_range, tasks), bar), ranges[0][0], prev_hash, prev_time)
+    finally:
+        pool.close()
+        pool.join()
+
+
+def _counted_ranges(outcomes: Iterable[tuple | None], bar: tqdm) -> Iterator[tuple | None]:
+    for outcome in outcomes:
+        if outcome is not None:
+            bar.update(outcome[2][0])
+        yield outcome
+
+
+def _check_range(task: tuple[int, int, dict]) -> tuple | None:
+    """In a worker: check one range with ``_check_rows``, its first row taken on trust.
+
+    Returns None for an empty range, else (first row's seq, time, prev_hash; the failure as
+    (seq, reason) or None; (count, last seq, last hash, last time) verified before any
+    failure). The parent checks the first row's link and time against the range before.
+    """
+    first_seq, last_seq, anchors = task
+    try:
+        rows = iter(_rows(first_seq, last_seq))
+        first = next(rows, None)
+        if first is None:
+            return None
+        opening = (first[0], first[1], first[-2])
+        try:
+            done = _check_rows(itertools.chain([first], rows), first_seq, first[-2], None, anchors)
+        except ChainBroken as error:
+            return opening, (error.seq, error.reason), (*error.progress, None)
+        return opening, None, done
+    finally:
+        connections.close_all()
+
+
+def _join(outcomes: Iterable[tuple | None], from_seq: int, prev_hash: str, prev_time: str | None) -> tuple:
+    """Join range outcomes in seq order; the first failure in seq order is the single loop's.
+
+    A range's first row was checked by its worker for everything but its link and its time;
+    those are checked here, in the single loop's order (gap, link, hash, time, anchor).
+    """
+    count, expected = 0, from_seq
+    for outcome in outcomes:
+        if outcome is None:
+            continue
+        (seq, occurred_at, stored_prev), failure, done = outcome
+        try:
+            if seq != expected:
+                raise ChainBroken(expected, GAP.format(expected=expected, found=seq))
+            if stored_prev != prev_hash:
+                raise ChainBroken(seq, BROKEN_LINK)
+            content_changed = failure == (seq, HASH_MISMATCH)
+            if not content_changed and prev_time is not None and occurred_at < prev_time:
+                raise ChainBroken(seq, BACK_DATED)
+        except ChainBroken as error:
+            error.progress = (count, expected - 1, prev_hash)
+            raise
+        range_count, last_seq, last_hash, last_time = done
+        if failure is not None:
+            error = ChainBroken(*failure)  # the range's progress starts where the checks above ended
+            error.progress = (count + range_count, last_seq, last_hash)
+            raise error
+        count, expected, prev_hash, prev_time = count + range_count, last_seq + 1, last_hash, last_time
+    return count, expected - 1, prev_hash
 
 
 def _check_length(last_seq: int, sealed: list, head: tuple | None) -> None:

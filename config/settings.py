@@ -333,6 +333,8 @@ AUDIT_VERIFY_KEYS = env.list("AUDIT_VERIFY_KEYS", default=[])
 AUDIT_CHECKPOINT_DIR = Path(env.str("AUDIT_CHECKPOINT_DIR", default=str(VAR_DIR / "checkpoints")))
 # The log's identity, signed into every checkpoint and checked by the verifier.
 AUDIT_LOG_ORIGIN = env.str("AUDIT_LOG_ORIGIN", default="custos.audit")
+# Processes that verify_audit uses on a large ledger (PostgreSQL). 0: min(CPU count, 4); 1: one.
+AUDIT_VERIFY_WORKERS = env.int("AUDIT_VERIFY_WORKERS", default=0)
 
 # --- REST API ----------------------------------------------------------------------------
 

@@ -56,9 +56,9 @@ PAYLOADS = [
 def test_fast_loop_accepts_a_chain_hashed_by_the_ledger():
     rows = _chain(PAYLOADS)
     assert len(rows[0]) == len(HASHED_FIELDS) + 1
-    assert _check_rows(rows, 1, GENESIS_HASH, None, {}) == (3, 3, rows[-1][-1])
+    assert _check_rows(rows, 1, GENESIS_HASH, None, {}) == (3, 3, rows[-1][-1], rows[-1][1])
     as_text = [(*row[:9], json.dumps(row[9]), *row[10:]) for row in rows]  # details as PostgreSQL hands it over
-    assert _check_rows(as_text, 1, GENESIS_HASH, None, {}) == (3, 3, rows[-1][-1])
+    assert _check_rows(as_text, 1, GENESIS_HASH, None, {}) == (3, 3, rows[-1][-1], rows[-1][1])
 
 
 @pytest.mark.parametrize("field", range(2, 13))

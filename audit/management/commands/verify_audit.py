@@ -16,11 +16,16 @@ class Command(BaseCommand):
         parser.add_argument("--checkpoints", dest="checkpoint_dir", help="directory of signed checkpoints")
         parser.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
         parser.add_argument("--no-progress", dest="progress", action="store_false")
+        parser.add_argument(
+            "--workers", type=int, default=None, help="processes for a large ledger (default AUDIT_VERIFY_WORKERS)"
+        )
 
-    def handle(self, *args, from_seq: int, checkpoint_dir: str | None, progress: bool | None, **options):
+    def handle(
+        self, *args, from_seq: int, checkpoint_dir: str | None, progress: bool | None, workers: int | None, **options
+    ):
         if progress is None:
             progress = sys.stderr.isatty()
-        result = verify(from_seq=from_seq, checkpoint_dir=checkpoint_dir, progress=progress)
+        result = verify(from_seq=from_seq, checkpoint_dir=checkpoint_dir, progress=progress, workers=workers)
         if not result.ok:
             raise CommandError(result.summary())
         self.stdout.write(f"{result.summary()} ({result.checkpoints} signed checkpoints agree)")
