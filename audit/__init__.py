@@ -28,8 +28,11 @@ def record(
     )
 
 
-def record_many(events: Iterable[Mapping[str, Any]]):
-    """Append events (each a dict of ``record``'s keyword arguments) with a fixed number of statements."""
+def record_many(events: Iterable[Mapping[str, Any]], *, returning: bool = True):
+    """Append events (each a dict of ``record``'s keyword arguments) with a fixed number of statements.
+
+    Returns the AuditEvents, or None with ``returning=False`` (cheaper when unused).
+    """
     from .ledger import record_many as _record_many
 
-    return _record_many(events)
+    return _record_many(events, returning=returning)

@@ -308,7 +308,80 @@ def _locked_head() -> tuple[int, str, datetime | None, datetime]:
         return _lock_head()
 
 
-def record_many(events: Iterable[Mapping[str, Any]]) -> list[AuditEvent]:
+# Every event of a record_many() call is cleaned as ``_payload`` cleans it, with the work that
+# does not depend on the event done once per call: the set of known actions (``Action.values``
+# rebuilds the choices on every access) and the request meta when no event brings a request.
+_EVENT_KEYS = frozenset(("action", "actor", "target", "case_reference", "details", "request"))
+
+
+def _payloads(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``_payload(**event)`` for every event (the test suite holds the two equal)."""
+    known = frozenset(Action.values)
+    shared_origin = None
+    payloads = []
+    for event in events:
+        if not event.keys() <= _EVENT_KEYS:
+            raise TypeError(f"unexpected audit event keys: {sorted(event.keys() - _EVENT_KEYS)}")
+        action = event["action"]
+        if action not in known:
+            raise ValueError(f"unknown audit action {action!r}; add it to audit.actions.Action")
+        request = event.get("request")
+        if request is not None:
+            origin = _origin(meta_from_request(request))
+        else:
+            origin = shared_origin = shared_origin or _origin(current_meta())
+        payloads.append(_content(event, str(action), origin))
+    return payloads
+
+
+def _origin(meta) -> tuple[str, str, str]:
+    return clean_text(meta.ip, 64), clean_text(meta.user_agent, 400), clean_text(meta.request_id, 64)
+
+
+def _content(event: Mapping[str, Any], action: str, origin: tuple[str, str, str]) -> dict[str, Any]:
+    actor = event.get("actor")
+    target_type, target_id = _target_parts(event.get("target"))
+    authenticated = actor is not None and getattr(actor, "is_authenticated", False)
+    return {
+        "actor_id": actor.pk if authenticated else None,
+        "actor_ref": str(actor.pk) if authenticated else "",
+        "actor_username": clean_text(actor.get_username(), 150) if authenticated else "",
+        "action": action,
+        "target_type": clean_text(target_type, 100),
+        "target_id": clean_text(target_id, 64),
+        "case_reference": clean_text(event.get("case_reference") or "", 32),
+        "details": clean_details(event.get("details") or {}),
+        "ip": origin[0],
+        "user_agent": origin[1],
+        "request_id": origin[2],
+    }
+
+
+def _insert_postgres(rows: list[list[Any]], occurred_at: datetime) -> None:
+    """One INSERT of many events, their values sent as a single JSON document.
+
+    The statement does not grow with the number of events (Django's multi-row INSERT sends
+    15 parameters per event, each adapted in Python); PostgreSQL unpacks the rows with
+    ``jsonb_array_elements``. ``details`` goes in as the JSON value itself, exactly as
+    ``record`` stores it; every other value as text cast to its column's type.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_POSTGRES_INSERT_MANY, [occurred_at, json.dumps(rows)])
+
+
+_POSTGRES_INSERT_MANY = """INSERT INTO "audit_auditevent" ({columns})
+SELECT (event->>0)::bigint, %s, {values}
+  FROM jsonb_array_elements(%s::jsonb) AS event
+""".format(  # column names are constants; every value is a parameter
+    columns=", ".join(f'"{name}"' for name in (*HASHED_FIELDS, "hash")),
+    values=", ".join(
+        "(event->>1)::bigint" if name == "actor_id" else f"event->{n}" if name == "details" else f"event->>{n}"
+        for n, name in enumerate((*PAYLOAD_FIELDS, "prev_hash", "hash"), start=1)
+    ),
+)
+
+
+def record_many(events: Iterable[Mapping[str, Any]], *, returning: bool = True) -> list[AuditEvent] | None:
     """Append several events, in order, inside the caller's transaction.
 
     ``events`` holds one mapping per event with :func:`record`'s keyword arguments
@@ -324,25 +397,37 @@ def record_many(events: Iterable[Mapping[str, Any]]) -> list[AuditEvent]:
     the previous event's). The head lock serialises this against ``record`` exactly as two
     ``record`` calls are serialised, so the chain cannot fork; if the caller rolls back,
     every event and the head move vanish together. An empty list writes nothing.
+
+    Returns the stored events; with ``returning=False``, None: a caller that does not use
+    them saves building the model instances (about a sixth of the time for 10,000 events).
     """
-    payloads = [_payload(**event) for event in events]
+    payloads = _payloads(events)
     if not payloads:
-        return []
+        return [] if returning else None
     with transaction.atomic(savepoint=False):
         head_seq, prev_hash, head_time, clock = _locked_head()
         moment = max(clock, head_time) if head_time else clock
         occurred_at = format_time(moment)
-        stored = []
+        rows = []
         for seq, payload in enumerate(payloads, start=head_seq + 1):
-            digest = payload_digest([payload[name] for name in PAYLOAD_FIELDS])
-            event_hash = chain_hash(prev_hash, seq, occurred_at, digest)
-            event = _stored(payload, seq, moment, prev_hash, event_hash)
-            event._ledger_append = True
-            stored.append(event)
+            values = [payload[name] for name in PAYLOAD_FIELDS]
+            event_hash = chain_hash(prev_hash, seq, occurred_at, payload_digest(values))
+            rows.append([seq, *values, prev_hash, event_hash])
             prev_hash = event_hash
-        AuditEvent.objects.ledger_insert(stored, rows_per_statement=INSERT_ROWS)
-        last = stored[-1]
-        ChainHead.objects.filter(pk=1).update(
-            seq=last.seq, hash=last.hash, prev_hash=last.prev_hash, occurred_at=moment
-        )
-    return stored
+        postgres = connection.vendor == "postgresql"
+        stored = [_stored_row(row, moment) for row in rows] if returning or not postgres else None
+        if postgres:
+            for start in range(0, len(rows), INSERT_ROWS):
+                _insert_postgres(rows[start : start + INSERT_ROWS], moment)
+        else:
+            AuditEvent.objects.ledger_insert(stored, rows_per_statement=INSERT_ROWS)
+        last = rows[-1]
+        ChainHead.objects.filter(pk=1).update(seq=last[0], hash=last[-1], prev_hash=last[-2], occurred_at=moment)
+    return stored if returning else None
+
+
+def _stored_row(row: list[Any], occurred_at: datetime) -> AuditEvent:
+    """The AuditEvent for a row of ``record_many`` (``HASHED_FIELDS`` order, then ``hash``), as if read back."""
+    event = AuditEvent.from_db(connection.alias, None, [row[0], occurred_at, *row[1:]])
+    event._ledger_append = True
+    return event

@@ -35,7 +35,9 @@ class AuditEventQuerySet(models.QuerySet):
         raise AppendOnlyError("audit events are written only by audit.record() and audit.record_many()")
 
     def ledger_insert(self, events: list[AuditEvent], *, rows_per_statement: int) -> None:
-        """The ledger's multi-row INSERT (``audit.record_many``): one statement per ``rows_per_statement`` events.
+        """The ledger's multi-row INSERT (``record_many`` on SQLite): a statement per ``rows_per_statement`` events.
+
+        On PostgreSQL ``record_many`` sends its rows as one JSON document instead (``audit.ledger``).
 
         Like ``save()``, it refuses events the ledger did not chain itself. ``bulk_create``
         is not used because Django caps SQLite at 999 parameters per statement (66 events),

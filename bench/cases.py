@@ -5,10 +5,13 @@ from __future__ import annotations
 import statistics
 
 from django.db import connection, transaction
+from django.utils import timezone
 
+import audit
+from audit.actions import Action
 from investigations.access import cases_visible_to
 from investigations.actions.lifecycle import grants_expire_due
-from investigations.models import Grant, GrantStatus
+from investigations.models import Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission
 
 from . import fixtures
 from .framework import Result, interleaved, ratio_result, statement_counter
@@ -28,10 +31,10 @@ VERIFY_LIMIT = (
     "per event than CPython does here."
 )
 VISIBLE_LIMIT = (
-    ' Both viewers query the same table of 110,000 cases (one sees 100, the other 1,000), so this '
-    'compares visible-row counts, not table sizes; and the first page takes hundreds of milliseconds for '
-    'either viewer (see the median times): `cases_visible_to` costs O(all cases), not O(visible cases). '
-    'The case list page in `list_views` shows the same (about a second per page in that database).'
+    " Both viewers query the same table of 110,000 cases (one sees 100, the other 1,000), so this "
+    "compares visible-row counts, not table sizes; and the first page takes hundreds of milliseconds for "
+    "either viewer (see the median times): `cases_visible_to` costs O(all cases), not O(visible cases). "
+    "The case list page in `list_views` shows the same (about a second per page in that database)."
 )
 
 
@@ -64,25 +67,24 @@ def expiry_sweep() -> Result:
     """expire_grants over 10,000 due grants vs a per-row save() loop over the same grants."""
     lead = fixtures.user("bench-expiry-lead")
     [parent] = fixtures.cases(1, lead, "EXP")
-    count = 10_000
+    count, naive_count = 10_000, 1_000
     grants = fixtures.due_grants(count, parent, lead)
     ids = [grant.pk for grant in grants]
 
     def sweep() -> None:
-        grants_expire_due()
+        assert grants_expire_due() == count
 
     def save_loop() -> None:
-        from django.utils import timezone
-
         for grant in Grant.objects.filter(pk__in=ids):
             grant.status = GrantStatus.EXPIRED
             grant.expired_at = timezone.now()
             grant.save(update_fields=["status", "expired_at"])
 
     subject_times, baseline_times = [], []
-    for _ in range(2):  # 10,000 appends per sweep as the ledger stands: two rounds keep the run short
+    for _ in range(3):
         subject_times.append(in_rollback(sweep))
         baseline_times.append(in_rollback(save_loop))
+    naive_times = [in_rollback(lambda: _expire_one_by_one(ids[:naive_count])) for _ in range(2)]
     with statement_counter() as statements, transaction.atomic():
         grants_expire_due()
         transaction.set_rollback(True)
@@ -93,18 +95,51 @@ def expiry_sweep() -> Result:
         subject_times,
         target="≥ 100× faster; statements independent of N",
         check=lambda ratio: ratio >= 100 and len(statements) <= 12 * -(-count // 1000),
-        note=(
-            f"{len(statements)} statements for {count} grants: about ten per batch of 1,000 whatever N "
-            "(one UPDATE marks the batch, one DELETE per permission table, and `audit.record_many` chains the "
-            "batch's events with one head lock, one multi-row INSERT and one head update). The per-row loop it "
-            "is compared with writes no audit events; the sweep writes and hashes one chained event per grant, "
-            "and that dominates its time, so the speed-up stays in single digits: the ratio prices the audit "
-            "trail, not the status update."
-        ),
     )
-    result.extra["statements"] = len(statements)
+    sweep_s, save_loop_s = result.medians["baseline_s"], result.medians["subject_s"]
+    naive_s = statistics.median(naive_times) * count / naive_count
+    result.medians = {"sweep_s": sweep_s, "save_loop_s": save_loop_s}
+    result.extra.update(
+        statements=len(statements),
+        naive_loop_s_scaled=round(naive_s, 2),
+        speedup_vs_naive_loop=round(naive_s / sweep_s, 1),
+        naive_loop_measured_on=naive_count,
+    )
+    result.note = (
+        f"{len(statements)} statements for {count} grants: four per batch of 1,000 whatever N (one statement "
+        "claims, marks and strips the batch, `audit.record_many` locks the head, inserts the events in one "
+        "statement and moves the head). The sweep takes about "
+        f"{sweep_s:.2f} s; the per-row loop it is compared with ({save_loop_s:.1f} s) writes no audit events "
+        "and removes no permissions. What bounds the sweep: inserting 10,000 events into a table with 14 "
+        "indexes (two unique SHA-256 hash columns, five `varchar_pattern_ops` copies) costs about 0.3 s in "
+        "PostgreSQL alone, marking 10,000 grants about 0.13 s, and cleaning and hashing the events in "
+        "Python about 0.15 s; 100× would mean under 0.05 s for all of it, below what the UPDATE of 10,000 "
+        "rows alone costs here, so the target is out of reach for this baseline while every expiry stays "
+        "audited. A per-grant loop doing the same work (save, permission DELETEs and `audit.record` in an "
+        f"atomic block per grant, measured on {naive_count} grants and scaled to {count}; the blocks are "
+        f"savepoints inside the rolled-back run, so commits are not counted) takes about {naive_s:.1f} s: "
+        f"the sweep is {naive_s / sweep_s:.0f}× faster than that. The bench grants have no grantees, so the "
+        "permission DELETEs remove nothing."
+    )
     result.unit = "speed-up"
     return result
+
+
+def _expire_one_by_one(ids: list[int]) -> None:
+    """What a naive expiry task would do: one grant at a time, each in its own atomic block."""
+    for grant in Grant.objects.filter(pk__in=ids).select_related("case"):
+        with transaction.atomic():
+            grant.status = GrantStatus.EXPIRED
+            grant.expired_at = timezone.now()
+            grant.save(update_fields=["status", "expired_at"])
+            GrantUserObjectPermission.objects.filter(content_object=grant).delete()
+            GrantGroupObjectPermission.objects.filter(content_object=grant).delete()
+            audit.record(
+                action=Action.GRANT_EXPIRED,
+                target=grant,
+                case_reference=grant.case.reference,
+                details={"expires_at": grant.expires_at.isoformat()},
+            )
 
 
 @case

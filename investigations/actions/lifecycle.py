@@ -8,11 +8,11 @@ in bounded batches so a large backlog never becomes one giant transaction.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.template.loader import render_to_string
@@ -20,7 +20,7 @@ from django.template.loader import render_to_string
 import audit
 from audit.actions import Action
 
-from ..models import Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission
+from ..models import Case, Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission
 
 WARNINGS = (("warned_24h_at", timedelta(hours=24), "24 hours"), ("warned_1h_at", timedelta(hours=1), "1 hour"))
 
@@ -34,36 +34,80 @@ def grants_expire_due(*, batch_size: int | None = None) -> int:
     """Mark every grant past ``expires_at`` (database clock) expired; remove its grantees' permissions.
 
     Per batch of up to ``batch_size`` grants, in one transaction, a fixed set of statements
-    whatever the batch holds: one SELECT claims the rows (``FOR UPDATE SKIP LOCKED``, so a
-    second beat or worker takes other rows or none), one UPDATE marks them, one DELETE per
-    permission table removes the grantees' object permissions, one SELECT reads what the
-    events need, and ``audit.record_many`` writes one ``grant.expired`` event per grant with
-    a fixed number of statements. A grant is claimed only while still active and due, so it
-    is expired, and audited, exactly once. Returns how many grants this run expired.
+    whatever the batch holds: the due grants are claimed (``FOR UPDATE SKIP LOCKED``, so a
+    second beat or worker takes other rows or none) and marked, their grantees' object
+    permissions removed and the events' data read, then ``audit.record_many`` writes one
+    ``grant.expired`` event per grant with a fixed number of statements. A grant is claimed
+    only while still active and due, so it is expired, and audited, exactly once. Returns
+    how many grants this run expired.
     """
     batch_size = batch_size or settings.CUSTOS["EXPIRY_BATCH"]
+    expire_batch = _expire_batch_postgres if connection.vendor == "postgresql" else _expire_batch
     total = 0
     while True:
         with transaction.atomic():
-            ids = _claim(Grant.objects.due_for_expiry(), batch_size)
-            if not ids:
+            expired = expire_batch(batch_size)
+            if not expired:
                 return total
-            Grant.objects.filter(pk__in=ids, status=GrantStatus.ACTIVE).update(
-                status=GrantStatus.EXPIRED, expired_at=Now()
-            )
-            GrantUserObjectPermission.objects.filter(content_object_id__in=ids).delete()
-            GrantGroupObjectPermission.objects.filter(content_object_id__in=ids).delete()
-            rows = Grant.objects.filter(pk__in=ids).order_by("pk").values_list("pk", "case__reference", "expires_at")
             audit.record_many(
-                {
-                    "action": Action.GRANT_EXPIRED,
-                    "target": ("investigations.grant", pk),
-                    "case_reference": reference,
-                    "details": {"expires_at": expires_at.isoformat()},
-                }
-                for pk, reference, expires_at in rows
+                (
+                    {
+                        "action": Action.GRANT_EXPIRED,
+                        "target": ("investigations.grant", pk),
+                        "case_reference": reference,
+                        "details": {"expires_at": expires_at.isoformat()},
+                    }
+                    for pk, reference, expires_at in expired
+                ),
+                returning=False,
             )
-            total += len(ids)
+            total += len(expired)
+
+
+def _expire_batch(batch_size: int) -> list[tuple[int, str, datetime]]:
+    """Claim, mark and strip up to ``batch_size`` due grants: five statements (claim, UPDATE, two DELETEs, SELECT).
+
+    Returns ``(pk, case reference, expires_at)`` for each, in pk order.
+    """
+    ids = _claim(Grant.objects.due_for_expiry(), batch_size)
+    if not ids:
+        return []
+    Grant.objects.filter(pk__in=ids, status=GrantStatus.ACTIVE).update(status=GrantStatus.EXPIRED, expired_at=Now())
+    GrantUserObjectPermission.objects.filter(content_object_id__in=ids).delete()
+    GrantGroupObjectPermission.objects.filter(content_object_id__in=ids).delete()
+    return list(Grant.objects.filter(pk__in=ids).order_by("pk").values_list("pk", "case__reference", "expires_at"))
+
+
+def _expire_batch_postgres(batch_size: int) -> list[tuple[int, str, datetime]]:
+    """``_expire_batch`` as one statement: the same claim, UPDATE and DELETEs as data-modifying CTEs.
+
+    The claim is the ORM's own query (``due_for_expiry``, locked with SKIP LOCKED), so "due"
+    has one definition. One round trip instead of five, and the ids never travel to Python
+    and back. The DELETEs and the UPDATE all act on the rows the claim locked.
+    """
+    claim = Grant.objects.due_for_expiry().order_by("pk").select_for_update(skip_locked=True).values_list("pk")
+    claim_sql, claim_params = claim[:batch_size].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH claimed (id) AS ({claim_sql}),{_EXPIRE_BATCH_SQL}",
+            [*claim_params, GrantStatus.EXPIRED, GrantStatus.ACTIVE],
+        )
+        return cursor.fetchall()
+
+
+# After "WITH claimed (id) AS (<the claim>),". Table names are the models' own; every value is a parameter.
+_EXPIRE_BATCH_SQL = f"""
+marked AS (
+    UPDATE {Grant._meta.db_table} SET status = %s, expired_at = STATEMENT_TIMESTAMP()
+     WHERE id IN (SELECT id FROM claimed) AND status = %s
+ RETURNING id, case_id, expires_at
+),
+users AS (DELETE FROM {GrantUserObjectPermission._meta.db_table} WHERE content_object_id IN (SELECT id FROM claimed)),
+groups AS (DELETE FROM {GrantGroupObjectPermission._meta.db_table} WHERE content_object_id IN (SELECT id FROM claimed))
+SELECT marked.id, cases.reference, marked.expires_at
+  FROM marked JOIN {Case._meta.db_table} AS cases ON cases.id = marked.case_id
+ ORDER BY marked.id
+"""  # noqa: S608
 
 
 def grants_warn_expiring(*, batch_size: int | None = None) -> int:

@@ -162,3 +162,62 @@ def test_record_many_and_record_in_parallel_never_fork_the_chain():
         seqs = list(AuditEvent.objects.filter(case_reference=reference).order_by("seq").values_list("seq", flat=True))
         assert seqs == list(range(seqs[0], seqs[0] + 7))
     assert connection.vendor == "postgresql"
+
+
+def test_record_many_cleans_each_event_exactly_as_record_does(db, rf):
+    """record_many builds its payloads in bulk (``_payloads``); they must equal ``_payload``'s, field for field."""
+    from datetime import UTC, datetime
+
+    from django.contrib.auth.models import AnonymousUser
+
+    from audit import ledger
+    from audit.context import RequestMeta, reset_meta, set_meta
+
+    actor = make_user("cleaner")
+    request = rf.get("/", REMOTE_ADDR="203.0.113.9", HTTP_USER_AGENT="agent\x00" + "u" * 500)
+    request.request_id = "r" * 80
+    odd = 'é\x00\ud800"\\\n\t' + "x" * 200
+    events = [
+        {"action": Action.CASE_OPENED, "actor": actor, "target": actor, "case_reference": odd},
+        {"action": "grant.expired", "actor": AnonymousUser(), "target": ("investigations.grant", 7)},
+        {"action": Action.CASE_NOTE_ADDED, "request": request, "details": {"f": 1.5, "n": float("nan"), odd: {odd}}},
+        {"action": Action.CASE_NOTE_ADDED, "details": {"at": datetime(2026, 1, 2, tzinfo=UTC), "l": (1, None, True)}},
+        {"action": Action.CASE_CLOSED, "case_reference": None, "details": None},
+    ]
+    token = set_meta(RequestMeta(ip="198.51.100.1", user_agent="ua\x00", request_id="q" * 70))
+    try:
+        assert ledger._payloads(events) == [ledger._payload(**event) for event in events]
+    finally:
+        reset_meta(token)
+    with pytest.raises(TypeError):
+        ledger._payloads([{"action": Action.CASE_OPENED, "acter": actor}])
+    with pytest.raises(TypeError):
+        ledger._payload(action=Action.CASE_OPENED, acter=actor)
+
+
+def test_stored_events_read_back_as_written_and_verify(db):
+    """Text with quotes, backslashes, control and non-ASCII characters survives the bulk INSERT unchanged."""
+    audit.record(action=Action.CASE_OPENED)
+    odd = 'é ü "q" \\ \n\t\x01 ☃ 𝄞'
+    written = audit.record_many(
+        [{"action": Action.CASE_NOTE_ADDED, "case_reference": odd[:32], "details": {odd: [odd, 1, None]}}] * 3
+    )
+    stored = list(AuditEvent.objects.filter(seq__gt=1).order_by("seq"))
+    fields = [field.attname for field in AuditEvent._meta.concrete_fields]
+    assert [[getattr(e, name) for name in fields] for e in stored] == [
+        [getattr(e, name) for name in fields] for e in written
+    ]
+    assert all(compute_hash(event) == event.hash for event in stored)
+    assert_one_chain(4)
+
+
+def test_returning_false_writes_the_same_chain_and_returns_nothing(db):
+    audit.record(action=Action.CASE_OPENED)
+    with CaptureQueriesContext(connection) as queries:
+        assert audit.record_many(notes(20), returning=False) is None
+    assert [q["sql"].split()[0].upper() for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))][-2:] == [
+        "INSERT",
+        "UPDATE",
+    ]
+    assert list(AuditEvent.objects.filter(seq__gt=1).values_list("target_id", flat=True)) == [str(n) for n in range(20)]
+    assert_one_chain(21)
