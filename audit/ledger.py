@@ -78,6 +78,8 @@ HASHED_FIELDS = (
     "prev_hash",
 )
 PAYLOAD_FIELDS = HASHED_FIELDS[2:-1]
+# Built once: ``Action.values`` rebuilds the list of choices on every access.
+_KNOWN_ACTIONS = frozenset(Action.values)
 
 
 def format_time(moment: datetime) -> str:
@@ -201,6 +203,29 @@ def _append(payload: dict[str, Any]) -> tuple:
     raise RuntimeError("audit chain head could not be created")
 
 
+def _origin(meta) -> tuple[str, str, str]:
+    return clean_text(meta.ip, 64), clean_text(meta.user_agent, 400), clean_text(meta.request_id, 64)
+
+
+def _content(event: Mapping[str, Any], action: str, origin: tuple[str, str, str]) -> dict[str, Any]:
+    actor = event.get("actor")
+    target_type, target_id = _target_parts(event.get("target"))
+    authenticated = actor is not None and getattr(actor, "is_authenticated", False)
+    return {
+        "actor_id": actor.pk if authenticated else None,
+        "actor_ref": str(actor.pk) if authenticated else "",
+        "actor_username": clean_text(actor.get_username(), 150) if authenticated else "",
+        "action": action,
+        "target_type": clean_text(target_type, 100),
+        "target_id": clean_text(target_id, 64),
+        "case_reference": clean_text(event.get("case_reference") or "", 32),
+        "details": clean_details(event.get("details") or {}),
+        "ip": origin[0],
+        "user_agent": origin[1],
+        "request_id": origin[2],
+    }
+
+
 def _payload(
     *,
     action: Action | str,
@@ -212,26 +237,12 @@ def _payload(
     meta=None,
 ) -> dict[str, Any]:
     """The hashed content of one event, cleaned so the database stores it unchanged."""
-    if action not in Action.values:
+    if action not in _KNOWN_ACTIONS:
         raise ValueError(f"unknown audit action {action!r}; add it to audit.actions.Action")
     if request is not None:
         meta = meta_from_request(request)
-    meta = meta or current_meta()
-    target_type, target_id = _target_parts(target)
-    authenticated = actor is not None and getattr(actor, "is_authenticated", False)
-    return {
-        "actor_id": actor.pk if authenticated else None,
-        "actor_ref": str(actor.pk) if authenticated else "",
-        "actor_username": clean_text(actor.get_username(), 150) if authenticated else "",
-        "action": str(action),
-        "target_type": clean_text(target_type, 100),
-        "target_id": clean_text(target_id, 64),
-        "case_reference": clean_text(case_reference or "", 32),
-        "details": clean_details(details or {}),
-        "ip": clean_text(meta.ip, 64),
-        "user_agent": clean_text(meta.user_agent, 400),
-        "request_id": clean_text(meta.request_id, 64),
-    }
+    event = {"actor": actor, "target": target, "case_reference": case_reference, "details": details}
+    return _content(event, str(action), _origin(meta or current_meta()))
 
 
 def _stored(payload: dict[str, Any], seq: int, occurred_at: datetime, prev_hash: str, event_hash: str) -> AuditEvent:
@@ -308,22 +319,19 @@ def _locked_head() -> tuple[int, str, datetime | None, datetime]:
         return _lock_head()
 
 
-# Every event of a record_many() call is cleaned as ``_payload`` cleans it, with the work that
-# does not depend on the event done once per call: the set of known actions (``Action.values``
-# rebuilds the choices on every access) and the request meta when no event brings a request.
+# The keyword arguments of ``record``, which ``record_many`` takes per event.
 _EVENT_KEYS = frozenset(("action", "actor", "target", "case_reference", "details", "request"))
 
 
 def _payloads(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """``_payload(**event)`` for every event (the test suite holds the two equal)."""
-    known = frozenset(Action.values)
+    """``_payload(**event)`` for every event, the request meta cleaned once when no event brings a request."""
     shared_origin = None
     payloads = []
     for event in events:
         if not event.keys() <= _EVENT_KEYS:
             raise TypeError(f"unexpected audit event keys: {sorted(event.keys() - _EVENT_KEYS)}")
         action = event["action"]
-        if action not in known:
+        if action not in _KNOWN_ACTIONS:
             raise ValueError(f"unknown audit action {action!r}; add it to audit.actions.Action")
         request = event.get("request")
         if request is not None:
@@ -332,29 +340,6 @@ def _payloads(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             origin = shared_origin = shared_origin or _origin(current_meta())
         payloads.append(_content(event, str(action), origin))
     return payloads
-
-
-def _origin(meta) -> tuple[str, str, str]:
-    return clean_text(meta.ip, 64), clean_text(meta.user_agent, 400), clean_text(meta.request_id, 64)
-
-
-def _content(event: Mapping[str, Any], action: str, origin: tuple[str, str, str]) -> dict[str, Any]:
-    actor = event.get("actor")
-    target_type, target_id = _target_parts(event.get("target"))
-    authenticated = actor is not None and getattr(actor, "is_authenticated", False)
-    return {
-        "actor_id": actor.pk if authenticated else None,
-        "actor_ref": str(actor.pk) if authenticated else "",
-        "actor_username": clean_text(actor.get_username(), 150) if authenticated else "",
-        "action": action,
-        "target_type": clean_text(target_type, 100),
-        "target_id": clean_text(target_id, 64),
-        "case_reference": clean_text(event.get("case_reference") or "", 32),
-        "details": clean_details(event.get("details") or {}),
-        "ip": origin[0],
-        "user_agent": origin[1],
-        "request_id": origin[2],
-    }
 
 
 def _insert_postgres(rows: list[list[Any]], occurred_at: datetime) -> None:
