@@ -14,7 +14,7 @@ permissions open nothing. Inactive users hold nothing.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, Model, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, Model, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -179,8 +179,12 @@ def requests_visible_to(user: User) -> QuerySet[DataPullRequest]:
     if not _is_real(user):
         return DataPullRequest.objects.none()
     on_team = CaseMember.objects.filter(case=OuterRef("case"), user=user)
-    return DataPullRequest.objects.filter(case__in=cases_visible_to(user)).filter(
-        Q(Exists(on_team)) | Q(submitted_at__isnull=False)
+    # The team test is kept on each row (for this viewer), so pages and the API can tell who
+    # sees protection detail without one query per listed request (sees_protection_detail).
+    return (
+        DataPullRequest.objects.filter(case__in=cases_visible_to(user))
+        .annotate(viewer_pk=Value(user.pk), viewer_on_team=Exists(on_team))
+        .filter(Q(viewer_on_team=True) | Q(submitted_at__isnull=False))
     )
 
 
@@ -252,7 +256,11 @@ def sees_protection_detail(user: User, request: DataPullRequest) -> bool:
     """Which protected account a request touches, and through which link, is for legal reviewers
     off the case team: to the team it would disclose what the store knows (a shared phone or
     device) without a grant. The team sees only that the protected policy applies."""
-    return _is_real(user) and user.is_reviewer and not request.case.is_on_team(user)
+    if not (_is_real(user) and user.is_reviewer):
+        return False
+    if getattr(request, "viewer_pk", None) == user.pk:  # loaded by requests_visible_to(user)
+        return not request.viewer_on_team
+    return not request.case.is_on_team(user)
 
 
 def can_file_request(user: User, case: Case) -> bool:

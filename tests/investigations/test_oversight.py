@@ -473,3 +473,39 @@ def test_the_api_withholds_the_same_accounts_as_the_page(open_case, lead, press,
     assert str(JOURNALIST) not in str(listed) and str(COLLEAGUE) not in str(listed)
     legal_view = token_client(reviewer).get(url).json()
     assert sorted(legal_view["subjects"]) == sorted([2, JOURNALIST, COLLEAGUE]) and legal_view["subjects_withheld"] == 0
+
+
+def test_a_reviewer_on_the_team_is_withheld_from_like_the_team(open_case, lead, press):
+    """The list reads the team test from the chokepoint's row annotation: it must give the same answer."""
+    from accounts.roles import Role
+    from tests.api.conftest import token_client
+    from tests.conftest import make_user
+
+    both = make_user("investigator_and_reviewer", [Role.INVESTIGATOR, Role.LEGAL_REVIEWER])
+    actions.case_add_member(actor=lead, case=open_case, user=both)
+    request = file_request(open_case, lead, subjects=[IP, "2"])
+    actions.request_submit(actor=lead, request=request)
+    api = token_client(both)
+    for url in (f"/api/v1/requests/{request.pk}/", "/api/v1/requests/"):
+        body = str(api.get(url).json())
+        assert str(JOURNALIST) not in body and str(COLLEAGUE) not in body, url
+
+
+def test_the_api_request_list_costs_no_query_per_request_with_withheld_accounts(open_case, lead, press, reviewer):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.api.conftest import token_client
+
+    api = token_client(reviewer)
+
+    def listed_with(count: int) -> int:
+        while DataPullRequest.objects.filter(case=open_case).count() < count:
+            actions.request_submit(actor=lead, request=file_request(open_case, lead, subjects=[IP, "2"]))
+        with CaptureQueriesContext(connection) as queries:
+            body = api.get("/api/v1/requests/").json()
+        assert len(body["results"]) == count
+        assert all(str(JOURNALIST) in str(row["subjects"]) for row in body["results"])  # legal off the team
+        return len(queries)
+
+    assert listed_with(2) == listed_with(6)
