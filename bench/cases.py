@@ -30,12 +30,6 @@ VERIFY_LIMIT = (
     "in the same run before this change) is under 2x. 300,000 events/s would need more cores or less work "
     "per event than CPython does here."
 )
-VISIBLE_LIMIT = (
-    " Both viewers query the same table of 110,000 cases (one sees 100, the other 1,000), so this "
-    "compares visible-row counts, not table sizes; and the first page takes hundreds of milliseconds for "
-    "either viewer (see the median times): `cases_visible_to` costs O(all cases), not O(visible cases). "
-    "The case list page in `list_views` shows the same (about a second per page in that database)."
-)
 
 
 def case(function):
@@ -144,7 +138,11 @@ def _expire_one_by_one(ids: list[int]) -> None:
 
 @case
 def visible_cases() -> Result:
-    """cases_visible_to at 100,000 cases vs at 10,000 (the user sees 1 % of them)."""
+    """cases_visible_to at 100,000 vs 10,000 cases (the user sees 1 %)."""
+    import time
+
+    from .framework import repeated
+
     small_user, large_user = fixtures.user("bench-vis-small"), fixtures.user("bench-vis-large")
     lead = fixtures.user("bench-vis-lead")
     from django.contrib.auth.models import Group
@@ -152,29 +150,62 @@ def visible_cases() -> Result:
     group = Group.objects.get(name="investigator")
     for viewer in (small_user, large_user):
         viewer.groups.add(group)
-    small_cases = fixtures.cases(10_000, lead, "VS")
-    fixtures.view_perms(small_user, small_cases[::100])
-    large_cases = fixtures.cases(100_000, lead, "VL")
-    fixtures.view_perms(large_user, large_cases[::100])
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE") if connection.vendor == "postgresql" else None
+
+    def analyze() -> None:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
 
     def listing(viewer, expected):
         def run():
             rows = list(cases_visible_to(viewer).order_by("-created_at", "-id")[:50].values_list("pk", flat=True))
             assert len(rows) == 50 and expected
 
-        return run
+        return repeated(run, 10)
+
+    small_cases = fixtures.cases(10_000, lead, "VS")
+    fixtures.view_perms(small_user, small_cases[::100])
+    analyze()
+    small_alone = listing(small_user, 100)
+    small_alone()
+    alone_times = []
+    for _ in range(11):  # the small viewer while the table holds only its 10,000 cases
+        start = time.perf_counter()
+        small_alone()
+        alone_times.append(time.perf_counter() - start)
+    large_cases = fixtures.cases(100_000, lead, "VL")
+    fixtures.view_perms(large_user, large_cases[::100])
+    analyze()
 
     large_times, small_times = interleaved(listing(large_user, 1000), listing(small_user, 100), rounds=21)
-    return ratio_result(
+    result = ratio_result(
         "visible_cases",
         large_times,
         small_times,
         target="≤ 1.2×",
         check=lambda ratio: ratio <= 1.2,
-        note="First page of 50, ordered as the list view orders." + VISIBLE_LIMIT,
     )
+    per_page = {  # blocks of 10 pages
+        "1,000 visible of 110,000": statistics.median(large_times) * 100,
+        "100 visible of 110,000": statistics.median(small_times) * 100,
+        "100 visible of 10,000": statistics.median(alone_times) * 100,
+    }
+    table_growth = statistics.median(small_times) / statistics.median(alone_times)
+    result.medians = {f"ms per page, {label}": round(ms, 3) for label, ms in per_page.items()}
+    result.extra["same viewer (100 visible), table 10,000 -> 110,000 cases"] = round(table_growth, 3)
+    result.note = (
+        "First page of 50, ordered as the list view orders. The ratio is the 1%-of-110,000 viewer (1,000 "
+        "visible cases) over the 1%-of-10,000 viewer (100 visible), both timed in the same table. "
+        f"Per page: {per_page['1,000 visible of 110,000']:.1f} ms vs {per_page['100 visible of 110,000']:.1f} ms. "
+        "`cases_visible_to` filters `pk IN (UNION of the ids the user may see)`, so the database starts from "
+        "the user's permission rows: a page costs time in proportion to the cases the user sees, and the "
+        "size of the table does not count (the same viewer with the table grown from 10,000 to 110,000 "
+        f"cases: {table_growth:.2f}x). Ten times the visible cases costs the top-50 sort over ten times the "
+        "rows, hence the ratio. Before this change the filter was `Exists(direct) OR Exists(group)`, "
+        "evaluated for every case in the table: about 400 ms per page for either viewer at 110,000 cases, "
+        "which met this ratio only because both viewers paid for the whole table."
+    )
+    return result
 
 
 # --- the gateway ----------------------------------------------------------------------------

@@ -55,13 +55,16 @@ def _is_real(user) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active)
 
 
-def _perm_exists(user_model, group_model, user: User, codename: str):
-    """An ``Exists()`` that is true for objects on which ``user`` holds ``codename``."""
-    direct = user_model.objects.filter(content_object=OuterRef("pk"), user=user, permission__codename=codename)
-    via_group = group_model.objects.filter(
-        content_object=OuterRef("pk"), group__user=user, permission__codename=codename
-    )
-    return Exists(direct) | Exists(via_group)
+def _perm_ids(user_model, group_model, user: User, codename: str) -> QuerySet:
+    """Ids of the objects on which ``user`` holds ``codename``, directly or through a group.
+
+    A list filters ``pk__in=`` these ids (a UNION), not ``Exists(direct) | Exists(via_group)``:
+    the database then starts from the user's permission rows and joins the few objects they
+    name, instead of testing every object in the table (``visible_cases`` in ``bench/``).
+    """
+    direct = user_model.objects.filter(user=user, permission__codename=codename)
+    via_group = group_model.objects.filter(group__user=user, permission__codename=codename)
+    return direct.order_by().values("content_object_id").union(via_group.order_by().values("content_object_id"))
 
 
 def object_perms(user: User, obj: Case) -> set[str]:
@@ -78,21 +81,30 @@ def object_perms(user: User, obj: Case) -> set[str]:
 # --- cases -------------------------------------------------------------------------------
 
 
-def _reviewer_case_filter() -> Q:
-    """Cases a legal reviewer sees: those awaiting approval, and those whose requests they review."""
-    under_review = DataPullRequest.objects.filter(case=OuterRef("pk"), status=RequestStatus.SUBMITTED)
-    return Q(status=CaseStatus.PENDING_APPROVAL) | Q(Exists(under_review))
+def _reviewer_case_ids(user: User) -> list[QuerySet]:
+    """Ids of the cases a legal reviewer sees besides their own: those awaiting approval, those
+    with a request awaiting legal, and those whose case or requests they decided."""
+    # No ORDER BY inside a UNION's parts (SQLite refuses it): order_by() drops the models' default.
+    return [
+        Case.objects.filter(status=CaseStatus.PENDING_APPROVAL).order_by().values("pk"),
+        DataPullRequest.objects.filter(status=RequestStatus.SUBMITTED).order_by().values("case_id"),
+        Case.objects.filter(decided_by=user).order_by().values("pk"),
+        Decision.objects.filter(reviewer=user).order_by().values("request__case_id"),
+    ]
 
 
 def cases_visible_to(user: User) -> QuerySet[Case]:
-    """The only way lists get cases."""
+    """The only way lists get cases.
+
+    One UNION of the ids the user may see (see ``_perm_ids``), so a page costs time in
+    proportion to the cases the user sees, not to all cases.
+    """
     if not _is_real(user):
         return Case.objects.none()
-    visible = Q(_perm_exists(CaseUserObjectPermission, CaseGroupObjectPermission, user, "view_case"))
+    visible = _perm_ids(CaseUserObjectPermission, CaseGroupObjectPermission, user, "view_case")
     if user.is_reviewer:
-        decided = Decision.objects.filter(request__case=OuterRef("pk"), reviewer=user)
-        visible |= _reviewer_case_filter() | Q(decided_by=user) | Q(Exists(decided))
-    return Case.objects.filter(visible)
+        visible = visible.union(*_reviewer_case_ids(user))
+    return Case.objects.filter(pk__in=visible)
 
 
 def get_case_for(user: User, pk, perm: str | None = None) -> Case:
@@ -305,8 +317,8 @@ def grants_visible_to(user: User) -> QuerySet[Grant]:
     """
     if not _is_real(user):
         return Grant.objects.none()
-    held = _perm_exists(GrantUserObjectPermission, GrantGroupObjectPermission, user, "view_grant")
-    return Grant.objects.filter(Q(case__in=cases_visible_to(user)) | Q(held))
+    held = _perm_ids(GrantUserObjectPermission, GrantGroupObjectPermission, user, "view_grant")
+    return Grant.objects.filter(Q(case__in=cases_visible_to(user)) | Q(pk__in=held))
 
 
 def can_revoke(user: User, grant: Grant) -> bool:
