@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 
 from celery import schedules as celery_schedules
 from django.conf import settings
+from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -39,6 +41,11 @@ class ScheduleHealth:
     @property
     def overdue(self) -> bool:
         return self.state in {"overdue", "never succeeded"}
+
+    @property
+    def waiting(self) -> bool:
+        """Has not run yet, and is not late for its first run."""
+        return self.state == "not run yet"
 
     @property
     def last_succeeded_at(self) -> datetime | None:
@@ -80,37 +87,61 @@ def interval(schedule, now: datetime) -> timedelta | None:
     return None
 
 
-def _state(enabled: bool, every: timedelta | None, health: TaskHealth | None, now: datetime) -> str:
+def _state(
+    enabled: bool, every: timedelta | None, health: TaskHealth | None, expected_since: datetime | None, now: datetime
+) -> str:
     if not enabled:
         return "paused"
     if every is None:
         return "one-off"
     if health is None or health.last_succeeded_at is None:
+        ran_and_failed = health is not None and health.last_failed_at is not None
+        if not ran_and_failed and expected_since and now - expected_since <= OVERDUE_FACTOR * every:
+            return "not run yet"
         return "never succeeded"
     return "overdue" if now - health.last_succeeded_at > OVERDUE_FACTOR * every else "ok"
 
 
-def _entries(now: datetime) -> list[tuple[str, str, timedelta | None, bool, bool, datetime | None]]:
+def installed_at() -> datetime | None:
+    """When this app's tables were created: the first migration of ``operations`` applied."""
+    recorder = MigrationRecorder(connection)
+    return recorder.migration_qs.filter(app="operations").order_by("applied").values_list("applied", flat=True).first()
+
+
+def _entries(now: datetime) -> list[tuple[str, str, timedelta | None, bool, bool, datetime | None, datetime | None]]:
+    """(name, task, interval, enabled, stored by beat, last sent, expected since) per entry.
+
+    "Expected since" starts the grace a task that has never succeeded gets for its first
+    run (``OVERDUE_FACTOR`` times its interval), so a fresh install does not report its
+    daily tasks overdue for a day. For a schedule beat stored but has never sent, it is when
+    the schedule was created or last changed (``date_changed``; beat's own saves move it
+    only when it sends). Otherwise it is when Custos was installed: once beat has sent a
+    task, or has not stored the schedule at all, the clock runs from the installation, so a
+    worker or beat that never started is reported within minutes, by the minute tasks.
+    """
+    installed = installed_at()
     entries = {}
     for periodic in PeriodicTask.objects.select_related("interval", "crontab", "solar", "clocked"):
         every = None if periodic.one_off else interval(periodic.schedule, now)
-        entries[periodic.name] = (periodic.task, every, periodic.enabled, True, periodic.last_run_at)
+        since = periodic.date_changed if periodic.last_run_at is None else installed
+        entries[periodic.name] = (periodic.task, every, periodic.enabled, True, periodic.last_run_at, since)
     for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
         if name not in entries:
-            entries[name] = (entry["task"], interval(entry["schedule"], now), True, False, None)
+            entries[name] = (entry["task"], interval(entry["schedule"], now), True, False, None, installed)
     return [(name, *values) for name, values in sorted(entries.items())]
 
 
 def schedule_health(now: datetime | None = None) -> list[ScheduleHealth]:
     """One row per periodic task, with its last success and whether it is overdue.
 
-    Overdue: the last success is older than ``OVERDUE_FACTOR`` times the task's interval,
-    or it has never succeeded. Paused and one-off entries are never overdue.
+    Overdue: the last success is older than ``OVERDUE_FACTOR`` times the task's interval;
+    or it has never succeeded and either ran and failed, or is past the grace for its first
+    run (see ``_entries``). Paused and one-off entries are never overdue.
     """
     now = now or timezone.now()
     health = {row.task: row for row in TaskHealth.objects.all()}
     return [
         ScheduleHealth(name, task, every, enabled, in_database, last_sent, health.get(task),
-                       _state(enabled, every, health.get(task), now))
-        for name, task, every, enabled, in_database, last_sent in _entries(now)
+                       _state(enabled, every, health.get(task), since, now))
+        for name, task, every, enabled, in_database, last_sent, since in _entries(now)
     ]

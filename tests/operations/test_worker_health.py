@@ -8,6 +8,8 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
 from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
@@ -133,7 +135,13 @@ def test_command_flags_a_task_older_than_twice_its_interval_and_exits_one():
     assert line_for(output, "audit.tasks.verify_audit_chain").endswith(" ok")
 
 
+def installed(ago: timedelta) -> None:
+    """As if Custos had been installed ``ago`` (its operations tables created then)."""
+    MigrationRecorder(connection).migration_qs.filter(app="operations").update(applied=timezone.now() - ago)
+
+
 def test_a_task_that_never_succeeded_is_overdue_and_a_failing_one_says_so():
+    installed(timedelta(days=3))
     all_succeeded()
     TaskHealth.objects.filter(task="audit.tasks.verify_audit_chain").delete()
     TaskHealth.objects.filter(task="investigations.expire_grants").update(
@@ -143,6 +151,52 @@ def test_a_task_that_never_succeeded_is_overdue_and_a_failing_one_says_so():
     assert error is not None and "verify-audit-chain" in str(error) and "expire-grants" not in str(error)
     assert "never" in line_for(output, "audit.tasks.verify_audit_chain")
     assert line_for(output, "investigations.expire_grants").endswith("ok (last run failed)")
+
+
+def test_a_fresh_install_waits_for_the_first_run_of_its_daily_tasks():
+    installed(timedelta(hours=3))
+    daily = {task for task, every in SCHEDULED.items() if every == timedelta(days=1)}
+    for task in SCHEDULED.keys() - daily:
+        TaskHealth.objects.create(task=task, last_succeeded_at=timezone.now())
+    output, error = run_command()
+    assert error is None, error
+    for task in daily:
+        assert line_for(output, task).endswith("not run yet")
+    rows = {row.task: row for row in schedule_health()}
+    assert all(rows[task].waiting and not rows[task].overdue for task in daily)
+
+
+def test_a_worker_that_never_started_is_reported_minutes_after_install():
+    installed(timedelta(minutes=5))
+    output, error = run_command()
+    assert error is not None and error.returncode == 1
+    assert line_for(output, "investigations.expire_grants").endswith("OVERDUE")  # 5 min > 2 x 1 min
+    assert line_for(output, "audit.tasks.verify_audit_chain").endswith("not run yet")  # 5 min < 2 days
+
+
+def test_a_schedule_beat_never_sent_gets_its_grace_from_when_it_was_made():
+    installed(timedelta(days=30))
+    daily = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.DAYS)
+    PeriodicTask.objects.create(name="verify-audit-chain", task="audit.tasks.verify_audit_chain", interval=daily)
+    rows = {row.name: row for row in schedule_health()}
+    assert rows["verify-audit-chain"].state == "not run yet"  # made just now; beat has not sent it
+    PeriodicTask.objects.filter(name="verify-audit-chain").update(date_changed=timezone.now() - timedelta(days=3))
+    rows = {row.name: row for row in schedule_health()}
+    assert rows["verify-audit-chain"].state == "never succeeded" and rows["verify-audit-chain"].overdue
+    PeriodicTask.objects.filter(name="verify-audit-chain").update(
+        date_changed=timezone.now(), last_run_at=timezone.now()  # beat sent it: the grace runs from install
+    )
+    assert {row.name: row for row in schedule_health()}["verify-audit-chain"].overdue
+
+
+def test_a_task_that_ran_and_failed_but_never_succeeded_is_overdue_at_once():
+    installed(timedelta(minutes=1))
+    TaskHealth.objects.create(
+        task="audit.tasks.verify_audit_chain", last_failed_at=timezone.now(), last_error="boom"
+    )
+    rows = {row.task: row for row in schedule_health()}
+    assert rows["audit.tasks.verify_audit_chain"].state == "never succeeded"
+    assert rows["audit.tasks.verify_audit_chain"].overdue and rows["audit.tasks.verify_audit_chain"].failing
 
 
 # --- the staff page ----------------------------------------------------------------------------

@@ -17,8 +17,9 @@ def _status(row: ScheduleHealth) -> str:
 class Command(BaseCommand):
     help = (
         "Show each periodic task with its interval, last success and last failure, from the database. "
-        f"A task whose last success is older than {OVERDUE_FACTOR}x its interval (or that never succeeded) "
-        "is OVERDUE, and the command then exits with code 1, for monitoring."
+        f"A task whose last success is older than {OVERDUE_FACTOR}x its interval (or that never succeeded, "
+        f"once {OVERDUE_FACTOR}x its interval has passed since it was first expected) is OVERDUE, and the "
+        "command then exits with code 1, for monitoring."
     )
 
     def handle(self, *args, **options):
