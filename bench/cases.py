@@ -37,7 +37,7 @@ LIST_VIEWS_LIMIT = (
     "the UNION of the ids the user may see (see `visible_cases`), and the page counts them for its "
     "paginator and sorts them for its first 50, so 10,000 visible cases cost more than 10. The filter "
     "it replaced, `Exists(direct) OR Exists(group)` per case, met this ratio because it cost the whole "
-    "table for every viewer: about 480 and 520 ms per page in the same run before the change (10 and "
+    "table for every viewer: about 480 and 520 ms per page in the run before the change (10 and "
     "10,000 visible), against about 10 and 50 ms now. A filter that reads the newest cases first and "
     "stops after 50 would be fast for a viewer who sees most cases and slow for one who sees few of "
     "many; PostgreSQL cannot pick between the two per viewer, and the few-of-many viewer (an "
