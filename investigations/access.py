@@ -5,7 +5,7 @@ may not see raises ``Http404`` (indistinguishable from one that does not exist);
 they may see but not act on raises ``PermissionDenied`` with a message that says why.
 
 django-guardian holds the object permissions, in direct foreign-key tables. They are read
-here with explicit ``Exists()`` filters rather than guardian's shortcuts, because those
+here with explicit filters (``_perm_ids``, ``object_perms``) rather than guardian's shortcuts, because those
 default to letting superusers and global model permissions through
 (``with_superuser=True, accept_global_perms=True``): in Custos, superuser status and global
 permissions open nothing. Inactive users hold nothing.
