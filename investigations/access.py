@@ -317,8 +317,9 @@ def grants_visible_to(user: User) -> QuerySet[Grant]:
     """
     if not _is_real(user):
         return Grant.objects.none()
+    on_visible_cases = Grant.objects.filter(case__in=cases_visible_to(user)).order_by().values("pk")
     held = _perm_ids(GrantUserObjectPermission, GrantGroupObjectPermission, user, "view_grant")
-    return Grant.objects.filter(Q(case__in=cases_visible_to(user)) | Q(pk__in=held))
+    return Grant.objects.filter(pk__in=on_visible_cases.union(held))
 
 
 def can_revoke(user: User, grant: Grant) -> bool:
