@@ -40,46 +40,6 @@ def view_perms(user: User, case_list: list[Case]) -> None:
     )
 
 
-def due_grants(count: int, case: Case, requester: User) -> list[Grant]:
-    today = timezone.now().date()
-    requests = DataPullRequest.objects.bulk_create(
-        [
-            DataPullRequest(
-                case=case,
-                requested_by=requester,
-                status="approved",
-                subjects=[1],
-                categories=["profile"],
-                window_start=today - timedelta(days=3),
-                window_end=today,
-                justification="j",
-                legal_basis="internal_policy",
-                duration_hours=1,
-            )
-            for _ in range(count)
-        ],
-        batch_size=5000,
-    )
-    past = timezone.now() - timedelta(hours=2)
-    grants = Grant.objects.bulk_create(
-        [
-            Grant(
-                request=request,
-                case=case,
-                subjects=[1],
-                categories=["profile"],
-                window_start=request.window_start,
-                window_end=request.window_end,
-                starts_at=past,
-                expires_at=past + timedelta(hours=1),
-            )
-            for request in requests
-        ],
-        batch_size=5000,
-    )
-    return grants
-
-
 # --- grants with user data behind them --------------------------------------------------
 
 _grant_cases = itertools.count(1)
