@@ -17,6 +17,7 @@ from .case import (
     case_resume,
     case_update,
 )
+from .notification import notifications_mark_read, notify
 from .protected import protected_subject_add, protected_subject_change, protected_subject_remove
 from .query import (
     purge_expired_results,
@@ -59,6 +60,8 @@ __all__ = [
     "case_update",
     "grant_revoke",
     "lapse_overdue_requests",
+    "notifications_mark_read",
+    "notify",
     "protected_subject_add",
     "protected_subject_change",
     "protected_subject_remove",

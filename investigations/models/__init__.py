@@ -12,6 +12,7 @@ from .case import (
     CaseUserObjectPermission,
 )
 from .grant import Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission
+from .notification import Notification, NotificationKind
 from .protected import ProtectedCategory, ProtectedSubject
 from .query import DataQuery, DenialReason, QueryResult, QueryStatus
 from .request import (
@@ -47,6 +48,8 @@ __all__ = [
     "GrantStatus",
     "GrantUserObjectPermission",
     "LegalBasis",
+    "Notification",
+    "NotificationKind",
     "OversightCursor",
     "ProtectedCategory",
     "ProtectedSubject",
