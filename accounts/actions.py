@@ -6,7 +6,10 @@ from collections.abc import Iterable
 
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.sessions.models import Session
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 import audit
 from audit.actions import Action
@@ -72,3 +75,47 @@ def user_set_roles(*, actor: User | None, user: User, roles: Iterable[str]) -> U
             details={"before": before, "after": roles},
         )
     return user
+
+
+def user_set_password(*, actor: User | None, user: User, password: str, validate: bool = True) -> User:
+    """Set (or reset) a user's password and end every session and API token they hold.
+
+    Whoever set it, the person at the keyboard with the old password (or with a session or
+    token obtained before) is out: an administrator resetting a password cannot leave the
+    old holder logged in, and a user changing theirs ends any session an intruder had. A
+    password the validators refuse raises ``ValidationError({"password": ...})`` and
+    changes nothing.
+    """
+    if validate:
+        try:
+            validate_password(password, user)
+        except ValidationError as error:
+            raise ValidationError({"password": error.messages}) from error
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        sessions = _end_sessions(user)
+        tokens, _ = user.auth_token_set.all().delete()
+        audit.record(
+            action=Action.USER_PASSWORD_CHANGED,
+            actor=actor,
+            target=user,
+            details={
+                "by_self": actor is not None and actor.pk == user.pk,
+                "sessions_ended": sessions,
+                "tokens_revoked": tokens,
+            },
+        )
+    return user
+
+
+def _end_sessions(user: User) -> int:
+    """Delete the user's live sessions. Sessions are keyed by a random id, not by user, so the
+    live ones are decoded (a few per person, ``SESSION_COOKIE_AGE`` hours at most)."""
+    mine = [
+        session.pk
+        for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
+        if session.get_decoded().get("_auth_user_id") == str(user.pk)
+    ]
+    deleted, _ = Session.objects.filter(pk__in=mine).delete()
+    return deleted

@@ -10,6 +10,7 @@ class Action(models.TextChoices):
     USER_CREATED = "user.created", "User created"
     USER_ROLES_CHANGED = "user.roles_changed", "User roles changed"
     USER_DEACTIVATED = "user.deactivated", "User deactivated"
+    USER_PASSWORD_CHANGED = "user.password_changed", "User password set"
     PERMISSION_GRANTED = "permission.granted", "Permission granted"
     PERMISSION_REMOVED = "permission.removed", "Permission removed"
     CASE_OPENED = "case.opened", "Case opened"
