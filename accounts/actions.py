@@ -15,7 +15,7 @@ import audit
 from audit.actions import Action
 
 from .models import User
-from .roles import ALL_ROLES
+from .roles import ALL_ROLES, role_conflicts
 
 
 class UnknownRoleError(ValueError):
@@ -23,10 +23,17 @@ class UnknownRoleError(ValueError):
 
 
 def _check_roles(roles: Iterable[str]) -> list[str]:
-    roles = sorted(set(roles))
+    """The roles, sorted, if they exist and respect the separation of duties.
+
+    A combination that breaks the separation raises ``ValidationError({"roles": ...})``; there
+    is no way around it, for anyone: roles are set only here.
+    """
+    roles = sorted({str(role) for role in roles})
     unknown = [role for role in roles if role not in ALL_ROLES]
     if unknown:
         raise UnknownRoleError(f"unknown role(s): {', '.join(unknown)}; known: {', '.join(ALL_ROLES)}")
+    if conflicts := role_conflicts(roles):
+        raise ValidationError({"roles": conflicts})
     return roles
 
 

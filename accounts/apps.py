@@ -5,4 +5,4 @@ class AccountsConfig(AppConfig):
     name = "accounts"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (auth events feed the ledger)
+        from . import checks, signals  # noqa: F401  (separation-of-duties check; auth events feed the ledger)

@@ -83,6 +83,20 @@ def make_user(username: str, roles: list[str] = (), *, is_staff: bool = False, *
     return user
 
 
+def make_legacy_user(username: str, roles: list[str]) -> User:
+    """A user holding roles that the separation of duties forbids, as a row from before the
+    rule (or one written past the actions) would: the roles are written to the table directly,
+    because no action sets them. Only for tests proving that the chokepoints refuse such a
+    user anyway; ``check --deploy`` reports these rows.
+    """
+    from django.contrib.auth.models import Group
+
+    user = make_user(username)
+    user.groups.set(Group.objects.filter(name__in=[str(role) for role in roles]))
+    user.__dict__.pop("role_names", None)
+    return user
+
+
 @pytest.fixture
 def lead(db) -> User:
     """The investigator who leads the case."""

@@ -18,9 +18,11 @@ def test_roles_exist_after_migrate():
 
 def test_create_user_command(monkeypatch):
     monkeypatch.setenv("CUSTOS_PASSWORD", "correct-horse-battery-staple")
-    call_command("create_user", "nora", "--role", "investigator", "--role", "auditor", "--email", "n@example.org")
+    call_command(
+        "create_user", "nora", "--role", "legal_reviewer", "--role", "senior_legal_reviewer", "--email", "n@example.org"
+    )
     user = User.objects.get(username="nora")
-    assert user.role_names == {"investigator", "auditor"}
+    assert user.role_names == {"legal_reviewer", "senior_legal_reviewer"}
     assert user.check_password("correct-horse-battery-staple")
     assert not user.is_superuser
     assert AuditEvent.objects.filter(action=Action.USER_CREATED, target_id=str(user.pk)).count() == 1

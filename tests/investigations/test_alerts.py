@@ -20,7 +20,7 @@ from investigations.actions.oversight import alert_acknowledge, alerts_scan, is_
 from investigations.errors import InvalidTransition, QueryDenied
 from investigations.models import Alert, AlertKind, CaseMember, OversightCursor
 from investigations.tasks import scan_oversight
-from tests.conftest import make_user
+from tests.conftest import make_legacy_user, make_user
 
 from .conftest import file_request, open_case_for
 
@@ -334,7 +334,7 @@ def test_only_auditors_acknowledge(alert, persona, request):
 
 
 def test_an_auditor_on_the_case_team_may_not_acknowledge(alert, lead):
-    insider = make_user("auditor_on_team", [Role.AUDITOR, Role.INVESTIGATOR])
+    insider = make_legacy_user("auditor_on_team", [Role.AUDITOR, Role.INVESTIGATOR])
     CaseMember.objects.create(case=alert.case, user=insider, added_by=lead)
     with pytest.raises(PermissionDenied, match="case's team"):
         alert_acknowledge(actor=insider, alert=alert, note="Nothing to see.")

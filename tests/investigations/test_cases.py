@@ -18,7 +18,7 @@ from investigations.access import cases_visible_to, get_case_for, object_perms
 from investigations.errors import InvalidTransition
 from investigations.models import Case, CaseNote, CaseStatus, GrantStatus
 
-from ..conftest import make_user
+from ..conftest import make_legacy_user, make_user
 from .conftest import file_request, open_case_for
 from .matrix import events_since, ledger_mark
 
@@ -94,7 +94,7 @@ def test_wrong_state_is_refused_and_changes_nothing(lead, reviewer, state, trans
 
 
 def test_team_member_with_reviewer_role_cannot_approve_or_reject_own_case(lead):
-    insider = make_user("insider", [Role.INVESTIGATOR, Role.LEGAL_REVIEWER])
+    insider = make_legacy_user("insider", [Role.INVESTIGATOR, Role.LEGAL_REVIEWER])
     case = pending_case(lead, [insider])
     with pytest.raises(PermissionDenied):
         actions.case_approve(actor=insider, case=case)
@@ -394,7 +394,7 @@ def test_case_list_search_and_paging(lead, other_investigator, client):
 
 
 def test_queue_lists_pending_cases_without_buttons_for_own_team(lead, client):
-    insider = make_user("insider", [Role.INVESTIGATOR, Role.LEGAL_REVIEWER])
+    insider = make_legacy_user("insider", [Role.INVESTIGATOR, Role.LEGAL_REVIEWER])
     own = pending_case(lead, [insider])
     client.force_login(insider)
     response = client.get(reverse("investigations:case_queue"))

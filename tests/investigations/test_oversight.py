@@ -479,9 +479,9 @@ def test_a_reviewer_on_the_team_is_withheld_from_like_the_team(open_case, lead, 
     """The list reads the team test from the chokepoint's row annotation: it must give the same answer."""
     from accounts.roles import Role
     from tests.api.conftest import token_client
-    from tests.conftest import make_user
+    from tests.conftest import make_legacy_user
 
-    both = make_user("investigator_and_reviewer", [Role.INVESTIGATOR, Role.LEGAL_REVIEWER])
+    both = make_legacy_user("investigator_and_reviewer", [Role.INVESTIGATOR, Role.LEGAL_REVIEWER])
     actions.case_add_member(actor=lead, case=open_case, user=both)
     request = file_request(open_case, lead, subjects=[IP, "2"])
     actions.request_submit(actor=lead, request=request)

@@ -13,7 +13,7 @@ from investigations.actions.oversight import alerts_scan
 from investigations.errors import InvalidTransition
 from investigations.models import Alert, CaseMember, Grant, RequestStatus
 
-from ..conftest import make_user
+from ..conftest import make_legacy_user
 from .conftest import file_request, narrowed, open_case_for
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
@@ -47,7 +47,7 @@ def test_who_cannot_decide(submitted_request, request, persona, words):
 
 
 def test_investigator_reviewer_on_the_team_cannot_decide(lead, reviewer, store):
-    dual = make_user("dual", ["investigator", "legal_reviewer"])
+    dual = make_legacy_user("dual", ["investigator", "legal_reviewer"])
     case = open_case_for(lead, reviewer, team=[dual])
     request = actions.request_submit(actor=lead, request=file_request(case, lead))
     with pytest.raises(PermissionDenied) as error:
@@ -63,7 +63,7 @@ def test_investigator_reviewer_on_the_team_cannot_decide(lead, reviewer, store):
 
 def test_a_grantee_on_the_case_cannot_decide(active_grant, open_case, lead, member, second_reviewer, reviewer):
     """Someone holding a grant on the case is not independent of it, even if no longer on the team."""
-    dual = make_user("dual", ["investigator", "legal_reviewer"])
+    dual = make_legacy_user("dual", ["investigator", "legal_reviewer"])
     actions.case_add_member(actor=lead, case=open_case, user=dual)
     request = actions.request_submit(actor=lead, request=file_request(open_case, lead, subjects=("3",)))
     actions.request_decide(actor=second_reviewer, request=request, outcome="approve", grantees=[dual])

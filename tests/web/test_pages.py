@@ -185,9 +185,9 @@ def test_reviewer_start_page_oldest_first_with_protected_flag(protected_request,
 
 def test_reviewer_start_page_hides_requests_they_may_not_decide(submitted_request, lead, client):
     from accounts.roles import Role
-    from tests.conftest import make_user
+    from tests.conftest import make_legacy_user
 
-    member_reviewer = make_user("member_reviewer", [Role.LEGAL_REVIEWER, Role.INVESTIGATOR])
+    member_reviewer = make_legacy_user("member_reviewer", [Role.LEGAL_REVIEWER, Role.INVESTIGATOR])
     actions.case_add_member(actor=lead, case=submitted_request.case, user=member_reviewer)
     client.force_login(member_reviewer)
     page = page_of(client, reverse("home"))

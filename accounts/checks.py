@@ -1,0 +1,43 @@
+"""System check: no existing user holds roles that break the separation of duties.
+
+Roles are only set through ``accounts.actions``, which refuse such combinations; rows from
+before the rule, or written past the actions (a restored backup, SQL by hand), are found
+here, by ``check --deploy`` (a deployment check, so it reads the database only when asked
+and never stops the management commands an administrator needs to fix the roles).
+"""
+
+from __future__ import annotations
+
+from django.core import checks
+from django.db import DatabaseError
+
+from .models import User
+from .roles import role_conflicts
+
+
+def _offenders() -> list[tuple[str, list[str]]]:
+    roles_of: dict[str, set[str]] = {}
+    rows = User.groups.through.objects.filter(user__is_active=True).values_list("user__username", "group__name")
+    for username, role in rows:
+        roles_of.setdefault(username, set()).add(role)
+    return [
+        (username, conflicts) for username, roles in sorted(roles_of.items()) if (conflicts := role_conflicts(roles))
+    ]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def separation_of_duties(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """One error per active user holding roles that must be held by different people."""
+    try:
+        offenders = _offenders()
+    except DatabaseError as error:  # not migrated yet, or no database to reach: nothing to report on
+        return [checks.Info(f"Could not read the users to check the separation of duties: {error}", id="accounts.I001")]
+    return [
+        checks.Error(
+            f"User {username!r} holds roles that must be held by different people. " + " ".join(conflicts),
+            hint="Remove one of the roles (accounts.actions.user_set_roles, or the admin's user page) "
+            "and give it to a second person.",
+            id="accounts.E001",
+        )
+        for username, conflicts in offenders
+    ]
