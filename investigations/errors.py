@@ -11,3 +11,9 @@ class QueryDenied(PermissionDenied):
     def __init__(self, query):
         self.query = query
         super().__init__(query.get_denial_reason_display())
+
+
+class ResultsUnavailable(PermissionDenied):
+    """The rows of a query may not be read now (HTTP 403, code ``results_unavailable``)."""
+
+    code = "results_unavailable"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Now
@@ -25,7 +25,7 @@ from audit.actions import Action
 from userdata.catalogue import CATEGORIES
 
 from .. import gateway
-from ..errors import QueryDenied
+from ..errors import QueryDenied, ResultsUnavailable
 from ..models import CaseStatus, DataQuery, Grant, GrantStatus, ProtectedSubject, QueryResult, QueryStatus
 from ..models.grant import db_now
 from . import oversight
@@ -393,18 +393,24 @@ def requeue_stale_queries(*, queued_after: timedelta = timedelta(seconds=30), ru
 
 
 def grant_ended_at(grant: Grant) -> datetime | None:
-    """When the grant stopped being usable without a revocation (expiry or case closure)."""
+    """When the grant ended: revoked, expired (``expires_at``, whatever the expiry task did) or
+    its case closed, whichever came first."""
     ends = [grant.expires_at]
+    if grant.revoked_at is not None:
+        ends.append(grant.revoked_at)
     if grant.case.status == CaseStatus.CLOSED and grant.case.closed_at:
         ends.append(grant.case.closed_at)
     return min(ends)
 
 
 def results_problem(user: User, query: DataQuery, at: datetime | None = None) -> str | None:
-    """Why ``user`` may not see ``query``'s rows now, or None.
+    """Why ``user`` may not read ``query``'s rows now, or None.
 
-    Only grantees, only while the grant is usable or, after it expired or its case closed,
-    within ``RESULT_RETENTION_DAYS``. A revoked grant's results are withheld. No role opens it.
+    Only grantees, and only while the grant is in force by the database clock (invariant 1):
+    once it expired, was revoked or its case closed (or while the case is on hold), the rows
+    are no longer readable through the query, whatever the expiry task did. They stay stored,
+    unreadable, until ``purge_expired_results`` deletes them; the record (row count, digest)
+    stays for auditors. No role opens them.
     """
     grant = query.grant
     if not user.is_active or not grant.grantees.filter(pk=user.pk).exists():
@@ -412,20 +418,22 @@ def results_problem(user: User, query: DataQuery, at: datetime | None = None) ->
     if query.status != QueryStatus.SUCCEEDED:
         return "This query has no results."
     if grant.revoked_at is not None or grant.status == GrantStatus.REVOKED:
-        return "The grant was revoked; its results are no longer shown."
-    at = at or db_now()
-    retention = timedelta(days=settings.CUSTOS["RESULT_RETENTION_DAYS"])
-    if not grant.is_usable_at(at) and at >= grant_ended_at(grant) + retention:
-        return "The retention period of these results has ended."
+        return "The grant was revoked; its results are no longer readable."
+    if grant.case.status == CaseStatus.CLOSED:
+        return "The case is closed; the results of its grants are no longer readable."
+    if not grant.is_usable_at(at or db_now()):
+        if grant.case.status == CaseStatus.ON_HOLD:
+            return "The case is on hold; the results of its grants are readable again when it resumes."
+        return "The grant has ended; its results are no longer readable."
     if not QueryResult.objects.filter(query=query).exists():
-        return "The results were purged after the retention period."
+        return "The results are no longer stored."
     return None
 
 
 def _check_results(actor: User, query: DataQuery) -> None:
     problem = results_problem(actor, query)
     if problem:
-        raise PermissionDenied(problem)
+        raise ResultsUnavailable(problem)
 
 
 def results_view(*, actor: User, query: DataQuery, page: int) -> QueryResult:
@@ -457,9 +465,13 @@ def results_download(*, actor: User, query: DataQuery) -> QueryResult:
 
 
 def purge_expired_results(*, now: datetime | None = None) -> int:
-    """Delete stored rows whose grant ended (expired, revoked, case closed) past retention.
+    """Delete the stored rows of queries whose grant ended (expired, revoked, case closed) more
+    than ``RESULT_RETENTION_DAYS`` ago, by the database clock. Returns how many were purged.
 
-    The query record and its digest stay. One ``results.purged`` event per query.
+    The query record (row count, rows per subject, digest) stays. One ``results.purged`` event
+    per query, in the transaction that deletes the rows: the delete comes first (the row lock
+    before the ledger head, the documented order), and a run that finds the rows already gone
+    (another run got there first) records nothing.
     """
     now = now or db_now()
     cutoff = now - timedelta(days=settings.CUSTOS["RESULT_RETENTION_DAYS"])
@@ -469,14 +481,23 @@ def purge_expired_results(*, now: datetime | None = None) -> int:
         | Q(query__grant__case__status=CaseStatus.CLOSED, query__grant__case__closed_at__lte=cutoff)
     )
     purged = 0
-    for result in QueryResult.objects.filter(ended).select_related("query__grant__case"):
+    due = QueryResult.objects.filter(ended).select_related("query__grant__case").defer("rows", "columns")
+    for result in due.order_by("pk"):
         with transaction.atomic():
+            deleted, _ = QueryResult.objects.filter(pk=result.pk).delete()
+            if not deleted:
+                continue
+            query = result.query
             audit.record(
                 action=Action.RESULTS_PURGED,
-                target=result.query,
-                case_reference=result.query.grant.case.reference,
-                details={"rows": result.query.row_count, "digest": result.query.digest},
+                target=query,
+                case_reference=query.grant.case.reference,
+                details={
+                    "grant": query.grant_id,
+                    "rows": query.row_count,
+                    "digest": query.digest,
+                    "retention_days": settings.CUSTOS["RESULT_RETENTION_DAYS"],
+                },
             )
-            result.delete()
         purged += 1
     return purged

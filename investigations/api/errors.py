@@ -19,7 +19,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..errors import InvalidTransition, QueryDenied
+from ..errors import InvalidTransition, QueryDenied, ResultsUnavailable
 from .parsers import PayloadTooLarge
 
 NON_FIELD = "non_field_errors"
@@ -52,6 +52,8 @@ def _translate(exc: Exception) -> Exception:
         denied = exceptions.PermissionDenied(str(exc), code=exc.query.denial_reason)
         denied.query_id = exc.query.pk
         return denied
+    if isinstance(exc, ResultsUnavailable):
+        return exceptions.PermissionDenied(str(exc), code=ResultsUnavailable.code)
     if isinstance(exc, InvalidTransition):
         return Conflict(str(exc))
     if isinstance(exc, DjangoValidationError):

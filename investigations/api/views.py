@@ -28,7 +28,7 @@ from accounts.models import User
 
 from .. import access, actions
 from ..actions.query import results_problem
-from ..errors import InvalidTransition
+from ..errors import InvalidTransition, ResultsUnavailable
 from ..forms.case import CaseForm, CloseForm, MemberAddForm, NoteForm, RejectForm
 from ..forms.query import QueryForm
 from ..forms.request import DecisionForm, OptionalReasonForm, ReasonForm, RequestForm
@@ -474,7 +474,7 @@ class QueryViewSet(ChokepointViewSet):
         query = access.get_query_for(request.user, id)
         problem = results_problem(request.user, query)
         if problem:
-            raise PermissionDenied(problem, code="results_unavailable")
+            raise ResultsUnavailable(problem)
         pages = max(1, ceil((query.row_count or 0) / query.page_size))
         if number > pages:
             raise NotFound(f"There are {pages} pages of rows.")

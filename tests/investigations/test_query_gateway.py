@@ -375,14 +375,12 @@ def test_revoked_grant_hides_results(succeeded_query, lead, reviewer):
     assert "revoked" in query_actions.results_problem(lead, succeeded_query)
 
 
-def test_expired_grant_results_within_retention_then_not(succeeded_query, lead, settings):
+def test_expired_grant_results_are_unreadable_at_once_and_purged_after_retention(succeeded_query, lead):
     grant = succeeded_query.grant
-    Grant.objects.filter(pk=grant.pk).update(expires_at=db_now() - timedelta(days=29))
+    Grant.objects.filter(pk=grant.pk).update(expires_at=db_now() - timedelta(seconds=1))
     succeeded_query.refresh_from_db()
-    assert query_actions.results_problem(lead, succeeded_query) is None
-    Grant.objects.filter(pk=grant.pk).update(expires_at=db_now() - timedelta(days=31))
-    succeeded_query.refresh_from_db()
-    assert "retention" in query_actions.results_problem(lead, succeeded_query)
+    assert "ended" in query_actions.results_problem(lead, succeeded_query)
+    assert actions.purge_expired_results() == 0  # stored, unreadable, until the retention period is over
 
 
 def test_purge_deletes_rows_after_retention_and_keeps_the_digest(succeeded_query):
