@@ -6,6 +6,19 @@ from django import forms
 from django.db.models import Q, QuerySet
 
 from .actions import Action
+from .summary import DENIALS
+
+DENIALS_CHOICE = "denials"
+
+
+class IsoDateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs, format="%Y-%m-%d")  # <input type="date"> reads ISO only, whatever the locale
+
+
+ISO_DATE = IsoDateInput
 
 
 class EventFilterForm(forms.Form):
@@ -13,12 +26,23 @@ class EventFilterForm(forms.Form):
 
     q = forms.CharField(required=False, max_length=200, label="Search")
     actor = forms.CharField(required=False, max_length=150, label="Actor (username)")
-    action = forms.ChoiceField(required=False, choices=[("", "any action"), *Action.choices])
+    action = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "any action"),
+            (DENIALS_CHOICE, "any denial (refused access, refused queries, failed logins)"),
+            *Action.choices,
+        ],
+    )
     case_reference = forms.CharField(required=False, max_length=32, label="Case reference")
     target_type = forms.CharField(required=False, max_length=100, label="Target type")
     target_id = forms.CharField(required=False, max_length=64, label="Target id")
-    date_from = forms.DateField(required=False, label="From (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(required=False, label="To (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(
+        required=False, label="From (UTC)", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    date_to = forms.DateField(
+        required=False, label="To (UTC)", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     seq_from = forms.IntegerField(required=False, min_value=1, label="From sequence")
     seq_to = forms.IntegerField(required=False, min_value=1, label="To sequence")
 
@@ -47,9 +71,11 @@ class EventFilterForm(forms.Form):
                 | Q(target_id__icontains=term)
                 | Q(action__icontains=term)
             )
+        if data["action"] == DENIALS_CHOICE:  # what the start page counts as denials
+            events = events.filter(action__in=DENIALS)
         exact = {
             "actor_username": data["actor"],
-            "action": data["action"],
+            "action": "" if data["action"] == DENIALS_CHOICE else data["action"],
             "case_reference": data["case_reference"],
             "target_type": data["target_type"],
             "target_id": data["target_id"],

@@ -66,8 +66,6 @@ def event_list(request: HttpRequest) -> HttpResponse:
         "form": form,
         "events": events,
         "next_url": _url_with(request, before=next_key) if next_key else None,
-        "export_csv": _url_with(request, format="csv"),
-        "export_jsonl": _url_with(request, format="jsonl"),
     }
     return render(request, "audit/event_list.html", context)
 

@@ -494,6 +494,12 @@ def my_requests_awaiting_decision(user: User) -> QuerySet[DataPullRequest]:
     return requests_visible_to(user).filter(Exists(on_team), status=RequestStatus.SUBMITTED)
 
 
+def my_returned_requests(user: User) -> QuerySet[DataPullRequest]:
+    """Requests returned for changes on cases ``user`` is on the team of: the team's move next."""
+    on_team = CaseMember.objects.filter(case=OuterRef("case"), user=user)
+    return requests_visible_to(user).filter(Exists(on_team), status=RequestStatus.RETURNED)
+
+
 def my_usable_grants(user: User) -> QuerySet[Grant]:
     """Grants ``user`` may query under right now (database clock), from the visible ones."""
     if not _is_real(user):

@@ -350,17 +350,16 @@ def read_rows(*, grant: Grant, parameters: QueryParameters) -> Extract:
     start = max(parameters.window_start, grant.window_start)
     end = min(parameters.window_end, grant.window_end)
     subjects = sorted(set(parameters.subjects) & set(grant.subjects))
-    filters = {
-        f"{category.subject_field}__in": subjects,
-        f"{category.time_field}__gte": _day_start(start),
-        f"{category.time_field}__lt": _day_start(end) + timedelta(days=1),
-    }
+    filters = {f"{category.subject_field}__in": subjects}
+    if category.windowed:
+        filters[f"{category.time_field}__gte"] = _day_start(start)
+        filters[f"{category.time_field}__lt"] = _day_start(end) + timedelta(days=1)
     _test_delay()
     with audited_access():
         found = list(
             category.model.objects.using(USERDATA_ALIAS)
             .filter(**filters)
-            .order_by(category.subject_field, category.time_field, "pk")
+            .order_by(*[name for name in (category.subject_field, category.time_field, "pk") if name])
             .values_list(owner_column(category.model), *category.fields)[: cap + 1]
         )
     allowed = set(subjects)

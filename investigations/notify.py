@@ -13,6 +13,11 @@ from accounts.models import User
 from accounts.roles import REVIEWER_ROLES, Role
 
 
+def site_url(path: str) -> str:
+    """An absolute link for an e-mail: ``SITE_URL`` plus an in-app path."""
+    return settings.SITE_URL + path
+
+
 def send_on_commit(name: str, recipients: Iterable[str], context: dict) -> None:
     """Render ``emails/<name>-subject.txt`` / ``-body.txt`` and send after commit (never on rollback)."""
     recipients = sorted({address for address in recipients if address})

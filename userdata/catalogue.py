@@ -20,9 +20,14 @@ class DataCategory:
     label: str
     model: type[models.Model]
     fields: tuple[str, ...]
-    time_field: str
+    time_field: str | None  # None: not windowed (the current state, e.g. the profile)
     subject_field: str
     description: str
+
+    @property
+    def windowed(self) -> bool:
+        """Whether a query's time window limits the rows (events do; the current profile does not)."""
+        return self.time_field is not None
 
 
 CATEGORIES: dict[str, DataCategory] = {
@@ -33,9 +38,12 @@ CATEGORIES: dict[str, DataCategory] = {
             label="Profile",
             model=m.Account,
             fields=("id", "handle", "display_name", "email", "phone", "country", "created_at"),
-            time_field="created_at",
+            # A profile is the account as it is now, not a series of events: the request's
+            # window does not limit it (filtering on the account's creation date hid it).
+            time_field=None,
             subject_field="id",
-            description="Account profile: handle, display name, email, phone, country.",
+            description="The account's current profile: handle, display name, email, phone, country. "
+            "Not limited by the time window.",
         ),
         DataCategory(
             name="ip_logs",
@@ -75,6 +83,7 @@ CATEGORIES: dict[str, DataCategory] = {
         ),
     ]
 }
+
 
 def owner_column(model: type[models.Model]) -> str:
     """The column naming the account a row is about, whatever a category filters on.

@@ -16,11 +16,13 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 import audit
 from audit.actions import Action
 
 from ..models import Case, Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission
+from ..notify import site_url
 
 WARNINGS = (("warned_24h_at", timedelta(hours=24), "24 hours"), ("warned_1h_at", timedelta(hours=1), "1 hour"))
 
@@ -144,7 +146,11 @@ def _send_warnings(grants: list[Grant], label: str) -> None:
         recipients = [user.email for user in grant.grantees.all() if user.email and user.is_active]
         if not recipients:
             continue
-        context = {"grant": grant, "label": label}
+        context = {
+            "grant": grant,
+            "label": label,
+            "url": site_url(reverse("investigations:grant_detail", args=[grant.pk])),
+        }
         send_mail(
             subject=render_to_string("emails/grant_expiring-subject.txt", context).strip(),
             message=render_to_string("emails/grant_expiring-body.txt", context),

@@ -504,7 +504,7 @@ def email_alerts(alert_ids: list[int]) -> int:
         return 0
     sent = 0
     for alert in Alert.objects.filter(pk__in=alert_ids, emailed_at__isnull=True).select_related("case"):
-        context = {"alert": alert, "url": reverse("investigations:alert_detail", args=[alert.pk])}
+        context = {"alert": alert, "url": notify.site_url(reverse("investigations:alert_detail", args=[alert.pk]))}
         subject = " ".join(render_to_string("emails/oversight-alert-subject.txt", context).split())
         body = render_to_string("emails/oversight-alert-body.txt", context)
         try:

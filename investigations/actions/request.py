@@ -359,7 +359,7 @@ def _oversight_details(request: DataPullRequest) -> dict:
 
 
 def _notify_submitted(request: DataPullRequest) -> None:
-    context = {"request": request, "url": reverse("investigations:request_detail", args=[request.pk])}
+    context = {"request": request, "url": notify.site_url(reverse("investigations:request_detail", args=[request.pk]))}
     notify.send_on_commit("request-submitted", notify.reviewer_addresses(exclude_case=request.case), context)
     # Oversight hears of a protected request from the alert scan (actions.oversight), which
     # reads the ``request.submitted`` event above: one path for every alert.
@@ -514,7 +514,7 @@ def _notify_decided(request: DataPullRequest, decision: Decision, still_needed: 
         "decision": decision,
         "headline": headline,
         "still_needed": still_needed,
-        "url": reverse("investigations:request_detail", args=[request.pk]),
+        "url": notify.site_url(reverse("investigations:request_detail", args=[request.pk])),
     }
     notify.send_on_commit("request-decided", [request.requested_by.email], context)
     # Oversight hears of every decision on a protected request from the alert scan, which reads
@@ -649,7 +649,11 @@ def _lapse(actor: User | None, request: DataPullRequest, now: datetime) -> None:
         case_reference=request.case.reference,
         details={"submitted_at": request.submitted_at.isoformat(), "ttl_hours": limits()["REQUEST_TTL_HOURS"]},
     )
-    context = {"request": request, "ttl_hours": limits()["REQUEST_TTL_HOURS"]}
+    context = {
+        "request": request,
+        "ttl_hours": limits()["REQUEST_TTL_HOURS"],
+        "url": notify.site_url(reverse("investigations:request_detail", args=[request.pk])),
+    }
     notify.send_on_commit("request-lapsed", [request.requested_by.email], context)
 
 

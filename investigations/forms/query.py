@@ -12,6 +12,7 @@ from userdata.catalogue import CATEGORIES
 
 from ..actions.query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from ..models import Grant
+from .request import DateInput
 
 
 class CatalogueChoiceField(forms.ChoiceField):
@@ -32,10 +33,9 @@ class SubjectsField(forms.MultipleChoiceField):
 class QueryForm(forms.Form):
     category = CatalogueChoiceField(label="Data category")
     subjects = SubjectsField(label="Subjects", required=False, help_text="None ticked means all of the grant's.")
-    window_start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    window_end = forms.DateField(
-        label="Until (inclusive)", required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
+    # ISO dates: <input type="date"> cannot show a value in the locale's format (it renders empty).
+    window_start = forms.DateField(label="From", required=False, widget=DateInput)
+    window_end = forms.DateField(label="Until (inclusive)", required=False, widget=DateInput)
     page_size = forms.IntegerField(
         label="Rows per page", min_value=1, max_value=MAX_PAGE_SIZE, initial=DEFAULT_PAGE_SIZE
     )

@@ -14,6 +14,7 @@ from userdata.catalogue import CATEGORY_CHOICES
 from ..models import DataPullRequest, DecisionOutcome, LegalBasis
 
 SUBJECTS_MAX_CHARS = 200_000  # far above any allowed request; the action states the real limit
+SCOPE_FIELDS = ("subjects", "categories", "window_start", "window_end", "duration_hours")
 
 
 class DateInput(forms.DateInput):
@@ -126,6 +127,32 @@ class DecisionForm(forms.Form):
             "window_end": data.get("window_end") or request.window_end,
             "duration_hours": data.get("duration_hours") or request.duration_hours,
         }
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("outcome") == DecisionOutcome.APPROVE and self._scope_changed():
+            # A plain approval grants the requested scope; silently dropping the reviewer's edits
+            # would issue more than they meant to approve.
+            raise ValidationError(
+                "You changed the approved scope: choose “Approve, narrowed” to grant the narrower scope, "
+                "or put the requested values back to approve as requested.",
+                code="scope_changed",
+            )
+        return data
+
+    def _scope_changed(self) -> bool:
+        """Whether the posted approved-scope fields differ from the request (fields not posted never do)."""
+        if not any(name in self.data for name in SCOPE_FIELDS):
+            return False
+        requested = self.initial_from(self.request_obj)
+        data = self.cleaned_data
+        return (
+            sorted(str(s) for s in data.get("subjects") or ()) != sorted(requested["subjects"])
+            or sorted(data.get("categories") or ()) != sorted(requested["categories"])
+            or (data.get("window_start") or requested["window_start"]) != requested["window_start"]
+            or (data.get("window_end") or requested["window_end"]) != requested["window_end"]
+            or (data.get("duration_hours") or requested["duration_hours"]) != requested["duration_hours"]
+        )
 
     @classmethod
     def initial_from(cls, request: DataPullRequest) -> dict:

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from userdata.catalogue import CATEGORIES
+
 from .grant import Grant
 
 
@@ -54,6 +56,23 @@ class DataQuery(models.Model):
 
     def __str__(self) -> str:
         return f"query {self.pk} ({self.status})"
+
+    @property
+    def category_label(self) -> str:
+        category = CATEGORIES.get(self.category)
+        return category.label if category else self.category
+
+    @property
+    def empty_reason(self) -> str:
+        """Why a succeeded query returned no rows, in words (empty for any other query)."""
+        if self.status != QueryStatus.SUCCEEDED or self.row_count != 0:
+            return ""
+        category = CATEGORIES.get(self.category)
+        accounts = "account" if len(self.subjects) == 1 else "accounts"
+        if category is not None and not category.windowed:
+            return f"no {category.label.lower()} exists for the {accounts} asked for (they may have been deleted)."
+        window = f"{self.window_start:%Y-%m-%d} to {self.window_end:%Y-%m-%d}" if self.window_start else "the window"
+        return f"the {accounts} asked for have no {self.category_label} recorded from {window}."
 
     def parameters(self) -> dict:
         return {

@@ -33,6 +33,7 @@ def _investigator(user) -> dict:
         "requests": _cut(
             access.my_requests_awaiting_decision(user).select_related("case").order_by("submitted_at", "id")
         ),
+        "returned": _cut(access.my_returned_requests(user).select_related("case").order_by("-updated_at", "-id")),
         "grants": _cut(access.my_usable_grants(user).select_related("case").order_by("expires_at", "id")),
         "queries": _cut(access.queries_visible_to(user).filter(user=user).order_by("-requested_at", "-id")),
     }

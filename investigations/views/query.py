@@ -51,7 +51,7 @@ def query_create(request: HttpRequest, grant_pk: int) -> HttpResponse:
             if getattr(query, "enqueue_failed", False):
                 messages.warning(request, WAITING_MESSAGE)
             else:
-                messages.success(request, "The query is queued.")
+                messages.success(request, "The query is queued.", extra_tags="query-queued")
             return redirect("investigations:query_detail", pk=query.pk)
     context = {"form": form, "denied": denied, **_grant_queries_context(request.user, grant)}
     return render(request, "investigations/query_form.html", context, status=status)
@@ -80,6 +80,7 @@ def query_status(request: HttpRequest, pk: int) -> JsonResponse:
             "row_count": query.row_count,
             "digest": query.digest,
             "denial_reason": query.get_denial_reason_display() if query.denial_reason else "",
+            "empty_reason": query.empty_reason,
             "results_url": reverse("investigations:query_results", args=[query.pk]) if can_see_results else "",
         }
     )

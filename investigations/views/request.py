@@ -15,7 +15,7 @@ from .. import access, actions, policy
 from ..errors import InvalidTransition
 from ..forms import apply_errors
 from ..forms.request import DecisionForm, OptionalReasonForm, RequestForm
-from ..models import DataPullRequest, RequestStatus
+from ..models import DataPullRequest, DecisionOutcome, RequestStatus
 from ..models.request import APPROVING_OUTCOMES
 from ..scope import Scope, limits
 from . import conflict
@@ -54,8 +54,23 @@ def request_edit(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, "Request updated.")
             return redirect("investigations:request_detail", pk=pull.pk)
-    context = {"form": form, "case": pull.case, "pull": pull, "limits": limits()}
+    context = {"form": form, "case": pull.case, "pull": pull, "limits": limits(), "returned": _return_decision(pull)}
     return render(request, "investigations/request_form.html", context)
+
+
+def _return_decision(pull: DataPullRequest):
+    """The decision that returned ``pull`` for changes (its reason belongs on the edit form)."""
+    if pull.status != RequestStatus.RETURNED:
+        return None
+    returns = pull.decisions.filter(outcome=DecisionOutcome.RETURN).select_related("reviewer")
+    return returns.order_by("-created_at", "-id").first()
+
+
+def _approved_narrowed(pull: DataPullRequest, decisions) -> bool:
+    """An approved request whose final round narrowed the scope (the badge says so)."""
+    if pull.status != RequestStatus.APPROVED:
+        return False
+    return any(d.review_round == pull.review_round and d.outcome == DecisionOutcome.APPROVE_NARROWED for d in decisions)
 
 
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -67,6 +82,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "case": pull.case,
         "decisions": decisions,
         "grant": grant,
+        "narrowed": _approved_narrowed(pull, decisions),
         "still_needed": actions.approvals_still_needed(pull) if pull.status == RequestStatus.SUBMITTED else "",
         "hidden_subjects": access.hidden_subjects(request.user, pull),
         **_protection(request.user, pull),

@@ -53,6 +53,9 @@ def test_anonymous_visitor_is_sent_to_login(client, route):
     if route.startswith(API_PREFIX) and route not in API_PAGES:
         assert response.status_code in (401, 403), f"/{route} answered {response.status_code} to an anonymous caller"
         return
+    if route.endswith(".json"):  # a page's JSON (a status poll): 401 "signed out", never a login page
+        assert response.status_code == 401 and response.json()["signed_out"] is True
+        return
     assert response.status_code in (302, 301), f"/{route} answered {response.status_code} to an anonymous visitor"
     location = response.headers["Location"]
     assert "/login/" in location, f"/{route} redirected to {location}, not to a login page"

@@ -76,7 +76,7 @@ def test_debug_defaults_to_false(tmp_path):
 
 def test_time_and_celery_settings():
     assert settings.USE_TZ and settings.TIME_ZONE == "UTC"
-    assert "django.contrib.auth.middleware.LoginRequiredMiddleware" in settings.MIDDLEWARE
+    assert "accounts.middleware.SessionAwareLoginRequiredMiddleware" in settings.MIDDLEWARE  # a LoginRequiredMiddleware
     assert settings.CELERY_TASK_SERIALIZER == "json"
     assert settings.CELERY_ACCEPT_CONTENT == ["json"]
     assert settings.CELERY_TASK_ACKS_LATE is True

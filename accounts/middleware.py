@@ -1,0 +1,74 @@
+"""Login required everywhere, and a session that ends mid-task loses nothing.
+
+Django's ``LoginRequiredMiddleware`` sends an anonymous request to the login page with
+``next`` set to the URL asked for. For a form posted after the session ended that URL is
+often POST-only (answering 405 after login) and the typed input is gone; for a status poll
+the login page arrives with 200 where JSON was expected. Here:
+
+- a POST keeps its input in the (new, anonymous) session and returns after login to the page
+  that held the form, which fills the form back in (``kept_input``, ``static/js/keep-input.js``);
+- a request for JSON gets 401 with ``{"signed_out": true}`` so a poller can stop and say so.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth.middleware import LoginRequiredMiddleware
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import resolve_url
+from django.utils.http import url_has_allowed_host_and_scheme
+
+KEPT_INPUT = "kept_input"
+NOT_KEPT = {"csrfmiddlewaretoken", "password", "password1", "password2"}
+MAX_KEPT_CHARS = 100_000  # a session is not a file store
+
+
+class SessionAwareLoginRequiredMiddleware(LoginRequiredMiddleware):
+    def handle_no_permission(self, request: HttpRequest, view_func) -> HttpResponse:
+        if wants_json(request):
+            return JsonResponse({"signed_out": True, "detail": "Your session has ended; log in again."}, status=401)
+        if request.method == "POST":
+            # Never back to the POST-only address (405 after login): to the form's page.
+            page = form_page(request)
+            if page is None:
+                return redirect_to_login(resolve_url(settings.LOGIN_REDIRECT_URL), resolve_url(settings.LOGIN_URL))
+            keep_input(request, page)
+            return redirect_to_login(page, resolve_url(settings.LOGIN_URL))
+        return super().handle_no_permission(request, view_func)
+
+
+def wants_json(request: HttpRequest) -> bool:
+    accept = request.headers.get("Accept", "")
+    return request.path.endswith(".json") or (accept.startswith("application/json") and "text/html" not in accept)
+
+
+def form_page(request: HttpRequest) -> str | None:
+    """The same-site page the form was posted from (its Referer), or None."""
+    referer = request.headers.get("Referer", "")
+    if not referer or not url_has_allowed_host_and_scheme(referer, {request.get_host()}, request.is_secure()):
+        return None
+    parts = urlsplit(referer)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def keep_input(request: HttpRequest, page: str) -> None:
+    fields = {name: request.POST.getlist(name) for name in request.POST if name not in NOT_KEPT}
+    if sum(len(value) for values in fields.values() for value in values) > MAX_KEPT_CHARS:
+        return
+    request.session[KEPT_INPUT] = {"page": urlsplit(page).path, "action": request.path, "fields": fields}
+
+
+def kept_input(request: HttpRequest) -> dict:
+    """Context processor: the input kept for this page, handed over once (then forgotten)."""
+    session = getattr(request, "session", None)
+    user = getattr(request, "user", None)
+    if session is None or user is None or not user.is_authenticated:
+        return {}
+    kept = session.get(KEPT_INPUT)
+    if not kept or kept.get("page") != request.path:
+        return {}
+    del session[KEPT_INPUT]
+    return {"kept_input": {"action": kept["action"], "fields": kept["fields"]}}
