@@ -125,3 +125,51 @@ class ChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"head #{self.seq}"
+
+
+class StreamKind(models.TextChoices):
+    SYSLOG = "syslog", "Syslog (RFC 5424 over TCP, TLS)"
+    WEBHOOK = "webhook", "HTTPS webhook (HMAC-SHA256 signed)"
+
+
+class StreamDestination(models.Model):
+    """Where the ledger is streamed to, and how far it got (``audit.streams``).
+
+    ``cursor`` is the last sequence number the receiver acknowledged (or that the destination's
+    filter skipped): it only moves after an acknowledgement, so an event is delivered at least
+    once, in ledger order. Changes go through the actions in ``audit.streams``, which record them.
+    """
+
+    name = models.SlugField(max_length=64, unique=True)
+    kind = models.CharField(max_length=16, choices=StreamKind.choices)
+    url = models.CharField(
+        max_length=500,
+        help_text="Webhook: https://host[:port]/path. Syslog: tls://host:port (or tcp://host:port for a "
+        "relay on the same machine).",
+    )
+    secret = models.CharField(max_length=200, blank=True, help_text="Webhook: the HMAC-SHA256 key (write-only).")
+    ca_file = models.CharField(
+        max_length=500, blank=True, help_text="PEM file of the CA that signs the receiver's certificate; "
+        "empty: the system's trust store."
+    )
+    action_prefixes = models.JSONField(
+        default=list, blank=True, help_text="Only events whose action starts with one of these; empty: every event."
+    )
+    paused = models.BooleanField(default=False)
+    from_environment = models.BooleanField(default=False, help_text="Defined by AUDIT_STREAMS; change it there.")
+    cursor = models.BigIntegerField(default=0, help_text="Last sequence number acknowledged by the receiver.")
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    failures = models.PositiveIntegerField(default=0, help_text="Failed deliveries since the last success.")
+    failing_since = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="Backing off until then.")
+    alerted_at = models.DateTimeField(null=True, blank=True, help_text="When this failure was reported to oversight.")
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"stream {self.name}"

@@ -1,15 +1,20 @@
-"""Celery tasks of the ledger. Thin: no arguments, JSON results, safe to run twice."""
+"""Celery tasks of the ledger. Thin: ids or no arguments, JSON results, safe to run twice."""
 
 from __future__ import annotations
+
+import logging
 
 from celery import shared_task
 from django.db import transaction
 
-from . import checkpoints
+from . import checkpoints, streams
 from .actions import Action
 from .alerts import alert_verification_failed
 from .ledger import record
+from .models import StreamDestination
 from .verification import verify
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task
@@ -29,3 +34,30 @@ def verify_audit_chain() -> dict:
     else:
         alert_verification_failed(result)
     return result.as_json()
+
+
+@shared_task(ignore_result=True)
+def stream_ledger(destination_id: int) -> dict:
+    """Send the next batch of the ledger to one destination; chain on while there is more.
+
+    A failure is recorded on the destination (it backs off in the database, and
+    ``dispatch_streams`` tries again when it is due), so the task itself never retries.
+    """
+    try:
+        delivery = streams.deliver(destination_id)
+    except streams.DeliveryFailed as error:
+        logger.warning("ledger stream %s: %s", destination_id, error)
+        return {"state": "failed", "error": str(error)}
+    if delivery.more:
+        stream_ledger.delay(destination_id)
+    return delivery.as_json()
+
+
+@shared_task(ignore_result=True)
+def dispatch_streams() -> dict:
+    """Every few seconds: apply AUDIT_STREAMS, then start a delivery for every destination that is due."""
+    streams.sync_environment()
+    due = list(StreamDestination.objects.filter(streams.due()).values_list("pk", flat=True))
+    for destination_id in due:
+        stream_ledger.delay(destination_id)
+    return {"dispatched": due}

@@ -318,6 +318,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "expire-pending-requests": {"task": "investigations.expire_pending_requests", "schedule": crontab(minute=5)},
     "warn-expiring-grants": {"task": "investigations.warn_expiring_grants", "schedule": crontab(minute=10)},
     "scan-oversight": {"task": "investigations.scan_oversight", "schedule": timedelta(minutes=1)},
+    "dispatch-streams": {"task": "audit.tasks.dispatch_streams", "schedule": timedelta(seconds=10)},
 }
 
 # --- audit ledger ------------------------------------------------------------------------
@@ -338,6 +339,28 @@ AUDIT_CHECKPOINT_DIR = Path(env.str("AUDIT_CHECKPOINT_DIR", default=str(VAR_DIR 
 AUDIT_LOG_ORIGIN = env.str("AUDIT_LOG_ORIGIN", default="custos.audit")
 # Processes that verify_audit uses on a large ledger (PostgreSQL). 0: min(CPU count, 4); 1: one.
 AUDIT_VERIFY_WORKERS = env.int("AUDIT_VERIFY_WORKERS", default=0)
+
+# The ledger streamed to SIEMs and webhooks (docs/streams.md). Destinations are kept by staff
+# in the admin, or here: AUDIT_STREAMS is a JSON list of {"name", "kind" (syslog|webhook),
+# "url", "secret" or "secret_env", "ca_file", "action_prefixes"}.
+AUDIT_STREAM = {
+    "DESTINATIONS": env.json("AUDIT_STREAMS", default=[]),
+    "BATCH": env.int("AUDIT_STREAM_BATCH", default=500),
+    "TIMEOUT_SECONDS": env.float("AUDIT_STREAM_TIMEOUT_SECONDS", default=10),
+    # Longer than a batch can take to send; a killed worker's lease runs out after it.
+    "LEASE_SECONDS": env.int("AUDIT_STREAM_LEASE_SECONDS", default=120),
+    "ALERT_AFTER_MINUTES": env.float("AUDIT_STREAM_ALERT_AFTER_MINUTES", default=15),
+    "SYSLOG_HOSTNAME": env.str("AUDIT_STREAM_SYSLOG_HOSTNAME", default="custos"),
+    # RFC 5424 structured-data id: name@<private enterprise number>; 32473 is the number
+    # reserved for documentation (RFC 5612): put your organisation's here.
+    "SYSLOG_SD_ID": env.str("AUDIT_STREAM_SYSLOG_SD_ID", default="custos@32473"),
+    "SYSLOG_FACILITY": env.int("AUDIT_STREAM_SYSLOG_FACILITY", default=13),  # log audit
+    "SYSLOG_SEVERITY": env.int("AUDIT_STREAM_SYSLOG_SEVERITY", default=5),  # notice
+}
+
+# Extra rows for the Schedules page and worker_health: callables returning dicts with
+# name, state, detail, failing (so that operations imports no other app).
+OPERATIONS_HEALTH_PROBES = ["audit.streams.health_probes"]
 
 # --- REST API ----------------------------------------------------------------------------
 

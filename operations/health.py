@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django_celery_beat.models import PeriodicTask
 
 from .models import TaskHealth
@@ -145,3 +146,15 @@ def schedule_health(now: datetime | None = None) -> list[ScheduleHealth]:
                        _state(enabled, every, health.get(task), since, now))
         for name, task, every, enabled, in_database, last_sent, since in _entries(now)
     ]
+
+
+def probe_rows() -> list[dict]:
+    """Rows of the other checks named in ``OPERATIONS_HEALTH_PROBES`` (e.g. ledger streams).
+
+    Each row is a dict with ``name``, ``state``, ``detail`` and ``failing``; the callables are
+    named by dotted path so that this app imports no other.
+    """
+    rows: list[dict] = []
+    for path in getattr(settings, "OPERATIONS_HEALTH_PROBES", []):
+        rows += import_string(path)()
+    return rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from .health import OVERDUE_FACTOR, schedule_health
+from .health import OVERDUE_FACTOR, probe_rows, schedule_health
 
 
 def require_staff(user) -> None:
@@ -16,9 +16,12 @@ def require_staff(user) -> None:
 
 def schedules(request: HttpRequest) -> HttpResponse:
     require_staff(request.user)
-    rows = schedule_health()
-    return render(
-        request,
-        "operations/schedules.html",
-        {"rows": rows, "overdue": [row for row in rows if row.overdue], "factor": OVERDUE_FACTOR},
-    )
+    rows, probes = schedule_health(), probe_rows()
+    context = {
+        "rows": rows,
+        "overdue": [row for row in rows if row.overdue],
+        "factor": OVERDUE_FACTOR,
+        "probes": probes,
+        "failing_probes": [probe for probe in probes if probe["failing"]],
+    }
+    return render(request, "operations/schedules.html", context)

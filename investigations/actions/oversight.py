@@ -377,7 +377,52 @@ def _on_tripwire(event: AuditEvent) -> list[Draft]:
     ]
 
 
+# --- detectors: the ledger stream ---------------------------------------------------------
+
+STREAM_SILENCING = {
+    Action.STREAM_PAUSED: "paused",
+    Action.STREAM_DELETED: "deleted",
+    Action.STREAM_CHANGED: "changed",
+}
+
+
+def _on_stream_silenced(event: AuditEvent) -> list[Draft]:
+    """A stream paused, deleted, or pointed or filtered elsewhere: what an insider would do first."""
+    details = event.details or {}
+    verb = STREAM_SILENCING[event.action]
+    if verb == "changed" and not details.get("silencing"):
+        return []
+    changed = f" ({', '.join(map(str, details.get('changed') or []))})" if verb == "changed" else ""
+    reason = f": {details['reason']}" if details.get("reason") else ""
+    return [
+        Draft(
+            kind=AlertKind.STREAM_SILENCED,
+            severity=AlertSeverity.WARNING if verb == "changed" else AlertSeverity.CRITICAL,
+            summary=f"{_who(event)} {verb} ledger stream '{details.get('name', '?')}'{changed}{reason}.",
+            details={key: details.get(key) for key in ("name", "kind", "url", "action_prefixes", "changed", "reason")},
+            user_id=event.actor_id,
+        )
+    ]
+
+
+def _on_stream_failing(event: AuditEvent) -> list[Draft]:
+    details = event.details or {}
+    return [
+        Draft(
+            kind=AlertKind.STREAM_FAILING,
+            severity=AlertSeverity.CRITICAL,
+            summary=f"Ledger stream '{details.get('name', '?')}' has failed since {details.get('failing_since')}; "
+            f"{details.get('backlog', '?')} event(s) waiting. Last error: {details.get('error', '')}",
+            details={key: details.get(key) for key in ("name", "url", "failing_since", "failures", "error", "backlog")},
+        )
+    ]
+
+
 DETECTORS = {
+    Action.STREAM_PAUSED: _on_stream_silenced,
+    Action.STREAM_DELETED: _on_stream_silenced,
+    Action.STREAM_CHANGED: _on_stream_silenced,
+    Action.STREAM_FAILING: _on_stream_failing,
     Action.REQUEST_SUBMITTED: _on_request_submitted,
     Action.DECISION_RECORDED: _on_decision,
     Action.QUERY_REQUESTED: _on_query_requested,

@@ -23,6 +23,8 @@ class AlertKind(models.TextChoices):
     OFF_HOURS_QUERY = "off_hours_query", "Query outside working hours"
     SUBJECT_IN_UNRELATED_CASES = "subject_in_unrelated_cases", "Subject requested in unrelated cases"
     REFILED_AFTER_REJECTION = "refiled_after_rejection", "Request re-filed after rejection"
+    STREAM_SILENCED = "stream_silenced", "Ledger stream paused, deleted or redirected"
+    STREAM_FAILING = "stream_failing", "Ledger stream failing"
 
 
 class AlertSeverity(models.TextChoices):

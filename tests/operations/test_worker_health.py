@@ -30,6 +30,7 @@ SCHEDULED = {
     "audit.tasks.seal_audit_checkpoint": timedelta(hours=1),
     "investigations.purge_expired_results": timedelta(days=1),
     "audit.tasks.verify_audit_chain": timedelta(days=1),
+    "audit.tasks.dispatch_streams": timedelta(seconds=10),
 }
 
 
@@ -127,7 +128,7 @@ def test_command_flags_a_task_older_than_twice_its_interval_and_exits_one():
     all_succeeded(ago=timedelta(minutes=90))  # older than 2 x 1 min, younger than 2 x 1 h
     output, error = run_command()
     assert error is not None and error.returncode == 1
-    assert "3 periodic task(s) overdue" in str(error)
+    assert "4 periodic task(s) overdue" in str(error)  # the every-minute tasks and the stream dispatch
     assert line_for(output, "investigations.expire_grants").endswith("OVERDUE")
     assert line_for(output, "investigations.requeue_stale_queries").endswith("OVERDUE")
     assert line_for(output, "investigations.scan_oversight").endswith("OVERDUE")
@@ -217,7 +218,7 @@ def test_staff_see_the_table_with_overdue_tasks_highlighted(login, admin_user):
     assert rows["investigations.expire_grants"].overdue and not rows["audit.tasks.verify_audit_chain"].overdue
     page = response.content.decode()
     assert '<tr class="overdue">' in page and "OVERDUE" in page
-    assert page.count('<tr class="overdue">') == 3  # the three every-minute tasks
+    assert page.count('<tr class="overdue">') == 4  # the three every-minute tasks and the stream dispatch
     assert 'href="/operations/schedules/"' in page  # in the navigation
 
 

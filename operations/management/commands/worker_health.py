@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from operations.health import OVERDUE_FACTOR, ScheduleHealth, schedule_health
+from operations.health import OVERDUE_FACTOR, ScheduleHealth, probe_rows, schedule_health
 
 
 def _when(moment) -> str:
@@ -19,7 +19,8 @@ class Command(BaseCommand):
         "Show each periodic task with its interval, last success and last failure, from the database. "
         f"A task whose last success is older than {OVERDUE_FACTOR}x its interval (or that never succeeded, "
         f"once {OVERDUE_FACTOR}x its interval has passed since it was first expected) is OVERDUE, and the "
-        "command then exits with code 1, for monitoring."
+        "command then exits with code 1, for monitoring. The other checks (ledger streams) follow; one that is "
+        "failing also makes it exit 1."
     )
 
     def handle(self, *args, **options):
@@ -39,6 +40,16 @@ class Command(BaseCommand):
         widths = [max(len(line[column]) for line in table) for column in range(len(header))]
         for line in table:
             self.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+        probes = probe_rows()
+        for probe in probes:
+            status = probe["state"].upper() if probe["failing"] else probe["state"]
+            self.stdout.write(f"{probe['name']}  {status}  {probe['detail']}")
         overdue = [row.name for row in rows if row.overdue]
+        failing = [probe["name"] for probe in probes if probe["failing"]]
+        problems = []
         if overdue:
-            raise CommandError(f"{len(overdue)} periodic task(s) overdue: {', '.join(overdue)}", returncode=1)
+            problems.append(f"{len(overdue)} periodic task(s) overdue: {', '.join(overdue)}")
+        if failing:
+            problems.append(f"{len(failing)} check(s) failing: {', '.join(failing)}")
+        if problems:
+            raise CommandError("; ".join(problems), returncode=1)
