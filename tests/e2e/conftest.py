@@ -10,7 +10,13 @@ import pytest
 from django.conf import settings
 
 from tests.conftest import PASSWORD, chromium_path
-from tests.investigations.conftest import migrated_rows, store  # noqa: F401  (fixtures)
+from tests.investigations.conftest import (  # noqa: F401  (fixtures)
+    active_grant,
+    migrated_rows,
+    open_case,
+    store,
+    submitted_request,
+)
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
