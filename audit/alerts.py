@@ -22,7 +22,7 @@ def auditor_emails() -> list[str]:
     return sorted({*users.values_list("email", flat=True), *settings.OVERSIGHT_EMAILS})
 
 
-def alert_verification_failed(result: Verification) -> None:
+def alert_verification_failed(result: Verification, *, actor=None, details: dict | None = None) -> None:
     """Email the auditors first (works even if the ledger refuses writes), then record it."""
     recipients = auditor_emails()
     if recipients:
@@ -40,6 +40,6 @@ def alert_verification_failed(result: Verification) -> None:
         logger.error("audit verification failed and no auditor has an email address: %s", result.summary())
     try:
         with transaction.atomic():
-            record(action=Action.AUDIT_VERIFY_FAILED, details=result.as_json())
+            record(action=Action.AUDIT_VERIFY_FAILED, actor=actor, details=details or result.as_json())
     except Exception:
         logger.exception("could not record the failed verification in the ledger")

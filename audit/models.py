@@ -173,3 +173,41 @@ class StreamDestination(models.Model):
 
     def __str__(self) -> str:
         return f"stream {self.name}"
+
+
+class VerificationRunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+
+
+class VerificationRun(models.Model):
+    """One "Verify now" started from the verification page, with its progress for the page.
+
+    The outcome itself is a ledger event (``audit.verified`` / ``audit.verify_failed``), as for
+    every verification wherever it runs; this row only carries progress and points at it.
+    """
+
+    requested_by = models.CharField(max_length=150, help_text="Username of the auditor who started it.")
+    status = models.CharField(
+        max_length=16, choices=VerificationRunStatus.choices, default=VerificationRunStatus.QUEUED
+    )
+    checked = models.BigIntegerField(default=0)
+    total = models.BigIntegerField(default=0)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(null=True)
+    summary = models.CharField(max_length=500, blank=True)
+    event_seq = models.BigIntegerField(null=True, blank=True, help_text="The ledger event recording the outcome.")
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"verification run {self.pk} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if self.status == VerificationRunStatus.DONE:
+            return 100
+        return min(99, self.checked * 100 // self.total) if self.total else 0

@@ -194,6 +194,7 @@ def verify(
     checkpoint_dir: Path | str | None = None,
     progress: bool = False,
     workers: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Verification:
     """Verify the chain from ``from_seq`` and return the outcome; never raises for tampering.
 
@@ -201,7 +202,8 @@ def verify(
     link; a recomputed hash that differs; a timestamp going backwards; a hash differing
     from a signed checkpoint or the chain head; a chain shorter than a checkpoint or the
     head (truncated tail). ``workers`` (default ``AUDIT_VERIFY_WORKERS``) processes share a
-    large ledger on PostgreSQL; the outcome does not depend on their number.
+    large ledger on PostgreSQL; the outcome does not depend on their number. ``on_progress``
+    is called now and then with (events checked, events in all) for a page to show.
     """
     from_seq = max(1, from_seq)
     directory = Path(checkpoint_dir or settings.AUDIT_CHECKPOINT_DIR)
@@ -219,17 +221,44 @@ def verify(
         ranges = _plan(from_seq, total, workers)
         if len(ranges) > 1:
             with tqdm(total=total, unit="ev", mininterval=1, disable=not progress) as bar:
+                if on_progress is not None:
+                    bar.update = _reporting_update(bar.update, on_progress, total)
                 count, last_seq, last_hash = _check_in_parallel(ranges, workers, prev_hash, prev_time, anchors, bar)
         else:
             rows = _rows(from_seq)
             if progress:
                 rows = tqdm(rows, total=total, unit="ev", mininterval=1)
+            if on_progress is not None:
+                rows = _reporting_rows(rows, on_progress, total)
             count, last_seq, last_hash, _ = _check_rows(rows, from_seq, prev_hash, prev_time, anchors)
         _check_length(last_seq, sealed, head)
     except (ChainBroken, checkpoint_store.CheckpointError) as error:
         count, last_seq, last_hash = getattr(error, "progress", (count, last_seq, last_hash))
         return Verification(False, count, last_seq, last_hash, error.seq, error.reason, len(sealed))
     return Verification(True, count, last_seq, last_hash, checkpoints=len(sealed))
+
+
+PROGRESS_EVERY = 5_000
+
+
+def _reporting_rows(rows: Iterable, on_progress: Callable[[int, int], None], total: int) -> Iterator:
+    """Pass the rows through, telling ``on_progress`` every ``PROGRESS_EVERY`` rows."""
+    for number, row in enumerate(rows, start=1):
+        if number % PROGRESS_EVERY == 0:
+            on_progress(number, total)
+        yield row
+
+
+def _reporting_update(update: Callable, on_progress: Callable[[int, int], None], total: int) -> Callable:
+    done = 0
+
+    def reporting(amount: int = 1):
+        nonlocal done
+        done += amount
+        on_progress(done, total)
+        return update(amount)
+
+    return reporting
 
 
 def default_workers() -> int:

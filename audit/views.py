@@ -6,18 +6,20 @@ page is never shown unless its viewing is on the ledger.
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 
-from . import checkpoints
+from . import checkpoints, runs
 from .access import require_auditor
 from .actions import Action
 from .export import csv_lines, export_rows, jsonl_lines
 from .forms import EventFilterForm
 from .ledger import compute_hash, record
-from .models import AuditEvent, ChainHead
+from .models import AuditEvent, ChainHead, VerificationRun, VerificationRunStatus
 
 PAGE_SIZE = 50
 LIST_COLUMNS = ("seq", "occurred_at", "actor_username", "action", "target_type", "target_id", "case_reference")
@@ -118,11 +120,43 @@ def verification(request: HttpRequest) -> HttpResponse:
     record(action=Action.AUDIT_VIEWED, actor=request.user, details={"page": "verification"}, request=request)
     context = {
         "last_run": last_run,
+        "current_run": VerificationRun.objects.exclude(status=VerificationRunStatus.DONE).first(),
         "last_checkpoint": last_checkpoint,
         "head": ChainHead.objects.filter(pk=1).first(),
         "public_key": _public_key(),
     }
     return render(request, "audit/verification.html", context)
+
+
+@require_POST
+def verification_start(request: HttpRequest) -> HttpResponse:
+    """The "Verify now" button: queue a verification on the worker; the page follows its progress."""
+    require_auditor(request.user)
+    running = VerificationRun.objects.exclude(status=VerificationRunStatus.DONE).first()
+    if running is None:
+        runs.run_start(actor=request.user)
+        messages.success(request, "Verification started. Its outcome is recorded in the audit trail.")
+    else:
+        messages.info(request, "A verification is already under way; its progress is below.")
+    return redirect("audit:verification")
+
+
+@require_GET
+def verification_status(request: HttpRequest, pk: int) -> JsonResponse:
+    require_auditor(request.user)
+    run = get_object_or_404(VerificationRun, pk=pk)
+    return JsonResponse(
+        {
+            "status": run.status,
+            "status_label": run.get_status_display(),
+            "done": run.status == VerificationRunStatus.DONE,
+            "checked": run.checked,
+            "total": run.total,
+            "percent": run.percent,
+            "ok": run.ok,
+            "summary": run.summary,
+        }
+    )
 
 
 def _public_key() -> str:

@@ -36,9 +36,10 @@ def assert_fails_at(seq: int, reason: str) -> None:
 
 def test_untouched_chain_verifies(events, capsys):
     seal()
-    call_command("verify_audit", "--no-progress")
+    head = rows()[-1][-1]
+    call_command("verify_audit", "--no-progress")  # and records the run: event 12
     out = capsys.readouterr().out
-    assert out.startswith(f"OK 11 events verified, head #11 {rows()[-1][-1]}")
+    assert out.startswith(f"OK 11 events verified, head #11 {head}")
     assert "1 signed checkpoints agree" in out
 
 

@@ -2,7 +2,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.verification import verify
+from audit.runs import verify_and_record
 
 
 class Command(BaseCommand):
@@ -25,7 +25,10 @@ class Command(BaseCommand):
     ):
         if progress is None:
             progress = sys.stderr.isatty()
-        result = verify(from_seq=from_seq, checkpoint_dir=checkpoint_dir, progress=progress, workers=workers)
+        # Recorded on the ledger like every verification, so the verification page shows it.
+        result = verify_and_record(
+            source="command", from_seq=from_seq, checkpoint_dir=checkpoint_dir, progress=progress, workers=workers
+        )
         if not result.ok:
             raise CommandError(result.summary())
         self.stdout.write(f"{result.summary()} ({result.checkpoints} signed checkpoints agree)")

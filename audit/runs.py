@@ -1,0 +1,89 @@
+"""Verifications that leave a trace: from the command line, the schedule or the "Verify now" button.
+
+Every run ends as a ledger event (``audit.verified`` or ``audit.verify_failed``, with who ran it
+and from where), which is what the verification page and the auditor's start page read. A
+failure also alerts the auditors.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from .actions import Action
+from .alerts import alert_verification_failed
+from .ledger import record
+from .models import AuditEvent, ChainHead, VerificationRun, VerificationRunStatus
+from .verification import Verification, verify
+
+logger = logging.getLogger(__name__)
+
+SOURCES = {"command": "command line", "schedule": "daily schedule", "page": "Verify now"}
+
+
+def verify_and_record(*, actor=None, source: str, run: VerificationRun | None = None, **options) -> Verification:
+    """Verify the chain (``options`` go to ``verify``) and record the outcome on the ledger.
+
+    A failure is recorded by ``alert_verification_failed`` (auditors are e-mailed first, so a
+    ledger that refuses writes still raises the alarm); a success here, in its own transaction.
+    """
+    result = verify(**options)
+    details = {**result.as_json(), "source": SOURCES[source], "from_seq": options.get("from_seq", 1)}
+    if run is not None:
+        details["run"] = run.pk
+    if result.ok:
+        try:
+            with transaction.atomic():
+                record(action=Action.AUDIT_VERIFIED, actor=actor, details=details)
+        except Exception:  # e.g. a verifier's read-only role: the outcome still stands and is shown
+            logger.exception("could not record the verification in the ledger: %s", result.summary())
+    else:
+        alert_verification_failed(result, actor=actor, details=details)
+    return result
+
+
+def run_start(*, actor) -> VerificationRun:
+    """Queue a verification for ``actor`` (an auditor; the caller checked) and ring the worker after commit."""
+    from .tasks import verify_audit_run
+
+    with transaction.atomic():
+        head = ChainHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
+        run = VerificationRun.objects.create(requested_by=actor.get_username(), total=head)
+        transaction.on_commit(lambda: verify_audit_run.delay(run.pk))
+    return run
+
+
+def run_execute(run_id: int) -> VerificationRun | None:
+    """Claim a queued run (a conditional UPDATE: a second delivery finds nothing), verify with
+    progress written to the row, record the outcome; None if it is gone or someone has it."""
+    claimed = VerificationRun.objects.filter(pk=run_id, status=VerificationRunStatus.QUEUED).update(
+        status=VerificationRunStatus.RUNNING
+    )
+    if not claimed:
+        return None
+    run = VerificationRun.objects.get(pk=run_id)
+    actor = _actor(run.requested_by)
+
+    def progress(checked: int, total: int) -> None:
+        VerificationRun.objects.filter(pk=run_id).update(checked=checked, total=total)
+
+    result = verify_and_record(actor=actor, source="page", run=run, on_progress=progress)
+    last = AuditEvent.objects.filter(action__in=[Action.AUDIT_VERIFIED, Action.AUDIT_VERIFY_FAILED])
+    VerificationRun.objects.filter(pk=run_id).update(
+        status=VerificationRunStatus.DONE,
+        checked=result.count,
+        finished_at=timezone.now(),
+        ok=result.ok,
+        summary=result.summary()[:500],
+        event_seq=last.filter(details__run=run_id).values_list("seq", flat=True).first(),
+    )
+    run.refresh_from_db()
+    return run
+
+
+def _actor(username: str):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(username=username).first()
