@@ -29,6 +29,7 @@ from .models import (
     Case,
     CaseGroupObjectPermission,
     CaseMember,
+    CaseMembership,
     CaseStatus,
     CaseUserObjectPermission,
     DataPullRequest,
@@ -39,6 +40,7 @@ from .models import (
     GrantReport,
     GrantStatus,
     GrantUserObjectPermission,
+    Involvement,
     ProtectedSubject,
     RequestStatus,
 )
@@ -177,9 +179,23 @@ def _get_visible(queryset: QuerySet, pk) -> Model:
     return obj
 
 
+def involvement_in(user: User, case_id: int) -> set[str]:
+    """How ``user`` is or ever was involved in a case (``Involvement`` values): one query.
+
+    Read from the periods of ``CaseMembership``, which the team, request and grant actions
+    write and never delete: leaving the team, or a grant, does not make anyone independent.
+    """
+    return set(CaseMembership.objects.filter(case_id=case_id, user=user).values_list("involvement", flat=True))
+
+
+def _involved(user: User, case_field: str) -> Exists:
+    """``Exists`` over the involvement history, for querysets (``case_field`` names the case column)."""
+    return Exists(CaseMembership.objects.filter(case=OuterRef(case_field), user=user))
+
+
 def can_review_case(user: User, case: Case) -> bool:
-    """A legal reviewer who is not on the case team may approve or reject a pending case."""
-    return _is_real(user) and user.is_reviewer and not case.is_on_team(user)
+    """A legal reviewer never involved in the case (team, requests, grants) may approve or reject it."""
+    return _is_real(user) and user.is_reviewer and not involvement_in(user, case.pk)
 
 
 # --- data-pull requests ------------------------------------------------------------------
@@ -201,15 +217,22 @@ def requests_visible_to(user: User) -> QuerySet[DataPullRequest]:
 
 
 def independence_problem(user: User, request: DataPullRequest) -> str | None:
-    """Why ``user`` may not decide ``request``, or None. Enforced in the action, shown by pages."""
+    """Why ``user`` may not decide ``request``, or None. Enforced in the action, shown by pages.
+
+    Historical: whoever is or ever was on the case's team, filed any request on it, or held
+    any grant on it is not independent of it (``involvement_in``).
+    """
     if not _is_real(user):
         return "Only active legal reviewers decide data-pull requests."
     if user.pk == request.requested_by_id:
         return "You filed this request; someone independent must decide it."
-    if request.case.is_on_team(user):
-        return "You are on this case's team; someone independent must decide it."
-    if Grant.objects.filter(case=request.case_id, grantees=user).exists():
-        return "You hold a grant on this case; someone independent must decide it."
+    involved = involvement_in(user, request.case_id)
+    if Involvement.GRANTEE in involved:
+        return "You hold or held a grant on this case; someone independent must decide it."
+    if Involvement.TEAM in involved:
+        return "You are or were on this case's team; someone independent must decide it."
+    if Involvement.REQUESTER in involved:
+        return "You filed a request on this case; someone independent must decide it."
     if not user.is_reviewer:
         return "Only legal reviewers decide data-pull requests."
     return None
@@ -280,11 +303,12 @@ def can_file_request(user: User, case: Case) -> bool:
 
 
 def review_queue_for(user: User) -> QuerySet[DataPullRequest]:
-    """Submitted requests this reviewer may decide and has not yet decided (with approval counts)."""
+    """Submitted requests this reviewer may decide and has not yet decided (with approval counts).
+
+    Never a request on a case the reviewer is or was involved in (``involvement_in``).
+    """
     if not _is_real(user) or not user.is_reviewer:
         return DataPullRequest.objects.none()
-    on_team = CaseMember.objects.filter(case=OuterRef("case"), user=user)
-    grantee = Grant.objects.filter(case=OuterRef("case"), grantees=user)
     decided = Decision.objects.filter(request=OuterRef("pk"), reviewer=user, review_round=OuterRef("review_round"))
     # A correlated count, not a JOIN + GROUP BY: the database then counts only for the rows of
     # the page it returns, instead of aggregating the whole queue before sorting and limiting.
@@ -300,7 +324,7 @@ def review_queue_for(user: User) -> QuerySet[DataPullRequest]:
     return (
         DataPullRequest.objects.filter(status=RequestStatus.SUBMITTED, case__status=CaseStatus.OPEN)
         .exclude(requested_by=user)
-        .exclude(Exists(on_team) | Exists(grantee) | Exists(decided))
+        .exclude(_involved(user, "case") | Exists(decided))
         .select_related("case", "requested_by")
         .annotate(approval_count=Coalesce(Subquery(approvals), 0))
         .order_by("submitted_at", "id")
@@ -508,11 +532,12 @@ def my_usable_grants(user: User) -> QuerySet[Grant]:
 
 
 def cases_awaiting_approval_for(user: User) -> QuerySet[Case]:
-    """Pending cases a legal reviewer sees, with ``reviewer_on_team`` (they may not decide those)."""
+    """Pending cases a legal reviewer sees, with ``reviewer_on_team`` (they are or were involved in
+    the case, so they may not decide it)."""
     if not _is_real(user) or not user.is_reviewer:
         return Case.objects.none()
-    on_team = CaseMember.objects.filter(case=OuterRef("pk"), user=user)
-    return cases_visible_to(user).filter(status=CaseStatus.PENDING_APPROVAL).annotate(reviewer_on_team=Exists(on_team))
+    pending = cases_visible_to(user).filter(status=CaseStatus.PENDING_APPROVAL)
+    return pending.annotate(reviewer_on_team=_involved(user, "pk"))
 
 
 def decisions_made_by(user: User) -> QuerySet[Decision]:

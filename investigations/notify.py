@@ -33,10 +33,12 @@ def send_on_commit(name: str, recipients: Iterable[str], context: dict) -> None:
 
 
 def reviewer_addresses(*, exclude_case=None) -> list[str]:
-    """Active legal reviewers' addresses, without the case team (who may not decide anyway)."""
+    """Active legal reviewers' addresses, without anyone ever involved in the case (who may not decide anyway)."""
+    from .models import CaseMembership
+
     reviewers = User.objects.filter(is_active=True, groups__name__in=REVIEWER_ROLES)
     if exclude_case is not None:
-        reviewers = reviewers.exclude(case_memberships__case=exclude_case)
+        reviewers = reviewers.exclude(pk__in=CaseMembership.objects.filter(case=exclude_case).values("user"))
     return list(reviewers.values_list("email", flat=True).distinct())
 
 

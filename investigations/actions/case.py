@@ -21,6 +21,7 @@ from ..access import (
 from ..errors import InvalidTransition
 from ..models import Case, CaseMember, CaseNote, CaseReferenceCounter, CaseStatus, Grant, GrantStatus
 from ..models.case import TEXT_MAX
+from . import membership, oversight
 from .request import grants_leave, revoke_grant_unchecked
 
 EDITABLE_FIELDS = ("title", "allegation", "case_type", "purpose")
@@ -76,6 +77,7 @@ def case_open(*, actor: User, title: str, allegation: str, case_type: str, purpo
             details={"title": title, "case_type": case_type},
         )
         CaseMember.objects.create(case=case, user=actor, is_lead=True, added_by=actor)
+        membership.team_joined(case=case, user=actor)
         _grant_case_perms(actor=actor, case=case, user=actor, perms=LEAD_PERMS)
         for member in team:
             if member.pk != actor.pk:
@@ -83,20 +85,30 @@ def case_open(*, actor: User, title: str, allegation: str, case_type: str, purpo
     return case
 
 
-def _add_member(*, actor: User, case: Case, user: User) -> None:
+def _add_member(*, actor: User, case: Case, user: User, pending: dict | None = None) -> None:
     CaseMember.objects.create(case=case, user=user, added_by=actor)
-    audit.record(
-        action=Action.CASE_MEMBER_ADDED,
-        actor=actor,
-        target=case,
-        case_reference=case.reference,
-        details={"user": user.username, "user_id": user.pk},
-    )
+    membership.team_joined(case=case, user=user)
+    _record_team_change(Action.CASE_MEMBER_ADDED, actor=actor, case=case, user=user, pending=pending)
     _grant_case_perms(actor=actor, case=case, user=user, perms=MEMBER_PERMS)
 
 
+def _record_team_change(action: Action, *, actor: User, case: Case, user: User, pending: dict | None) -> None:
+    """The ledger event of a team change; with a decision pending it says which, and oversight
+    is alerted (the scan reads ``decision_pending``): a team reshuffled while legal decides is
+    how a non-independent reviewer would slip in."""
+    details = {"user": user.username, "user_id": user.pk}
+    if pending:
+        details["decision_pending"] = pending
+        oversight.scan_soon()
+    audit.record(action=action, actor=actor, target=case, case_reference=case.reference, details=details)
+
+
 def case_add_member(*, actor: User, case: Case, user: User) -> None:
-    """Add an investigator to the team (view, notes, file requests). Needs ``manage_team``."""
+    """Add an investigator to the team (view, notes, file requests). Needs ``manage_team``.
+
+    The team period is kept for good (``CaseMembership``); with a decision pending on the case
+    the change alerts oversight.
+    """
     _require(actor, case, "manage_team")
     _check_member_candidate(user, field="user")
     with transaction.atomic():
@@ -105,16 +117,16 @@ def case_add_member(*, actor: User, case: Case, user: User) -> None:
             raise InvalidTransition("A closed case's team cannot change.")
         if CaseMember.objects.filter(case=case, user=user).exists():
             raise ValidationError({"user": f"{user.username} is already on the team."})
-        _add_member(actor=actor, case=case, user=user)
+        _add_member(actor=actor, case=case, user=user, pending=membership.decision_pending(case))
 
 
 def case_approve(*, actor: User, case: Case) -> Case:
-    """A legal reviewer not on the team approves a pending case: it opens for requests."""
+    """A legal reviewer never involved in the case approves it while pending: it opens for requests."""
     _check_reviewer(actor, case, "approve")
     with transaction.atomic():
         case = Case.objects.select_for_update().get(pk=case.pk)
         if not can_review_case(actor, case):
-            raise PermissionDenied("Only a legal reviewer who is not on the case team may approve it.")
+            raise PermissionDenied("Only a legal reviewer never involved in the case may approve it.")
         if case.status != CaseStatus.PENDING_APPROVAL:
             raise InvalidTransition(f"The case is {case.get_status_display().lower()}, not pending approval.")
         case.status = CaseStatus.OPEN
@@ -224,12 +236,12 @@ def _check_reviewer(actor: User, case: Case, verb: str) -> None:
             actor=actor,
             case=case,
             perm=f"{verb}_case",
-            message=f"Only a legal reviewer who is not on the case team may {verb} it.",
+            message=f"Only a legal reviewer never involved in the case may {verb} it.",
         )
 
 
 def case_reject(*, actor: User, case: Case, reason: str) -> Case:
-    """A legal reviewer not on the team rejects a pending case, with a reason the lead will read."""
+    """A legal reviewer never involved in the case rejects it while pending, with a reason the lead reads."""
     _check_reviewer(actor, case, "reject")
     reason = _required_text(reason, field="reason", message="Give the reason for rejecting the case.")
     with transaction.atomic():
@@ -320,26 +332,24 @@ def case_remove_member(*, actor: User, case: Case, user: User) -> None:
     """Take an investigator off the team. Needs ``manage_team``; the lead cannot be removed.
 
     Their case permissions go at once; they leave the grantees of the case's active grants,
-    and a grant where they were the only grantee is revoked.
+    and a grant where they were the only grantee is revoked. Their team period is closed, not
+    forgotten: they stay ineligible to decide the case. With a decision pending on the case
+    the change alerts oversight.
     """
     _require(actor, case, "manage_team")
     with transaction.atomic():
         case = _locked(case)
         if case.is_closed:
             raise InvalidTransition("A closed case's team cannot change.")
-        membership = CaseMember.objects.filter(case=case, user=user).first()
-        if membership is None:
+        member = CaseMember.objects.filter(case=case, user=user).first()
+        if member is None:
             raise ValidationError({"user": f"{user.username} is not on the team."})
-        if membership.is_lead:
+        if member.is_lead:
             raise ValidationError({"user": "The case lead cannot be removed from the team."})
-        membership.delete()
-        audit.record(
-            action=Action.CASE_MEMBER_REMOVED,
-            actor=actor,
-            target=case,
-            case_reference=case.reference,
-            details={"user": user.username, "user_id": user.pk},
-        )
+        member.delete()
+        membership.team_left(case=case, user=user)
+        pending = membership.decision_pending(case)
+        _record_team_change(Action.CASE_MEMBER_REMOVED, actor=actor, case=case, user=user, pending=pending)
         _remove_case_perms(actor=actor, case=case, user=user, perms=CASE_PERMS, reason="removed from team")
         grants_leave(
             actor=actor,

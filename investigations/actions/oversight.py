@@ -9,6 +9,8 @@ without raising its alert unless it also bypasses the ledger. Events the scan re
 - ``query.requested`` / ``query.denied`` (``details.stage`` "submit" is the user's own attempt)
 - ``query.tripwire``: target the query; ``details.dropped_rows``, ``protected_accounts``, ``grant_id``
 - ``grant.expired`` / ``grant.revoked``: the grant ended; its scope-diff report is written
+- ``case.member_added`` / ``case.member_removed`` with ``details.decision_pending`` (``case``,
+  ``requests``): the team changed while legal had a decision to make
 
 Why reading after a cursor misses nothing: the ledger hands out ``seq`` under the chain-head
 row lock, held until the appending transaction commits, so events become visible in ``seq``
@@ -418,7 +420,46 @@ def _on_stream_failing(event: AuditEvent) -> list[Draft]:
     ]
 
 
+# --- detectors: the team ------------------------------------------------------------------
+
+
+def _on_team_change(event: AuditEvent) -> list[Draft]:
+    """A team changed while the case or one of its requests awaited legal: whoever joined or
+    left is never independent of it (``access.involvement_in``), but oversight should ask why."""
+    pending = (event.details or {}).get("decision_pending")
+    if not pending:
+        return []
+    details = event.details
+    joined = event.action == Action.CASE_MEMBER_ADDED
+    awaiting = []
+    if pending.get("case"):
+        awaiting.append("the case's approval")
+    requests = sorted(number for number in map(_int, pending.get("requests") or []) if number)
+    if requests:
+        awaiting.append(f"request(s) {_accounts(requests)}")
+    return [
+        Draft(
+            kind=AlertKind.TEAM_CHANGED_PENDING_DECISION,
+            severity=AlertSeverity.WARNING,
+            summary=f"{_who(event)} {'added' if joined else 'removed'} {details.get('user', '?')} "
+            f"{'to' if joined else 'from'} the team of {event.case_reference} while {' and '.join(awaiting)} "
+            "awaited a legal decision.",
+            details={
+                "change": "added" if joined else "removed",
+                "member": details.get("user"),
+                "member_id": _int(details.get("user_id")),
+                "decision_pending": {"case": bool(pending.get("case")), "requests": requests},
+            },
+            case_id=_case_id(event),
+            request_id=requests[0] if len(requests) == 1 else None,
+            user_id=event.actor_id,
+        )
+    ]
+
+
 DETECTORS = {
+    Action.CASE_MEMBER_ADDED: _on_team_change,
+    Action.CASE_MEMBER_REMOVED: _on_team_change,
     Action.STREAM_PAUSED: _on_stream_silenced,
     Action.STREAM_DELETED: _on_stream_silenced,
     Action.STREAM_CHANGED: _on_stream_silenced,

@@ -32,7 +32,7 @@ from ..models import (
 from ..models.grant import db_now
 from ..models.request import EDITABLE_STATUSES
 from ..scope import Scope, check_narrowing, check_scope, limits, scope_errors
-from . import oversight
+from . import membership, oversight
 
 GRANTEE_PERMS = ("view_grant", "query_grant")
 CLOSED_FOR_FILING = (CaseStatus.CLOSED, CaseStatus.REJECTED)
@@ -211,6 +211,7 @@ def request_create(
     _validated_subjects(actor=actor, request=request, identifiers=list(subjects))
     with transaction.atomic():
         request.save()
+        membership.request_filed(case=case, user=actor)
         audit.record(
             action=Action.REQUEST_CREATED,
             actor=actor,
@@ -590,6 +591,7 @@ def _issue_grant(*, actor: User, request: DataPullRequest, approvals: list[Decis
         expires_at=starts_at + timedelta(hours=scope.duration_hours),
     )
     grant.grantees.set(grantees)
+    membership.grantees_joined(grant=grant, users=grantees)
     request.status = RequestStatus.APPROVED
     request.decided_at = timezone.now()
     request.save(update_fields=["status", "decided_at", "updated_at"])
@@ -727,6 +729,7 @@ def grants_leave(*, actor: User | None, user: User, grants, reason: str) -> tupl
     revoked, left = [], []
     held = grants.select_for_update().filter(status=GrantStatus.ACTIVE, grantees=user).select_related("case")
     for grant in held.order_by("pk"):
+        membership.grantee_left(grant=grant, user=user)
         if not grant.grantees.exclude(pk=user.pk).exists():
             revoke_grant_unchecked(actor=actor, grant=grant, reason=reason)
             revoked.append(grant.pk)

@@ -170,7 +170,7 @@ class CaseViewSet(ChokepointViewSet):
                 actor=request.user,
                 case=case,
                 perm="reject_case",
-                message="Only a legal reviewer who is not on the case team may reject it.",
+                message="Only a legal reviewer never involved in the case may reject it.",
             )
         _conflict_unless(case.status == CaseStatus.PENDING_APPROVAL, "The case is not pending approval.")
         form = _valid(RejectForm(_body(request, s.ReasonSerializer)))

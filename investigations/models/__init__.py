@@ -5,11 +5,13 @@ from .case import (
     Case,
     CaseGroupObjectPermission,
     CaseMember,
+    CaseMembership,
     CaseNote,
     CaseReferenceCounter,
     CaseStatus,
     CaseType,
     CaseUserObjectPermission,
+    Involvement,
 )
 from .grant import Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission
 from .notification import Notification, NotificationKind
@@ -32,6 +34,7 @@ __all__ = [
     "Case",
     "CaseGroupObjectPermission",
     "CaseMember",
+    "CaseMembership",
     "CaseNote",
     "CaseReferenceCounter",
     "CaseStatus",
@@ -47,6 +50,7 @@ __all__ = [
     "GrantReport",
     "GrantStatus",
     "GrantUserObjectPermission",
+    "Involvement",
     "LegalBasis",
     "Notification",
     "NotificationKind",

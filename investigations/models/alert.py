@@ -25,6 +25,7 @@ class AlertKind(models.TextChoices):
     REFILED_AFTER_REJECTION = "refiled_after_rejection", "Request re-filed after rejection"
     STREAM_SILENCED = "stream_silenced", "Ledger stream paused, deleted or redirected"
     STREAM_FAILING = "stream_failing", "Ledger stream failing"
+    TEAM_CHANGED_PENDING_DECISION = "team_changed_pending_decision", "Team changed while a decision was pending"
 
 
 class AlertSeverity(models.TextChoices):

@@ -106,6 +106,44 @@ class CaseMember(models.Model):
         return f"{self.user} on {self.case.reference}"
 
 
+class Involvement(models.TextChoices):
+    TEAM = "team", "Team member"
+    REQUESTER = "requester", "Filed a request"
+    GRANTEE = "grantee", "Grantee"
+
+
+class CaseMembership(models.Model):
+    """One period in which ``user`` was involved in ``case``: on its team, as the filer of a
+    request on it, or as a grantee of one of its grants. Rows are never deleted.
+
+    The history behind independent approval (invariant 2): anyone with a row here, open or
+    closed, never decides the case or its requests. ``CaseMember`` is the current team only;
+    a removal closes the team period here (``left_at``) instead of forgetting it.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    involvement = models.CharField(max_length=16, choices=Involvement.choices)
+    grant = models.ForeignKey("investigations.Grant", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    joined_at = models.DateTimeField()
+    left_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["joined_at", "id"]
+        indexes = [models.Index(fields=["case", "user"]), models.Index(fields=["user", "case"])]
+        constraints = [
+            # At most one open team period per person and case (``left_at`` closes it).
+            models.UniqueConstraint(
+                fields=["case", "user"],
+                condition=models.Q(involvement="team", left_at__isnull=True),
+                name="one_open_team_period",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.case_id} ({self.involvement})"
+
+
 class CaseNote(models.Model):
     """A note on a case. Append-only once saved."""
 

@@ -13,7 +13,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from .. import actions
-from ..access import can_review_case, case_flags, cases_visible_to, get_case_for, record_denial
+from ..access import (
+    can_review_case,
+    case_flags,
+    cases_awaiting_approval_for,
+    cases_visible_to,
+    get_case_for,
+    record_denial,
+)
 from ..errors import InvalidTransition
 from ..forms import apply_errors
 from ..forms.case import CaseForm, CaseSearchForm, CloseForm, MemberAddForm, MemberRemoveForm, NoteForm, RejectForm
@@ -189,7 +196,7 @@ def case_reject(request: HttpRequest, pk: int) -> HttpResponse:
             actor=request.user,
             case=case,
             perm="reject_case",
-            message="Only a legal reviewer who is not on the case team may reject it.",
+            message="Only a legal reviewer never involved in the case may reject it.",
         )
     if case.status != CaseStatus.PENDING_APPROVAL:
         return conflict(request, "The case is not pending approval.", case=case)
@@ -212,13 +219,10 @@ def case_queue(request: HttpRequest) -> HttpResponse:
     if not request.user.is_reviewer:
         raise PermissionDenied("Only legal reviewers approve cases.")
     cases = (
-        cases_visible_to(request.user)
-        .filter(status=CaseStatus.PENDING_APPROVAL)
+        cases_awaiting_approval_for(request.user)
         .select_related("lead")
         .prefetch_related("members__user")
         .order_by("updated_at", "id")
     )
     page = _paginate(request, cases)
-    for case in page:
-        case.reviewer_on_team = any(member.user_id == request.user.pk for member in case.members.all())
     return render(request, "investigations/case_queue.html", {"page": page})
