@@ -7,6 +7,7 @@ have to thread the request through every call.
 from __future__ import annotations
 
 import contextvars
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -39,3 +40,47 @@ def set_meta(meta: RequestMeta) -> contextvars.Token:
 
 def reset_meta(token: contextvars.Token) -> None:
     _current.reset(token)
+
+
+class RequestIdFilter(logging.Filter):
+    """Put the current request id on every log record (``%(request_id)s``, a JSON field)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = _current.get().request_id or "-"
+        return True
+
+
+# --- carried into Celery tasks --------------------------------------------------------------
+
+TASK_HEADER = "custos_request_id"
+
+
+def _publishing(headers: dict | None = None, **_kwargs) -> None:
+    """A task enqueued while a request is served carries that request's id."""
+    request_id = _current.get().request_id
+    if headers is not None and request_id:
+        headers.setdefault(TASK_HEADER, request_id)
+
+
+_task_tokens: dict[str, contextvars.Token] = {}
+
+
+def _task_starting(task_id: str = "", task=None, **_kwargs) -> None:
+    request_id = getattr(getattr(task, "request", None), TASK_HEADER, None) or ""
+    if request_id:
+        _task_tokens[task_id] = set_meta(RequestMeta(request_id=str(request_id)[:64]))
+
+
+def _task_finished(task_id: str = "", **_kwargs) -> None:
+    token = _task_tokens.pop(task_id, None)
+    if token is not None:
+        reset_meta(token)
+
+
+def connect_task_signals() -> None:
+    """Called once from ``AuditConfig.ready``: telemetry plumbing, not business logic."""
+    from celery import signals
+
+    signals.before_task_publish.connect(_publishing, weak=False, dispatch_uid="custos-request-id-publish")
+    signals.task_prerun.connect(_task_starting, weak=False, dispatch_uid="custos-request-id-prerun")
+    signals.task_postrun.connect(_task_finished, weak=False, dispatch_uid="custos-request-id-postrun")

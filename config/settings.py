@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_prometheus",
     "audit",
     "userdata",
     "accounts",
@@ -63,6 +64,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django_permissions_policy.PermissionsPolicyMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -77,6 +79,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.RequestContextMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -111,9 +114,18 @@ _SQLITE_OPTIONS = {
 }
 
 
+# django-prometheus's wrappers of Django's backends count queries and errors per alias; they
+# change nothing else (``connection.vendor`` stays "postgresql" or "sqlite").
+_METERED_ENGINES = {
+    "django.db.backends.postgresql": "django_prometheus.db.backends.postgresql",
+    "django.db.backends.sqlite3": "django_prometheus.db.backends.sqlite3",
+}
+
+
 def _database(var: str, filename: str) -> dict:
     config = env.db_url(var, default=f"sqlite:///{VAR_DIR / filename}")
-    if config["ENGINE"] == "django.db.backends.sqlite3":
+    config["ENGINE"] = _METERED_ENGINES.get(config["ENGINE"], config["ENGINE"])
+    if config["ENGINE"].endswith(".sqlite3"):
         config["OPTIONS"] = {**_SQLITE_OPTIONS, **config.get("OPTIONS", {})}
         config["TEST"] = {"NAME": str(VAR_DIR / f"test_{filename}")}
     else:
@@ -129,7 +141,7 @@ DATABASES = {
 }
 DATABASE_ROUTERS = ["config.routers.UserDataRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-EMBEDDED = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+EMBEDDED = DATABASES["default"]["ENGINE"].endswith(".sqlite3")
 
 # --- auth --------------------------------------------------------------------------------
 
@@ -411,6 +423,20 @@ OPERATIONS_HEALTH_PROBES = ["audit.streams.health_probes"]
 # Throttle counters live in the default cache: on several web processes, point CACHE_URL at
 # Redis (e.g. redis://127.0.0.1:6379/1) so that a limit holds across processes.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://custos")}
+_METERED_CACHES = {
+    "django.core.cache.backends.locmem.LocMemCache": "django_prometheus.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.redis.RedisCache": "django_prometheus.cache.backends.redis.NativeRedisCache",
+    "django.core.cache.backends.filebased.FileBasedCache": "django_prometheus.cache.backends.filebased.FileBasedCache",
+}
+CACHES["default"]["BACKEND"] = _METERED_CACHES.get(CACHES["default"]["BACKEND"], CACHES["default"]["BACKEND"])
+
+# --- metrics -----------------------------------------------------------------------------
+
+# /metrics answers only with this bearer token and/or from these client networks (CIDR);
+# with neither set it answers 404. See docs/operations.md.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+PROMETHEUS_EXPORT_MIGRATIONS = False
 
 REST_FRAMEWORK = {
     # Token first: an unauthenticated call answers 401 with ``WWW-Authenticate: Token``.
@@ -467,10 +493,27 @@ SPECTACULAR_SETTINGS = {
 
 # --- logging -----------------------------------------------------------------------------
 
+# LOG_FORMAT=json: one JSON object per line (for a log pipeline); plain is the default. Every
+# record carries the request id, also in the Celery tasks a request enqueued.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "audit.context.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(process)d %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

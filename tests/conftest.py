@@ -28,7 +28,7 @@ PASSWORD = "a-long-test-password-42"
 
 
 def on_postgres() -> bool:
-    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    return settings.DATABASES["default"]["ENGINE"].endswith(".postgresql")
 
 
 def on_redis() -> bool:

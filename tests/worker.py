@@ -17,7 +17,7 @@ from django.db import connections
 def _database_url(alias: str) -> str:
     """The URL of the *test* database behind ``alias`` (pytest-django renamed it)."""
     config = connections[alias].settings_dict
-    if config["ENGINE"] == "django.db.backends.sqlite3":
+    if config["ENGINE"].endswith(".sqlite3"):
         return f"sqlite:///{config['NAME']}"
     user = config.get("USER") or ""
     password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""

@@ -12,3 +12,11 @@ def create_group(name: str) -> None:
 @shared_task(name="tests.fail")
 def fail(reason: str) -> None:
     raise ValueError(reason)
+
+
+@shared_task(name="tests.record_request_id")
+def record_request_id(label: str) -> None:
+    """Leave the request id the task runs under where the test can see it (a group's name)."""
+    from audit.context import current_meta
+
+    Group.objects.get_or_create(name=f"{label}:{current_meta().request_id}")
