@@ -13,6 +13,9 @@ API_PREFIX = "api/"
 PUBLIC_API = {"api/v1/auth/token/"}
 # Under the API prefix but a page for people: the interactive docs redirect to the login page.
 API_PAGES = {"api/docs/"}
+# For machines with their own credential (a bearer token or an allowed network), not a
+# login: without it, 404 (tests/investigations/test_metrics.py).
+MACHINE_ROUTES = {"metrics"}
 
 CONVERTER_SAMPLES = {"int": "1", "str": "x", "slug": "x", "uuid": "00000000-0000-0000-0000-000000000001", "path": "x"}
 
@@ -46,6 +49,9 @@ def test_anonymous_visitor_is_sent_to_login(client, route):
     response = client.get("/" + route)
     if route in PUBLIC:
         assert response.status_code in (200, 302)
+        return
+    if route in MACHINE_ROUTES:
+        assert response.status_code == 404, f"/{route} answered {response.status_code} without its credential"
         return
     if route in PUBLIC_API:
         assert response.status_code == 405, f"/{route} answered {response.status_code} to an anonymous GET"
