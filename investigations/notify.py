@@ -32,16 +32,24 @@ def send_on_commit(name: str, recipients: Iterable[str], context: dict) -> None:
     transaction.on_commit(_send)
 
 
-def reviewer_addresses(*, exclude_case=None) -> list[str]:
-    """Active legal reviewers' addresses, without anyone ever involved in the case (who may not decide anyway)."""
+def reviewers(*, exclude_case=None):
+    """Active legal reviewers, without anyone ever involved in the case (who may not decide anyway)."""
     from .models import CaseMembership
 
-    reviewers = User.objects.filter(is_active=True, groups__name__in=REVIEWER_ROLES)
+    people = User.objects.filter(is_active=True, groups__name__in=REVIEWER_ROLES)
     if exclude_case is not None:
-        reviewers = reviewers.exclude(pk__in=CaseMembership.objects.filter(case=exclude_case).values("user"))
-    return list(reviewers.values_list("email", flat=True).distinct())
+        people = people.exclude(pk__in=CaseMembership.objects.filter(case=exclude_case).values("user"))
+    return people.distinct()
+
+
+def reviewer_addresses(*, exclude_case=None) -> list[str]:
+    """Active legal reviewers' addresses, without anyone ever involved in the case (who may not decide anyway)."""
+    return list(reviewers(exclude_case=exclude_case).values_list("email", flat=True).distinct())
+
+
+def auditors():
+    return User.objects.filter(is_active=True, groups__name=Role.AUDITOR).distinct()
 
 
 def oversight_addresses() -> list[str]:
-    auditors = User.objects.filter(is_active=True, groups__name=Role.AUDITOR)
-    return [*settings.OVERSIGHT_EMAILS, *auditors.values_list("email", flat=True).distinct()]
+    return [*settings.OVERSIGHT_EMAILS, *auditors().values_list("email", flat=True)]

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from .views import case as case_views
-from .views import dashboard, oversight, protected, query
+from .views import dashboard, notification, oversight, protected, query
 from .views import grant as grant_views
 from .views import request as request_views
 
@@ -43,6 +43,9 @@ urlpatterns = [
     path("oversight/alerts/<int:pk>/acknowledge/", oversight.alert_acknowledge, name="alert_acknowledge"),
     path("oversight/reports/", oversight.report_list, name="report_list"),
     path("oversight/reports/<int:pk>/", oversight.report_detail, name="report_detail"),
+    path("notifications/", notification.notification_list, name="notification_list"),
+    path("notifications/<int:pk>/", notification.notification_open, name="notification_open"),
+    path("notifications/read/", notification.notification_read_all, name="notification_read_all"),
     path("protected/", protected.protected_list, name="protected_list"),
     path("protected/new/", protected.protected_add, name="protected_add"),
     path("protected/<int:pk>/edit/", protected.protected_edit, name="protected_edit"),

@@ -21,8 +21,9 @@ from django.urls import reverse
 import audit
 from audit.actions import Action
 
-from ..models import Case, Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission
+from ..models import Case, Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission, NotificationKind
 from ..notify import site_url
+from . import notification
 
 WARNINGS = (("warned_24h_at", timedelta(hours=24), "24 hours"), ("warned_1h_at", timedelta(hours=1), "1 hour"))
 
@@ -136,9 +137,21 @@ def grants_warn_expiring(*, batch_size: int | None = None) -> int:
                     break
                 Grant.objects.filter(pk__in=ids).update(**{field: Now()})
                 grants = list(Grant.objects.filter(pk__in=ids).select_related("case").prefetch_related("grantees"))
+                _notify_expiring(grants, label)
                 transaction.on_commit(lambda grants=grants, label=label: _send_warnings(grants, label))
                 sent += len(ids)
     return sent
+
+
+def _notify_expiring(grants: list[Grant], label: str) -> None:
+    for grant in grants:
+        notification.notify(
+            actor=None,
+            recipients=grant.grantees.all(),
+            kind=NotificationKind.GRANT_EXPIRING,
+            text=f"Grant {grant.pk} on {grant.case.reference} ends within {label}.",
+            link=reverse("investigations:grant_detail", args=[grant.pk]),
+        )
 
 
 def _send_warnings(grants: list[Grant], label: str) -> None:

@@ -55,11 +55,13 @@ from ..models import (
     DecisionOutcome,
     Grant,
     GrantReport,
+    NotificationKind,
     OversightCursor,
     QueryStatus,
     SubjectMention,
 )
 from ..models.case import TEXT_MAX
+from . import notification
 
 logger = logging.getLogger(__name__)
 
@@ -500,6 +502,13 @@ def _raise(event: AuditEvent, draft: Draft) -> Alert:
         target=alert,
         case_reference=event.case_reference,
         details={"kind": draft.kind, "severity": draft.severity, "event_seq": event.seq},
+    )
+    notification.notify(
+        actor=None,
+        recipients=notify.auditors(),
+        kind=NotificationKind.ALERT_RAISED,
+        text=f"{alert.get_severity_display()} alert: {alert.summary}",
+        link=reverse("investigations:alert_detail", args=[alert.pk]),
     )
     return alert
 

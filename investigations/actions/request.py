@@ -27,12 +27,13 @@ from ..models import (
     DecisionOutcome,
     Grant,
     GrantStatus,
+    NotificationKind,
     RequestStatus,
 )
 from ..models.grant import db_now
 from ..models.request import EDITABLE_STATUSES
 from ..scope import Scope, check_narrowing, check_scope, limits, scope_errors
-from . import membership, oversight
+from . import membership, notification, oversight
 
 GRANTEE_PERMS = ("view_grant", "query_grant")
 CLOSED_FOR_FILING = (CaseStatus.CLOSED, CaseStatus.REJECTED)
@@ -360,8 +361,16 @@ def _oversight_details(request: DataPullRequest) -> dict:
 
 
 def _notify_submitted(request: DataPullRequest) -> None:
-    context = {"request": request, "url": notify.site_url(reverse("investigations:request_detail", args=[request.pk]))}
+    link = reverse("investigations:request_detail", args=[request.pk])
+    context = {"request": request, "url": notify.site_url(link)}
     notify.send_on_commit("request-submitted", notify.reviewer_addresses(exclude_case=request.case), context)
+    notification.notify(
+        actor=request.requested_by,
+        recipients=notify.reviewers(exclude_case=request.case),
+        kind=NotificationKind.REQUEST_SUBMITTED,
+        text=f"Request {request.pk} on {request.case.reference} awaits a decision.",
+        link=link,
+    )
     # Oversight hears of a protected request from the alert scan (actions.oversight), which
     # reads the ``request.submitted`` event above: one path for every alert.
 
@@ -518,6 +527,19 @@ def _notify_decided(request: DataPullRequest, decision: Decision, still_needed: 
         "url": notify.site_url(reverse("investigations:request_detail", args=[request.pk])),
     }
     notify.send_on_commit("request-decided", [request.requested_by.email], context)
+    returned = decision.outcome == DecisionOutcome.RETURN
+    if request.status == RequestStatus.APPROVED and decision.outcome == DecisionOutcome.APPROVE_NARROWED:
+        headline = "approved with a narrower scope"
+    if not headline.startswith("has"):
+        headline = f"was {headline}"
+    notification.notify(
+        actor=decision.reviewer,
+        recipients=[request.requested_by],
+        kind=NotificationKind.REQUEST_RETURNED if returned else NotificationKind.REQUEST_DECIDED,
+        text=f"Request {request.pk} on {request.case.reference} {headline}"
+        + (f": {decision.reason}" if returned and decision.reason else "."),
+        link=reverse("investigations:request_edit" if returned else "investigations:request_detail", args=[request.pk]),
+    )
     # Oversight hears of every decision on a protected request from the alert scan, which reads
     # the ``decision.recorded`` event (actions.oversight): one path for every alert.
 
@@ -657,6 +679,13 @@ def _lapse(actor: User | None, request: DataPullRequest, now: datetime) -> None:
         "url": notify.site_url(reverse("investigations:request_detail", args=[request.pk])),
     }
     notify.send_on_commit("request-lapsed", [request.requested_by.email], context)
+    notification.notify(
+        actor=actor,
+        recipients=[request.requested_by],
+        kind=NotificationKind.REQUEST_LAPSED,
+        text=f"Request {request.pk} on {request.case.reference} was not decided in time and has lapsed.",
+        link=reverse("investigations:request_detail", args=[request.pk]),
+    )
 
 
 def lapse_overdue_requests(now: datetime | None = None) -> int:
