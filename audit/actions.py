@@ -24,6 +24,7 @@ class Action(models.TextChoices):
     CASE_MEMBER_ADDED = "case.member_added", "Case member added"
     CASE_MEMBER_REMOVED = "case.member_removed", "Case member removed"
     CASE_NOTE_ADDED = "case.note_added", "Case note added"
+    CASE_CLASSIFIED = "case.classified", "Case priority or tags changed"
     ACCESS_DENIED = "access.denied", "Access denied"
     REQUEST_CREATED = "request.created", "Request drafted"
     REQUEST_UPDATED = "request.updated", "Request edited"

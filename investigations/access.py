@@ -43,6 +43,7 @@ from .models import (
     Involvement,
     ProtectedSubject,
     RequestStatus,
+    Tag,
 )
 from .models.request import APPROVING_OUTCOMES, EDITABLE_STATUSES
 
@@ -88,7 +89,7 @@ def _reviewer_case_ids(user: User) -> list[QuerySet]:
     with a request awaiting legal, and those whose case or requests they decided."""
     # No ORDER BY inside a UNION's parts (SQLite refuses it): order_by() drops the models' default.
     return [
-        Case.objects.filter(status=CaseStatus.PENDING_APPROVAL).order_by().values("pk"),
+        Case.objects.pending_approval().order_by().values("pk"),
         DataPullRequest.objects.filter(status=RequestStatus.SUBMITTED).order_by().values("case_id"),
         Case.objects.filter(decided_by=user).order_by().values("pk"),
         Decision.objects.filter(reviewer=user).order_by().values("request__case_id"),
@@ -107,6 +108,11 @@ def cases_visible_to(user: User) -> QuerySet[Case]:
     if user.is_reviewer:
         visible = visible.union(*_reviewer_case_ids(user))
     return Case.objects.filter(pk__in=visible)
+
+
+def tags_visible_to(user: User) -> QuerySet[Tag]:
+    """Tags on the cases ``user`` sees (for autocompletion; a tag elsewhere is not shown)."""
+    return Tag.objects.filter(cases__in=cases_visible_to(user)).distinct().order_by("name")
 
 
 def get_case_for(user: User, pk, perm: str | None = None) -> Case:
@@ -140,18 +146,17 @@ def record_denial(*, actor: User, case: Case, perm: str, message: str = "") -> P
 def case_flags(user: User, case: Case) -> dict[str, bool]:
     """What ``user`` may do on ``case``, precomputed for templates (one permission query)."""
     perms = object_perms(user, case)
-    pending = case.status == CaseStatus.PENDING_APPROVAL
-    before_approval = case.status in (CaseStatus.PENDING_APPROVAL, CaseStatus.REJECTED)
-    reviewable = pending and can_review_case(user, case)
+    reviewable = case.awaits_approval and can_review_case(user, case)
     return {
-        "can_edit": "change_case" in perms and before_approval,
-        "can_resubmit": "change_case" in perms and case.status == CaseStatus.REJECTED,
-        "can_hold": "change_case" in perms and case.status == CaseStatus.OPEN,
-        "can_resume": "change_case" in perms and case.status == CaseStatus.ON_HOLD,
+        "can_edit": "change_case" in perms and case.is_editable,
+        "can_resubmit": "change_case" in perms and case.may_resubmit,
+        "can_hold": "change_case" in perms and case.may_hold,
+        "can_resume": "change_case" in perms and case.may_resume,
+        "can_classify": "change_case" in perms and case.is_active,
         "can_manage_team": "manage_team" in perms and not case.is_closed,
-        "can_close": "close_case" in perms and case.status in (CaseStatus.OPEN, CaseStatus.ON_HOLD),
+        "can_close": "close_case" in perms and case.may_close,
         "can_add_note": "add_note" in perms and not case.is_closed,
-        "can_file_request": "file_request" in perms and case.status not in (CaseStatus.CLOSED, CaseStatus.REJECTED),
+        "can_file_request": "file_request" in perms and case.accepts_requests,
         "can_approve": reviewable,
         "can_reject": reviewable,
     }
@@ -299,7 +304,7 @@ def sees_protection_detail(user: User, request: DataPullRequest) -> bool:
 
 
 def can_file_request(user: User, case: Case) -> bool:
-    return "file_request" in object_perms(user, case) and case.status not in (CaseStatus.CLOSED, CaseStatus.REJECTED)
+    return "file_request" in object_perms(user, case) and case.accepts_requests
 
 
 def review_queue_for(user: User) -> QuerySet[DataPullRequest]:
@@ -503,13 +508,11 @@ def get_protected_for(user: User, pk) -> ProtectedSubject:
 
 # --- start pages and the reviewer's own decisions ------------------------------------------
 
-ACTIVE_CASE_STATUSES = (CaseStatus.PENDING_APPROVAL, CaseStatus.OPEN, CaseStatus.ON_HOLD)
-
 
 def my_active_cases(user: User) -> QuerySet[Case]:
     """Visible cases whose team ``user`` is on and that are not over (pending, open, on hold)."""
     on_team = CaseMember.objects.filter(case=OuterRef("pk"), user=user)
-    return cases_visible_to(user).filter(Exists(on_team), status__in=ACTIVE_CASE_STATUSES)
+    return cases_visible_to(user).active().filter(Exists(on_team))
 
 
 def my_requests_awaiting_decision(user: User) -> QuerySet[DataPullRequest]:
@@ -536,7 +539,7 @@ def cases_awaiting_approval_for(user: User) -> QuerySet[Case]:
     the case, so they may not decide it)."""
     if not _is_real(user) or not user.is_reviewer:
         return Case.objects.none()
-    pending = cases_visible_to(user).filter(status=CaseStatus.PENDING_APPROVAL)
+    pending = cases_visible_to(user).pending_approval()
     return pending.annotate(reviewer_on_team=_involved(user, "pk"))
 
 

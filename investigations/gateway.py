@@ -42,7 +42,7 @@ from audit.actions import Action
 from userdata.catalogue import CATEGORIES, owner_column
 from userdata.models import Account, Device, LoginEvent
 
-from .models import CaseStatus, DenialReason, Grant, GrantStatus, ProtectedSubject
+from .models import DenialReason, Grant, GrantStatus, ProtectedSubject
 
 _inside_gateway: contextvars.ContextVar[bool] = contextvars.ContextVar("custos_gateway", default=False)
 
@@ -295,7 +295,7 @@ def refusal(*, grant: Grant, user, parameters: QueryParameters, at: datetime) ->
         return DenialReason.NOT_GRANTEE
     if grant.revoked_at is not None or grant.status == GrantStatus.REVOKED:
         return DenialReason.GRANT_REVOKED
-    if grant.case.status != CaseStatus.OPEN:
+    if not grant.case.is_open:
         return DenialReason.CASE_CLOSED
     if grant.status != GrantStatus.ACTIVE or not grant.starts_at <= at < grant.expires_at:
         return DenialReason.GRANT_EXPIRED

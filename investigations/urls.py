@@ -17,6 +17,7 @@ urlpatterns = [
     path("cases/<int:pk>/members/remove/", case_views.case_member_remove, name="case_member_remove"),
     path("cases/<int:pk>/notes/", case_views.case_note_add, name="case_note_add"),
     path("cases/<int:pk>/close/", case_views.case_close, name="case_close"),
+    path("cases/<int:pk>/classify/", case_views.case_classify, name="case_classify"),
     path("cases/<int:pk>/approve/", case_views.case_approve, name="case_approve"),
     path("cases/<int:pk>/reject/", case_views.case_reject, name="case_reject"),
     path("cases/<int:pk>/resubmit/", case_views.case_resubmit, name="case_resubmit"),

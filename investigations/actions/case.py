@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -19,13 +21,23 @@ from ..access import (
     record_denial,
 )
 from ..errors import InvalidTransition
-from ..models import Case, CaseMember, CaseNote, CaseReferenceCounter, CaseStatus, Grant, GrantStatus
-from ..models.case import TEXT_MAX
+from ..models import (
+    Case,
+    CaseMember,
+    CaseNote,
+    CasePriority,
+    CaseReferenceCounter,
+    CaseStatus,
+    Grant,
+    GrantStatus,
+    Tag,
+)
+from ..models.case import TAG_MAX, TAGS_PER_CASE, TEXT_MAX, normalise_tag
 from . import membership, oversight
 from .request import grants_leave, revoke_grant_unchecked
 
 EDITABLE_FIELDS = ("title", "allegation", "case_type", "purpose")
-EDITABLE_STATUSES = (CaseStatus.PENDING_APPROVAL, CaseStatus.REJECTED)
+TAG_PATTERN = re.compile(r"[\w-]+")
 
 
 def _next_reference() -> str:
@@ -57,13 +69,24 @@ def _check_member_candidate(user: User, *, field: str) -> None:
         raise ValidationError({field: f"{user.username} is not an investigator; only investigators join case teams."})
 
 
-def case_open(*, actor: User, title: str, allegation: str, case_type: str, purpose: str, team: list[User] = ()) -> Case:
+def case_open(
+    *,
+    actor: User,
+    title: str,
+    allegation: str,
+    case_type: str,
+    purpose: str,
+    team: list[User] = (),
+    priority: str = CasePriority.MEDIUM,
+    tags: list[str] = (),
+) -> Case:
     """Open a case led by ``actor``. It waits for a legal reviewer's approval before any request."""
     if not actor.is_active or not actor.is_investigator:
         raise PermissionDenied("Only investigators open cases.")
     for member in team:
         _check_member_candidate(member, field="team")
-    case = Case(title=title, allegation=allegation, case_type=case_type, purpose=purpose, lead=actor)
+    tags = clean_tags(tags)
+    case = Case(title=title, allegation=allegation, case_type=case_type, purpose=purpose, lead=actor, priority=priority)
     case.reference = "INV-0000-0000"  # placeholder for validation; the real one is taken below
     case.full_clean(exclude=["reference"])
     with transaction.atomic():
@@ -74,8 +97,9 @@ def case_open(*, actor: User, title: str, allegation: str, case_type: str, purpo
             actor=actor,
             target=case,
             case_reference=case.reference,
-            details={"title": title, "case_type": case_type},
+            details={"title": title, "case_type": case_type, "priority": priority, "tags": tags},
         )
+        _set_tags(case, tags)
         CaseMember.objects.create(case=case, user=actor, is_lead=True, added_by=actor)
         membership.team_joined(case=case, user=actor)
         _grant_case_perms(actor=actor, case=case, user=actor, perms=LEAD_PERMS)
@@ -127,8 +151,8 @@ def case_approve(*, actor: User, case: Case) -> Case:
         case = Case.objects.select_for_update().get(pk=case.pk)
         if not can_review_case(actor, case):
             raise PermissionDenied("Only a legal reviewer never involved in the case may approve it.")
-        if case.status != CaseStatus.PENDING_APPROVAL:
-            raise InvalidTransition(f"The case is {case.get_status_display().lower()}, not pending approval.")
+        if not case.awaits_approval:
+            raise InvalidTransition(f"The case is {case.status_phrase}, not pending approval.")
         case.status = CaseStatus.OPEN
         case.decided_by = actor
         case.decided_at = timezone.now()
@@ -153,9 +177,10 @@ def _locked(case: Case) -> Case:
     return Case.objects.select_for_update().get(pk=case.pk)
 
 
-def _check_status(case: Case, allowed: tuple[str, ...], verb: str) -> None:
-    if case.status not in allowed:
-        raise InvalidTransition(f"The case is {case.get_status_display().lower()}; it cannot be {verb}.")
+def _check_status(case: Case, allowed: bool, verb: str) -> None:
+    """Refuse with the case's status unless ``allowed`` (one of the case's own rules)."""
+    if not allowed:
+        raise InvalidTransition(f"The case is {case.status_phrase}; it cannot be {verb}.")
 
 
 def _transition(*, actor: User, case: Case, to: str, action: Action, details: dict | None = None, **fields) -> Case:
@@ -212,7 +237,7 @@ def case_update(*, actor: User, case: Case, **changes: str) -> Case:
         raise ValueError(f"not editable: {sorted(unknown)}")
     with transaction.atomic():
         case = _locked(case)
-        _check_status(case, EDITABLE_STATUSES, "edited after legal approval")
+        _check_status(case, case.is_editable, "edited after legal approval")
         changed = {name: value for name, value in changes.items() if getattr(case, name) != value}
         for name, value in changed.items():
             setattr(case, name, value)
@@ -246,7 +271,7 @@ def case_reject(*, actor: User, case: Case, reason: str) -> Case:
     reason = _required_text(reason, field="reason", message="Give the reason for rejecting the case.")
     with transaction.atomic():
         case = _locked(case)
-        _check_status(case, (CaseStatus.PENDING_APPROVAL,), "rejected")
+        _check_status(case, case.awaits_approval, "rejected")
         return _transition(
             actor=actor,
             case=case,
@@ -264,7 +289,7 @@ def case_resubmit(*, actor: User, case: Case) -> Case:
     _require(actor, case, "change_case")
     with transaction.atomic():
         case = _locked(case)
-        _check_status(case, (CaseStatus.REJECTED,), "resubmitted")
+        _check_status(case, case.may_resubmit, "resubmitted")
         # The rejecting reviewer is forgotten on the row (any reviewer may take it now); the
         # ledger and the kept rejection reason hold the history.
         return _transition(
@@ -282,7 +307,7 @@ def case_hold(*, actor: User, case: Case) -> Case:
     _require(actor, case, "change_case")
     with transaction.atomic():
         case = _locked(case)
-        _check_status(case, (CaseStatus.OPEN,), "put on hold")
+        _check_status(case, case.may_hold, "put on hold")
         return _transition(actor=actor, case=case, to=CaseStatus.ON_HOLD, action=Action.CASE_HELD)
 
 
@@ -291,7 +316,7 @@ def case_resume(*, actor: User, case: Case) -> Case:
     _require(actor, case, "change_case")
     with transaction.atomic():
         case = _locked(case)
-        _check_status(case, (CaseStatus.ON_HOLD,), "resumed")
+        _check_status(case, case.may_resume, "resumed")
         return _transition(actor=actor, case=case, to=CaseStatus.OPEN, action=Action.CASE_RESUMED)
 
 
@@ -305,7 +330,7 @@ def case_close(*, actor: User, case: Case, summary: str) -> Case:
     summary = _required_text(summary, field="summary", message="Summarise the outcome to close the case.")
     with transaction.atomic():
         case = _locked(case)
-        _check_status(case, (CaseStatus.OPEN, CaseStatus.ON_HOLD), "closed")
+        _check_status(case, case.may_close, "closed")
         revoked = []
         for grant in Grant.objects.filter(case=case, status=GrantStatus.ACTIVE):
             revoke_grant_unchecked(actor=actor, grant=grant, reason=f"Case {case.reference} closed.")
@@ -376,3 +401,55 @@ def case_add_note(*, actor: User, case: Case, text: str) -> CaseNote:
             details={"note_id": note.pk},
         )
     return note
+
+
+# --- priority and tags ---------------------------------------------------------------------
+
+
+def clean_tags(names: list[str] | tuple[str, ...]) -> list[str]:
+    """Normalised, de-duplicated tag names in the order given; a field error for a bad one."""
+    tags: list[str] = []
+    for name in names:
+        tag = normalise_tag(name)
+        if not tag:
+            continue
+        if len(tag) > TAG_MAX or not TAG_PATTERN.fullmatch(tag):
+            message = f"“{tag[:TAG_MAX]}” is not a tag: letters, digits and hyphens, at most {TAG_MAX}."
+            raise ValidationError({"tags": message})
+        if tag not in tags:
+            tags.append(tag)
+    if len(tags) > TAGS_PER_CASE:
+        raise ValidationError({"tags": f"At most {TAGS_PER_CASE} tags on a case (this has {len(tags)})."})
+    return tags
+
+
+def _set_tags(case: Case, names: list[str]) -> None:
+    for name in names:
+        Tag.objects.get_or_create(name=name)
+    case.tags.set(Tag.objects.filter(name__in=names))
+
+
+def case_classify(*, actor: User, case: Case, priority: str, tags: list[str]) -> Case:
+    """Set the case's priority and tags (tags are normalised). Needs ``change_case`` on a case not over."""
+    _require(actor, case, "change_case")
+    if priority not in CasePriority.values:
+        raise ValidationError({"priority": f"Choose one of: {', '.join(CasePriority.values)}."})
+    tags = clean_tags(tags)
+    with transaction.atomic():
+        case = _locked(case)
+        _check_status(case, case.is_active, "reclassified")
+        before = sorted(case.tags.values_list("name", flat=True))
+        details: dict = {}
+        if case.priority != priority:
+            details["priority"] = {"from": case.priority, "to": priority}
+            case.priority = priority
+            case.save(update_fields=["priority", "updated_at"])
+        if before != sorted(tags):
+            _set_tags(case, tags)
+            details["tags_added"] = sorted(set(tags) - set(before))
+            details["tags_removed"] = sorted(set(before) - set(tags))
+        if details:
+            audit.record(
+                action=Action.CASE_CLASSIFIED, actor=actor, target=case, case_reference=case.reference, details=details
+            )
+    return case

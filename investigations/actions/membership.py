@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import User
 
-from ..models import Case, CaseMembership, CaseStatus, DataPullRequest, Grant, Involvement, RequestStatus
+from ..models import Case, CaseMembership, DataPullRequest, Grant, Involvement, RequestStatus
 
 
 def team_joined(*, case: Case, user: User) -> None:
@@ -50,7 +50,7 @@ def decision_pending(case: Case) -> dict:
     """What is awaiting a legal decision on ``case`` (empty when nothing): a team change now is
     recorded with this and alerts oversight."""
     pending = {}
-    if case.status == CaseStatus.PENDING_APPROVAL:
+    if case.awaits_approval:
         pending["case"] = True
     submitted = list(
         DataPullRequest.objects.filter(case=case, status=RequestStatus.SUBMITTED)

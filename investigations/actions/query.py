@@ -398,7 +398,7 @@ def grant_ended_at(grant: Grant) -> datetime | None:
     ends = [grant.expires_at]
     if grant.revoked_at is not None:
         ends.append(grant.revoked_at)
-    if grant.case.status == CaseStatus.CLOSED and grant.case.closed_at:
+    if grant.case.is_closed and grant.case.closed_at:
         ends.append(grant.case.closed_at)
     return min(ends)
 
@@ -419,10 +419,10 @@ def results_problem(user: User, query: DataQuery, at: datetime | None = None) ->
         return "This query has no results."
     if grant.revoked_at is not None or grant.status == GrantStatus.REVOKED:
         return "The grant was revoked; its results are no longer readable."
-    if grant.case.status == CaseStatus.CLOSED:
+    if grant.case.is_closed:
         return "The case is closed; the results of its grants are no longer readable."
     if not grant.is_usable_at(at or db_now()):
-        if grant.case.status == CaseStatus.ON_HOLD:
+        if grant.case.is_on_hold:
             return "The case is on hold; the results of its grants are readable again when it resumes."
         return "The grant has ended; its results are no longer readable."
     if not QueryResult.objects.filter(query=query).exists():

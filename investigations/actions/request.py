@@ -21,7 +21,6 @@ from ..errors import InvalidTransition
 from ..gateway import DIRECT_KINDS, check_links, resolve_subjects
 from ..models import (
     Case,
-    CaseStatus,
     DataPullRequest,
     Decision,
     DecisionOutcome,
@@ -36,7 +35,6 @@ from ..scope import Scope, check_narrowing, check_scope, limits, scope_errors
 from . import membership, notification, oversight
 
 GRANTEE_PERMS = ("view_grant", "query_grant")
-CLOSED_FOR_FILING = (CaseStatus.CLOSED, CaseStatus.REJECTED)
 
 
 def _scope_of(request: DataPullRequest) -> Scope:
@@ -196,8 +194,8 @@ def request_create(
     """
     if "file_request" not in object_perms(actor, case):
         raise PermissionDenied("Only the case team may file data-pull requests.")
-    if case.status in CLOSED_FOR_FILING:
-        raise InvalidTransition(f"The case is {case.get_status_display().lower()}; no requests can be filed.")
+    if not case.accepts_requests:
+        raise InvalidTransition(f"The case is {case.status_phrase}; no requests can be filed.")
     request = DataPullRequest(
         case=case,
         requested_by=actor,
@@ -316,7 +314,7 @@ def request_submit(*, actor: User, request: DataPullRequest) -> DataPullRequest:
             raise PermissionDenied(problem)
         if request.status not in EDITABLE_STATUSES:
             raise InvalidTransition(f"The request is {request.get_status_display().lower()}; it cannot be submitted.")
-        if request.case.status != CaseStatus.OPEN:
+        if not request.case.is_open:
             raise InvalidTransition("Requests can be submitted only on a case that legal has approved and is open.")
         if "file_request" not in object_perms(actor, request.case):
             raise PermissionDenied("You are no longer on the case team; the request cannot be submitted.")
@@ -477,7 +475,7 @@ def request_decide(
 def _check_decidable(request: DataPullRequest) -> None:
     if request.status != RequestStatus.SUBMITTED:
         raise InvalidTransition(f"The request is {request.get_status_display().lower()}; it cannot be decided.")
-    if request.case.status != CaseStatus.OPEN:
+    if not request.case.is_open:
         raise InvalidTransition("The case is not open; its requests cannot be decided.")
     if request_is_overdue(request, timezone.now()):
         raise InvalidTransition("The request was not decided in time and lapses; the requester must file it again.")

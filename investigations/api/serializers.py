@@ -21,6 +21,7 @@ from ..models import (
     Case,
     CaseMember,
     CaseNote,
+    CasePriority,
     CaseType,
     DataPullRequest,
     DataQuery,
@@ -30,7 +31,7 @@ from ..models import (
     GrantStatus,
     LegalBasis,
 )
-from ..models.case import TEXT_MAX, TITLE_MAX
+from ..models.case import TAG_MAX, TAGS_PER_CASE, TEXT_MAX, TITLE_MAX
 
 SERVER_OWNED = "Not accepted: this field is unknown or set by the server."
 
@@ -74,6 +75,7 @@ class CaseFlagsSerializer(serializers.Serializer):
     can_manage_team = serializers.BooleanField()
     can_close = serializers.BooleanField()
     can_add_note = serializers.BooleanField()
+    can_classify = serializers.BooleanField()
     can_approve = serializers.BooleanField()
     can_reject = serializers.BooleanField()
 
@@ -82,6 +84,7 @@ class CaseSerializer(serializers.ModelSerializer):
     lead = UserRefSerializer(read_only=True)
     decided_by = UserRefSerializer(read_only=True, allow_null=True)
     team = MemberSerializer(source="members", many=True, read_only=True)
+    tags = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
 
     class Meta:
         model = Case
@@ -93,6 +96,8 @@ class CaseSerializer(serializers.ModelSerializer):
             "case_type",
             "purpose",
             "status",
+            "priority",
+            "tags",
             "lead",
             "team",
             "created_at",
@@ -128,9 +133,34 @@ class CaseWriteSerializer(serializers.Serializer):
     purpose = serializers.CharField(max_length=TEXT_MAX)
 
 
+class CaseOpenSerializer(CaseWriteSerializer):
+    """Open a case: its description, and optionally its priority and first tags."""
+
+    priority = serializers.ChoiceField(choices=CasePriority.choices, required=False)
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=TAG_MAX), max_length=TAGS_PER_CASE, required=False
+    )
+
+
+class ClassifySerializer(serializers.Serializer):
+    """The case's priority and its whole set of tags (normalised: lower case, hyphens)."""
+
+    priority = serializers.ChoiceField(choices=CasePriority.choices)
+    tags = serializers.ListField(child=serializers.CharField(max_length=TAG_MAX), max_length=TAGS_PER_CASE)
+
+
 class CaseFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Case._meta.get_field("status").choices, required=False)
     q = serializers.CharField(max_length=TITLE_MAX, required=False, help_text="Reference or title contains.")
+    priority = serializers.ChoiceField(choices=CasePriority.choices, required=False)
+    tag = serializers.CharField(max_length=TAG_MAX, required=False, help_text="Cases with this tag.")
+    sort = serializers.ChoiceField(
+        choices=["newest", "priority"], required=False, help_text="newest (default) or priority, highest first."
+    )
+
+
+class TagFilterSerializer(serializers.Serializer):
+    q = serializers.CharField(max_length=TAG_MAX, required=False, help_text="Tags starting with this.")
 
 
 class ReasonSerializer(serializers.Serializer):

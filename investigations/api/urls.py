@@ -21,6 +21,7 @@ urlpatterns = [
     path("auth/logout/", TokenLogoutView.as_view(), name="logout"),
     path("me/", MeView.as_view(), name="me"),
     path("reviews/", views.ReviewQueueView.as_view(), name="reviews"),
+    path("tags/", views.TagListView.as_view(), name="tags"),
     path("audit/events/", EventListView.as_view(), name="audit-events"),
     path("audit/verify/", VerifyView.as_view(), name="audit-verify"),
     *router.urls,

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from math import ceil
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Q
 from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -29,10 +28,11 @@ from accounts.models import User
 from .. import access, actions
 from ..actions.query import results_problem
 from ..errors import InvalidTransition, ResultsUnavailable
-from ..forms.case import CaseForm, CloseForm, MemberAddForm, NoteForm, RejectForm
+from ..forms.case import CaseForm, CaseOpenForm, CloseForm, MemberAddForm, NoteForm, RejectForm
 from ..forms.query import QueryForm
 from ..forms.request import DecisionForm, OptionalReasonForm, ReasonForm, RequestForm
-from ..models import Case, CaseStatus, DataPullRequest, DataQuery, DecisionOutcome, Grant, RequestStatus
+from ..models import Case, DataPullRequest, DataQuery, DecisionOutcome, Grant, RequestStatus
+from ..models.case import normalise_tag
 from ..scope import Scope
 from . import serializers as s
 from .errors import NON_FIELD, form_errors
@@ -94,7 +94,7 @@ def _case_queryset(user: User):
     return (
         access.cases_visible_to(user)
         .select_related("lead", "decided_by")
-        .prefetch_related("members__user")
+        .prefetch_related("members__user", "tags")
         .order_by("-created_at", "-id")
     )
 
@@ -110,7 +110,7 @@ CASE_ACTION = {"request": None, "responses": s.CaseDetailSerializer}
 
 @extend_schema_view(
     list=extend_schema(parameters=[s.CaseFilterSerializer], summary="Cases visible to the caller"),
-    create=extend_schema(request=s.CaseWriteSerializer, responses={201: s.CaseDetailSerializer}, summary="Open a case"),
+    create=extend_schema(request=s.CaseOpenSerializer, responses={201: s.CaseDetailSerializer}, summary="Open a case"),
     retrieve=extend_schema(responses=s.CaseDetailSerializer),
     partial_update=extend_schema(
         request=s.CaseWriteSerializer, responses=s.CaseDetailSerializer, summary="Edit a case before approval"
@@ -124,18 +124,18 @@ class CaseViewSet(ChokepointViewSet):
         filters = _query_params(request, s.CaseFilterSerializer)
         cases = _case_queryset(request.user)
         if filters.get("status"):
-            cases = cases.filter(status=filters["status"])
-        if filters.get("q", "").strip():
-            term = filters["q"].strip()
-            cases = cases.filter(Q(reference__icontains=term) | Q(title__icontains=term))
+            cases = cases.filter(status=filters.pop("status"))
+        cases = cases.matching(**filters)
         page = self.paginate_queryset(cases)
         return self.get_paginated_response(s.CaseSerializer(page, many=True).data)
 
     def create(self, request: Request) -> Response:
         if not request.user.is_investigator:
             raise PermissionDenied("Only investigators open cases.")
-        form = _valid(CaseForm(_body(request, s.CaseWriteSerializer)))
-        case = actions.case_open(actor=request.user, **form.cleaned_data)
+        body = _body(request, s.CaseOpenSerializer)
+        tags = body.pop("tags", [])
+        form = _valid(CaseOpenForm(body))
+        case = actions.case_open(actor=request.user, **(form.cleaned_data | {"tags": tags}))
         return _case_response(request.user, case, status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, id: str) -> Response:
@@ -172,7 +172,7 @@ class CaseViewSet(ChokepointViewSet):
                 perm="reject_case",
                 message="Only a legal reviewer never involved in the case may reject it.",
             )
-        _conflict_unless(case.status == CaseStatus.PENDING_APPROVAL, "The case is not pending approval.")
+        _conflict_unless(case.awaits_approval, "The case is not pending approval.")
         form = _valid(RejectForm(_body(request, s.ReasonSerializer)))
         actions.case_reject(actor=request.user, case=case, reason=form.cleaned_data["reason"])
         return _case_response(request.user, case)
@@ -196,13 +196,21 @@ class CaseViewSet(ChokepointViewSet):
     @action(detail=True, methods=["post"])
     def close(self, request: Request, id: str) -> Response:
         case = access.get_case_for(request.user, id, perm="close_case")
-        _conflict_unless(
-            case.status in (CaseStatus.OPEN, CaseStatus.ON_HOLD), f"The case is {case.get_status_display().lower()}."
-        )
+        _conflict_unless(case.may_close, f"The case is {case.status_phrase}.")
         summary = _body(request, s.SummarySerializer)["summary"]
         # The page's confirmation box is the browser's way of asking; an API call to close is the intent.
         form = _valid(CloseForm({"summary": summary, "confirm": True}))
         actions.case_close(actor=request.user, case=case, summary=form.cleaned_data["summary"])
+        return _case_response(request.user, case)
+
+    @extend_schema(
+        request=s.ClassifySerializer, responses=s.CaseDetailSerializer, summary="Lead: set the priority and tags"
+    )
+    @action(detail=True, methods=["put"])
+    def classification(self, request: Request, id: str) -> Response:
+        case = access.get_case_for(request.user, id, perm="change_case")
+        _conflict_unless(case.is_active, f"The case is {case.status_phrase}; its priority and tags no longer change.")
+        actions.case_classify(actor=request.user, case=case, **_body(request, s.ClassifySerializer))
         return _case_response(request.user, case)
 
     @extend_schema(request=s.NoteWriteSerializer, responses={201: s.NoteSerializer}, summary="Team: add a note")
@@ -500,3 +508,16 @@ def _page_number(request: Request) -> int:
     if not raw.isdigit() or not 1 <= int(raw) < 2**31:
         raise ValidationError({"page": ["A page number: a whole number from 1."]})
     return int(raw)
+
+
+# --- tags --------------------------------------------------------------------------------
+
+
+class TagListView(APIView):
+    """Tags on the cases the caller sees, for autocompletion."""
+
+    @extend_schema(parameters=[s.TagFilterSerializer], responses=OpenApiTypes.OBJECT, summary="Tags in use")
+    def get(self, request: Request) -> Response:
+        prefix = normalise_tag(_query_params(request, s.TagFilterSerializer).get("q", ""))
+        tags = access.tags_visible_to(request.user).filter(name__startswith=prefix)
+        return Response({"tags": list(tags.values_list("name", flat=True)[:50])})

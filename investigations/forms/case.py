@@ -4,8 +4,15 @@ from django import forms
 
 from accounts.models import User
 
-from ..models import Case, CaseMember
-from ..models.case import TEXT_MAX, TITLE_MAX
+from ..models import Case, CaseMember, CasePriority
+from ..models.case import TAG_MAX, TAGS_PER_CASE, TEXT_MAX, TITLE_MAX
+
+TAGS_HELP = "Separated by commas; written in lower case with hyphens (“Data leak” becomes data-leak)."
+
+
+def split_tags(value: str) -> list[str]:
+    """The tags typed into one text box, separated by commas."""
+    return [part for part in (value or "").split(",") if part.strip()]
 
 
 class CaseForm(forms.ModelForm):
@@ -17,8 +24,36 @@ class CaseForm(forms.ModelForm):
         labels = {"case_type": "Type"}
 
 
+class CaseOpenForm(CaseForm):
+    """Opening a case also sets its priority and first tags (the action normalises the tags)."""
+
+    priority = forms.TypedChoiceField(
+        choices=CasePriority.choices, initial=CasePriority.MEDIUM, required=False, empty_value=CasePriority.MEDIUM
+    )
+    tags = forms.CharField(required=False, max_length=(TAG_MAX + 2) * TAGS_PER_CASE, help_text=TAGS_HELP)
+
+    def clean_tags(self) -> list[str]:
+        return split_tags(self.cleaned_data["tags"])
+
+
+class ClassifyForm(forms.Form):
+    """Priority and tags of a case."""
+
+    priority = forms.ChoiceField(choices=CasePriority.choices)
+    tags = forms.CharField(required=False, max_length=(TAG_MAX + 2) * TAGS_PER_CASE, help_text=TAGS_HELP)
+
+    def clean_tags(self) -> list[str]:
+        return split_tags(self.cleaned_data["tags"])
+
+
+CASE_SORTS = {"newest": "Newest first", "priority": "Priority, highest first"}
+
+
 class CaseSearchForm(forms.Form):
     q = forms.CharField(label="Reference or title", required=False, max_length=TITLE_MAX)
+    priority = forms.ChoiceField(choices=[("", "Any priority"), *CasePriority.choices], required=False)
+    tag = forms.CharField(required=False, max_length=TAG_MAX)
+    sort = forms.ChoiceField(choices=list(CASE_SORTS.items()), required=False)
 
 
 class MemberAddForm(forms.Form):

@@ -7,11 +7,13 @@ from .case import (
     CaseMember,
     CaseMembership,
     CaseNote,
+    CasePriority,
     CaseReferenceCounter,
     CaseStatus,
     CaseType,
     CaseUserObjectPermission,
     Involvement,
+    Tag,
 )
 from .grant import Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission
 from .notification import Notification, NotificationKind
@@ -36,6 +38,7 @@ __all__ = [
     "CaseMember",
     "CaseMembership",
     "CaseNote",
+    "CasePriority",
     "CaseReferenceCounter",
     "CaseStatus",
     "CaseType",
@@ -63,4 +66,5 @@ __all__ = [
     "RequestStatus",
     "RequestUserObjectPermission",
     "SubjectMention",
+    "Tag",
 ]

@@ -25,6 +25,22 @@ class CaseStatus(models.TextChoices):
     CLOSED = "closed", "Closed"
 
 
+class CasePriority(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+# The rules about a case's status live here and nowhere else (actions, access, views and the
+# API ask the case through the methods below).
+CASE_EDITABLE_STATUSES = (CaseStatus.PENDING_APPROVAL, CaseStatus.REJECTED)  # before legal approved it
+ACTIVE_STATUSES = (CaseStatus.PENDING_APPROVAL, CaseStatus.OPEN, CaseStatus.ON_HOLD)  # not over
+CLOSABLE_STATUSES = (CaseStatus.OPEN, CaseStatus.ON_HOLD)
+TAG_MAX = 40
+TAGS_PER_CASE = 12
+
+
 class CaseReferenceCounter(models.Model):
     """The last reference number handed out per year; locked while a case is opened."""
 
@@ -41,6 +57,30 @@ class CaseQuerySet(models.QuerySet):
 
     def pending_approval(self) -> CaseQuerySet:
         return self.filter(status=CaseStatus.PENDING_APPROVAL)
+
+    def by_priority(self, descending: bool = True) -> CaseQuerySet:
+        """Ordered by priority (critical first unless ``descending`` is False), newest first within one."""
+        rank = models.Case(
+            *(models.When(priority=value, then=models.Value(index)) for index, value in enumerate(CasePriority.values)),
+            output_field=models.IntegerField(),
+        )
+        order = "-priority_rank" if descending else "priority_rank"
+        return self.annotate(priority_rank=rank).order_by(order, "-created_at", "-id")
+
+    def matching(self, *, q: str = "", priority: str = "", tag: str = "", sort: str = "") -> CaseQuerySet:
+        """The list filters of pages and API alike: reference or title, priority, tag, and the order."""
+        cases = self
+        if q.strip():
+            cases = cases.filter(models.Q(reference__icontains=q.strip()) | models.Q(title__icontains=q.strip()))
+        if priority:
+            cases = cases.filter(priority=priority)
+        if normalise_tag(tag):
+            cases = cases.filter(tags__name=normalise_tag(tag))
+        return cases.by_priority() if sort == "priority" else cases
+
+    def active(self) -> CaseQuerySet:
+        """Cases that are not over: pending approval, open or on hold."""
+        return self.filter(status__in=ACTIVE_STATUSES)
 
 
 class Case(models.Model):
@@ -62,6 +102,8 @@ class Case(models.Model):
     rejection_reason = models.TextField(blank=True, max_length=TEXT_MAX)
     closed_at = models.DateTimeField(null=True, blank=True)
     closure_summary = models.TextField(blank=True, max_length=TEXT_MAX)
+    priority = models.CharField(max_length=16, choices=CasePriority.choices, default=CasePriority.MEDIUM)
+    tags = models.ManyToManyField("Tag", blank=True, related_name="cases")
 
     objects = CaseQuerySet.as_manager()
 
@@ -80,14 +122,76 @@ class Case(models.Model):
 
     @property
     def is_open(self) -> bool:
+        """Open: requests on it may be submitted and decided, and its grants work."""
         return self.status == CaseStatus.OPEN
 
     @property
     def is_closed(self) -> bool:
         return self.status == CaseStatus.CLOSED
 
+    @property
+    def is_on_hold(self) -> bool:
+        return self.status == CaseStatus.ON_HOLD
+
+    @property
+    def awaits_approval(self) -> bool:
+        return self.status == CaseStatus.PENDING_APPROVAL
+
+    @property
+    def is_active(self) -> bool:
+        """Not over: pending approval, open or on hold."""
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def is_editable(self) -> bool:
+        """Its description may change only before approval: what legal approved is what the case is."""
+        return self.status in CASE_EDITABLE_STATUSES
+
+    @property
+    def accepts_requests(self) -> bool:
+        """Data-pull requests may be drafted on it (submitting one needs it open)."""
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def may_resubmit(self) -> bool:
+        return self.status == CaseStatus.REJECTED
+
+    @property
+    def may_hold(self) -> bool:
+        return self.status == CaseStatus.OPEN
+
+    @property
+    def may_resume(self) -> bool:
+        return self.is_on_hold
+
+    @property
+    def may_close(self) -> bool:
+        return self.status in CLOSABLE_STATUSES
+
+    @property
+    def status_phrase(self) -> str:
+        """``"on hold"``, ``"closed"``: for messages that say why something cannot happen."""
+        return self.get_status_display().lower()
+
     def is_on_team(self, user) -> bool:
         return self.members.filter(user=user).exists()
+
+
+def normalise_tag(name: str) -> str:
+    """One spelling per tag: lower case, words joined by hyphens (``"Data Leak "`` → ``data-leak``)."""
+    return "-".join(str(name).lower().replace("#", " ").replace(",", " ").split())
+
+
+class Tag(models.Model):
+    """A label on cases, shared by all cases (names are normalised by ``normalise_tag``)."""
+
+    name = models.CharField(max_length=TAG_MAX, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class CaseMember(models.Model):

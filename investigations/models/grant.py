@@ -108,7 +108,7 @@ class Grant(models.Model):
             self.status == GrantStatus.ACTIVE
             and self.revoked_at is None
             and self.starts_at <= at < self.expires_at
-            and self.case.status == CaseStatus.OPEN
+            and self.case.is_open
         )
 
     def is_usable_by(self, user, at: datetime | None = None) -> bool:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -20,11 +19,22 @@ from ..access import (
     cases_visible_to,
     get_case_for,
     record_denial,
+    tags_visible_to,
 )
 from ..errors import InvalidTransition
 from ..forms import apply_errors
-from ..forms.case import CaseForm, CaseSearchForm, CloseForm, MemberAddForm, MemberRemoveForm, NoteForm, RejectForm
-from ..models import Case, CaseStatus, GrantStatus
+from ..forms.case import (
+    CaseForm,
+    CaseOpenForm,
+    CaseSearchForm,
+    ClassifyForm,
+    CloseForm,
+    MemberAddForm,
+    MemberRemoveForm,
+    NoteForm,
+    RejectForm,
+)
+from ..models import Case, GrantStatus
 from . import conflict
 
 PAGE_SIZE = 25
@@ -37,17 +47,29 @@ def _paginate(request: HttpRequest, queryset):
 def case_list(request: HttpRequest) -> HttpResponse:
     """My cases: those the user may see, searchable by reference or title."""
     search = CaseSearchForm(request.GET or None)
-    cases = cases_visible_to(request.user).select_related("lead")
-    if search.is_valid() and search.cleaned_data["q"]:
-        term = search.cleaned_data["q"].strip()
-        cases = cases.filter(Q(reference__icontains=term) | Q(title__icontains=term))
-    return render(request, "investigations/case_list.html", {"page": _paginate(request, cases), "search": search})
+    cases = cases_visible_to(request.user).select_related("lead").prefetch_related("tags")
+    if search.is_valid():
+        cases = cases.matching(**search.cleaned_data)
+    context = {
+        "page": _paginate(request, cases),
+        "search": search,
+        "known_tags": tags_visible_to(request.user),
+        "filters": _without_page(request),
+    }
+    return render(request, "investigations/case_list.html", context)
+
+
+def _without_page(request: HttpRequest) -> str:
+    """The list's filters as a query string, for the pagination links."""
+    params = request.GET.copy()
+    params.pop("page", None)
+    return params.urlencode()
 
 
 def case_create(request: HttpRequest) -> HttpResponse:
     if not request.user.is_investigator:
         raise PermissionDenied("Only investigators open cases.")
-    form = CaseForm(request.POST or None)
+    form = CaseOpenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             case = actions.case_open(actor=request.user, **form.cleaned_data)
@@ -56,12 +78,23 @@ def case_create(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Case {case.reference} opened. It now waits for legal approval.")
             return redirect("investigations:case_detail", pk=case.pk)
-    return render(request, "investigations/case_form.html", {"form": form, "case": None})
+    context = {"form": form, "case": None, "known_tags": tags_visible_to(request.user)}
+    return render(request, "investigations/case_form.html", context)
 
 
-def case_detail(request: HttpRequest, pk: int, note_form: NoteForm | None = None, status: int = 200) -> HttpResponse:
+def case_detail(
+    request: HttpRequest,
+    pk: int,
+    note_form: NoteForm | None = None,
+    classify_form: ClassifyForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
     case = get_case_for(request.user, pk)
+    tags = [tag.name for tag in case.tags.all()]
     context = {
+        "tags": tags,
+        "classify_form": classify_form or ClassifyForm(initial={"priority": case.priority, "tags": ", ".join(tags)}),
+        "known_tags": tags_visible_to(request.user),
         "case": case,
         "flags": case_flags(request.user, case),
         "members": case.members.select_related("user").order_by("-is_lead", "user__username"),
@@ -144,11 +177,30 @@ def case_note_add(request: HttpRequest, pk: int) -> HttpResponse:
     return case_detail(request, pk, note_form=form)
 
 
+@require_POST
+def case_classify(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set the priority and tags (the lead, while the case is not over)."""
+    case = get_case_for(request.user, pk, perm="change_case")
+    if not case.is_active:
+        message = f"The case is {case.status_phrase}; its priority and tags no longer change."
+        return conflict(request, message, case=case)
+    form = ClassifyForm(request.POST)
+    if form.is_valid():
+        try:
+            actions.case_classify(actor=request.user, case=case, **form.cleaned_data)
+        except ValidationError as error:
+            apply_errors(form, error)
+        else:
+            messages.success(request, "Priority and tags saved.")
+            return redirect("investigations:case_detail", pk=case.pk)
+    return case_detail(request, pk, classify_form=form, status=400)
+
+
 def case_close(request: HttpRequest, pk: int) -> HttpResponse:
     """Close with a summary, after a confirmation that says the grants will be revoked."""
     case = get_case_for(request.user, pk, perm="close_case")
-    if case.status not in (CaseStatus.OPEN, CaseStatus.ON_HOLD):
-        return conflict(request, f"The case is {case.get_status_display().lower()}.", case=case)
+    if not case.may_close:
+        return conflict(request, f"The case is {case.status_phrase}.", case=case)
     form = CloseForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -198,7 +250,7 @@ def case_reject(request: HttpRequest, pk: int) -> HttpResponse:
             perm="reject_case",
             message="Only a legal reviewer never involved in the case may reject it.",
         )
-    if case.status != CaseStatus.PENDING_APPROVAL:
+    if not case.awaits_approval:
         return conflict(request, "The case is not pending approval.", case=case)
     form = RejectForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
