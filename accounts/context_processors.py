@@ -23,6 +23,7 @@ NAVIGATION = [
     ((Role.AUDITOR,), "Verification", "audit:verification"),
     ((Role.AUDITOR,), "Alerts", "investigations:alert_list"),
     ((Role.AUDITOR,), "Scope reports", "investigations:report_list"),
+    ((Role.AUDITOR,), "Transparency", "investigations:transparency"),
     ((Role.SENIOR_LEGAL_REVIEWER,), "Protected subjects", "investigations:protected_list"),
     (STAFF, "Users", "admin:accounts_user_changelist"),
     (STAFF, "Protected subjects", "admin:investigations_protectedsubject_changelist"),

@@ -63,3 +63,4 @@ class Action(models.TextChoices):
     STREAM_DELETED = "stream.deleted", "Ledger stream deleted"
     STREAM_FAILING = "stream.failing", "Ledger stream failing"
     STREAM_RECOVERED = "stream.recovered", "Ledger stream recovered"
+    TRANSPARENCY_REPORT = "transparency.report_produced", "Transparency report produced"

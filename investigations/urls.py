@@ -1,7 +1,7 @@
 from django.urls import path
 
 from .views import case as case_views
-from .views import dashboard, notification, oversight, protected, query
+from .views import dashboard, notification, oversight, protected, query, transparency
 from .views import grant as grant_views
 from .views import request as request_views
 
@@ -47,6 +47,10 @@ urlpatterns = [
     path("notifications/", notification.notification_list, name="notification_list"),
     path("notifications/<int:pk>/", notification.notification_open, name="notification_open"),
     path("notifications/read/", notification.notification_read_all, name="notification_read_all"),
+    path("oversight/transparency/", transparency.report_page, name="transparency"),
+    path("oversight/transparency/report.json", transparency.report_json, name="transparency_json"),
+    path("oversight/transparency/report.csv", transparency.report_csv, name="transparency_csv"),
+    path("oversight/transparency/<slug:chart>.svg", transparency.report_chart, name="transparency_chart"),
     path("protected/", protected.protected_list, name="protected_list"),
     path("protected/new/", protected.protected_add, name="protected_add"),
     path("protected/<int:pk>/edit/", protected.protected_edit, name="protected_edit"),
