@@ -496,24 +496,21 @@ SPECTACULAR_SETTINGS = {
 # LOG_FORMAT=json: one JSON object per line (for a log pipeline); plain is the default. Every
 # record carries the request id, also in the Celery tasks a request enqueued.
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+LOG_FORMATTERS = {
+    "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    "json": {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(process)d %(message)s",
+        "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+    },
+}
+_LOG_FORMAT = LOG_FORMAT if LOG_FORMAT in LOG_FORMATTERS else "plain"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "audit.context.RequestIdFilter"}},
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(process)d %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        },
-    },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": "json" if LOG_FORMAT == "json" else "plain",
-            "filters": ["request_id"],
-        }
-    },
+    # Only the chosen formatter is configured: the JSON library loads only when it is used.
+    "formatters": {_LOG_FORMAT: LOG_FORMATTERS[_LOG_FORMAT]},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": _LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

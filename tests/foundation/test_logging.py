@@ -16,8 +16,11 @@ from tests.worker_tasks import record_request_id
 
 
 def _log_with(settings_logging: dict, formatter: str) -> str:
+    from django.conf import settings
+
     stream = io.StringIO()
     config = {**settings_logging, "handlers": {"console": {**settings_logging["handlers"]["console"]}}}
+    config["formatters"] = {formatter: settings.LOG_FORMATTERS[formatter]}
     config["handlers"]["console"]["formatter"] = formatter
     config["handlers"]["console"]["stream"] = stream
     config["root"] = {"handlers": ["console"], "level": "INFO"}
