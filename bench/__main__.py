@@ -28,6 +28,19 @@ def main() -> int:
 
     django.setup()
     from django.conf import settings
+
+    if not settings.DATABASES["default"]["ENGINE"].endswith(".postgresql"):
+        print(
+            "make bench measures Custos on PostgreSQL (its figures are the production database's, and several "
+            "cases use PostgreSQL's own SQL); the embedded SQLite default has no figures to offer.\n"
+            "Run it with DATABASE_URL and USERDATA_DATABASE_URL set to postgres:// URLs (and CELERY_BROKER_URL "
+            "to a redis:// URL for query_end_to_end), e.g.:\n"
+            "  DATABASE_URL=postgres://postgres@127.0.0.1:5432/custos_bench "
+            "USERDATA_DATABASE_URL=postgres://postgres@127.0.0.1:5432/custos_bench_userdata "
+            "CELERY_BROKER_URL=redis://127.0.0.1:6379/5 make bench",
+            file=sys.stderr,
+        )
+        return 2
     from django.test.utils import setup_databases, setup_test_environment, teardown_databases
 
     from . import cases
