@@ -11,6 +11,7 @@ from .conftest import build_chain, insert_raw, owner_sql, set_head
 COUNT = 100_000
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_verify_100k_events():
     chain = build_chain(COUNT)

@@ -18,7 +18,7 @@ from investigations.models import Grant, GrantStatus, GrantUserObjectPermission
 
 from . import bulk
 
-pytestmark = [pytest.mark.django_db(databases=["default", "userdata"]), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(databases=["default", "userdata"]), pytest.mark.timeout(300)]
 
 BATCH = 1000
 # Per batch: claim (SELECT ... FOR UPDATE SKIP LOCKED), mark (UPDATE), two permission DELETEs,
