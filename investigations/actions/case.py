@@ -34,6 +34,7 @@ from ..models import (
 )
 from ..models.case import TAG_MAX, TAGS_PER_CASE, TEXT_MAX, normalise_tag
 from . import membership, oversight
+from .locks import locked, retry_on_conflict
 from .request import grants_leave, revoke_grant_unchecked
 
 EDITABLE_FIELDS = ("title", "allegation", "case_type", "purpose")
@@ -44,7 +45,7 @@ def _next_reference() -> str:
     """``INV-<year>-<number>``: numbers are handed out under a row lock and never reused."""
     year = timezone.now().year
     CaseReferenceCounter.objects.get_or_create(year=year)
-    counter = CaseReferenceCounter.objects.select_for_update().get(year=year)
+    counter = locked(CaseReferenceCounter.objects).get(year=year)
     counter.last_number += 1
     counter.save(update_fields=["last_number"])
     return f"INV-{year}-{counter.last_number:04d}"
@@ -69,6 +70,7 @@ def _check_member_candidate(user: User, *, field: str) -> None:
         raise ValidationError({field: f"{user.username} is not an investigator; only investigators join case teams."})
 
 
+@retry_on_conflict
 def case_open(
     *,
     actor: User,
@@ -127,6 +129,7 @@ def _record_team_change(action: Action, *, actor: User, case: Case, user: User, 
     audit.record(action=action, actor=actor, target=case, case_reference=case.reference, details=details)
 
 
+@retry_on_conflict
 def case_add_member(*, actor: User, case: Case, user: User) -> None:
     """Add an investigator to the team (view, notes, file requests). Needs ``manage_team``.
 
@@ -136,7 +139,7 @@ def case_add_member(*, actor: User, case: Case, user: User) -> None:
     _require(actor, case, "manage_team")
     _check_member_candidate(user, field="user")
     with transaction.atomic():
-        case = Case.objects.select_for_update().get(pk=case.pk)
+        case = locked(Case.objects).get(pk=case.pk)
         if case.is_closed:
             raise InvalidTransition("A closed case's team cannot change.")
         if CaseMember.objects.filter(case=case, user=user).exists():
@@ -144,11 +147,12 @@ def case_add_member(*, actor: User, case: Case, user: User) -> None:
         _add_member(actor=actor, case=case, user=user, pending=membership.decision_pending(case))
 
 
+@retry_on_conflict
 def case_approve(*, actor: User, case: Case) -> Case:
     """A legal reviewer never involved in the case approves it while pending: it opens for requests."""
     _check_reviewer(actor, case, "approve")
     with transaction.atomic():
-        case = Case.objects.select_for_update().get(pk=case.pk)
+        case = locked(Case.objects).get(pk=case.pk)
         if not can_review_case(actor, case):
             raise PermissionDenied("Only a legal reviewer never involved in the case may approve it.")
         if not case.awaits_approval:
@@ -174,7 +178,7 @@ def _require(actor: User, case: Case, perm: str) -> None:
 
 
 def _locked(case: Case) -> Case:
-    return Case.objects.select_for_update().get(pk=case.pk)
+    return locked(Case.objects).get(pk=case.pk)
 
 
 def _check_status(case: Case, allowed: bool, verb: str) -> None:
@@ -225,6 +229,7 @@ def _remove_case_perms(*, actor: User | None, case: Case, user: User, perms: tup
 # --- editing, review, hold, close ----------------------------------------------------------
 
 
+@retry_on_conflict
 def case_update(*, actor: User, case: Case, **changes: str) -> Case:
     """Edit title, allegation, type or purpose. Needs ``change_case``.
 
@@ -265,6 +270,7 @@ def _check_reviewer(actor: User, case: Case, verb: str) -> None:
         )
 
 
+@retry_on_conflict
 def case_reject(*, actor: User, case: Case, reason: str) -> Case:
     """A legal reviewer never involved in the case rejects it while pending, with a reason the lead reads."""
     _check_reviewer(actor, case, "reject")
@@ -284,6 +290,7 @@ def case_reject(*, actor: User, case: Case, reason: str) -> Case:
         )
 
 
+@retry_on_conflict
 def case_resubmit(*, actor: User, case: Case) -> Case:
     """The lead sends a rejected (and usually revised) case back to legal. Needs ``change_case``."""
     _require(actor, case, "change_case")
@@ -302,6 +309,7 @@ def case_resubmit(*, actor: User, case: Case) -> Case:
         )
 
 
+@retry_on_conflict
 def case_hold(*, actor: User, case: Case) -> Case:
     """Put an open case on hold: its grants stop working until it resumes. Needs ``change_case``."""
     _require(actor, case, "change_case")
@@ -311,6 +319,7 @@ def case_hold(*, actor: User, case: Case) -> Case:
         return _transition(actor=actor, case=case, to=CaseStatus.ON_HOLD, action=Action.CASE_HELD)
 
 
+@retry_on_conflict
 def case_resume(*, actor: User, case: Case) -> Case:
     """Resume a case on hold. Needs ``change_case``."""
     _require(actor, case, "change_case")
@@ -320,6 +329,7 @@ def case_resume(*, actor: User, case: Case) -> Case:
         return _transition(actor=actor, case=case, to=CaseStatus.OPEN, action=Action.CASE_RESUMED)
 
 
+@retry_on_conflict
 def case_close(*, actor: User, case: Case, summary: str) -> Case:
     """Close an open or held case with a summary. Needs ``close_case``.
 
@@ -353,6 +363,7 @@ def case_close(*, actor: User, case: Case, summary: str) -> Case:
 # --- team and notes ------------------------------------------------------------------------
 
 
+@retry_on_conflict
 def case_remove_member(*, actor: User, case: Case, user: User) -> None:
     """Take an investigator off the team. Needs ``manage_team``; the lead cannot be removed.
 
@@ -384,6 +395,7 @@ def case_remove_member(*, actor: User, case: Case, user: User) -> None:
         )
 
 
+@retry_on_conflict
 def case_add_note(*, actor: User, case: Case, text: str) -> CaseNote:
     """Append a note to the case. Needs ``add_note``; notes never change once saved."""
     _require(actor, case, "add_note")

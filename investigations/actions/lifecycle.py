@@ -24,13 +24,14 @@ from audit.actions import Action
 from ..models import Case, Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission, NotificationKind
 from ..notify import site_url
 from . import notification
+from .locks import locked
 
 WARNINGS = (("warned_24h_at", timedelta(hours=24), "24 hours"), ("warned_1h_at", timedelta(hours=1), "1 hour"))
 
 
 def _claim(queryset, batch_size: int) -> list[int]:
     """Lock up to ``batch_size`` rows for this transaction; rows another worker holds are skipped."""
-    return list(queryset.order_by("pk").select_for_update(skip_locked=True).values_list("pk", flat=True)[:batch_size])
+    return list(locked(queryset.order_by("pk"), skip_locked=True).values_list("pk", flat=True)[:batch_size])
 
 
 def grants_expire_due(*, batch_size: int | None = None) -> int:
@@ -88,7 +89,7 @@ def _expire_batch_postgres(batch_size: int) -> list[tuple[int, str, datetime]]:
     has one definition. One round trip instead of five, and the ids never travel to Python
     and back. The DELETEs and the UPDATE all act on the rows the claim locked.
     """
-    claim = Grant.objects.due_for_expiry().order_by("pk").select_for_update(skip_locked=True).values_list("pk")
+    claim = locked(Grant.objects.due_for_expiry().order_by("pk"), skip_locked=True).values_list("pk")
     claim_sql, claim_params = claim[:batch_size].query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(

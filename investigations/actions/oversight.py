@@ -62,6 +62,7 @@ from ..models import (
 )
 from ..models.case import TEXT_MAX
 from . import notification
+from .locks import locked, retry_on_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -482,8 +483,8 @@ def _existing(model, pk: int | None) -> int | None:
     return pk if pk is not None and model.objects.filter(pk=pk).exists() else None
 
 
-def _raise(event: AuditEvent, draft: Draft) -> Alert:
-    """Write one alert and its ``alert.raised`` event. Ids that name nothing are dropped, not trusted."""
+def _raise(event: AuditEvent, draft: Draft) -> tuple[Alert, dict]:
+    """Write one alert; return it and its ``alert.raised`` event. Ids that name nothing are dropped, not trusted."""
     alert = Alert.objects.create(
         kind=draft.kind,
         severity=draft.severity,
@@ -497,12 +498,6 @@ def _raise(event: AuditEvent, draft: Draft) -> Alert:
         summary=draft.summary[:300],
         details=draft.details,
     )
-    audit.record(
-        action=Action.ALERT_RAISED,
-        target=alert,
-        case_reference=event.case_reference,
-        details={"kind": draft.kind, "severity": draft.severity, "event_seq": event.seq},
-    )
     notification.notify(
         actor=None,
         recipients=notify.auditors(),
@@ -510,31 +505,49 @@ def _raise(event: AuditEvent, draft: Draft) -> Alert:
         text=f"{alert.get_severity_display()} alert: {alert.summary}",
         link=reverse("investigations:alert_detail", args=[alert.pk]),
     )
-    return alert
+    raised = {
+        "action": Action.ALERT_RAISED,
+        "target": alert,
+        "case_reference": event.case_reference,
+        "details": {"kind": draft.kind, "severity": draft.severity, "event_seq": event.seq},
+    }
+    return alert, raised
 
 
-def _process(event: AuditEvent, scan: Scan) -> None:
+def _process(event: AuditEvent, scan: Scan, ledger: list[dict]) -> None:
     detector = DETECTORS.get(event.action)
     if detector is not None:
         for draft in detector(event):
-            scan.alerts.append(_raise(event, draft).pk)
+            alert, raised = _raise(event, draft)
+            scan.alerts.append(alert.pk)
+            ledger.append(raised)
     if event.action in GRANT_ENDINGS:
-        report = grant_report_write(event=event)
-        if report is not None:
-            scan.reports.append(report.pk)
+        written = _grant_report(event)
+        if written is not None:
+            scan.reports.append(written[0].pk)
+            ledger.append(written[1])
 
 
+@retry_on_conflict
 def _scan_batch(batch_size: int) -> Scan:
+    """One batch in one transaction, in the lock order of docs/design.md.
+
+    The cursor row, then the rows written, and the chain head last (one ``record_many``
+    for the batch's events): the scan never holds the head while it waits for a row that a
+    decision holds.
+    """
     OversightCursor.objects.bulk_create([OversightCursor(pk=1)], ignore_conflicts=True)
     scan = Scan()
+    ledger: list[dict] = []
     with transaction.atomic():
-        cursor = OversightCursor.objects.select_for_update().get(pk=1)
+        cursor = locked(OversightCursor.objects).get(pk=1)
         events = list(AuditEvent.objects.filter(seq__gt=cursor.last_seq).order_by("seq")[:batch_size])
         for event in events:
-            _process(event, scan)
+            _process(event, scan, ledger)
         if events:
             cursor.last_seq = events[-1].seq
             cursor.save(update_fields=["last_seq", "updated_at"])
+        audit.record_many(ledger, returning=False)
         scan.events, scan.last_seq = len(events), cursor.last_seq
         unsent = _unsent_alerts()
         transaction.on_commit(partial(email_alerts, [*scan.alerts, *unsent]))
@@ -626,6 +639,7 @@ def acknowledge_problem(user: User, alert: Alert) -> str | None:
     return None
 
 
+@retry_on_conflict
 def alert_acknowledge(*, actor: User, alert: Alert, note: str) -> Alert:
     """Close an alert with the auditor's note on what they checked; audited ``alert.acknowledged``.
 
@@ -640,7 +654,7 @@ def alert_acknowledge(*, actor: User, alert: Alert, note: str) -> Alert:
     if len(note) > TEXT_MAX:
         raise ValidationError({"note": f"At most {TEXT_MAX} characters."})
     with transaction.atomic():
-        alert = Alert.objects.select_for_update(of=("self",)).select_related("case", "acknowledged_by").get(pk=alert.pk)
+        alert = locked(Alert.objects).select_related("case", "acknowledged_by").get(pk=alert.pk)
         if alert.is_acknowledged:
             raise InvalidTransition(
                 f"The alert was already acknowledged by {alert.acknowledged_by.display_name} "
@@ -700,6 +714,15 @@ def scope_diff(grant: Grant, queries: list[DataQuery]) -> dict:
 
 def grant_report_write(*, event: AuditEvent) -> GrantReport | None:
     """Write the scope-diff report of the grant that ``event`` ended; once per grant."""
+    written = _grant_report(event)
+    if written is None:
+        return None
+    audit.record_many([written[1]], returning=False)
+    return written[0]
+
+
+def _grant_report(event: AuditEvent) -> tuple[GrantReport, dict] | None:
+    """The report of the grant ``event`` ended and its ``grant.report_written`` event, not yet recorded."""
     grant_id = _target(event, GRANT_TYPE)
     if grant_id is None or GrantReport.objects.filter(grant_id=grant_id).exists():
         return None
@@ -720,15 +743,15 @@ def grant_report_write(*, event: AuditEvent) -> GrantReport | None:
         unused_subjects=[subject for subject in sorted(grant.subjects) if subject not in used_subjects],
         unused_categories=[category for category in grant.categories if category not in used_categories],
     )
-    audit.record(
-        action=Action.GRANT_REPORT_WRITTEN,
-        target=grant,
-        case_reference=grant.case.reference,
-        details={
+    written = {
+        "action": Action.GRANT_REPORT_WRITTEN,
+        "target": grant,
+        "case_reference": grant.case.reference,
+        "details": {
             "report": report.pk,
             "unused_subjects": report.unused_subjects,
             "unused_categories": report.unused_categories,
             "rows_total": content["rows_total"],
         },
-    )
-    return report
+    }
+    return report, written

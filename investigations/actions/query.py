@@ -29,6 +29,7 @@ from ..errors import QueryDenied, ResultsUnavailable
 from ..models import CaseStatus, DataQuery, Grant, GrantStatus, ProtectedSubject, QueryResult, QueryStatus
 from ..models.grant import db_now
 from . import oversight
+from .locks import retry_on_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def _record_denial(*, actor: User, grant: Grant, query: DataQuery, reason: str, 
     )
 
 
+@retry_on_conflict
 def query_submit(
     *,
     actor: User,

@@ -33,6 +33,7 @@ from ..models.grant import db_now
 from ..models.request import EDITABLE_STATUSES
 from ..scope import Scope, check_narrowing, check_scope, limits, scope_errors
 from . import membership, notification, oversight
+from .locks import locked, retry_on_conflict
 
 GRANTEE_PERMS = ("view_grant", "query_grant")
 
@@ -173,6 +174,7 @@ def _validated_subjects(*, actor: User, request: DataPullRequest, identifiers: l
     _check_protection(request)
 
 
+@retry_on_conflict
 def request_create(
     *,
     actor: User,
@@ -237,6 +239,7 @@ EDITABLE_FIELDS = (
 )
 
 
+@retry_on_conflict
 def request_update(*, actor: User, request: DataPullRequest, subjects: list[str], **fields) -> DataPullRequest:
     """Edit a draft or returned request (the requester only). A submitted or decided one never changes.
 
@@ -255,8 +258,8 @@ def request_update(*, actor: User, request: DataPullRequest, subjects: list[str]
         setattr(current, name, list(value) if name == "categories" else value)
     _validated_subjects(actor=actor, request=current, identifiers=list(subjects))
     with transaction.atomic():
-        locked = DataPullRequest.objects.select_for_update().get(pk=request.pk)
-        _check_editable(locked)  # it may have been submitted meanwhile
+        # It may have been submitted meanwhile.
+        _check_editable(locked(DataPullRequest.objects).get(pk=request.pk))  # it may have been submitted meanwhile
         current.save(update_fields=[*EDITABLE_FIELDS, *RESOLVED_FIELDS, "updated_at"])
         audit.record(
             action=Action.REQUEST_UPDATED,
@@ -275,10 +278,11 @@ def _check_editable(request: DataPullRequest) -> None:
         )
 
 
+@retry_on_conflict
 def request_withdraw(*, actor: User, request: DataPullRequest, reason: str = "") -> DataPullRequest:
     """Withdraw a draft or returned request (the requester or the case lead)."""
     with transaction.atomic():
-        request = DataPullRequest.objects.select_for_update().select_related("case").get(pk=request.pk)
+        request = locked(DataPullRequest.objects).select_related("case").get(pk=request.pk)
         problem = request_problem(actor, request, "withdraw")
         if problem:
             raise PermissionDenied(problem)
@@ -299,6 +303,7 @@ def request_withdraw(*, actor: User, request: DataPullRequest, reason: str = "")
     return request
 
 
+@retry_on_conflict
 def request_submit(*, actor: User, request: DataPullRequest) -> DataPullRequest:
     """Send a draft (or returned) request to legal. Only the requester, only on an open case.
 
@@ -308,7 +313,7 @@ def request_submit(*, actor: User, request: DataPullRequest) -> DataPullRequest:
     policy also alerts oversight.
     """
     with transaction.atomic():
-        request = DataPullRequest.objects.select_for_update().select_related("case", "requested_by").get(pk=request.pk)
+        request = locked(DataPullRequest.objects).select_related("case", "requested_by").get(pk=request.pk)
         problem = request_problem(actor, request, "submit")
         if problem:
             raise PermissionDenied(problem)
@@ -404,6 +409,7 @@ def approvals_still_needed(request: DataPullRequest, approvals: Iterable[Decisio
 _APPROVING = (DecisionOutcome.APPROVE, DecisionOutcome.APPROVE_NARROWED)
 
 
+@retry_on_conflict
 def request_decide(
     *,
     actor: User,
@@ -425,7 +431,7 @@ def request_decide(
     second walls.
     """
     with transaction.atomic():
-        request = DataPullRequest.objects.select_for_update().select_related("case", "requested_by").get(pk=request.pk)
+        request = locked(DataPullRequest.objects).select_related("case", "requested_by").get(pk=request.pk)
         problem = independence_problem(actor, request)
         if problem:
             raise PermissionDenied(problem)
@@ -649,11 +655,12 @@ def _ttl() -> timedelta:
     return timedelta(hours=limits()["REQUEST_TTL_HOURS"])
 
 
+@retry_on_conflict
 def request_lapse(*, actor: User | None = None, request: DataPullRequest, now: datetime | None = None) -> bool:
     """Lapse one overdue submitted request; False (and nothing changes) if it is not overdue."""
     now = now or timezone.now()
     with transaction.atomic():
-        request = DataPullRequest.objects.select_for_update().select_related("case", "requested_by").get(pk=request.pk)
+        request = locked(DataPullRequest.objects).select_related("case", "requested_by").get(pk=request.pk)
         if not request_is_overdue(request, now):
             return False
         _lapse(actor, request, now)
@@ -696,7 +703,7 @@ def lapse_overdue_requests(now: datetime | None = None) -> int:
     now = now or timezone.now()
     with transaction.atomic():
         due = (
-            DataPullRequest.objects.select_for_update(skip_locked=True, of=("self",))
+            locked(DataPullRequest.objects, skip_locked=True)
             .filter(status=RequestStatus.SUBMITTED, submitted_at__lte=now - _ttl())
             .select_related("case", "requested_by")
         )
@@ -710,6 +717,7 @@ def lapse_overdue_requests(now: datetime | None = None) -> int:
 # --- revoking ----------------------------------------------------------------------------
 
 
+@retry_on_conflict
 def grant_revoke(*, actor: User, grant: Grant, reason: str) -> Grant:
     """Revoke a grant now (the approving reviewer, any legal reviewer or the case lead).
 
@@ -725,7 +733,7 @@ def revoke_grant_unchecked(*, actor: User | None, grant: Grant, reason: str) -> 
     if not reason.strip():
         raise ValidationError({"reason": "Give the reason for revoking the grant."})
     with transaction.atomic():
-        grant = Grant.objects.select_for_update().select_related("case").get(pk=grant.pk)
+        grant = locked(Grant.objects).select_related("case").get(pk=grant.pk)
         if grant.status != GrantStatus.ACTIVE:
             raise InvalidTransition(f"The grant is already {grant.get_status_display().lower()}.")
         grant.status = GrantStatus.REVOKED
@@ -754,7 +762,7 @@ def grants_leave(*, actor: User | None, user: User, grants, reason: str) -> tupl
     Used when a member leaves a case team and when a user is deactivated.
     """
     revoked, left = [], []
-    held = grants.select_for_update().filter(status=GrantStatus.ACTIVE, grantees=user).select_related("case")
+    held = locked(grants).filter(status=GrantStatus.ACTIVE, grantees=user).select_related("case")
     for grant in held.order_by("pk"):
         membership.grantee_left(grant=grant, user=user)
         if not grant.grantees.exclude(pk=user.pk).exists():
@@ -779,7 +787,7 @@ def case_revoke_grants(*, actor: User | None, case: Case, reason: str = "The cas
     """Revoke every active grant on ``case`` (closing the case calls this, in its transaction)."""
     revoked = 0
     with transaction.atomic():
-        for grant in Grant.objects.select_for_update().filter(case=case, status=GrantStatus.ACTIVE):
+        for grant in locked(Grant.objects).filter(case=case, status=GrantStatus.ACTIVE):
             revoke_grant_unchecked(actor=actor, grant=grant, reason=reason)
             revoked += 1
     return revoked

@@ -16,6 +16,7 @@ from ..models import (
     GrantUserObjectPermission,
     RequestUserObjectPermission,
 )
+from .locks import locked
 from .request import grants_leave
 
 DIRECT_PERMISSION_MODELS = (
@@ -37,7 +38,7 @@ def user_deactivate(*, actor: User | None, user: User, reason: str = "The user w
     if actor is not None and actor.pk == user.pk:
         raise PermissionDenied("You cannot deactivate yourself.")
     with transaction.atomic():
-        user = User.objects.select_for_update().get(pk=user.pk)
+        user = locked(User.objects).get(pk=user.pk)
         revoked, removed = grants_leave(actor=actor, user=user, grants=Grant.objects.all(), reason=reason)
         permissions = _delete_object_permissions(user)
         was_active = user.is_active
