@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 import socket
 import ssl
@@ -53,6 +54,8 @@ from django.utils import timezone
 from .actions import Action
 from .ledger import HASHED_FIELDS, format_time, record
 from .models import AuditEvent, StreamDestination, StreamKind
+
+logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Custos-Signature"
 TIMESTAMP_HEADER = "X-Custos-Timestamp"
@@ -214,6 +217,17 @@ def environment_destinations() -> list[dict[str, Any]]:
     return entries
 
 
+def _apply_environment_entry(name: str, entry: dict[str, Any]) -> None:
+    existing = StreamDestination.objects.filter(name=name).first()
+    if existing is None:
+        destination_create(actor=None, name=name, from_environment=True, **entry)
+        return
+    fields = {key: value for key, value in entry.items() if key in EDITABLE_FIELDS}
+    destination = destination_update(actor=None, destination=existing, **fields)
+    if destination.paused:
+        destination_resume(actor=None, destination=destination, reason="defined again in AUDIT_STREAMS")
+
+
 def sync_environment() -> list[str]:
     """Make the environment-defined destinations match ``AUDIT_STREAMS``; every change is recorded.
 
@@ -222,16 +236,12 @@ def sync_environment() -> list[str]:
     """
     seen = []
     for entry in environment_destinations():
-        name = entry.pop("name")
+        name = str(entry.pop("name", ""))
         seen.append(name)
-        existing = StreamDestination.objects.filter(name=name).first()
-        if existing is None:
-            destination_create(actor=None, name=name, from_environment=True, **entry)
-            continue
-        fields = {key: value for key, value in entry.items() if key in EDITABLE_FIELDS}
-        destination = destination_update(actor=None, destination=existing, **fields)
-        if destination.paused:
-            destination_resume(actor=None, destination=destination, reason="defined again in AUDIT_STREAMS")
+        try:
+            _apply_environment_entry(name, entry)
+        except (ValidationError, TypeError) as error:  # one bad entry must not stop the others
+            logger.error("AUDIT_STREAMS entry %r ignored: %s", name, error)
     gone = StreamDestination.objects.filter(from_environment=True, paused=False).exclude(name__in=seen)
     for destination in gone:
         destination_pause(actor=None, destination=destination, reason="removed from AUDIT_STREAMS")

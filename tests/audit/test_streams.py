@@ -301,11 +301,13 @@ def test_destinations_from_the_environment_are_created_and_a_removed_one_paused(
 ):
     monkeypatch.setenv("TEST_STREAM_SECRET", SECRET)
     entry = {"name": "env-hook", "kind": "webhook", "url": "https://127.0.0.1:9/x", "secret_env": "TEST_STREAM_SECRET"}
-    stream_settings.AUDIT_STREAM = {**stream_settings.AUDIT_STREAM, "DESTINATIONS": [entry]}
-    streams.sync_environment()
+    broken = {"name": "broken", "kind": "webhook", "url": "http://plain.example.org/x", "secret": SECRET}
+    stream_settings.AUDIT_STREAM = {**stream_settings.AUDIT_STREAM, "DESTINATIONS": [broken, entry]}
+    streams.sync_environment()  # the bad entry is logged and skipped; the good one still applies
     streams.sync_environment()  # unchanged: nothing more recorded
     destination = StreamDestination.objects.get(name="env-hook")
     assert destination.from_environment and destination.secret == SECRET
+    assert not StreamDestination.objects.filter(name="broken").exists()
     assert AuditEvent.objects.filter(action=Action.STREAM_CREATED).count() == 1
 
     stream_settings.AUDIT_STREAM = {**stream_settings.AUDIT_STREAM, "DESTINATIONS": []}
