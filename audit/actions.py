@@ -48,7 +48,12 @@ class Action(models.TextChoices):
     RESULTS_PURGED = "results.purged", "Results purged"
     PROTECTED_SUBJECT_ADDED = "protected_subject.added", "Protected subject added"
     PROTECTED_SUBJECT_CHANGED = "protected_subject.changed", "Protected subject changed"
+    # Written before removal took two people; kept so that older ledgers still read.
     PROTECTED_SUBJECT_REMOVED = "protected_subject.removed", "Protected subject removed"
+    PROTECTED_SUBJECT_WEAKENING_PROPOSED = "protected_subject.weakening_proposed", "Registry weakening proposed"
+    PROTECTED_SUBJECT_WEAKENING_CONFIRMED = "protected_subject.weakening_confirmed", "Registry weakening confirmed"
+    PROTECTED_SUBJECT_WEAKENING_WITHDRAWN = "protected_subject.weakening_withdrawn", "Registry weakening withdrawn"
+    PROTECTED_SUBJECT_VIEWED = "protected_subject.viewed", "Protected-subject registry viewed"
     ALERT_RAISED = "alert.raised", "Oversight alert raised"
     ALERT_ACKNOWLEDGED = "alert.acknowledged", "Oversight alert acknowledged"
     AUDIT_VIEWED = "audit.viewed", "Audit trail viewed"

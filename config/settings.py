@@ -289,6 +289,9 @@ CUSTOS = {
         "OFF_HOURS_GROUP_HOURS": env.int("CUSTOS_OVERSIGHT_OFF_HOURS_GROUP_HOURS", default=12),
         "SCAN_BATCH": env.int("CUSTOS_OVERSIGHT_SCAN_BATCH", default=200),
     },
+    # A removed protected subject still protects its account this many days after the removal
+    # was confirmed: requests about it keep following the protected policy.
+    "REGISTRY_COOLING_DAYS": env.int("CUSTOS_REGISTRY_COOLING_DAYS", default=30),
     # An email, phone, IP or device that resolves to more accounts than this is refused with a
     # field error (an office IP shared by thousands is not a subject).
     "MAX_RESOLVED_PER_IDENTIFIER": env.int("CUSTOS_MAX_RESOLVED_PER_IDENTIFIER", default=20),

@@ -42,6 +42,7 @@ from .models import (
     GrantUserObjectPermission,
     Involvement,
     ProtectedSubject,
+    RegistryProposal,
     RequestStatus,
     Tag,
 )
@@ -494,16 +495,29 @@ def may_manage_registry(user: User) -> bool:
 def registry_for(user: User) -> QuerySet[ProtectedSubject]:
     """The registry, for its page: senior legal reviewers only; anyone else gets 404.
 
+    The entries in force: listed ones, and removed ones still in their cooling period.
     Administrators use the admin; the page is the senior reviewers' own place.
     """
     if not _is_real(user) or not user.is_senior_reviewer:
         raise Http404
-    return ProtectedSubject.objects.select_related("added_by", "changed_by")
+    return ProtectedSubject.objects.in_force().select_related("added_by", "changed_by")
 
 
 def get_protected_for(user: User, pk) -> ProtectedSubject:
-    """One registry entry for the registry page (404 for anyone but senior legal reviewers)."""
-    return _get_visible(registry_for(user), pk)
+    """One listed registry entry for the registry page (404 for anyone but senior legal reviewers)."""
+    return _get_visible(registry_for(user).listed(), pk)
+
+
+def proposals_for(user: User) -> QuerySet[RegistryProposal]:
+    """Proposals to weaken the registry: senior legal reviewers only; anyone else gets 404."""
+    if not _is_real(user) or not user.is_senior_reviewer:
+        raise Http404
+    return RegistryProposal.objects.select_related("subject", "proposed_by", "decided_by")
+
+
+def get_proposal_for(user: User, pk) -> RegistryProposal:
+    """One proposal, for confirming or withdrawing it (404 for anyone but senior legal reviewers)."""
+    return _get_visible(proposals_for(user), pk)
 
 
 # --- start pages and the reviewer's own decisions ------------------------------------------

@@ -18,8 +18,9 @@ from guardian.admin import GuardedModelAdmin
 from accounts.admin import UserAdmin as AccountsUserAdmin
 from accounts.models import User
 
+from . import policy
 from .access import may_manage_registry
-from .actions import protected_subject_add, protected_subject_change, protected_subject_remove, user_deactivate
+from .actions import protected_subject_add, protected_subject_change, registry_viewed, user_deactivate
 from .models import Case, CaseMember, ProtectedSubject
 
 
@@ -95,22 +96,40 @@ class ProtectedSubjectAdminForm(forms.ModelForm):
             self.add_error(None, "Nothing was changed.")
         if self.instance.pk and not (data.get("reason") or "").strip():
             self.add_error("reason", "Give the reason for the change.")
+        # clean() runs before the instance takes the form's values: its category is the stored one.
+        if self.instance.pk and data.get("category") and policy.is_weaker(self.instance.category, data["category"]):
+            self.add_error("category", WEAKER_IN_ADMIN)
         return data
 
+    def validate_unique(self) -> None:
+        # An account removed earlier comes back on its old row (actions.protected_subject_add).
+        account = self.cleaned_data.get("account_id")
+        if not self.instance.pk and ProtectedSubject.objects.filter(account_id=account).exclude(removed_at=None):
+            return
+        super().validate_unique()
 
-ADMIN_REMOVAL_REASON = "Removed through the administration site."
+
+WEAKER_IN_ADMIN = (
+    "This category asks less than the current one. Weakening the registry takes two senior legal "
+    "reviewers: one proposes it on the registry page, another confirms it there."
+)
 
 
 @admin.register(ProtectedSubject)
 class ProtectedSubjectAdmin(admin.ModelAdmin):
-    """Every change goes through ``actions.protected`` (audited); the account of an entry is fixed."""
+    """Adds and strengthening changes, through ``actions.protected`` (audited); the account of an
+    entry is fixed. Nothing here removes an entry or weakens its category: that is two senior
+    legal reviewers' proposal and confirmation on the registry page. Views are recorded."""
 
     form = ProtectedSubjectAdminForm
     list_display = ("account_id", "category", "source", "added_by", "added_at", "changed_at")
     list_filter = ("category",)
     search_fields = ("account_id", "note", "source")
     fields = ("account_id", "category", "source", "note", "reason")
-    actions = ["remove_selected"]
+    actions = None
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).listed()
 
     def get_readonly_fields(self, request, obj=None):
         return ("account_id",) if obj is not None else ()
@@ -125,7 +144,22 @@ class ProtectedSubjectAdmin(admin.ModelAdmin):
 
     has_add_permission = has_module_permission
     has_change_permission = has_view_permission
-    has_delete_permission = has_view_permission
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        if request.method == "GET" and getattr(response, "status_code", None) == 200:
+            registry_viewed(actor=request.user, page="admin_list", request=request)
+        return response
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        if request.method == "GET" and getattr(response, "status_code", None) == 200:
+            subject = self.get_object(request, object_id)
+            registry_viewed(actor=request.user, page="admin_change", subject=subject, request=request)
+        return response
 
     def save_model(self, request, obj, form, change) -> None:
         data = form.cleaned_data
@@ -147,22 +181,6 @@ class ProtectedSubjectAdmin(admin.ModelAdmin):
                 source=data["source"],
             )
         obj.pk = saved.pk
-
-    def delete_model(self, request, obj) -> None:
-        protected_subject_remove(actor=request.user, subject=obj, reason=ADMIN_REMOVAL_REASON)
-
-    def delete_queryset(self, request, queryset) -> None:
-        for subject in queryset:
-            protected_subject_remove(actor=request.user, subject=subject, reason=ADMIN_REMOVAL_REASON)
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
-    @admin.action(description="Remove selected accounts from the registry")
-    def remove_selected(self, request, queryset) -> None:
-        self.delete_queryset(request, queryset)
 
 
 admin.site.unregister(User)

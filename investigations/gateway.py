@@ -234,7 +234,7 @@ def _linked_protected(accounts: list[int]) -> dict[int, list[int]]:
     The registry names accounts; a protected person's second account on the same phone or
     device is covered too. Empty emails and phones link nothing.
     """
-    protected = set(ProtectedSubject.objects.values_list("account_id", flat=True))
+    protected = set(ProtectedSubject.objects.in_force().values_list("account_id", flat=True))
     if not accounts or not protected:
         return {}
     both = set(accounts) | protected

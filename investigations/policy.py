@@ -82,11 +82,29 @@ def legal_basis_error(policy: Policy, legal_basis: str) -> str:
     return f"This request touches a protected subject ({why}); its legal basis must be {policy.legal_bases_text}."
 
 
+def is_weaker(before: str, after: str) -> bool:
+    """Whether moving a registry entry from category ``before`` to ``after`` lets a request touching
+    it through with less: fewer approvals, fewer senior ones, or a legal basis ``before`` refused."""
+    old, new = policy_for([before]), policy_for([after])
+    if new.approvals < old.approvals or new.senior < old.senior:
+        return True
+    if old.legal_bases is None:
+        return False
+    return new.legal_bases is None or not set(new.legal_bases) <= set(old.legal_bases)
+
+
+def cooling_days() -> int:
+    return settings.CUSTOS["REGISTRY_COOLING_DAYS"]
+
+
 # --- protected subjects ----------------------------------------------------------------------
 
 
 def protected_accounts(subjects: Iterable[int], linked: dict) -> dict[int, str]:
-    """{protected account: category} touched by ``subjects``, named or linked through an identifier."""
+    """{protected account: category} touched by ``subjects``, named or linked through an identifier.
+
+    Protected means on the registry or removed from it less than the cooling period ago.
+    """
     accounts = set(subjects) | {int(other) for others in linked.values() for other in others}
     return ProtectedSubject.objects.categories_of(accounts)
 

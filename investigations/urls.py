@@ -55,4 +55,6 @@ urlpatterns = [
     path("protected/new/", protected.protected_add, name="protected_add"),
     path("protected/<int:pk>/edit/", protected.protected_edit, name="protected_edit"),
     path("protected/<int:pk>/remove/", protected.protected_remove, name="protected_remove"),
+    path("protected/proposals/<int:pk>/confirm/", protected.proposal_confirm, name="protected_proposal_confirm"),
+    path("protected/proposals/<int:pk>/withdraw/", protected.proposal_withdraw, name="protected_proposal_withdraw"),
 ]

@@ -19,7 +19,14 @@ from .case import (
     case_update,
 )
 from .notification import notifications_mark_read, notify
-from .protected import protected_subject_add, protected_subject_change, protected_subject_remove
+from .protected import (
+    protected_subject_add,
+    protected_subject_change,
+    protected_weakening_confirm,
+    protected_weakening_propose,
+    protected_weakening_withdraw,
+    registry_viewed,
+)
 from .query import (
     purge_expired_results,
     query_execute_now,
@@ -66,11 +73,14 @@ __all__ = [
     "notify",
     "protected_subject_add",
     "protected_subject_change",
-    "protected_subject_remove",
+    "protected_weakening_confirm",
+    "protected_weakening_propose",
+    "protected_weakening_withdraw",
     "purge_expired_results",
     "query_execute_now",
     "query_run",
     "query_submit",
+    "registry_viewed",
     "request_create",
     "request_decide",
     "request_lapse",

@@ -11,6 +11,9 @@ without raising its alert unless it also bypasses the ledger. Events the scan re
 - ``grant.expired`` / ``grant.revoked``: the grant ended; its scope-diff report is written
 - ``case.member_added`` / ``case.member_removed`` with ``details.decision_pending`` (``case``,
   ``requests``): the team changed while legal had a decision to make
+- ``protected_subject.weakening_proposed`` / ``.weakening_confirmed``: ``details.account_id``,
+  ``kind``, ``category_before``, ``category_after``, ``proposed_by`` (raised at once by the
+  registry actions through ``raise_now``; the scan only catches one raised nowhere else)
 
 Why reading after a cursor misses nothing: the ledger hands out ``seq`` under the chain-head
 row lock, held until the appending transaction commits, so events become visible in ``seq``
@@ -460,7 +463,52 @@ def _on_team_change(event: AuditEvent) -> list[Draft]:
     ]
 
 
+# --- detectors: the protected-subject registry ------------------------------------------------
+
+REGISTRY_WEAKENING = {
+    Action.PROTECTED_SUBJECT_WEAKENING_PROPOSED: (AlertKind.REGISTRY_WEAKENING_PROPOSED, "proposed"),
+    Action.PROTECTED_SUBJECT_WEAKENING_CONFIRMED: (AlertKind.REGISTRY_WEAKENING_CONFIRMED, "confirmed"),
+}
+
+
+def _on_registry_weakening(event: AuditEvent) -> list[Draft]:
+    """Weakening the registry, proposed or confirmed: always critical. The action raises it at
+    once (``raise_now``); the scan only catches an event written without it."""
+    kind, verb = REGISTRY_WEAKENING[event.action]
+    if Alert.objects.filter(kind=kind, event_seq=event.seq).exists():
+        return []
+    details = event.details or {}
+    account, before, after = details.get("account_id"), details.get("category_before"), details.get("category_after")
+    change = f"moving account {account} from {before} to {after}" if after else f"removing account {account} ({before})"
+    summary = f"{_who(event)} {verb} {change} on the protected-subject registry"
+    if verb == "confirmed":
+        summary += f", proposed by {details.get('proposed_by', '?')}"
+    return [
+        Draft(
+            kind=kind,
+            severity=AlertSeverity.CRITICAL,
+            summary=f"{summary}: {details.get('reason', '')}",
+            details={
+                name: details.get(name)
+                for name in ("proposal", "kind", "account_id", "category_before", "category_after", "proposed_by")
+            }
+            | {"protected_until": details.get("protected_until")},
+            user_id=event.actor_id,
+        )
+    ]
+
+
+def raise_now(event: AuditEvent) -> list[Alert]:
+    """Raise the alerts ``event`` calls for inside the caller's transaction, without waiting for
+    the scan, and email them on commit. For changes that must be loud at once (the registry)."""
+    alerts = [_raise(event, draft) for draft in DETECTORS[event.action](event)]
+    transaction.on_commit(partial(email_alerts, [alert.pk for alert in alerts]))
+    return alerts
+
+
 DETECTORS = {
+    Action.PROTECTED_SUBJECT_WEAKENING_PROPOSED: _on_registry_weakening,
+    Action.PROTECTED_SUBJECT_WEAKENING_CONFIRMED: _on_registry_weakening,
     Action.CASE_MEMBER_ADDED: _on_team_change,
     Action.CASE_MEMBER_REMOVED: _on_team_change,
     Action.STREAM_PAUSED: _on_stream_silenced,

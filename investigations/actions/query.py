@@ -289,7 +289,7 @@ def _record_tripwire(query: DataQuery, extract: gateway.Extract) -> None:
     Recorded before the rest of the result is stored; if the ledger refuses it, the query
     fails and nothing is released.
     """
-    protected = ProtectedSubject.objects.filter(account_id__in=extract.dropped_owners)
+    protected = ProtectedSubject.objects.in_force().filter(account_id__in=extract.dropped_owners)
     protected_accounts = sorted(protected.values_list("account_id", flat=True))
     logger.error(
         "query %s: tripwire withheld %s rows about accounts outside the grant", query.pk, extract.dropped_rows

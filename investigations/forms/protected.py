@@ -33,5 +33,13 @@ class ProtectedRemoveForm(forms.Form):
     reason = forms.CharField(
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Why the account no longer needs protection. Recorded in the audit trail.",
+        help_text="Why the account no longer needs protection. Recorded in the audit trail and sent to oversight.",
+    )
+
+
+class WithdrawProposalForm(forms.Form):
+    reason = forms.CharField(
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why the proposal is withdrawn or declined. Recorded in the audit trail.",
     )

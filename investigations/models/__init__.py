@@ -17,7 +17,7 @@ from .case import (
 )
 from .grant import Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission
 from .notification import Notification, NotificationKind
-from .protected import ProtectedCategory, ProtectedSubject
+from .protected import ProposalKind, ProposalStatus, ProtectedCategory, ProtectedSubject, RegistryProposal
 from .query import DataQuery, DenialReason, QueryResult, QueryStatus
 from .request import (
     DataPullRequest,
@@ -58,10 +58,13 @@ __all__ = [
     "Notification",
     "NotificationKind",
     "OversightCursor",
+    "ProposalKind",
+    "ProposalStatus",
     "ProtectedCategory",
     "ProtectedSubject",
     "QueryResult",
     "QueryStatus",
+    "RegistryProposal",
     "RequestGroupObjectPermission",
     "RequestStatus",
     "RequestUserObjectPermission",

@@ -26,6 +26,8 @@ class AlertKind(models.TextChoices):
     STREAM_SILENCED = "stream_silenced", "Ledger stream paused, deleted or redirected"
     STREAM_FAILING = "stream_failing", "Ledger stream failing"
     TEAM_CHANGED_PENDING_DECISION = "team_changed_pending_decision", "Team changed while a decision was pending"
+    REGISTRY_WEAKENING_PROPOSED = "registry_weakening_proposed", "Registry weakening proposed"
+    REGISTRY_WEAKENING_CONFIRMED = "registry_weakening_confirmed", "Registry weakening confirmed"
 
 
 class AlertSeverity(models.TextChoices):

@@ -7,9 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from accounts.roles import Role
 from investigations import actions
 from investigations.scope import Scope
 from userdata.seed import seed_userdata
+
+from ..conftest import make_user
 
 JUSTIFICATION = "Needed to establish whether the account was used to exfiltrate the Q3 report."
 
@@ -20,6 +23,12 @@ def store(db, django_db_blocker):
     today = timezone.now().date()
     seed_userdata(accounts=40, seed=11, anchor=datetime(today.year, today.month, today.day, tzinfo=UTC))
     return today
+
+
+@pytest.fixture
+def second_senior(db):
+    """A second senior legal reviewer: weakening the registry takes two."""
+    return make_user("second_senior", [Role.LEGAL_REVIEWER, Role.SENIOR_LEGAL_REVIEWER])
 
 
 def open_case_for(lead, reviewer, team=(), **overrides):

@@ -297,21 +297,27 @@ def test_no_tripwire_on_a_correct_catalogue(active_grant, lead, journalist):
 # --- the registry --------------------------------------------------------------------------------
 
 
-def test_registry_changes_are_audited(admin_user, senior_reviewer):
+def test_registry_changes_are_audited(admin_user, senior_reviewer, second_senior):
     entry = actions.protected_subject_add(actor=senior_reviewer, account_id=77, category="lawyer", source="Bar roll")
     actions.protected_subject_change(
         actor=admin_user, subject=entry, category="journalist", note="", source="Press card", reason="Changed jobs."
     )
-    actions.protected_subject_remove(actor=senior_reviewer, subject=entry, reason="Retired from the press.")
+    proposal = actions.protected_weakening_propose(
+        actor=senior_reviewer, subject=entry, reason="Retired from the press."
+    )
+    actions.protected_weakening_confirm(actor=second_senior, proposal=proposal)
     (added,) = events(Action.PROTECTED_SUBJECT_ADDED)
     assert added.actor_id == senior_reviewer.pk
     assert added.details == {"account_id": 77, "category": "lawyer", "source": "Bar roll"}
     (changed,) = events(Action.PROTECTED_SUBJECT_CHANGED)
     assert changed.details["before"]["category"] == "lawyer" and changed.details["after"]["category"] == "journalist"
     assert changed.details["reason"] == "Changed jobs."
-    (removed,) = events(Action.PROTECTED_SUBJECT_REMOVED)
-    assert removed.details["category"] == "journalist" and removed.details["reason"] == "Retired from the press."
-    assert not ProtectedSubject.objects.exists()
+    (proposed,) = events(Action.PROTECTED_SUBJECT_WEAKENING_PROPOSED)
+    assert proposed.actor_id == senior_reviewer.pk and proposed.details["reason"] == "Retired from the press."
+    (removed,) = events(Action.PROTECTED_SUBJECT_WEAKENING_CONFIRMED)
+    assert removed.actor_id == second_senior.pk and removed.details["before"]["category"] == "journalist"
+    assert removed.details["kind"] == "remove" and removed.details["proposed_by"] == senior_reviewer.username
+    assert not ProtectedSubject.objects.listed().exists()
 
 
 def test_bad_registry_input_changes_nothing(admin_user, senior_reviewer, reviewer):
@@ -326,15 +332,15 @@ def test_bad_registry_input_changes_nothing(admin_user, senior_reviewer, reviewe
             ),
             "reason",
         ),
-        (lambda: actions.protected_subject_remove(actor=admin_user, subject=entry, reason=""), "reason"),
+        (lambda: actions.protected_weakening_propose(actor=senior_reviewer, subject=entry, reason=""), "reason"),
     ]
     for call, field in cases:
         with pytest.raises(ValidationError) as error:
             call()
         assert field in error.value.message_dict, field
-    for actor in (reviewer,):
+    for actor in (reviewer, admin_user):
         with pytest.raises(PermissionDenied):
-            actions.protected_subject_remove(actor=actor, subject=entry, reason="No.")
+            actions.protected_weakening_propose(actor=actor, subject=entry, reason="No.")
     assert list(ProtectedSubject.objects.values_list("account_id", "category")) == [(77, "lawyer")]
     assert len(AuditEvent.objects.filter(action__startswith="protected_subject.")) == 1
 
@@ -376,11 +382,14 @@ def test_senior_reviewer_manages_the_registry_from_the_page(senior_reviewer, cli
     remove = reverse("investigations:protected_remove", args=[entry.pk])
     assert "Remove account 77 from the registry?" in client.get(remove).content.decode()
     assert client.post(remove, {"reason": "No longer practising."}).status_code == 302
-    assert not ProtectedSubject.objects.exists()
-    assert [event.action for event in AuditEvent.objects.filter(action__startswith="protected_subject.")] == [
+    assert ProtectedSubject.objects.listed().filter(account_id=77).exists()  # a proposal, not a removal
+    changes = AuditEvent.objects.filter(action__startswith="protected_subject.").exclude(
+        action=Action.PROTECTED_SUBJECT_VIEWED
+    )
+    assert [event.action for event in changes] == [
         Action.PROTECTED_SUBJECT_ADDED,
         Action.PROTECTED_SUBJECT_CHANGED,
-        Action.PROTECTED_SUBJECT_REMOVED,
+        Action.PROTECTED_SUBJECT_WEAKENING_PROPOSED,
     ]
 
 
@@ -401,7 +410,10 @@ def test_bad_input_on_the_registry_page_is_a_field_error(name, data, field_messa
     response = client.post(_url(name, entry), data)
     assert response.status_code == 200 and field_message in response.content.decode()
     assert list(ProtectedSubject.objects.values_list("account_id", "category")) == [(77, "lawyer")]
-    assert AuditEvent.objects.filter(action__startswith="protected_subject.").count() == 1
+    changes = AuditEvent.objects.filter(action__startswith="protected_subject.").exclude(
+        action=Action.PROTECTED_SUBJECT_VIEWED
+    )
+    assert changes.count() == 1
 
 
 def test_reviewer_sees_the_resolution_and_the_protected_flag(open_case, lead, journalist, reviewer, client):
@@ -423,16 +435,15 @@ def test_admin_changes_the_registry_through_the_actions(admin_user, client):
     entry = actions.protected_subject_add(actor=admin_user, account_id=77, category="lawyer")
     client.force_login(admin_user)
     change = reverse("admin:investigations_protectedsubject_change", args=[entry.pk])
-    response = client.post(change, {"category": "minor", "source": "", "note": "", "reason": ""})
+    response = client.post(change, {"category": "journalist", "source": "", "note": "", "reason": ""})
     assert response.status_code == 200 and "Give the reason for the change." in response.content.decode()
-    response = client.post(change, {"category": "minor", "source": "", "note": "", "reason": "Birth date checked."})
+    response = client.post(change, {"category": "journalist", "source": "", "note": "", "reason": "Writes now."})
     assert response.status_code == 302
     (changed,) = events(Action.PROTECTED_SUBJECT_CHANGED)
-    assert changed.details["after"]["category"] == "minor" and changed.actor_id == admin_user.pk
+    assert changed.details["after"]["category"] == "journalist" and changed.actor_id == admin_user.pk
     delete = reverse("admin:investigations_protectedsubject_delete", args=[entry.pk])
-    assert client.post(delete, {"post": "yes"}).status_code == 302
-    (removed,) = events(Action.PROTECTED_SUBJECT_REMOVED)
-    assert removed.details["account_id"] == 77
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert ProtectedSubject.objects.listed().filter(account_id=77).exists()
 
 
 def test_the_team_does_not_learn_who_used_an_ip_before_approval(

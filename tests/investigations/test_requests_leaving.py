@@ -183,10 +183,12 @@ def test_the_registry_admin_goes_through_the_actions(user_manager, client):
     entry = ProtectedSubject.objects.get(account_id=7)
     assert entry.added_by == user_manager
     assert AuditEvent.objects.filter(action="protected_subject.added").count() == 1
+    # No removal from the admin: weakening the registry takes two senior legal reviewers.
+    delete = client.post(reverse("admin:investigations_protectedsubject_delete", args=[entry.pk]), {"post": "yes"})
+    assert delete.status_code == 403
     response = client.post(
         reverse("admin:investigations_protectedsubject_changelist"),
-        {"action": "remove_selected", "_selected_action": [entry.pk]},
+        {"action": "delete_selected", "_selected_action": [entry.pk]},
     )
-    assert response.status_code == 302
-    assert not ProtectedSubject.objects.exists()
-    assert AuditEvent.objects.filter(action="protected_subject.removed").count() == 1
+    assert ProtectedSubject.objects.listed().filter(account_id=7).exists()
+    assert not AuditEvent.objects.filter(action__startswith="protected_subject.weakening").exists()
