@@ -22,11 +22,11 @@ from ..access import (
     tags_visible_to,
 )
 from ..errors import InvalidTransition
+from ..filters import CaseFilter
 from ..forms import apply_errors
 from ..forms.case import (
     CaseForm,
     CaseOpenForm,
-    CaseSearchForm,
     ClassifyForm,
     CloseForm,
     MemberAddForm,
@@ -45,25 +45,21 @@ def _paginate(request: HttpRequest, queryset):
 
 
 def case_list(request: HttpRequest) -> HttpResponse:
-    """My cases: those the user may see, searchable by reference or title."""
-    search = CaseSearchForm(request.GET or None)
-    cases = cases_visible_to(request.user).select_related("lead").prefetch_related("tags")
-    if search.is_valid():
-        cases = cases.matching(**search.cleaned_data)
+    """The cases the user may see: filtered, sorted and counted from the URL (bookmarkable)."""
+    visible = cases_visible_to(request.user)
+    listing = CaseFilter(request.GET, queryset=visible.select_related("lead").prefetch_related("tags"))
+    cases = listing.qs if listing.is_valid() else visible.none()
+    if not request.GET.get("sort"):
+        cases = cases.order_by("-created_at", "-id")
     context = {
         "page": _paginate(request, cases),
-        "search": search,
+        "filter": listing,
+        "total": visible.count(),
+        "heading": "My cases" if request.user.is_investigator else "Cases",
         "known_tags": tags_visible_to(request.user),
-        "filters": _without_page(request),
+        "filtered": any(value for name, value in request.GET.items() if name not in ("page", "sort")),
     }
     return render(request, "investigations/case_list.html", context)
-
-
-def _without_page(request: HttpRequest) -> str:
-    """The list's filters as a query string, for the pagination links."""
-    params = request.GET.copy()
-    params.pop("page", None)
-    return params.urlencode()
 
 
 def case_create(request: HttpRequest) -> HttpResponse:

@@ -13,6 +13,7 @@ from django.template.loader import select_template
 
 from .. import access, actions
 from ..errors import InvalidTransition
+from ..filters import GrantFilter
 from ..forms import apply_errors
 from ..forms.query import QueryForm
 from ..forms.request import ReasonForm
@@ -26,14 +27,22 @@ PAGE_SIZE = 25
 def grant_list(request: HttpRequest) -> HttpResponse:
     """Grants the user can see; the ones they hold first."""
     held = Grant.grantees.through.objects.filter(grant=OuterRef("pk"), user=request.user)
-    grants = (
-        access.grants_visible_to(request.user)
-        .select_related("case")
-        .annotate(is_mine=Exists(held))
-        .order_by("-is_mine", "-starts_at", "-id")
-    )
+    visible = access.grants_visible_to(request.user)
+    annotated = visible.select_related("case").annotate(is_mine=Exists(held))
+    listing = GrantFilter(request.GET, queryset=annotated)
+    grants = listing.qs if listing.is_valid() else annotated.none()
+    if not request.GET.get("sort"):
+        grants = grants.order_by("-is_mine", "-starts_at", "-id")
     page = Paginator(grants, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "investigations/grant_list.html", {"page": page, "grants": page.object_list})
+    context = {
+        "page": page,
+        "grants": page.object_list,
+        "filter": listing,
+        "total": visible.count(),
+        "heading": "My grants" if request.user.is_investigator else "Grants",
+        "filtered": any(value for name, value in request.GET.items() if name not in ("page", "sort")),
+    }
+    return render(request, "investigations/grant_list.html", context)
 
 
 def _has_query_panel() -> bool:
