@@ -501,7 +501,10 @@ def _on_registry_weakening(event: AuditEvent) -> list[Draft]:
 def raise_now(event: AuditEvent) -> list[Alert]:
     """Raise the alerts ``event`` calls for inside the caller's transaction, without waiting for
     the scan, and email them on commit. For changes that must be loud at once (the registry)."""
-    alerts = [_raise(event, draft) for draft in DETECTORS[event.action](event)]
+    raised = [_raise(event, draft) for draft in DETECTORS[event.action](event)]
+    # The caller already holds the chain head (it recorded ``event``): its alert.raised events follow.
+    audit.record_many([entry for _, entry in raised], returning=False)
+    alerts = [alert for alert, _ in raised]
     transaction.on_commit(partial(email_alerts, [alert.pk for alert in alerts]))
     return alerts
 

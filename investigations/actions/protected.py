@@ -25,6 +25,7 @@ from ..access import may_manage_registry
 from ..errors import InvalidTransition
 from ..models import ProposalKind, ProposalStatus, ProtectedCategory, ProtectedSubject, RegistryProposal
 from . import oversight
+from .locks import locked
 
 REGISTRY_FIELDS = ("category", "source", "note")
 WEAKER_MESSAGE = (
@@ -69,7 +70,7 @@ def _reason(reason: str, what: str) -> str:
 
 
 def _locked_listed(subject: ProtectedSubject) -> ProtectedSubject:
-    current = ProtectedSubject.objects.select_for_update().filter(pk=subject.pk, removed_at__isnull=True).first()
+    current = locked(ProtectedSubject.objects).filter(pk=subject.pk, removed_at__isnull=True).first()
     if current is None:
         raise ValidationError("This account is no longer on the registry.")
     return current
@@ -84,7 +85,7 @@ def protected_subject_add(
     """
     _check_manager(actor)
     with transaction.atomic():
-        removed = ProtectedSubject.objects.select_for_update().filter(account_id=account_id).exclude(removed_at=None)
+        removed = locked(ProtectedSubject.objects).filter(account_id=account_id).exclude(removed_at=None)
         subject = removed.first() or ProtectedSubject(account_id=account_id)
         subject.category, subject.note, subject.source = category, note, source
         subject.added_by, subject.removed_at = actor, None
@@ -194,7 +195,7 @@ def _proposal_details(proposal: RegistryProposal) -> dict:
 
 
 def _locked_pending(proposal: RegistryProposal) -> RegistryProposal:
-    proposal = RegistryProposal.objects.select_for_update().select_related("proposed_by").get(pk=proposal.pk)
+    proposal = locked(RegistryProposal.objects.select_related("proposed_by", "subject")).get(pk=proposal.pk)
     if not proposal.is_pending:
         raise InvalidTransition(f"The proposal is already {proposal.get_status_display().lower()}.")
     return proposal
@@ -212,7 +213,7 @@ def protected_weakening_confirm(*, actor: User, proposal: RegistryProposal) -> R
         proposal = _locked_pending(proposal)
         if proposal.proposed_by_id == actor.pk:
             raise PermissionDenied("You proposed this change; a second senior legal reviewer must confirm it.")
-        subject = ProtectedSubject.objects.select_for_update().get(pk=proposal.subject_id)
+        subject = locked(ProtectedSubject.objects).get(pk=proposal.subject_id)
         if subject.is_removed or subject.category != proposal.category_before:
             raise InvalidTransition("The entry changed after the proposal; withdraw it and propose again.")
         before = _entry(subject)
