@@ -10,6 +10,7 @@ from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from knox.models import AuthToken
 
 import audit
 from audit.actions import Action
@@ -41,7 +42,7 @@ def user_create(
     *,
     actor: User | None,
     username: str,
-    password: str,
+    password: str | None,
     email: str = "",
     first_name: str = "",
     last_name: str = "",
@@ -49,11 +50,14 @@ def user_create(
     is_staff: bool = False,
     validate: bool = True,
 ) -> User:
-    """Create a user with the given roles (Groups). Never creates a superuser."""
+    """Create a user with the given roles (Groups). Never creates a superuser (``user_set_privileges`` does).
+
+    ``password=None`` makes a user who cannot log in with a password until one is set.
+    """
     roles = _check_roles(roles)
     user = User(username=username, email=email, first_name=first_name, last_name=last_name, is_staff=is_staff)
     user.full_clean(exclude=["password"])
-    if validate:
+    if validate and password is not None:
         validate_password(password, user)
     with transaction.atomic():
         user.set_password(password)
@@ -84,22 +88,25 @@ def user_set_roles(*, actor: User | None, user: User, roles: Iterable[str]) -> U
     return user
 
 
-def user_set_password(*, actor: User | None, user: User, password: str, validate: bool = True) -> User:
+def user_set_password(*, actor: User | None, user: User, password: str | None, validate: bool = True) -> User:
     """Set (or reset) a user's password and end every session and API token they hold.
 
     Whoever set it, the person at the keyboard with the old password (or with a session or
     token obtained before) is out: an administrator resetting a password cannot leave the
     old holder logged in, and a user changing theirs ends any session an intruder had. A
     password the validators refuse raises ``ValidationError({"password": ...})`` and
-    changes nothing.
+    changes nothing. ``password=None`` disables password login altogether.
     """
-    if validate:
+    if validate and password is not None:
         try:
             validate_password(password, user)
         except ValidationError as error:
             raise ValidationError({"password": error.messages}) from error
     with transaction.atomic():
-        user.set_password(password)
+        if password is None:
+            user.set_unusable_password()
+        else:
+            user.set_password(password)
         user.save(update_fields=["password"])
         sessions = _end_sessions(user)
         tokens, _ = user.auth_token_set.all().delete()
@@ -109,6 +116,7 @@ def user_set_password(*, actor: User | None, user: User, password: str, validate
             target=user,
             details={
                 "by_self": actor is not None and actor.pk == user.pk,
+                "password_login": password is not None,
                 "sessions_ended": sessions,
                 "tokens_revoked": tokens,
             },
@@ -126,3 +134,90 @@ def _end_sessions(user: User) -> int:
     ]
     deleted, _ = Session.objects.filter(pk__in=mine).delete()
     return deleted
+
+
+PROFILE_FIELDS = ("username", "first_name", "last_name", "email")
+PRIVILEGES = ("is_staff", "is_superuser")
+
+
+def user_update(*, actor: User | None, user: User, **changes: str) -> User:
+    """Change a user's username, name or email (``PROFILE_FIELDS``); the ledger keeps before and after.
+
+    An invalid or taken username raises ``ValidationError`` with the field's error and
+    changes nothing. Roles, privileges, activity and the password have their own actions.
+    """
+    if unknown := set(changes) - set(PROFILE_FIELDS):
+        raise TypeError(f"user_update changes only {', '.join(PROFILE_FIELDS)}, not {', '.join(sorted(unknown))}")
+    changed = {field: [getattr(user, field), new] for field, new in changes.items() if getattr(user, field) != new}
+    if not changed:
+        return user
+    for field, (_, value) in changed.items():
+        setattr(user, field, value)
+    try:
+        user.full_clean(exclude=["password"])
+    except ValidationError:
+        user.refresh_from_db(fields=list(changed))
+        raise
+    with transaction.atomic():
+        user.save(update_fields=list(changed))
+        audit.record(action=Action.USER_UPDATED, actor=actor, target=user, details={"changes": changed})
+    return user
+
+
+def user_set_privileges(*, actor: User | None, user: User, is_staff: bool, is_superuser: bool | None = None) -> User:
+    """Grant or withdraw staff (the admin site) and superuser status.
+
+    Granting either is how someone comes to change who may do what, so the event names what
+    was granted and the oversight scan raises an alert on it (accounts cannot reach the
+    alerts; the ledger is the contract, as for every other alert).
+    """
+    after = {"is_staff": is_staff, "is_superuser": user.is_superuser if is_superuser is None else is_superuser}
+    before = {field: getattr(user, field) for field in PRIVILEGES}
+    if after == before:
+        return user
+    with transaction.atomic():
+        for field, value in after.items():
+            setattr(user, field, value)
+        user.save(update_fields=list(PRIVILEGES))
+        audit.record(
+            action=Action.USER_PRIVILEGES_CHANGED,
+            actor=actor,
+            target=user,
+            details={
+                "username": user.username,
+                "before": before,
+                "after": after,
+                "granted": [field for field in PRIVILEGES if after[field] and not before[field]],
+                "withdrawn": [field for field in PRIVILEGES if before[field] and not after[field]],
+            },
+        )
+    return user
+
+
+def user_reactivate(*, actor: User | None, user: User) -> User:
+    """Let a deactivated user log in again. Nothing they held comes back: deactivation removed
+    their grants and object permissions for good. Refused while they hold roles that break
+    the separation of duties (a row from before the rule)."""
+    if conflicts := role_conflicts(user.groups.values_list("name", flat=True)):
+        raise ValidationError({"is_active": conflicts})
+    if user.is_active:
+        return user
+    with transaction.atomic():
+        user.is_active = True
+        user.save(update_fields=["is_active"])
+        user.__dict__.pop("role_names", None)
+        audit.record(action=Action.USER_REACTIVATED, actor=actor, target=user, details={"username": user.username})
+    return user
+
+
+def api_token_revoke(*, actor: User | None, token: AuthToken) -> None:
+    """Revoke one API token of someone (the holder is told by a 401 on their next call)."""
+    with transaction.atomic():
+        owner, key = token.user, token.token_key
+        token.delete()
+        audit.record(
+            action=Action.API_TOKEN_REVOKED,
+            actor=actor,
+            target=owner,
+            details={"token_key": key, "by_self": actor is not None and actor.pk == owner.pk},
+        )

@@ -1,11 +1,42 @@
+"""The user admin: every change goes through an accounts action, so each one is on the ledger.
+
+Creating a user, setting a password, changing the username or name, staff status and roles:
+``user_create``, ``user_set_password``, ``user_update``, ``user_set_privileges``,
+``user_set_roles``, ``user_reactivate``. Deactivation, which must revoke grants, is wired by
+investigations' admin (accounts may not import investigations). Superuser status is never
+granted here. API tokens are listed read-only: nobody mints a token for someone else, and
+revoking one is recorded. Groups are the roles: fixed, so their admin is closed.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm as BaseAdminPasswordChangeForm
 from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
+from django.contrib.auth.forms import UserCreationForm as BaseUserCreationForm
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+from knox.models import AuthToken
 
-from .actions import user_set_roles
+from .actions import (
+    PROFILE_FIELDS,
+    api_token_revoke,
+    user_create,
+    user_reactivate,
+    user_set_password,
+    user_set_privileges,
+    user_set_roles,
+    user_update,
+)
 from .models import User
 from .roles import role_conflicts
+
+# Django's password view builds its form with a fixed signature; the form reads who is acting here.
+_acting_admin: ContextVar[User | None] = ContextVar("acting_admin", default=None)
 
 
 class UserChangeForm(BaseUserChangeForm):
@@ -17,9 +48,27 @@ class UserChangeForm(BaseUserChangeForm):
         return groups
 
 
+class UserCreationForm(BaseUserCreationForm):
+    """Username and password; roles and staff status are set on the user's page afterwards."""
+
+    class Meta(BaseUserCreationForm.Meta):
+        model = User
+        fields = ("username",)
+
+
+class AdminPasswordChangeForm(BaseAdminPasswordChangeForm):
+    def save(self, commit: bool = True) -> User:
+        """Through ``user_set_password``: recorded, and the user's sessions and tokens end."""
+        password = self.cleaned_data["password1"] if self.cleaned_data.get("set_usable_password", True) else None
+        return user_set_password(actor=_acting_admin.get(), user=self.user, password=password, validate=False)
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     form = UserChangeForm
+    add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("username", "password1", "password2")}),)
     list_display = ("username", "email", "first_name", "last_name", "is_active", "is_staff")
     list_filter = ("is_active", "is_staff", "groups")
     # Superuser status is never granted from the admin: it opens nothing useful and is a risk.
@@ -32,9 +81,73 @@ class UserAdmin(BaseUserAdmin):
     )
     filter_horizontal = ("groups",)
 
+    def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
+        """Nothing is saved by hand: each change is handed to its action (one ledger event each)."""
+        if not change:
+            created = user_create(
+                actor=request.user, username=obj.username, password=form.cleaned_data["password1"], validate=False
+            )
+            obj.pk, obj._state.adding = created.pk, False
+            return
+        stored = User.objects.get(pk=obj.pk)
+        changed = set(form.changed_data)
+        profile = {field: getattr(obj, field) for field in PROFILE_FIELDS if field in changed}
+        if profile:
+            user_update(actor=request.user, user=stored, **profile)
+        if "is_staff" in changed:
+            user_set_privileges(actor=request.user, user=stored, is_staff=obj.is_staff)
+        if obj.is_active and not stored.is_active:
+            user_reactivate(actor=request.user, user=stored)
+        # Deactivating is investigations' user_deactivate (it revokes grants), wired in its admin.
+
     def save_related(self, request, form, formsets, change):
         # Role changes go through the action so that they reach the ledger.
         groups = form.cleaned_data.pop("groups", None)
         super().save_related(request, form, formsets, change)
-        if groups is not None:
+        if groups is not None and "groups" in form.changed_data:
             user_set_roles(actor=request.user, user=form.instance, roles=[group.name for group in groups])
+
+    def user_change_password(self, request: HttpRequest, id, form_url=""):
+        token = _acting_admin.set(request.user)
+        try:
+            return super().user_change_password(request, id, form_url)
+        finally:
+            _acting_admin.reset(token)
+
+
+admin.site.unregister(Group)
+admin.site.unregister(AuthToken)
+
+
+@admin.register(AuthToken)
+class AuthTokenAdmin(admin.ModelAdmin):
+    """API tokens, read-only: none is made here (a token for someone else is acting as them);
+    deleting one revokes it through ``api_token_revoke``, recorded."""
+
+    list_display = ("token_key", "user", "created", "expiry")
+    list_filter = ("user",)
+    fields = ("token_key", "user", "created", "expiry")
+    readonly_fields = fields
+    actions = ["revoke_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: AuthToken) -> None:
+        api_token_revoke(actor=request.user, token=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        for token in queryset:
+            api_token_revoke(actor=request.user, token=token)
+
+    @admin.action(description="Revoke selected tokens", permissions=["delete"])
+    def revoke_selected(self, request: HttpRequest, queryset) -> None:
+        self.delete_queryset(request, queryset)

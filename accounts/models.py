@@ -3,12 +3,35 @@ from __future__ import annotations
 from functools import cached_property
 
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import UserManager as BaseUserManager
 
 from .roles import REVIEWER_ROLES, Role
 
 
+class UserManager(BaseUserManager):
+    """Django's manager, except that ``createsuperuser`` (and anything else creating users through
+    the manager) goes through the accounts actions, so the new user is on the ledger."""
+
+    def create_user(self, username: str, email: str | None = None, password: str | None = None, **extra) -> User:
+        from .actions import user_create
+
+        return user_create(actor=None, username=username, email=email or "", password=password, validate=False, **extra)
+
+    def create_superuser(self, username: str, email: str | None = None, password: str | None = None, **extra) -> User:
+        from django.db import transaction
+
+        from .actions import user_set_privileges
+
+        with transaction.atomic():
+            extra.pop("is_superuser", None)
+            user = self.create_user(username, email, password, **{**extra, "is_staff": True})
+            return user_set_privileges(actor=None, user=user, is_staff=True, is_superuser=True)
+
+
 class User(AbstractUser):
     """A Custos user. Roles come from group membership; superuser opens nothing in the data path."""
+
+    objects = UserManager()
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"

@@ -54,7 +54,7 @@ def test_a_password_reset_ends_every_session_and_token_of_the_user(lead, member,
 
     event = AuditEvent.objects.get(action=Action.USER_PASSWORD_CHANGED)
     assert event.actor_id == admin_user.pk and event.target_id == str(lead.pk)
-    assert event.details == {"by_self": False, "sessions_ended": 2, "tokens_revoked": 1}
+    assert event.details == {"by_self": False, "password_login": True, "sessions_ended": 2, "tokens_revoked": 1}
     assert NEW_PASSWORD not in str(event.details)
 
 
