@@ -463,6 +463,30 @@ def _on_team_change(event: AuditEvent) -> list[Draft]:
     ]
 
 
+# --- detectors: administrators ---------------------------------------------------------------
+
+USER_TYPE = "accounts.user"
+
+
+def _on_privileges_changed(event: AuditEvent) -> list[Draft]:
+    """Staff opens the admin (users, roles, the registry); superuser every model permission."""
+    granted = [str(field) for field in (event.details or {}).get("granted", [])]
+    if not granted:
+        return []
+    user_id = _target(event, USER_TYPE)
+    names = " and ".join("superuser" if field == "is_superuser" else "staff" for field in granted)
+    username = (event.details or {}).get("username") or f"user {user_id}"
+    return [
+        Draft(
+            kind=AlertKind.PRIVILEGE_GRANTED,
+            severity=AlertSeverity.CRITICAL if "is_superuser" in granted else AlertSeverity.WARNING,
+            summary=f"{_who(event)} granted {names} status to {username}.",
+            details={"granted": granted, "username": username},
+            user_id=user_id,
+        )
+    ]
+
+
 # --- detectors: the protected-subject registry ------------------------------------------------
 
 REGISTRY_WEAKENING = {
@@ -518,6 +542,7 @@ DETECTORS = {
     Action.STREAM_DELETED: _on_stream_silenced,
     Action.STREAM_CHANGED: _on_stream_silenced,
     Action.STREAM_FAILING: _on_stream_failing,
+    Action.USER_PRIVILEGES_CHANGED: _on_privileges_changed,
     Action.REQUEST_SUBMITTED: _on_request_submitted,
     Action.DECISION_RECORDED: _on_decision,
     Action.QUERY_REQUESTED: _on_query_requested,

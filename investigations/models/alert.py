@@ -28,6 +28,7 @@ class AlertKind(models.TextChoices):
     TEAM_CHANGED_PENDING_DECISION = "team_changed_pending_decision", "Team changed while a decision was pending"
     REGISTRY_WEAKENING_PROPOSED = "registry_weakening_proposed", "Registry weakening proposed"
     REGISTRY_WEAKENING_CONFIRMED = "registry_weakening_confirmed", "Registry weakening confirmed"
+    PRIVILEGE_GRANTED = "privilege_granted", "Staff or superuser status granted"
 
 
 class AlertSeverity(models.TextChoices):
@@ -146,4 +147,3 @@ class GrantReport(models.Model):
 
     def __str__(self) -> str:
         return f"scope report of grant {self.grant_id}"
-

@@ -344,3 +344,41 @@ def test_an_auditor_may_not_acknowledge_an_alert_about_themselves(alert, lead):
     lead.groups.add(Group.objects.get(name=Role.AUDITOR))
     with pytest.raises(PermissionDenied, match="your own action"):
         alert_acknowledge(actor=lead, alert=alert, note="Nothing to see.")
+
+
+# --- administrators ----------------------------------------------------------------------
+
+
+def test_granting_staff_or_superuser_status_raises_an_alert(lead, admin_user, client):
+    """Through the admin (staff) and through createsuperuser (superuser): the scan reads the ledger."""
+    from django.contrib.auth.models import Permission
+    from django.core.management import call_command
+
+    from accounts.actions import user_set_privileges
+
+    admin_user.user_permissions.add(*Permission.objects.filter(codename__in=["view_user", "change_user"]))
+    client.force_login(admin_user)
+    form = {
+        "username": lead.username,
+        "email": lead.email,
+        "is_active": "on",
+        "is_staff": "on",
+        "groups": list(lead.groups.values_list("pk", flat=True)),
+        "date_joined_0": lead.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": lead.date_joined.strftime("%H:%M:%S"),
+    }
+    assert client.post(f"/admin/accounts/user/{lead.pk}/change/", form).status_code == 302
+    call_command("createsuperuser", "--noinput", "--username", "boss", "--email", "boss@example.org")
+    user_set_privileges(actor=admin_user, user=lead, is_staff=False)  # withdrawing raises nothing
+    alerts_scan()
+    staff, superuser = alerts(AlertKind.PRIVILEGE_GRANTED)
+    assert (staff.severity, staff.user_id, staff.details) == (
+        "warning",
+        lead.pk,
+        {"granted": ["is_staff"], "username": "lead"},
+    )
+    assert staff.summary == "admin granted staff status to lead."
+    assert superuser.severity == "critical" and superuser.details["granted"] == ["is_superuser"]
+    assert superuser.summary == "the system granted superuser status to boss."
+    raised = AuditEvent.objects.filter(action=Action.ALERT_RAISED, details__kind=AlertKind.PRIVILEGE_GRANTED)
+    assert raised.count() == 2
