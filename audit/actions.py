@@ -15,6 +15,7 @@ class Action(models.TextChoices):
     USER_PRIVILEGES_CHANGED = "user.privileges_changed", "User staff or superuser status changed"
     USER_REACTIVATED = "user.reactivated", "User reactivated"
     API_TOKEN_REVOKED = "api_token.revoked", "API token revoked"
+    SCHEDULE_CHANGED = "schedule.changed", "Periodic schedule changed"
     PERMISSION_GRANTED = "permission.granted", "Permission granted"
     PERMISSION_REMOVED = "permission.removed", "Permission removed"
     CASE_OPENED = "case.opened", "Case opened"

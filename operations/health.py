@@ -41,7 +41,8 @@ class ScheduleHealth:
 
     @property
     def overdue(self) -> bool:
-        return self.state in {"overdue", "never succeeded"}
+        """Not running as Custos needs: late, never succeeded, or a needed task disabled."""
+        return self.state in {"overdue", "never succeeded", "disabled"}
 
     @property
     def waiting(self) -> bool:
@@ -88,11 +89,18 @@ def interval(schedule, now: datetime) -> timedelta | None:
     return None
 
 
+def needed_tasks() -> set[str]:
+    """The tasks of Custos's own schedule (``CELERY_BEAT_SCHEDULE``): grants expire, the ledger is
+    sealed and verified, oversight scans, only while these run."""
+    return {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+
+
 def _state(
-    enabled: bool, every: timedelta | None, health: TaskHealth | None, expected_since: datetime | None, now: datetime
+    enabled: bool, every: timedelta | None, health: TaskHealth | None, expected_since: datetime | None, now: datetime,
+    needed: bool = False,
 ) -> str:
     if not enabled:
-        return "paused"
+        return "disabled" if needed else "paused"
     if every is None:
         return "one-off"
     if health is None or health.last_succeeded_at is None:
@@ -137,13 +145,15 @@ def schedule_health(now: datetime | None = None) -> list[ScheduleHealth]:
 
     Overdue: the last success is older than ``OVERDUE_FACTOR`` times the task's interval;
     or it has never succeeded and either ran and failed, or is past the grace for its first
-    run (see ``_entries``). Paused and one-off entries are never overdue.
+    run (see ``_entries``); or it is one of the tasks Custos needs and someone disabled it
+    (state ``disabled``). Other paused entries and one-off entries are never overdue.
     """
     now = now or timezone.now()
     health = {row.task: row for row in TaskHealth.objects.all()}
+    needed = needed_tasks()
     return [
         ScheduleHealth(name, task, every, enabled, in_database, last_sent, health.get(task),
-                       _state(enabled, every, health.get(task), since, now))
+                       _state(enabled, every, health.get(task), since, now, needed=task in needed))
         for name, task, every, enabled, in_database, last_sent, since in _entries(now)
     ]
 

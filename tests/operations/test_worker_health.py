@@ -111,7 +111,8 @@ def test_intervals_and_pauses_come_from_the_database_when_beat_has_stored_them()
     rows = {row.name: row for row in schedule_health()}
     assert rows["expire-grants"].in_database and rows["expire-grants"].every == timedelta(minutes=10)
     assert rows["expire-grants"].state == "ok"  # 15 min < 2 x 10 min
-    assert rows["warn-expiring-grants"].state == "paused" and not rows["warn-expiring-grants"].overdue
+    # A task Custos needs, disabled: failing, not merely paused.
+    assert rows["warn-expiring-grants"].state == "disabled" and rows["warn-expiring-grants"].overdue
     assert rows["requeue-stale-queries"].overdue  # 15 min > 2 x 1 min, from the settings schedule
 
 
@@ -128,7 +129,7 @@ def test_command_flags_a_task_older_than_twice_its_interval_and_exits_one():
     all_succeeded(ago=timedelta(minutes=90))  # older than 2 x 1 min, younger than 2 x 1 h
     output, error = run_command()
     assert error is not None and error.returncode == 1
-    assert "4 periodic task(s) overdue" in str(error)  # the every-minute tasks and the stream dispatch
+    assert "4 periodic task(s) overdue or disabled" in str(error)  # the every-minute tasks and the stream dispatch
     assert line_for(output, "investigations.expire_grants").endswith("OVERDUE")
     assert line_for(output, "investigations.requeue_stale_queries").endswith("OVERDUE")
     assert line_for(output, "investigations.scan_oversight").endswith("OVERDUE")
@@ -239,3 +240,24 @@ def test_non_staff_get_404_and_no_link(request, login, persona):
 def test_anonymous_visitors_are_sent_to_login(client):
     response = client.get(URL)
     assert response.status_code == 302 and reverse("accounts:login") in response["Location"]
+
+
+def test_a_disabled_task_custos_needs_fails_the_command_and_the_page(login, admin_user):
+    """Pausing expire-grants in the admin must not look like a quiet, healthy schedule."""
+    all_succeeded()
+    every_minute = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.MINUTES)
+    PeriodicTask.objects.create(
+        name="expire-grants", task="investigations.expire_grants", interval=every_minute, enabled=False
+    )
+    PeriodicTask.objects.create(
+        name="tidy-up", task="tests.worker_tasks.create_group", interval=every_minute, enabled=False
+    )
+    rows = {row.name: row for row in schedule_health()}
+    assert rows["expire-grants"].state == "disabled" and rows["expire-grants"].overdue
+    assert rows["tidy-up"].state == "paused" and not rows["tidy-up"].overdue  # not one of Custos's own
+    output, error = run_command()
+    assert error is not None and error.returncode == 1
+    assert "1 periodic task(s) overdue or disabled: expire-grants" in str(error)
+    assert line_for(output, "investigations.expire_grants").endswith("DISABLED (Custos needs it)")
+    page = login(admin_user).get(URL).content.decode()
+    assert page.count('<tr class="overdue">') == 1 and "DISABLED</span> Custos needs this task" in page

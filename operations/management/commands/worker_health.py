@@ -8,7 +8,8 @@ def _when(moment) -> str:
 
 
 def _status(row: ScheduleHealth) -> str:
-    status = "OVERDUE" if row.overdue else row.state
+    labels = {"disabled": "DISABLED (Custos needs it)"}
+    status = labels.get(row.state) or ("OVERDUE" if row.overdue else row.state)
     if row.failing:
         status += " (last run failed)"
     return status
@@ -18,8 +19,8 @@ class Command(BaseCommand):
     help = (
         "Show each periodic task with its interval, last success and last failure, from the database. "
         f"A task whose last success is older than {OVERDUE_FACTOR}x its interval (or that never succeeded, "
-        f"once {OVERDUE_FACTOR}x its interval has passed since it was first expected) is OVERDUE, and the "
-        "command then exits with code 1, for monitoring. The other checks (ledger streams) follow; one that is "
+        f"once {OVERDUE_FACTOR}x its interval has passed since it was first expected) is OVERDUE, and so is a "
+        "task of Custos's own schedule that someone disabled; the command then exits with code 1, for monitoring. The other checks (ledger streams) follow; one that is "
         "failing also makes it exit 1."
     )
 
@@ -48,7 +49,7 @@ class Command(BaseCommand):
         failing = [probe["name"] for probe in probes if probe["failing"]]
         problems = []
         if overdue:
-            problems.append(f"{len(overdue)} periodic task(s) overdue: {', '.join(overdue)}")
+            problems.append(f"{len(overdue)} periodic task(s) overdue or disabled: {', '.join(overdue)}")
         if failing:
             problems.append(f"{len(failing)} check(s) failing: {', '.join(failing)}")
         if problems:
