@@ -20,7 +20,8 @@ class Command(BaseCommand):
         "Show each periodic task with its interval, last success and last failure, from the database. "
         f"A task whose last success is older than {OVERDUE_FACTOR}x its interval (or that never succeeded, "
         f"once {OVERDUE_FACTOR}x its interval has passed since it was first expected) is OVERDUE, and so is a "
-        "task of Custos's own schedule that someone disabled; the command then exits with code 1, for monitoring. The other checks (ledger streams) follow; one that is "
+        "task of Custos's own schedule that someone disabled; the command then exits with code 1, for monitoring. "
+        "The other checks (ledger streams) follow; one that is "
         "failing also makes it exit 1."
     )
 
