@@ -1,10 +1,10 @@
-"""The Django admin: cases (read-only, with who holds which object permission), the
-protected-subject registry, and user deactivation through the action.
+"""The Django admin: the protected-subject registry, and user deactivation through the action.
 
-The admin changes nothing by hand: cases change only through the actions (each one
-audited) and object permissions only through the team actions, so guardian's per-user and
-per-group editing pages are closed. accounts may not import investigations, so deactivating
-a user (which must revoke their grants) is wired here: the User admin is extended.
+The admin is for operations, not for reading investigations: no case, request, decision,
+grant, query, note or alert is registered here (a test enumerates the registry and fails on
+one). Cases change only through the actions and object permissions only through the team
+actions. accounts may not import investigations, so deactivating a user (which must revoke
+their grants) is wired here: the User admin is extended.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
-from guardian.admin import GuardedModelAdmin
 
 from accounts.admin import UserAdmin as AccountsUserAdmin
 from accounts.models import User
@@ -21,62 +20,7 @@ from accounts.models import User
 from . import policy
 from .access import may_manage_registry
 from .actions import protected_subject_add, protected_subject_change, registry_viewed, user_deactivate
-from .models import Case, CaseMember, ProtectedSubject
-
-
-class CaseMemberInline(admin.TabularInline):
-    model = CaseMember
-    fields = ("user", "is_lead", "added_by", "added_at")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
-@admin.register(Case)
-class CaseAdmin(GuardedModelAdmin):
-    list_display = ("reference", "title", "case_type", "status", "lead", "created_at")
-    list_filter = ("status", "case_type")
-    search_fields = ("reference", "title")
-    inlines = [CaseMemberInline]
-    readonly_fields = (
-        "reference",
-        "title",
-        "allegation",
-        "case_type",
-        "purpose",
-        "status",
-        "lead",
-        "created_at",
-        "updated_at",
-        "decided_by",
-        "decided_at",
-        "rejection_reason",
-        "closed_at",
-        "closure_summary",
-    )
-    fields = readonly_fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        # Nothing is edited here (see the module docstring); closed cases least of all.
-        return False
-
-    def obj_perms_manage_user_view(self, request: HttpRequest, object_pk, user_id):
-        raise PermissionDenied("Object permissions change only through the case team actions.")
-
-    def obj_perms_manage_group_view(self, request: HttpRequest, object_pk, group_id):
-        raise PermissionDenied("Object permissions change only through the case team actions.")
+from .models import ProtectedSubject
 
 
 class ProtectedSubjectAdminForm(forms.ModelForm):
