@@ -13,13 +13,16 @@ from __future__ import annotations
 from contextvars import ContextVar
 
 from django.contrib import admin
+from django.contrib.admin.forms import AdminPasswordChangeForm as DjangoAdminOwnPasswordChangeForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm as BaseAdminPasswordChangeForm
 from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
 from django.contrib.auth.forms import UserCreationForm as BaseUserCreationForm
 from django.contrib.auth.models import Group
+from django.contrib.auth.views import PasswordChangeView
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.urls import reverse
 from knox.models import AuthToken
 
 from .actions import (
@@ -115,6 +118,27 @@ class UserAdmin(BaseUserAdmin):
             _acting_admin.reset(token)
 
 
+class OwnPasswordChangeForm(DjangoAdminOwnPasswordChangeForm):
+    def save(self, commit: bool = True) -> User:
+        """An administrator's own password, through ``user_set_password`` (recorded, other sessions end)."""
+        return user_set_password(
+            actor=self.user, user=self.user, password=self.cleaned_data["new_password1"], validate=False
+        )
+
+
+def _own_password_change(request: HttpRequest, extra_context=None):
+    """The admin site's "change password" page, with the recorded form (Django's saves by hand)."""
+    defaults = {
+        "form_class": OwnPasswordChangeForm,
+        "success_url": reverse("admin:password_change_done", current_app=admin.site.name),
+        "extra_context": {**admin.site.each_context(request), **(extra_context or {})},
+    }
+    request.current_app = admin.site.name
+    return PasswordChangeView.as_view(**defaults)(request)
+
+
+# The site builds its URLs from this attribute when the URLconf loads (after this module).
+admin.site.password_change = _own_password_change
 admin.site.unregister(Group)
 admin.site.unregister(AuthToken)
 

@@ -279,3 +279,22 @@ def test_set_password_command_goes_through_the_action(monkeypatch, lead):
     lead.refresh_from_db()
     assert lead.check_password(NEW_PASSWORD) and not lead.check_password(PASSWORD)
     assert events_since(mark) == [Action.USER_PASSWORD_CHANGED]
+
+
+@pytest.mark.parametrize("admin_client", ADMINS, indirect=True)
+def test_an_administrators_own_password_change_in_the_admin_is_recorded(admin_client):
+    client, persona = admin_client
+    other_session = Client()
+    other_session.force_login(persona)
+    mark = ledger_mark()
+    response = client.post(
+        reverse("admin:password_change"),
+        {"old_password": PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+    )
+    assert response.status_code == 302
+    persona.refresh_from_db()
+    assert persona.check_password(NEW_PASSWORD)
+    assert events_since(mark) == [Action.USER_PASSWORD_CHANGED]
+    assert AuditEvent.objects.get(action=Action.USER_PASSWORD_CHANGED).details["by_self"] is True
+    assert client.get(reverse("admin:index")).status_code == 200  # this session goes on
+    assert other_session.get(reverse("admin:index")).status_code == 302  # any other ended
