@@ -28,6 +28,7 @@ NAVIGATION = [
     (STAFF, "Users", "admin:accounts_user_changelist"),
     (STAFF, "Protected subjects", "admin:investigations_protectedsubject_changelist"),
     (STAFF, "Schedules", "operations:schedules"),
+    (STAFF, "Case templates", "investigations:case_template_list"),
     (STAFF, "Admin", "admin:index"),
 ]
 

@@ -491,6 +491,7 @@ SPECTACULAR_SETTINGS = {
         "RequestStatusEnum": "investigations.models.request.RequestStatus",
         "GrantStatusEnum": "investigations.models.grant.GrantStatus",
         "QueryStatusEnum": "investigations.models.query.QueryStatus",
+        "TaskStatusEnum": "investigations.models.task.TaskStatus",
         "CategoryEnum": "userdata.catalogue.CATEGORY_CHOICES",
     },
 }

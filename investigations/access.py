@@ -30,7 +30,10 @@ from .models import (
     CaseGroupObjectPermission,
     CaseMember,
     CaseMembership,
+    CaseNote,
     CaseStatus,
+    CaseTask,
+    CaseTemplate,
     CaseUserObjectPermission,
     DataPullRequest,
     DataQuery,
@@ -53,6 +56,10 @@ LEAD_PERMS = CASE_PERMS
 MEMBER_PERMS = ("view_case", "add_note", "file_request")
 # What the team keeps once a case is closed: it stays readable, and nothing more.
 CLOSED_CASE_PERMS = ("view_case",)
+# The team's right to write in the case file: notes and tasks.
+CONTRIBUTE_PERM = "add_note"
+TASKS_DENIED = "Only the case team works its tasks."
+NOTE_EDIT_DENIED = "Only the note's author, while on the case team, may edit it."
 
 
 def _is_real(user) -> bool:
@@ -157,6 +164,7 @@ def case_flags(user: User, case: Case) -> dict[str, bool]:
         "can_manage_team": "manage_team" in perms and not case.is_closed,
         "can_close": "close_case" in perms and case.may_close,
         "can_add_note": "add_note" in perms and not case.is_closed,
+        "can_work_tasks": CONTRIBUTE_PERM in perms and not case.is_closed,
         "can_file_request": "file_request" in perms and case.accepts_requests,
         "can_approve": reviewable,
         "can_reject": reviewable,
@@ -202,6 +210,48 @@ def _involved(user: User, case_field: str) -> Exists:
 def can_review_case(user: User, case: Case) -> bool:
     """A legal reviewer never involved in the case (team, requests, grants) may approve or reject it."""
     return _is_real(user) and user.is_reviewer and not involvement_in(user, case.pk)
+
+
+# --- notes -------------------------------------------------------------------------------
+
+
+def get_note_for(user: User, pk, *, edit: bool = False) -> CaseNote:
+    """The note ``pk`` if its case is visible (else 404); with ``edit``, 403 unless ``user`` wrote
+    it and is still on the team."""
+    note = _get_visible(CaseNote.objects.filter(case__in=cases_visible_to(user)).select_related("case", "author"), pk)
+    if edit and (note.author_id != user.pk or CONTRIBUTE_PERM not in object_perms(user, note.case)):
+        raise record_denial(actor=user, case=note.case, perm="edit_note", message=NOTE_EDIT_DENIED)
+    return note
+
+
+# --- tasks -------------------------------------------------------------------------------
+
+
+def tasks_visible_to(user: User) -> QuerySet[CaseTask]:
+    """Tasks on the cases ``user`` sees."""
+    return CaseTask.objects.filter(case__in=cases_visible_to(user))
+
+
+def get_task_for(user: User, pk, *, change: bool = False) -> CaseTask:
+    """The task ``pk`` if its case is visible (else 404); with ``change``, 403 unless on the team."""
+    task = _get_visible(tasks_visible_to(user).select_related("case", "assignee"), pk)
+    if change and CONTRIBUTE_PERM not in object_perms(user, task.case):
+        raise record_denial(actor=user, case=task.case, perm=CONTRIBUTE_PERM, message=TASKS_DENIED)
+    return task
+
+
+def my_open_tasks(user: User) -> QuerySet[CaseTask]:
+    """Unfinished tasks assigned to ``user`` on cases they see, overdue first."""
+    if not _is_real(user):
+        return CaseTask.objects.none()
+    return tasks_visible_to(user).filter(assignee=user).unfinished().overdue_first()
+
+
+def case_templates_for(user: User) -> QuerySet[CaseTemplate]:
+    """The case templates, for staff who keep them (404 for anyone else)."""
+    if not (_is_real(user) and user.is_staff):
+        raise Http404
+    return CaseTemplate.objects.prefetch_related("tasks")
 
 
 # --- data-pull requests ------------------------------------------------------------------

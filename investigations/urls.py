@@ -3,7 +3,9 @@ from django.urls import path
 from .views import case as case_views
 from .views import dashboard, notification, oversight, protected, query, transparency
 from .views import grant as grant_views
+from .views import note as note_views
 from .views import request as request_views
+from .views import task as task_views
 
 app_name = "investigations"
 
@@ -18,6 +20,13 @@ urlpatterns = [
     path("cases/<int:pk>/notes/", case_views.case_note_add, name="case_note_add"),
     path("cases/<int:pk>/close/", case_views.case_close, name="case_close"),
     path("cases/<int:pk>/classify/", case_views.case_classify, name="case_classify"),
+    path("cases/<int:pk>/tasks/new/", task_views.task_create, name="task_create"),
+    path("tasks/<int:pk>/edit/", task_views.task_edit, name="task_edit"),
+    path("notes/<int:pk>/edit/", note_views.note_edit, name="note_edit"),
+    path("notes/<int:pk>/history/", note_views.note_history, name="note_history"),
+    path("tasks/<int:pk>/status/", task_views.task_status, name="task_status"),
+    path("case-templates/", task_views.case_template_list, name="case_template_list"),
+    path("case-templates/<str:case_type>/", task_views.case_template_edit, name="case_template_edit"),
     path("cases/<int:pk>/approve/", case_views.case_approve, name="case_approve"),
     path("cases/<int:pk>/reject/", case_views.case_reject, name="case_reject"),
     path("cases/<int:pk>/resubmit/", case_views.case_resubmit, name="case_resubmit"),

@@ -6,7 +6,6 @@ in one transaction and writes its ledger entry inside it. Split by sub-domain.
 
 from .case import (
     case_add_member,
-    case_add_note,
     case_approve,
     case_classify,
     case_close,
@@ -18,6 +17,7 @@ from .case import (
     case_resume,
     case_update,
 )
+from .note import case_add_note, note_edit
 from .notification import notifications_mark_read, notify
 from .protected import (
     protected_subject_add,
@@ -49,6 +49,7 @@ from .request import (
     request_update,
     request_withdraw,
 )
+from .task import case_template_set, task_create, task_set_status, task_update
 from .user import user_deactivate
 
 __all__ = [
@@ -66,9 +67,11 @@ __all__ = [
     "case_resubmit",
     "case_resume",
     "case_revoke_grants",
+    "case_template_set",
     "case_update",
     "grant_revoke",
     "lapse_overdue_requests",
+    "note_edit",
     "notifications_mark_read",
     "notify",
     "protected_subject_add",
@@ -90,5 +93,8 @@ __all__ = [
     "requeue_stale_queries",
     "results_download",
     "results_view",
+    "task_create",
+    "task_set_status",
+    "task_update",
     "user_deactivate",
 ]

@@ -24,7 +24,6 @@ from ..errors import InvalidTransition
 from ..models import (
     Case,
     CaseMember,
-    CaseNote,
     CasePriority,
     CaseReferenceCounter,
     CaseStatus,
@@ -36,6 +35,7 @@ from ..models.case import TAG_MAX, TAGS_PER_CASE, TEXT_MAX, normalise_tag
 from . import membership, oversight
 from .locks import locked, retry_on_conflict
 from .request import grants_leave, revoke_grant_unchecked
+from .task import tasks_from_template
 
 EDITABLE_FIELDS = ("title", "allegation", "case_type", "purpose")
 TAG_PATTERN = re.compile(r"[\w-]+")
@@ -108,6 +108,7 @@ def case_open(
         for member in team:
             if member.pk != actor.pk:
                 _add_member(actor=actor, case=case, user=member)
+        tasks_from_template(actor=actor, case=case)
     return case
 
 
@@ -329,18 +330,40 @@ def case_resume(*, actor: User, case: Case) -> Case:
         return _transition(actor=actor, case=case, to=CaseStatus.OPEN, action=Action.CASE_RESUMED)
 
 
+def _check_tasks(case: Case, override_reason: str) -> dict:
+    """Closing needs every task done or cancelled, or a recorded reason to close regardless."""
+    unfinished = list(case.tasks.unfinished().values_list("pk", "title"))
+    if not unfinished:
+        return {}
+    if not override_reason:
+        titles = "; ".join(title for _, title in unfinished[:5])
+        raise ValidationError(
+            {
+                "override_reason": f"{len(unfinished)} task(s) are neither done nor cancelled ({titles}). "
+                "Finish or cancel them, or give the reason to close the case regardless."
+            }
+        )
+    return {"unfinished_tasks": [pk for pk, _ in unfinished], "override_reason": override_reason}
+
+
 @retry_on_conflict
-def case_close(*, actor: User, case: Case, summary: str) -> Case:
+def case_close(*, actor: User, case: Case, summary: str, override_reason: str = "") -> Case:
     """Close an open or held case with a summary. Needs ``close_case``.
 
-    In the same transaction every active grant of the case is revoked and the team keeps
-    only ``view_case``: a closed case stays readable by its team and changes no more.
+    Every task must be done or cancelled, unless ``override_reason`` says why the case closes
+    regardless (recorded with the tasks left). In the same transaction every active grant of
+    the case is revoked and the team keeps only ``view_case``: a closed case stays readable by
+    its team and changes no more.
     """
     _require(actor, case, "close_case")
     summary = _required_text(summary, field="summary", message="Summarise the outcome to close the case.")
+    override_reason = (override_reason or "").strip()
+    if len(override_reason) > TEXT_MAX:
+        raise ValidationError({"override_reason": f"At most {TEXT_MAX} characters (this has {len(override_reason)})."})
     with transaction.atomic():
         case = _locked(case)
         _check_status(case, case.may_close, "closed")
+        override = _check_tasks(case, override_reason)
         revoked = []
         for grant in Grant.objects.filter(case=case, status=GrantStatus.ACTIVE):
             revoke_grant_unchecked(actor=actor, grant=grant, reason=f"Case {case.reference} closed.")
@@ -350,7 +373,7 @@ def case_close(*, actor: User, case: Case, summary: str) -> Case:
             case=case,
             to=CaseStatus.CLOSED,
             action=Action.CASE_CLOSED,
-            details={"revoked_grants": revoked},
+            details={"revoked_grants": revoked, **override},
             closed_at=timezone.now(),
             closure_summary=summary,
         )
@@ -395,26 +418,6 @@ def case_remove_member(*, actor: User, case: Case, user: User) -> None:
         )
 
 
-@retry_on_conflict
-def case_add_note(*, actor: User, case: Case, text: str) -> CaseNote:
-    """Append a note to the case. Needs ``add_note``; notes never change once saved."""
-    _require(actor, case, "add_note")
-    text = _required_text(text, field="text", message="Write the note.")
-    with transaction.atomic():
-        case = _locked(case)
-        if case.is_closed:
-            raise InvalidTransition("The case is closed.")
-        note = CaseNote.objects.create(case=case, author=actor, text=text)
-        audit.record(
-            action=Action.CASE_NOTE_ADDED,
-            actor=actor,
-            target=case,
-            case_reference=case.reference,
-            details={"note_id": note.pk},
-        )
-    return note
-
-
 # --- priority and tags ---------------------------------------------------------------------
 
 
@@ -441,6 +444,7 @@ def _set_tags(case: Case, names: list[str]) -> None:
     case.tags.set(Tag.objects.filter(name__in=names))
 
 
+@retry_on_conflict
 def case_classify(*, actor: User, case: Case, priority: str, tags: list[str]) -> Case:
     """Set the case's priority and tags (tags are normalised). Needs ``change_case`` on a case not over."""
     _require(actor, case, "change_case")

@@ -58,10 +58,11 @@ class MemberSerializer(serializers.ModelSerializer):
 
 class NoteSerializer(serializers.ModelSerializer):
     author = UserRefSerializer(read_only=True)
+    html = serializers.CharField(read_only=True, help_text="The Markdown text rendered and sanitised.")
 
     class Meta:
         model = CaseNote
-        fields = ["id", "author", "text", "created_at"]
+        fields = ["id", "author", "text", "html", "version", "created_at", "edited_at"]
         read_only_fields = fields
 
 
@@ -173,6 +174,12 @@ class OptionalReasonSerializer(serializers.Serializer):
 
 class SummarySerializer(serializers.Serializer):
     summary = serializers.CharField(max_length=TEXT_MAX, help_text="Closing revokes every active grant of the case.")
+    override_reason = serializers.CharField(
+        max_length=TEXT_MAX,
+        required=False,
+        allow_blank=True,
+        help_text="Why the case closes although some tasks are neither done nor cancelled (recorded).",
+    )
 
 
 class NoteWriteSerializer(serializers.Serializer):

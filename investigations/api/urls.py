@@ -6,7 +6,7 @@ from rest_framework.routers import SimpleRouter
 from accounts.api import MeView, TokenCreateView, TokenLogoutView
 from audit.api import EventListView, VerifyView
 
-from . import views
+from . import views, workspace
 
 app_name = "api"
 
@@ -15,6 +15,8 @@ router.register("cases", views.CaseViewSet, basename="case")
 router.register("requests", views.RequestViewSet, basename="request")
 router.register("grants", views.GrantViewSet, basename="grant")
 router.register("queries", views.QueryViewSet, basename="query")
+router.register("tasks", workspace.TaskViewSet, basename="task")
+router.register("notes", workspace.NoteViewSet, basename="note")
 
 urlpatterns = [
     path("auth/token/", TokenCreateView.as_view(), name="token"),
@@ -22,6 +24,9 @@ urlpatterns = [
     path("me/", MeView.as_view(), name="me"),
     path("reviews/", views.ReviewQueueView.as_view(), name="reviews"),
     path("tags/", views.TagListView.as_view(), name="tags"),
+    path("cases/<str:id>/tasks/", workspace.CaseTaskListView.as_view(), name="case-tasks"),
+    path("case-templates/", workspace.CaseTemplateListView.as_view(), name="case-templates"),
+    path("case-templates/<str:case_type>/", workspace.CaseTemplateView.as_view(), name="case-template"),
     path("audit/events/", EventListView.as_view(), name="audit-events"),
     path("audit/verify/", VerifyView.as_view(), name="audit-verify"),
     *router.urls,

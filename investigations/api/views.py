@@ -197,16 +197,21 @@ class CaseViewSet(ChokepointViewSet):
     def close(self, request: Request, id: str) -> Response:
         case = access.get_case_for(request.user, id, perm="close_case")
         _conflict_unless(case.may_close, f"The case is {case.status_phrase}.")
-        summary = _body(request, s.SummarySerializer)["summary"]
+        body = _body(request, s.SummarySerializer)
         # The page's confirmation box is the browser's way of asking; an API call to close is the intent.
-        form = _valid(CloseForm({"summary": summary, "confirm": True}))
-        actions.case_close(actor=request.user, case=case, summary=form.cleaned_data["summary"])
+        form = _valid(CloseForm({**body, "confirm": True}))
+        actions.case_close(
+            actor=request.user,
+            case=case,
+            summary=form.cleaned_data["summary"],
+            override_reason=form.cleaned_data["override_reason"],
+        )
         return _case_response(request.user, case)
 
     @extend_schema(
         request=s.ClassifySerializer, responses=s.CaseDetailSerializer, summary="Lead: set the priority and tags"
     )
-    @action(detail=True, methods=["put"])
+    @action(detail=True, methods=["post"])
     def classification(self, request: Request, id: str) -> Response:
         case = access.get_case_for(request.user, id, perm="change_case")
         _conflict_unless(case.is_active, f"The case is {case.status_phrase}; its priority and tags no longer change.")

@@ -78,7 +78,12 @@ class MemberRemoveForm(forms.Form):
 
 
 class NoteForm(forms.Form):
-    text = forms.CharField(label="Note", widget=forms.Textarea, max_length=TEXT_MAX)
+    text = forms.CharField(
+        label="Note",
+        widget=forms.Textarea,
+        max_length=TEXT_MAX,
+        help_text="Markdown. Mention a team member as @username to tell them.",
+    )
 
 
 class RejectForm(forms.Form):
@@ -87,6 +92,13 @@ class RejectForm(forms.Form):
 
 class CloseForm(forms.Form):
     summary = forms.CharField(label="Closure summary", widget=forms.Textarea, max_length=TEXT_MAX)
+    override_reason = forms.CharField(
+        label="Reason to close with unfinished tasks",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=TEXT_MAX,
+        required=False,
+        help_text="Only needed when some tasks are neither done nor cancelled; it is recorded.",
+    )
     confirm = forms.BooleanField(
         label="I understand that closing the case revokes all of its active grants at once.", required=True
     )

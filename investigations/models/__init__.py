@@ -13,6 +13,7 @@ from .case import (
     CaseType,
     CaseUserObjectPermission,
     Involvement,
+    NoteVersion,
     Tag,
 )
 from .grant import Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission
@@ -28,6 +29,7 @@ from .request import (
     RequestStatus,
     RequestUserObjectPermission,
 )
+from .task import CaseTask, CaseTemplate, TaskStatus, TemplateTask
 
 __all__ = [
     "Alert",
@@ -41,6 +43,8 @@ __all__ = [
     "CasePriority",
     "CaseReferenceCounter",
     "CaseStatus",
+    "CaseTask",
+    "CaseTemplate",
     "CaseType",
     "CaseUserObjectPermission",
     "DataPullRequest",
@@ -55,6 +59,7 @@ __all__ = [
     "GrantUserObjectPermission",
     "Involvement",
     "LegalBasis",
+    "NoteVersion",
     "Notification",
     "NotificationKind",
     "OversightCursor",
@@ -70,4 +75,6 @@ __all__ = [
     "RequestUserObjectPermission",
     "SubjectMention",
     "Tag",
+    "TaskStatus",
+    "TemplateTask",
 ]

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from ..markup import render as render_markdown
+
 TITLE_MAX = 200
 TEXT_MAX = 10_000
 
@@ -248,13 +250,18 @@ class CaseMembership(models.Model):
         return f"{self.user} on {self.case_id} ({self.involvement})"
 
 
+NOTE_EDIT_FIELDS = {"text", "version", "edited_at"}
+
+
 class CaseNote(models.Model):
-    """A note on a case. Append-only once saved."""
+    """A Markdown note on a case. Its author may edit it; every version is kept (``NoteVersion``)."""
 
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="notes")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     text = models.TextField(max_length=TEXT_MAX)
     created_at = models.DateTimeField(auto_now_add=True)
+    version = models.PositiveIntegerField(default=1)
+    edited_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -263,9 +270,39 @@ class CaseNote(models.Model):
         return f"note {self.pk} on {self.case_id}"
 
     def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise ValueError("case notes cannot be changed once saved")
+        # Only an edit (text, version, edited_at together, by ``note_edit``) changes a saved note.
+        if not self._state.adding and set(kwargs.get("update_fields") or ()) != NOTE_EDIT_FIELDS:
+            raise ValueError("a saved note changes only by an edit (text, version and edited_at)")
         super().save(*args, **kwargs)
+
+    @property
+    def html(self) -> str:
+        return render_markdown(self.text)
+
+
+class NoteVersion(models.Model):
+    """One version of a note's text, as written (version 1 is the original). Never changed."""
+
+    note = models.ForeignKey(CaseNote, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    text = models.TextField(max_length=TEXT_MAX)
+    written_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["note", "number"]
+        constraints = [models.UniqueConstraint(fields=["note", "number"], name="unique_note_version")]
+
+    def __str__(self) -> str:
+        return f"version {self.number} of note {self.note_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValueError("a note version never changes")
+        super().save(*args, **kwargs)
+
+    @property
+    def html(self) -> str:
+        return render_markdown(self.text)
 
 
 class CaseUserObjectPermission(UserObjectPermissionBase):

@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from .. import actions
@@ -34,7 +35,7 @@ from ..forms.case import (
     NoteForm,
     RejectForm,
 )
-from ..models import Case, GrantStatus
+from ..models import Case, GrantStatus, TaskStatus
 from . import conflict
 
 PAGE_SIZE = 25
@@ -95,6 +96,9 @@ def case_detail(
         "flags": case_flags(request.user, case),
         "members": case.members.select_related("user").order_by("-is_lead", "user__username"),
         "notes": case.notes.select_related("author"),
+        "tasks": case.tasks.select_related("assignee"),
+        "today": timezone.localdate(),
+        "task_statuses": TaskStatus.choices,
         "requests": case.requests.select_related("requested_by"),
         "note_form": note_form or NoteForm(),
     }
@@ -200,7 +204,12 @@ def case_close(request: HttpRequest, pk: int) -> HttpResponse:
     form = CloseForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            actions.case_close(actor=request.user, case=case, summary=form.cleaned_data["summary"])
+            actions.case_close(
+                actor=request.user,
+                case=case,
+                summary=form.cleaned_data["summary"],
+                override_reason=form.cleaned_data["override_reason"],
+            )
         except ValidationError as error:
             apply_errors(form, error)
         except InvalidTransition as error:
@@ -208,10 +217,13 @@ def case_close(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, f"Case {case.reference} closed; its grants are revoked.")
             return redirect("investigations:case_detail", pk=case.pk)
-    active_grants = case.grants.filter(status=GrantStatus.ACTIVE).count()
-    return render(
-        request, "investigations/case_close.html", {"case": case, "form": form, "active_grants": active_grants}
-    )
+    context = {
+        "case": case,
+        "form": form,
+        "active_grants": case.grants.filter(status=GrantStatus.ACTIVE).count(),
+        "unfinished_tasks": case.tasks.unfinished(),
+    }
+    return render(request, "investigations/case_close.html", context)
 
 
 def _transition_view(action: Callable[..., Case], done: str, redirect_to: str = "case_detail"):

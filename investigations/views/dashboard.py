@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 import audit
 from audit import summary
@@ -36,6 +37,7 @@ def _investigator(user) -> dict:
         "returned": _cut(access.my_returned_requests(user).select_related("case").order_by("-updated_at", "-id")),
         "grants": _cut(access.my_usable_grants(user).select_related("case").order_by("expires_at", "id")),
         "queries": _cut(access.queries_visible_to(user).filter(user=user).order_by("-requested_at", "-id")),
+        "tasks": _cut(access.my_open_tasks(user).select_related("case")),
     }
 
 
@@ -60,6 +62,7 @@ def _auditor(request: HttpRequest) -> summary.Today:
 def dashboard(request: HttpRequest) -> HttpResponse:
     user = request.user
     context = {
+        "today": timezone.localdate(),
         "investigator": _investigator(user) if user.is_investigator else None,
         "reviewer": _reviewer(user) if user.is_reviewer else None,
         "auditor": _auditor(request) if is_auditor(user) else None,

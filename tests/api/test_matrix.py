@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from investigations import actions
 from investigations.models import DataPullRequest, GrantStatus, QueryStatus
 from tests.investigations.conftest import JUSTIFICATION
 from tests.investigations.matrix import check_ledger, events_since, ledger_mark
@@ -37,7 +38,7 @@ CASE_OPERATIONS = {
     "resubmit": ("post", "resubmit/", None, 200),
     "hold": ("post", "hold/", None, 200),
     "resume": ("post", "resume/", None, 200),
-    "classify": ("put", "classification/", {"priority": "high", "tags": ["leak", "press"]}, 200),
+    "classify": ("post", "classification/", {"priority": "high", "tags": ["leak", "press"]}, 200),
 }
 API_CELLS = {key: expected for key, expected in CELLS.items() if key[0] in CASE_OPERATIONS}
 
@@ -184,14 +185,23 @@ def _operations_with_ids() -> list[tuple[str, str]]:
 
 def test_the_schema_has_the_resources():
     paths = {path for _, path in _operations_with_ids()}
-    for resource in ("cases", "requests", "grants", "queries"):
+    for resource in ("cases", "requests", "grants", "queries", "tasks", "notes"):
         assert f"/api/v1/{resource}/{{id}}/" in paths
 
 
 @pytest.mark.parametrize("persona", ["other_investigator", "outsider", "superuser", "admin_user", "senior_reviewer"])
 def test_invisible_objects_are_404_on_every_endpoint(persona, request, succeeded_query, member):
     grant = succeeded_query.grant
-    ids = {"cases": grant.case_id, "requests": grant.request_id, "grants": grant.pk, "queries": succeeded_query.pk}
+    task = actions.task_create(actor=grant.case.lead, case=grant.case, title="Confirm the leak")
+    note = actions.case_add_note(actor=grant.case.lead, case=grant.case, text="Interviewed the finance team.")
+    ids = {
+        "cases": grant.case_id,
+        "requests": grant.request_id,
+        "grants": grant.pk,
+        "queries": succeeded_query.pk,
+        "tasks": task.pk,
+        "notes": note.pk,
+    }
     client = token_client(request.getfixturevalue(persona))
     mark = ledger_mark()
     leaks = []
@@ -211,7 +221,7 @@ def test_invisible_objects_are_404_on_every_endpoint(persona, request, succeeded
 @pytest.mark.parametrize("bad_id", ["999999", "0", "-1", "abc", "1e3", "99999999999999999999"])
 def test_ids_that_do_not_exist_are_404(lead, bad_id):
     client = token_client(lead)
-    for resource in ("cases", "requests", "grants", "queries"):
+    for resource in ("cases", "requests", "grants", "queries", "tasks", "notes"):
         response = client.get(f"/api/v1/{resource}/{bad_id}/")
         assert response.status_code == 404 and response.json() == {"detail": "Not found.", "code": "not_found"}
 
