@@ -16,7 +16,7 @@ def first_versions(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('investigations', '0009_tasks_and_case_templates'),
+        ('investigations', '0010_tasks_and_case_templates'),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('investigations', '0008_registry_two_person'),
+        ('investigations', '0009_alert_privilege_granted'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
