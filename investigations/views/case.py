@@ -7,6 +7,7 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -19,6 +20,8 @@ from ..access import (
     cases_awaiting_approval_for,
     cases_visible_to,
     get_case_for,
+    grants_visible_to,
+    queries_visible_to,
     record_denial,
     tags_visible_to,
 )
@@ -100,9 +103,17 @@ def case_detail(
         "today": timezone.localdate(),
         "task_statuses": TaskStatus.choices,
         "requests": case.requests.select_related("requested_by"),
+        "grants": _grants_with_queries(request.user, case),
         "note_form": note_form or NoteForm(),
     }
     return render(request, "investigations/case_detail.html", context, status=status)
+
+
+def _grants_with_queries(user, case: Case) -> list:
+    """The case's grants the user may see, each with the query records the user may see."""
+    queries = queries_visible_to(user).filter(grant__case=case).order_by("-requested_at", "-id")
+    grants = grants_visible_to(user).filter(case=case).order_by("-starts_at", "-id")
+    return list(grants.prefetch_related(Prefetch("queries", queryset=queries, to_attr="visible_queries")))
 
 
 def case_edit(request: HttpRequest, pk: int) -> HttpResponse:

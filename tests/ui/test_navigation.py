@@ -1,0 +1,66 @@
+"""Navigation: breadcrumbs case → request → grant → query, references as links, the case's grants and queries."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from audit.models import AuditEvent
+
+pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
+
+
+def _crumbs(html: str) -> list[str]:
+    nav = re.search(r'<nav aria-label="Breadcrumb".*?</nav>', html, re.S).group(0)
+    return re.findall(r'<a href="([^"]+)"', nav)
+
+
+def test_query_page_breadcrumbs_walk_back_to_the_case(succeeded_query, lead, client):
+    client.force_login(lead)
+    grant = succeeded_query.grant
+    html = client.get(reverse("investigations:query_detail", args=[succeeded_query.pk])).content.decode()
+    assert _crumbs(html) == [
+        reverse("investigations:case_list"),
+        reverse("investigations:case_detail", args=[grant.case_id]),
+        reverse("investigations:request_detail", args=[grant.request_id]),
+        reverse("investigations:grant_detail", args=[grant.pk]),
+        reverse("investigations:query_detail", args=[succeeded_query.pk]),
+    ]
+    assert f'aria-current="page">Query #{succeeded_query.pk}</a>' in html
+
+
+def test_case_page_lists_its_grants_and_their_queries(succeeded_query, lead, outsider, client):
+    client.force_login(lead)
+    grant = succeeded_query.grant
+    html = client.get(reverse("investigations:case_detail", args=[grant.case_id])).content.decode()
+    assert f'href="{reverse("investigations:grant_detail", args=[grant.pk])}">Grant {grant.pk}</a>' in html
+    assert (
+        f'href="{reverse("investigations:query_detail", args=[succeeded_query.pk])}">Query #{succeeded_query.pk}</a>'
+        in html
+    )
+
+
+def test_case_page_hides_grants_and_queries_the_viewer_may_not_see(succeeded_query, member, client):
+    # member is on the team but holds no grant: the grant list comes from grants_visible_to
+    from investigations.access import grants_visible_to, queries_visible_to
+
+    client.force_login(member)
+    grant = succeeded_query.grant
+    html = client.get(reverse("investigations:case_detail", args=[grant.case_id])).content.decode()
+    assert (f"Grant {grant.pk}</a>" in html) == grants_visible_to(member).filter(pk=grant.pk).exists()
+    assert (f"Query #{succeeded_query.pk}</a>" in html) == queries_visible_to(member).filter(
+        pk=succeeded_query.pk
+    ).exists()
+
+
+def test_audit_targets_read_as_words_and_link_to_their_events(succeeded_query, auditor, client):
+    client.force_login(auditor)
+    html = client.get(reverse("audit:event_list"), {"target_type": "investigations.dataquery"}).content.decode()
+    reference = succeeded_query.grant.case.reference
+    assert f"Query #{succeeded_query.pk} on {reference}</a>" in html
+    assert "target_type=investigations.dataquery&amp;target_id=" in html
+    event = AuditEvent.objects.filter(target_type="investigations.dataquery").first()
+    detail = client.get(reverse("audit:event_detail", args=[event.seq])).content.decode()
+    assert f"Query #{succeeded_query.pk} on {reference}</a>" in detail
