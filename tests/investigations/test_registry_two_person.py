@@ -272,3 +272,17 @@ def test_views_of_the_registry_are_recorded(entry, senior_reviewer, admin_user, 
         (admin_user.pk, "admin_list", None),
         (admin_user.pk, "admin_change", ACCOUNT),
     ]
+
+
+def test_a_removed_entry_is_not_editable_and_the_admin_can_add_it_again(removal, second_senior, admin_user, client):
+    actions.protected_weakening_confirm(actor=second_senior, proposal=removal)
+    client.force_login(second_senior)
+    assert client.get(reverse("investigations:protected_edit", args=[removal.subject_id])).status_code == 404
+    assert client.get(reverse("investigations:protected_remove", args=[removal.subject_id])).status_code == 404
+    client.force_login(admin_user)
+    added = client.post(
+        reverse("admin:investigations_protectedsubject_add"), {"account_id": str(ACCOUNT), "category": "lawyer"}
+    )
+    assert added.status_code == 302, added.content.decode()[:2000]
+    assert ProtectedSubject.objects.listed().get(account_id=ACCOUNT).pk == removal.subject_id
+    still_protected("lawyer")
