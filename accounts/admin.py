@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
-from django.contrib import admin
+from axes.models import AccessAttempt
+from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminPasswordChangeForm as DjangoAdminOwnPasswordChangeForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm as BaseAdminPasswordChangeForm
@@ -28,6 +29,7 @@ from knox.models import AuthToken
 from .actions import (
     PROFILE_FIELDS,
     api_token_revoke,
+    lockout_clear,
     user_create,
     user_reactivate,
     user_set_password,
@@ -175,3 +177,42 @@ class AuthTokenAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke selected tokens", permissions=["delete"])
     def revoke_selected(self, request: HttpRequest, queryset) -> None:
         self.delete_queryset(request, queryset)
+
+
+@admin.register(AccessAttempt)
+class LockoutAdmin(admin.ModelAdmin):
+    """Failed sign-ins counted by the lockout; staff lift a lockout here, on the record.
+
+    Read-only: attempts are never edited or deleted by hand (that would lift a lockout without
+    a ledger entry); the "Unlock" action goes through ``lockout_clear``.
+    """
+
+    list_display = ("username", "ip_address", "failures_since_start", "attempt_time", "path_info")
+    search_fields = ("username", "ip_address")
+    ordering = ("-attempt_time",)
+    fields = list_display
+    readonly_fields = list_display
+    actions = ["unlock_usernames", "unlock_addresses"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Unlock the selected usernames (recorded)", permissions=["view"])
+    def unlock_usernames(self, request, queryset):
+        names = sorted({attempt.username for attempt in queryset if attempt.username})
+        for username in names:
+            lockout_clear(actor=request.user, username=username)
+        self.message_user(request, f"Unlocked {len(names)} username(s): {', '.join(names)}.", messages.SUCCESS)
+
+    @admin.action(description="Unlock the selected addresses (recorded)", permissions=["view"])
+    def unlock_addresses(self, request, queryset):
+        addresses = sorted({attempt.ip_address for attempt in queryset if attempt.ip_address})
+        for address in addresses:
+            lockout_clear(actor=request.user, address=address)
+        self.message_user(request, f"Unlocked {len(addresses)} address(es): {', '.join(addresses)}.", messages.SUCCESS)

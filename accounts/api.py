@@ -16,14 +16,30 @@ from knox.models import get_token_model
 from knox.settings import knox_settings
 from knox.views import LogoutView as KnoxLogoutView
 from rest_framework import serializers, status
-from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
+from rest_framework.exceptions import APIException, AuthenticationFailed, PermissionDenied
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from audit.context import client_ip
+
+from .lockout import locked_out_message
 from .models import User
+
+
+class ClientAddressThrottle(ScopedRateThrottle):
+    """Counts per client address as the ledger and the lockout see it (``CUSTOS_PROXY_COUNT``),
+    never per a forwarded header the client wrote itself."""
+
+    def get_ident(self, request: Request) -> str:
+        return client_ip(request)
+
+
+class LockedOut(APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "locked_out"
 
 
 class MeSerializer(serializers.ModelSerializer):
@@ -50,7 +66,7 @@ class TokenCreateView(APIView):
     # Only to answer 401 with ``WWW-Authenticate: Token``; the credentials are in the body.
     authentication_classes = [TokenAuthentication]
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ClientAddressThrottle]
     throttle_scope = "auth_token"
 
     @extend_schema(request=CredentialsSerializer, responses={201: TokenSerializer}, summary="Get a token", auth=[])
@@ -58,6 +74,9 @@ class TokenCreateView(APIView):
         credentials = CredentialsSerializer(data=request.data)
         credentials.is_valid(raise_exception=True)
         user = authenticate(request, **credentials.validated_data)  # a failure is audited by the signal
+        if getattr(request, "axes_locked_out", False):
+            # The same answer for every username, existing or not, right password or wrong.
+            raise LockedOut(locked_out_message())
         if user is None:
             raise AuthenticationFailed("Invalid username or password, or the account is inactive.")
         if knox_settings.TOKEN_LIMIT_PER_USER is not None:

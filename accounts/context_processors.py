@@ -26,6 +26,7 @@ NAVIGATION = [
     ((Role.AUDITOR,), "Transparency", "investigations:transparency"),
     ((Role.SENIOR_LEGAL_REVIEWER,), "Protected subjects", "investigations:protected_list"),
     (STAFF, "Users", "admin:accounts_user_changelist"),
+    (STAFF, "Lockouts", "admin:axes_accessattempt_changelist"),
     (STAFF, "Protected subjects", "admin:investigations_protectedsubject_changelist"),
     (STAFF, "Schedules", "operations:schedules"),
     (STAFF, "Case templates", "investigations:case_template_list"),

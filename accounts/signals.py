@@ -1,10 +1,14 @@
 """Django's own auth events feed the ledger (the only signals Custos uses)."""
 
+from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
 import audit
 from audit.actions import Action
+
+from .lockout import lockout_started
+from .models import User
 
 
 @receiver(user_logged_in)
@@ -23,3 +27,18 @@ def _login_failed(sender, credentials, request=None, **kwargs):
     # Only the username tried is kept; never the password.
     username = str(credentials.get("username", ""))[:150]
     audit.record(action=Action.AUTH_LOGIN_FAILED, details={"username": username}, request=request)
+
+
+@receiver(user_locked_out)
+def _locked_out(sender, request, username, ip_address, **kwargs):
+    # Only the failure that starts a lockout is an event; attempts refused during it are
+    # already on the ledger as failed logins. The oversight scan raises an alert from it.
+    if not lockout_started(request):
+        return
+    account = User.objects.filter(username__iexact=username).first()
+    audit.record(
+        action=Action.AUTH_LOCKED_OUT,
+        target=account,
+        details={"username": username, "address": ip_address, "failures": request.axes_failures_since_start},
+        request=request,
+    )

@@ -7,6 +7,8 @@ class Action(models.TextChoices):
     AUTH_LOGIN = "auth.login", "Logged in"
     AUTH_LOGIN_FAILED = "auth.login_failed", "Failed login"
     AUTH_LOGOUT = "auth.logout", "Logged out"
+    AUTH_LOCKED_OUT = "auth.locked_out", "Sign-in locked after failed attempts"
+    AUTH_LOCKOUT_CLEARED = "auth.lockout_cleared", "Sign-in lockout lifted"
     USER_CREATED = "user.created", "User created"
     USER_ROLES_CHANGED = "user.roles_changed", "User roles changed"
     USER_DEACTIVATED = "user.deactivated", "User deactivated"

@@ -7,9 +7,12 @@ have to thread the request through every call.
 from __future__ import annotations
 
 import contextvars
+import ipaddress
 import logging
 import uuid
 from dataclasses import dataclass
+
+from django.conf import settings
 
 
 @dataclass(frozen=True)
@@ -22,9 +25,35 @@ class RequestMeta:
 _current: contextvars.ContextVar[RequestMeta] = contextvars.ContextVar("audit_request_meta", default=RequestMeta())  # noqa: B039  (frozen)
 
 
+def _address(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
+
+
+def client_ip(request) -> str:
+    """The client's address, derived in one place for the ledger, the lockout and the throttles.
+
+    ``CUSTOS_PROXY_COUNT`` says how many proxies stand in front of Custos. With none (the
+    default), ``X-Forwarded-For`` is ignored: anyone can write it. With N, each of our proxies
+    appended the address it received the request from, so the N-th entry from the right is the
+    address the outermost proxy saw; entries further left are the client's own claims and are
+    never used. With fewer than N entries the leftmost is taken, as Django REST framework does.
+    """
+    remote = request.META.get("REMOTE_ADDR", "")
+    proxies = settings.CUSTOS_PROXY_COUNT
+    if proxies <= 0:
+        return remote
+    chain = [entry for entry in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if entry.strip()]
+    if not chain:
+        return remote
+    return _address(chain[-min(proxies, len(chain))]) or remote
+
+
 def meta_from_request(request) -> RequestMeta:
     return RequestMeta(
-        ip=request.META.get("REMOTE_ADDR", "")[:64],
+        ip=client_ip(request)[:64],
         user_agent=request.META.get("HTTP_USER_AGENT", "")[:400],
         request_id=getattr(request, "request_id", "") or uuid.uuid4().hex,
     )

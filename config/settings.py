@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "guardian",
+    "axes",
     "django_celery_beat",
     "rest_framework",
     "knox",
@@ -81,6 +82,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.RequestContextMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as django-axes asks: turns a lockout into the lockout page (so the metrics above
+    # count the 429 that is sent).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -148,6 +152,9 @@ EMBEDDED = DATABASES["default"]["ENGINE"].endswith(".sqlite3")
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
+    # First: refuses every attempt of a locked-out account or address before a password is
+    # checked (django-axes). Every login path goes through authenticate(), so all are covered.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -163,6 +170,32 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# How many proxies stand in front of Custos (0: clients connect directly). The client address
+# of the ledger, the lockout and the API throttles is derived from it (audit.context.client_ip);
+# with 0, X-Forwarded-For is ignored.
+CUSTOS_PROXY_COUNT = env.int("CUSTOS_PROXY_COUNT", default=0)
+if CUSTOS_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("CUSTOS_PROXY_COUNT must be 0 or more.")
+
+# Lockout (django-axes): after LOCKOUT_FAILURES failed logins for one username, or from one
+# client address, every login of that username or from that address is refused until the
+# cool-off has passed since the failure that locked it, or staff unlock it (audited). The answer is the
+# same whether the username exists or not. Attempts live in the database.
+AXES_FAILURE_LIMIT = env.int("CUSTOS_LOCKOUT_FAILURES", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("CUSTOS_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "audit.context.client_ip"
+AXES_USERNAME_CALLABLE = "accounts.lockout.attempted_username"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# A refused attempt during a lockout does not extend it; a success does not wipe the failures
+# (it would also wipe the address's failures against other accounts).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = False
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the ledger already
+AXES_ENABLE_ADMIN = False  # accounts.admin shows the attempts; unlocking there is audited
+AXES_HTTP_RESPONSE_CODE = 429
+
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
@@ -460,6 +493,9 @@ REST_FRAMEWORK = {
         "auth_token": env.str("API_THROTTLE_AUTH_TOKEN", default="10/minute"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Our throttles take the address from audit.context.client_ip; this keeps any other
+    # throttle consistent with it.
+    "NUM_PROXIES": CUSTOS_PROXY_COUNT,
 }
 # The largest JSON body the API reads; anything longer answers 413 before it is parsed.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
@@ -518,4 +554,6 @@ LOGGING = {
     "formatters": {_LOG_FORMAT: LOG_FORMATTERS[_LOG_FORMAT]},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": _LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # django-axes narrates every attempt at INFO; the ledger has them. Its warnings still show.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

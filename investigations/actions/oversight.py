@@ -72,6 +72,7 @@ logger = logging.getLogger(__name__)
 REQUEST_TYPE = "investigations.datapullrequest"
 QUERY_TYPE = "investigations.dataquery"
 GRANT_TYPE = "investigations.grant"
+USER_TYPE = "accounts.user"
 APPROVING = {DecisionOutcome.APPROVE, DecisionOutcome.APPROVE_NARROWED}
 # An alert not emailed this long after it was raised is retried by a later scan (the first
 # try runs right after the scan commits).
@@ -180,7 +181,7 @@ def _on_request_submitted(event: AuditEvent) -> list[Draft]:
 
 
 def _named_in_other_cases(event: AuditEvent, subjects: list[int], base: dict) -> list[Draft]:
-    """"Unrelated" means another case: any earlier submitted request on a different case."""
+    """ "Unrelated" means another case: any earlier submitted request on a different case."""
     if Alert.objects.filter(kind=AlertKind.SUBJECT_IN_UNRELATED_CASES, request_id=base["request_id"]).exists():
         return []  # a resubmission after "return for changes" was already flagged
     earlier = SubjectMention.objects.filter(account_id__in=subjects, submitted_seq__lt=event.seq).exclude(
@@ -522,6 +523,26 @@ def _on_registry_weakening(event: AuditEvent) -> list[Draft]:
     ]
 
 
+# --- detectors: sign-in -------------------------------------------------------------------
+
+
+def _on_locked_out(event: AuditEvent) -> list[Draft]:
+    """A burst of failed sign-ins locked a username or an address (``auth.locked_out``): someone
+    may be guessing a password. The target is the account when the username exists."""
+    details = event.details or {}
+    username, address = details.get("username") or "?", details.get("address") or event.ip or "?"
+    return [
+        Draft(
+            kind=AlertKind.SIGN_IN_LOCKED,
+            severity=AlertSeverity.WARNING,
+            summary=f"Sign-in locked after {details.get('failures', '?')} failed attempts for username "
+            f"'{username}' or from address {address}.",
+            details={"username": username, "address": address, "failures": details.get("failures")},
+            user_id=_int(event.target_id) if event.target_type == USER_TYPE else None,
+        )
+    ]
+
+
 def raise_now(event: AuditEvent) -> list[Alert]:
     """Raise the alerts ``event`` calls for inside the caller's transaction, without waiting for
     the scan, and email them on commit. For changes that must be loud at once (the registry)."""
@@ -538,6 +559,7 @@ DETECTORS = {
     Action.PROTECTED_SUBJECT_WEAKENING_CONFIRMED: _on_registry_weakening,
     Action.CASE_MEMBER_ADDED: _on_team_change,
     Action.CASE_MEMBER_REMOVED: _on_team_change,
+    Action.AUTH_LOCKED_OUT: _on_locked_out,
     Action.STREAM_PAUSED: _on_stream_silenced,
     Action.STREAM_DELETED: _on_stream_silenced,
     Action.STREAM_CHANGED: _on_stream_silenced,

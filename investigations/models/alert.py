@@ -29,6 +29,7 @@ class AlertKind(models.TextChoices):
     REGISTRY_WEAKENING_PROPOSED = "registry_weakening_proposed", "Registry weakening proposed"
     REGISTRY_WEAKENING_CONFIRMED = "registry_weakening_confirmed", "Registry weakening confirmed"
     PRIVILEGE_GRANTED = "privilege_granted", "Staff or superuser status granted"
+    SIGN_IN_LOCKED = "sign_in_locked", "Sign-in locked after a burst of failures"
 
 
 class AlertSeverity(models.TextChoices):

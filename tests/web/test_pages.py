@@ -40,7 +40,7 @@ def nav_labels(page: str) -> list[str]:
         ("reviewer", ["Review queue", "Cases to approve", "Decisions"]),
         ("senior_reviewer", ["Review queue", "Cases to approve", "Decisions", "Protected subjects"]),
         ("auditor", ["Audit trail", "Verification", "Alerts", "Scope reports"]),
-        ("admin_user", ["Users", "Protected subjects", "Schedules", "Case templates", "Admin"]),
+        ("admin_user", ["Users", "Lockouts", "Protected subjects", "Schedules", "Case templates", "Admin"]),
         ("outsider", []),
     ],
 )
