@@ -9,17 +9,22 @@ from audit.actions import Action
 
 from .lockout import lockout_started
 from .models import User
+from .timeouts import start_session_clock
 
 
 @receiver(user_logged_in)
 def _logged_in(sender, request, user, **kwargs):
     audit.record(action=Action.AUTH_LOGIN, actor=user, target=user, request=request)
+    start_session_clock(request)
 
 
 @receiver(user_logged_out)
 def _logged_out(sender, request, user, **kwargs):
     if user is not None:
-        audit.record(action=Action.AUTH_LOGOUT, actor=user, target=user, request=request)
+        # A session ended by a timeout says which one ("idle", "absolute").
+        reason = getattr(request, "session_end_reason", None)
+        details = {"reason": reason} if reason else None
+        audit.record(action=Action.AUTH_LOGOUT, actor=user, target=user, details=details, request=request)
 
 
 @receiver(user_login_failed)

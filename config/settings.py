@@ -77,6 +77,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before the login requirement: a timed-out session goes on as anonymous and is sent to log in.
+    "accounts.timeouts.SessionTimeoutMiddleware",
     "accounts.middleware.SessionAwareLoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -196,7 +198,13 @@ AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the ledger already
 AXES_ENABLE_ADMIN = False  # accounts.admin shows the attempts; unlocking there is audited
 AXES_HTTP_RESPONSE_CODE = 429
 
-SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+# A signed-in session ends after SESSION_IDLE_TIMEOUT without a request, and SESSION_ABSOLUTE_TIMEOUT
+# after sign-in whatever the activity (accounts.timeouts). The cookie lives no longer than that.
+SESSION_IDLE_TIMEOUT = timedelta(minutes=env.int("CUSTOS_SESSION_IDLE_MINUTES", default=30))
+SESSION_ABSOLUTE_TIMEOUT = timedelta(hours=env.float("CUSTOS_SESSION_MAX_HOURS", default=12))
+if not timedelta(0) < SESSION_IDLE_TIMEOUT <= SESSION_ABSOLUTE_TIMEOUT:
+    raise ImproperlyConfigured("Session timeouts: 0 < CUSTOS_SESSION_IDLE_MINUTES <= CUSTOS_SESSION_MAX_HOURS.")
+SESSION_COOKIE_AGE = int(SESSION_ABSOLUTE_TIMEOUT.total_seconds())
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
 # --- i18n, time --------------------------------------------------------------------------
