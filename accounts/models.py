@@ -4,8 +4,11 @@ from functools import cached_property
 
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as BaseUserManager
+from django.core.exceptions import ValidationError
+from django.db import models
 
 from .roles import REVIEWER_ROLES, Role
+from .usernames import canonical, check_username, skeleton
 
 
 class UserManager(BaseUserManager):
@@ -33,9 +36,40 @@ class User(AbstractUser):
 
     objects = UserManager()
 
+    # What the username looks like (accounts.usernames.skeleton): a name whose skeleton another
+    # user has is refused, so no one can pass for someone else with look-alike letters.
+    username_skeleton = models.CharField(max_length=600, db_index=True, editable=False, default="")
+
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
         ordering = ["username"]
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        user = super().from_db(db, field_names, values)
+        user._stored_username = user.__dict__.get("username")
+        return user
+
+    def clean(self) -> None:
+        super().clean()  # NFKC
+        try:
+            check_username(self.username, others=User.objects.exclude(pk=self.pk))
+        except ValidationError as error:
+            raise ValidationError({"username": error.messages}) from error
+
+    def save(self, *args, **kwargs) -> None:
+        """Every user saved with a new or changed name, by any path (actions, admin, sign-on),
+        is stored in NFKC form and refused when it matches or looks like another user's name."""
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "username" in update_fields:
+            self.username = canonical(self.username)
+            self.username_skeleton = skeleton(self.username)
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "username_skeleton"}
+            if self._state.adding or getattr(self, "_stored_username", None) != self.username:
+                check_username(self.username, others=User.objects.exclude(pk=self.pk))
+        super().save(*args, **kwargs)
+        self._stored_username = self.username
 
     @cached_property
     def role_names(self) -> frozenset[str]:

@@ -1,0 +1,36 @@
+"""The signed-in user's own account pages."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth.forms import PasswordChangeForm
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
+
+from .actions import user_set_password
+
+
+@sensitive_post_parameters("old_password", "new_password1", "new_password2")
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Change one's own password: the current one, then the new one twice (the validators:
+    at least 12 characters, not a common password, not like the username, not all digits).
+    Every other session and every API token of the user ends; this session goes on."""
+    user = request.user
+    if not user.has_usable_password():  # signs in through the organisation's sign-on
+        return render(request, "accounts/password_change.html", {"form": None})
+    form = PasswordChangeForm(user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user_set_password(actor=user, user=user, password=form.cleaned_data["new_password1"])
+        except ValidationError as error:
+            form.add_error("new_password1", error.messages)
+        else:
+            # The action ended every session of the user, this one included: carry this one on
+            # under a new key with the new password's hash.
+            update_session_auth_hash(request, user)
+            messages.success(request, "Password changed. Your other sessions and your API tokens have ended.")
+            return redirect("home")
+    return render(request, "accounts/password_change.html", {"form": form})
