@@ -30,6 +30,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from audit.actions import Action
+from audit.context import client_ip
 from audit.models import AuditEvent, StreamDestination
 from audit.streams import state as stream_state
 from investigations.models import Alert, DataPullRequest, DataQuery, Grant
@@ -162,7 +163,8 @@ def _allowed(request: HttpRequest) -> bool:
             return False
     if networks:
         try:
-            address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+            # The client as the ledger sees it: behind a proxy, not the proxy's own address.
+            address = ipaddress.ip_address(client_ip(request))
         except ValueError:
             return False
         if not any(address in ipaddress.ip_network(network, strict=False) for network in networks):

@@ -49,6 +49,18 @@ def test_networks_limit_who_may_scrape(client, settings):
     assert scrape(client)[0] == 200
 
 
+def test_behind_a_proxy_the_network_is_the_clients_not_the_proxys(client, settings):
+    """A request through the proxy comes from the proxy's inside address; it is the client's
+    address (CUSTOS_PROXY_COUNT, audit.context.client_ip) that must be in the network."""
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    settings.CUSTOS_PROXY_COUNT = 1
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+    assert scrape(client, HTTP_X_FORWARDED_FOR="203.0.113.5", **proxy)[0] == 404
+    assert scrape(client, HTTP_X_FORWARDED_FOR="10.9.9.9, 203.0.113.5", **proxy)[0] == 404
+    assert scrape(client, HTTP_X_FORWARDED_FOR="10.1.2.3", **proxy)[0] == 200
+
+
 def test_gauges_follow_the_data_and_name_no_case_or_person(
     client, settings, open_case, lead, second_reviewer, store, admin_user
 ):
