@@ -6,6 +6,7 @@ from .views import grant as grant_views
 from .views import note as note_views
 from .views import request as request_views
 from .views import task as task_views
+from .views import timeline as timeline_views
 
 app_name = "investigations"
 
@@ -20,6 +21,7 @@ urlpatterns = [
     path("cases/<int:pk>/notes/", case_views.case_note_add, name="case_note_add"),
     path("cases/<int:pk>/close/", case_views.case_close, name="case_close"),
     path("cases/<int:pk>/classify/", case_views.case_classify, name="case_classify"),
+    path("cases/<int:pk>/timeline/", timeline_views.case_timeline, name="case_timeline"),
     path("cases/<int:pk>/tasks/new/", task_views.task_create, name="task_create"),
     path("tasks/<int:pk>/edit/", task_views.task_edit, name="task_edit"),
     path("notes/<int:pk>/edit/", note_views.note_edit, name="note_edit"),

@@ -25,6 +25,7 @@ urlpatterns = [
     path("reviews/", views.ReviewQueueView.as_view(), name="reviews"),
     path("tags/", views.TagListView.as_view(), name="tags"),
     path("cases/<str:id>/tasks/", workspace.CaseTaskListView.as_view(), name="case-tasks"),
+    path("cases/<str:id>/timeline/", workspace.CaseTimelineView.as_view(), name="case-timeline"),
     path("case-templates/", workspace.CaseTemplateListView.as_view(), name="case-templates"),
     path("case-templates/<str:case_type>/", workspace.CaseTemplateView.as_view(), name="case-template"),
     path("audit/events/", EventListView.as_view(), name="audit-events"),

@@ -11,18 +11,19 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.decorators import action
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import access, actions
+from .. import access, actions, timeline
 from ..errors import InvalidTransition
 from ..forms.case import NoteForm
 from ..forms.task import TaskForm, TaskStatusForm
 from ..models import CaseNote, CaseTask, CaseTemplate, CaseType, NoteVersion, TaskStatus
 from ..models.case import TEXT_MAX, TITLE_MAX
 from .serializers import NoteSerializer, NoteWriteSerializer, UserRefSerializer
-from .views import ChokepointViewSet, _body, _valid
+from .views import ChokepointViewSet, _body, _query_params, _valid
 
 # --- serializers ----------------------------------------------------------------------------
 
@@ -221,3 +222,37 @@ class NoteViewSet(ChokepointViewSet):
     def versions(self, request: Request, id: str) -> Response:
         note = access.get_note_for(request.user, id)
         return Response(NoteVersionSerializer(note.versions.order_by("number"), many=True).data)
+
+
+# --- timeline ---------------------------------------------------------------------------------
+
+
+class TimelineEntrySerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    kind = serializers.ChoiceField(choices=timeline.KINDS)
+    person = serializers.CharField()
+    sentence = serializers.CharField()
+
+
+class TimelineFilterSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=timeline.KINDS, required=False)
+    person = serializers.CharField(max_length=150, required=False, help_text="Username of who acted.")
+
+
+class CaseTimelineView(APIView):
+    """``/cases/{id}/timeline/``: the case's events as sentences, oldest first."""
+
+    @extend_schema(
+        parameters=[TimelineFilterSerializer],
+        responses=TimelineEntrySerializer(many=True),
+        summary="The case timeline (filter by kind and person)",
+    )
+    def get(self, request: Request, id: str) -> Response:
+        case = access.get_case_for(request.user, id)
+        filters = _query_params(request, TimelineFilterSerializer)
+        events = timeline.case_events(case, kind=filters.get("kind", ""), person=filters.get("person", ""))
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(events, request, view=self)
+        entries = [timeline.entry(event).__dict__ for event in page]
+        return paginator.get_paginated_response(TimelineEntrySerializer(entries, many=True).data)

@@ -38,6 +38,7 @@ CASE_OPERATIONS = {
     "resubmit": ("post", "resubmit/", None, 200),
     "hold": ("post", "hold/", None, 200),
     "resume": ("post", "resume/", None, 200),
+    "timeline": ("get", "timeline/", None, 200),
     "classify": ("post", "classification/", {"priority": "high", "tags": ["leak", "press"]}, 200),
 }
 API_CELLS = {key: expected for key, expected in CELLS.items() if key[0] in CASE_OPERATIONS}

@@ -94,6 +94,11 @@ resume         rejected          409   403    404   404      404     404   404  
 resume         open              409   403    404   404      404     404   404   login login
 resume         on_hold           302   403    404   404      404     404   404   login login
 resume         closed            403   403    404   404      404     404   404   login login
+timeline       pending_approval  200   200    404   200      404     404   404   login login
+timeline       rejected          200   200    404   404      404     404   404   login login
+timeline       open              200   200    404   404      404     404   404   login login
+timeline       on_hold           200   200    404   404      404     404   404   login login
+timeline       closed            200   200    404   404      404     404   404   login login
 classify       pending_approval  302   403    404   403      404     404   404   login login
 classify       rejected          409   403    404   404      404     404   404   login login
 classify       open              302   403    404   404      404     404   404   login login
@@ -167,6 +172,7 @@ def request_for(page: str, case, cast: dict) -> tuple[str, str, dict]:
         "resubmit": ("post", url("case_resubmit"), {}),
         "hold": ("post", url("case_hold"), {}),
         "resume": ("post", url("case_resume"), {}),
+        "timeline": ("get", url("case_timeline"), {}),
         "classify": ("post", url("case_classify"), {"priority": "high", "tags": "leak, press"}),
     }[page]
 
@@ -220,7 +226,8 @@ def test_matrix_covers_every_case_url():
     case_urls = {pattern.name for pattern in urlpatterns if str(pattern.pattern).startswith("cases/<int:pk>/")}
     covered = {
         "case_detail", "case_edit", "case_members", "case_member_remove", "case_note_add", "case_close",
-        "case_approve", "case_reject", "case_resubmit", "case_hold", "case_resume", "case_classify",
+        "case_approve", "case_reject", "case_resubmit", "case_hold", "case_resume", "case_classify", "case_timeline",
+        "task_create",  # its rows are in test_tasks.py's TASK_MATRIX
     }  # fmt: skip
     assert case_urls == covered
     assert {page for page, _ in CELLS} >= {"detail", "edit", "members", "member_remove", "note_add", "close"}

@@ -1,0 +1,36 @@
+"""The case timeline page: the case's events as sentences, filtered by kind and person."""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from .. import timeline
+from ..access import get_case_for
+
+PAGE_SIZE = 50
+
+
+class TimelineFilterForm(forms.Form):
+    kind = forms.ChoiceField(choices=[("", "Everything"), *((kind, kind.title()) for kind in timeline.KINDS)])
+    kind.required = False
+    person = forms.CharField(required=False, max_length=150)
+
+
+def case_timeline(request: HttpRequest, pk: int) -> HttpResponse:
+    """Who did what on the case, oldest first; the team sees it (and whoever sees the case)."""
+    case = get_case_for(request.user, pk)
+    filters = TimelineFilterForm(request.GET or None)
+    chosen = filters.cleaned_data if filters.is_valid() else {}
+    events = timeline.case_events(case, kind=chosen.get("kind", ""), person=chosen.get("person", ""))
+    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "case": case,
+        "filters": filters,
+        "entries": [timeline.entry(event) for event in page],
+        "page": page,
+        "people": timeline.people_in(case),
+    }
+    return render(request, "investigations/case_timeline.html", context)

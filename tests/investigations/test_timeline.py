@@ -1,0 +1,71 @@
+"""The case timeline: sentences from the case's ledger events, filtered, showing only what the team may see."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from investigations import actions
+
+from .conftest import file_request, narrowed, open_case_for
+
+pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
+
+
+def _sentences(client, case, **filters) -> list[str]:
+    page = client.get(reverse("investigations:case_timeline", args=[case.pk]), filters)
+    assert page.status_code == 200
+    return [
+        line.split("</time> ", 1)[1].split("</li>")[0] for line in page.content.decode().split("<li data-kind=")[1:]
+    ]
+
+
+def test_timeline_tells_the_case_as_sentences(client, lead, member, reviewer, second_reviewer, store):
+    case = open_case_for(lead, reviewer, team=[member])
+    pull = file_request(case, lead, subjects=("1", "2", "3"))
+    actions.request_submit(actor=lead, request=pull)
+    actions.request_decide(
+        actor=second_reviewer,
+        request=pull,
+        outcome="approve_narrowed",
+        reason="Two subjects suffice.",
+        scope=narrowed(pull, subjects=pull.subjects[:2]),
+    )
+    task = actions.task_create(actor=member, case=case, title="Interview", assignee=lead)
+    actions.task_set_status(actor=lead, task=task, status="done")
+    actions.case_add_note(actor=member, case=case, text="Spoke to finance.")
+    client.force_login(member)
+    sentences = _sentences(client, case)
+    assert sentences[0] == "lead opened the case."
+    assert "reviewer approved the case." in sentences
+    assert f"lead submitted request #{pull.pk} to legal." in sentences
+    assert any(
+        line.startswith(f"second_reviewer approved request #{pull.pk}, narrowed to 2 subjects") for line in sentences
+    )
+    assert "member added the task “Interview”." in sentences and "lead finished the task “Interview”." in sentences
+    assert _sentences(client, case, kind="tasks") == [
+        "member added the task “Interview”.",
+        "lead finished the task “Interview”.",
+    ]
+    assert all(line.startswith("member ") for line in _sentences(client, case, person="member"))
+
+
+def test_timeline_never_names_subjects_or_protection(client, lead, reviewer, store):
+    case = open_case_for(lead, reviewer)
+    pull = file_request(case, lead, subjects=("7",))
+    actions.request_submit(actor=lead, request=pull)
+    client.force_login(lead)
+    page = client.get(reverse("investigations:case_timeline", args=[case.pk])).content.decode()
+    assert "looked up" not in page and "protected" not in page.lower()
+    assert "access" not in " ".join(_sentences(client, case)).lower()
+
+
+def test_timeline_api_matches_the_page(lead, member, reviewer, other_investigator):
+    from tests.api.conftest import token_client
+
+    case = open_case_for(lead, reviewer, team=[member])
+    actions.case_add_note(actor=member, case=case, text="Noted.")
+    body = token_client(member).get(f"/api/v1/cases/{case.pk}/timeline/", {"kind": "notes"}).json()
+    assert [item["sentence"] for item in body["results"]] == ["member added a note."]
+    assert token_client(member).get(f"/api/v1/cases/{case.pk}/timeline/", {"kind": "x"}).status_code == 400
+    assert token_client(other_investigator).get(f"/api/v1/cases/{case.pk}/timeline/").status_code == 404
