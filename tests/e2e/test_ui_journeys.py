@@ -4,6 +4,8 @@ the start pages are saved as screenshots under test-output/screenshots/."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -72,6 +74,8 @@ def test_lists_sort_and_filter_with_breadcrumbs(journey, live_server, world):
         crumbs.get_by_role("link", name=f"Grant {world['grant'].pk}").click()
         page.wait_for_url(f"**/grants/{world['grant'].pk}/")
         expect(page.get_by_label("From")).to_have_value(world["grant"].window_start.isoformat())
+        # durations in words: a 24-hour grant shows "(23 hours 59 minutes left)"
+        expect(page.locator("[data-countdown-left]").first).to_have_text(re.compile(r"\(23 hours \d+ minutes? left\)"))
         assert_accessible(page)
     with journey.step("grant list filtered by status"):
         journey.nav("My grants")
