@@ -212,6 +212,20 @@ def can_review_case(user: User, case: Case) -> bool:
     return _is_real(user) and user.is_reviewer and not involvement_in(user, case.pk)
 
 
+def case_for_auditor(user: User, reference: str) -> Case:
+    """The case with ``reference`` for an auditor's view of its ledger (404 for anyone else).
+
+    Auditors see no case page; they read the ledger, and the timeline is the ledger told as
+    sentences, so they get it by reference.
+    """
+    if not is_auditor(user):
+        raise Http404
+    case = Case.objects.filter(reference=str(reference)).first()
+    if case is None:
+        raise Http404
+    return case
+
+
 # --- notes -------------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ urlpatterns = [
     path("cases/<int:pk>/close/", case_views.case_close, name="case_close"),
     path("cases/<int:pk>/classify/", case_views.case_classify, name="case_classify"),
     path("cases/<int:pk>/timeline/", timeline_views.case_timeline, name="case_timeline"),
+    path("oversight/cases/<str:reference>/timeline/", timeline_views.audit_case_timeline, name="audit_case_timeline"),
     path("cases/<int:pk>/tasks/new/", task_views.task_create, name="task_create"),
     path("tasks/<int:pk>/edit/", task_views.task_edit, name="task_edit"),
     path("notes/<int:pk>/edit/", note_views.note_edit, name="note_edit"),

@@ -7,8 +7,11 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+import audit
+from audit.actions import Action
+
 from .. import timeline
-from ..access import get_case_for
+from ..access import case_for_auditor, get_case_for
 
 PAGE_SIZE = 50
 
@@ -21,7 +24,23 @@ class TimelineFilterForm(forms.Form):
 
 def case_timeline(request: HttpRequest, pk: int) -> HttpResponse:
     """Who did what on the case, oldest first; the team sees it (and whoever sees the case)."""
-    case = get_case_for(request.user, pk)
+    return _timeline(request, get_case_for(request.user, pk), for_auditor=False)
+
+
+def audit_case_timeline(request: HttpRequest, reference: str) -> HttpResponse:
+    """The auditors' second view of a case's ledger: the same sentences, the read recorded."""
+    case = case_for_auditor(request.user, reference)
+    audit.record(
+        action=Action.AUDIT_VIEWED,
+        actor=request.user,
+        case_reference=case.reference,
+        details={"page": "case_timeline", "case": case.reference, "filters": request.GET.dict()},
+        request=request,
+    )
+    return _timeline(request, case, for_auditor=True)
+
+
+def _timeline(request: HttpRequest, case, *, for_auditor: bool) -> HttpResponse:
     filters = TimelineFilterForm(request.GET or None)
     chosen = filters.cleaned_data if filters.is_valid() else {}
     events = timeline.case_events(case, kind=chosen.get("kind", ""), person=chosen.get("person", ""))
@@ -32,5 +51,6 @@ def case_timeline(request: HttpRequest, pk: int) -> HttpResponse:
         "entries": [timeline.entry(event) for event in page],
         "page": page,
         "people": timeline.people_in(case),
+        "for_auditor": for_auditor,
     }
     return render(request, "investigations/case_timeline.html", context)

@@ -69,3 +69,24 @@ def test_timeline_api_matches_the_page(lead, member, reviewer, other_investigato
     assert [item["sentence"] for item in body["results"]] == ["member added a note."]
     assert token_client(member).get(f"/api/v1/cases/{case.pk}/timeline/", {"kind": "x"}).status_code == 400
     assert token_client(other_investigator).get(f"/api/v1/cases/{case.pk}/timeline/").status_code == 404
+
+
+def test_auditors_get_the_same_timeline_as_a_second_view_and_the_read_is_recorded(
+    client, lead, member, reviewer, auditor, other_investigator
+):
+    from audit.actions import Action
+    from audit.models import AuditEvent
+
+    case = open_case_for(lead, reviewer, team=[member])
+    actions.case_add_note(actor=member, case=case, text="Noted.")
+    url = reverse("investigations:audit_case_timeline", args=[case.reference])
+    for outsider in (lead, other_investigator):
+        client.force_login(outsider)
+        assert client.get(url).status_code == 404
+    client.force_login(auditor)
+    page = client.get(url, {"kind": "notes"}).content.decode()
+    assert "member added a note." in page and "lead opened the case." not in page
+    assert reverse("audit:case_timeline", args=[case.reference]) in page
+    viewed = AuditEvent.objects.filter(action=Action.AUDIT_VIEWED, actor=auditor).latest("seq")
+    assert viewed.details["page"] == "case_timeline" and viewed.case_reference == case.reference
+    assert client.get(reverse("investigations:audit_case_timeline", args=["INV-1999-0001"])).status_code == 404
