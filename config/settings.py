@@ -330,6 +330,10 @@ CUSTOS = {
         # Off-hours queries by one user on one case within this many hours make one alert.
         "OFF_HOURS_GROUP_HOURS": env.int("CUSTOS_OVERSIGHT_OFF_HOURS_GROUP_HOURS", default=12),
         "SCAN_BATCH": env.int("CUSTOS_OVERSIGHT_SCAN_BATCH", default=200),
+        # More than N subject lookups (identifiers resolved in drafts) by one user within W
+        # minutes raise one alert: probing what an IP or email reaches, draft after draft.
+        "LOOKUP_PROBES": env.int("CUSTOS_OVERSIGHT_LOOKUP_PROBES", default=20),
+        "LOOKUP_WINDOW_MINUTES": env.int("CUSTOS_OVERSIGHT_LOOKUP_WINDOW_MINUTES", default=60),
     },
     # A removed protected subject still protects its account this many days after the removal
     # was confirmed: requests about it keep following the protected policy.

@@ -496,26 +496,51 @@ def get_query_for(user: User, pk) -> DataQuery:
     return _get_visible(queries_visible_to(user), pk)
 
 
-def hidden_subjects(user: User, request: DataPullRequest) -> set[str]:
-    """Subjects of ``request`` that ``user`` may not see yet.
+def withholds_resolution(user: User, request: DataPullRequest) -> bool:
+    """Whether ``user`` is shown ``request`` without anything that depends on the user-data store
+    or the protected-subject registry (invariant 10, no oracle before a decision).
 
-    An account found through an email, phone, IP or device is itself user data (who used that
-    IP), read before anyone approved anything. Until the request is approved, only legal
-    reviewers off the case team see those accounts; the team sees the accounts it named
-    directly and how many others were found. Once approved, the grant's scope names them all.
+    Who an email, phone, IP or device reaches, whether a named account is among them, whether
+    any account is protected or linked to one, and the policy that follows from it, is for
+    legal reviewers off the case team. Until the request is approved, everyone else (the case
+    team above all) sees only what they typed and the accounts they named directly; the
+    protected policy is applied at submission and at each decision, where only reviewers see
+    its reasons. Once approved, the grant's frozen scope names every account anyway.
     """
-    if request.status == RequestStatus.APPROVED:
-        return set()
-    direct = {
-        str(account)
-        for entry in request.subject_inputs
-        if entry.get("kind") in DIRECT_KINDS
-        for account in entry.get("accounts", [])
-    }
-    indirect = {str(subject) for subject in request.subjects} - direct
-    if not indirect or sees_protection_detail(user, request):  # the team check only when it matters
-        return set()
-    return indirect
+    return request.status != RequestStatus.APPROVED and not sees_protection_detail(user, request)
+
+
+def named_subjects(request: DataPullRequest) -> list[int]:
+    """The accounts named directly (account id or handle), in the order they were typed.
+
+    Never ``request.subjects`` filtered: its order follows the resolution (an account behind
+    an IP typed first comes first), and the order would tell.
+    """
+    named = []
+    for entry in request.subject_inputs:
+        if entry.get("kind") in DIRECT_KINDS:
+            named += [account for account in entry.get("accounts", []) if account not in named]
+    return named
+
+
+def subjects_shown_to(user: User, request: DataPullRequest) -> list[int]:
+    """The request's subjects as ``user`` may see them (see ``withholds_resolution``)."""
+    if withholds_resolution(user, request):
+        return named_subjects(request)
+    return [int(subject) for subject in request.subjects]
+
+
+def decisions_shown_to(user: User, request: DataPullRequest) -> QuerySet[Decision]:
+    """The decisions on ``request`` that ``user`` sees.
+
+    While the resolution is withheld, only decisions that ended a round (returned, rejected)
+    are shown, with the reviewer's own reason: an approval that did not complete the request
+    would tell the team that the protected policy applies, and its scope whom the request reaches.
+    """
+    decisions = request.decisions.select_related("reviewer").order_by("review_round", "created_at", "id")
+    if withholds_resolution(user, request):
+        decisions = decisions.exclude(outcome__in=APPROVING_OUTCOMES)
+    return decisions
 
 
 # --- oversight alerts and grant reports -----------------------------------------------------

@@ -37,6 +37,7 @@ from .query import (
     results_view,
 )
 from .request import (
+    approval_problems,
     approvals_needed,
     approvals_still_needed,
     case_revoke_grants,
@@ -53,6 +54,7 @@ from .task import case_template_set, task_create, task_set_status, task_update
 from .user import user_deactivate
 
 __all__ = [
+    "approval_problems",
     "approvals_needed",
     "approvals_still_needed",
     "case_add_member",

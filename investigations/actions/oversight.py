@@ -4,6 +4,7 @@ The contract with the rest of the application is the ledger. The scan reads audi
 after a cursor and applies one detector per kind, so nothing can read data, or ask to,
 without raising its alert unless it also bypasses the ledger. Events the scan relies on:
 
+- ``subject.lookup``: ``details.identifiers`` (a draft resolving what was typed), counted per user
 - ``request.submitted``: ``details.subjects`` (account ids), ``details.protected`` (categories)
 - ``decision.recorded``: ``details.outcome``, ``details.protected``, ``details.subjects``
 - ``query.requested`` / ``query.denied`` (``details.stage`` "submit" is the user's own attempt)
@@ -488,6 +489,38 @@ def _on_privileges_changed(event: AuditEvent) -> list[Draft]:
     ]
 
 
+def _on_subject_lookup(event: AuditEvent) -> list[Draft]:
+    """More than N identifier lookups by one user within W minutes: one alert per user per window.
+
+    Each draft saved resolves its identifiers (``subject.lookup`` with ``identifiers``); the
+    re-check of links at submission (``accounts``) is not the user's probing. Lookups stay on
+    the ledger whatever becomes of their drafts, so withdrawn or abandoned drafts count.
+    """
+    if event.actor_id is None or "identifiers" not in (event.details or {}):
+        return []
+    since = event.occurred_at - timedelta(minutes=rules()["LOOKUP_WINDOW_MINUTES"])
+    lookups = AuditEvent.objects.filter(
+        action=Action.SUBJECT_LOOKUP, actor_id=event.actor_id, occurred_at__gt=since, seq__lte=event.seq
+    ).filter(details__has_key="identifiers")
+    found = list(lookups.values_list("case_reference", flat=True))
+    if len(found) <= rules()["LOOKUP_PROBES"]:
+        return []
+    if Alert.objects.filter(kind=AlertKind.IDENTIFIER_PROBING, user_id=event.actor_id, event_at__gt=since).exists():
+        return []
+    cases = sorted({reference for reference in found if reference})
+    return [
+        Draft(
+            kind=AlertKind.IDENTIFIER_PROBING,
+            severity=AlertSeverity.WARNING,
+            summary=f"{_who(event)} looked up subjects {len(found)} times within "
+            f"{rules()['LOOKUP_WINDOW_MINUTES']} minutes (cases {', '.join(cases) or 'none'}).",
+            details={"lookups": len(found), "window_minutes": rules()["LOOKUP_WINDOW_MINUTES"], "cases": cases},
+            case_id=_case_id(event),
+            user_id=event.actor_id,
+        )
+    ]
+
+
 # --- detectors: the protected-subject registry ------------------------------------------------
 
 REGISTRY_WEAKENING = {
@@ -565,6 +598,7 @@ DETECTORS = {
     Action.STREAM_CHANGED: _on_stream_silenced,
     Action.STREAM_FAILING: _on_stream_failing,
     Action.USER_PRIVILEGES_CHANGED: _on_privileges_changed,
+    Action.SUBJECT_LOOKUP: _on_subject_lookup,
     Action.REQUEST_SUBMITTED: _on_request_submitted,
     Action.DECISION_RECORDED: _on_decision,
     Action.QUERY_REQUESTED: _on_query_requested,

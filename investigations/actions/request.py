@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
@@ -18,7 +19,7 @@ from audit.actions import Action
 from .. import notify, policy
 from ..access import can_revoke, independence_problem, object_perms, request_problem
 from ..errors import InvalidTransition
-from ..gateway import DIRECT_KINDS, check_links, resolve_subjects
+from ..gateway import DIRECT_KINDS, check_links, classify, resolve_subjects
 from ..models import (
     Case,
     DataPullRequest,
@@ -31,7 +32,7 @@ from ..models import (
 )
 from ..models.grant import db_now
 from ..models.request import EDITABLE_STATUSES
-from ..scope import Scope, check_narrowing, check_scope, limits, scope_errors
+from ..scope import Scope, check_narrowing, limits, scope_errors
 from . import membership, notification, oversight
 from .locks import locked, retry_on_conflict
 
@@ -68,9 +69,12 @@ def _identifier_errors(identifiers: list[str]) -> dict[str, str]:
 def _resolve(*, actor: User, request: DataPullRequest, identifiers: list[str]) -> None:
     """Resolve typed identifiers through the gateway's audited lookup and store how each was found.
 
-    Unknown identifiers, and indirect ones matching more accounts than the cap, are field
-    errors. Naming one account twice directly (by id and by handle) is an error; an email or
-    IP that also reaches a named account is not.
+    An account id or handle that names no account is a field error, and so is naming one
+    account twice directly (by id and by handle): both are about what the requester typed.
+    Nothing about what an email, phone, IP or device reaches is an error, a count or a flag
+    for the requester (invariant 10): one that reaches no account, or more than the cap
+    (those are not included), is stored as such for the reviewers, who decide on it.
+    The lookup is on the ledger whatever happens to the draft, and oversight counts lookups.
     """
     resolution = resolve_subjects(
         actor=actor,
@@ -79,23 +83,46 @@ def _resolve(*, actor: User, request: DataPullRequest, identifiers: list[str]) -
         window_start=request.window_start,
         window_end=request.window_end,
     )
-    messages = []
-    if resolution.unknown:
-        messages.append(f"No account matches: {', '.join(resolution.unknown)}. Check the identifier.")
-    if resolution.too_broad:
-        cap = limits()["MAX_RESOLVED_PER_IDENTIFIER"]
-        messages.append(
-            f"Matches more than {cap} accounts: {', '.join(resolution.too_broad)}. Name the accounts directly."
+    oversight.scan_soon()  # repeated lookups by one user raise an alert (identifier probing)
+    unknown = [identifier for identifier in resolution.unknown if classify(identifier)[0] in DIRECT_KINDS]
+    if unknown:
+        raise ValidationError(
+            {"subjects": f"No account matches: {', '.join(unknown)}. Check the account id or handle."}
         )
-    if messages:
-        raise ValidationError({"subjects": messages})
     named = [account for entry in resolution.found if entry["kind"] in DIRECT_KINDS for account in entry["accounts"]]
     if len(named) != len(set(named)):
         raise ValidationError({"subjects": "Two identifiers name the same account; name each subject once."})
     request.subjects = resolution.accounts
-    request.subject_inputs = resolution.found
+    request.subject_inputs = _inputs_as_typed(resolution, identifiers)
     request.linked_subjects = {str(account): others for account, others in resolution.linked.items()}
     request.employee_subjects = resolution.employees
+
+
+def _inputs_as_typed(resolution, identifiers: list[str]) -> list[dict]:
+    """One entry per typed identifier, in the order typed (never in the order of what was found)."""
+    found = {entry["input"]: entry for entry in resolution.found}
+    too_broad = set(resolution.too_broad)
+    entries = []
+    for identifier in (typed.strip() for typed in identifiers if typed.strip()):
+        entry = found.get(identifier) or {"input": identifier, "kind": classify(identifier)[0], "accounts": []}
+        entries.append(entry | ({"too_broad": True} if identifier in too_broad else {}))
+    return entries
+
+
+def _subject_problems(subjects) -> list[str]:
+    """What stops approving these resolved subjects (for the reviewers; the team is not told)."""
+    if not subjects:
+        return ["No typed identifier reaches an account."]
+    if len(subjects) > limits()["MAX_SUBJECTS"]:
+        return [f"The identifiers reach {len(subjects)} accounts; at most {limits()['MAX_SUBJECTS']} may be approved."]
+    return []
+
+
+def approval_problems(request: DataPullRequest) -> list[str]:
+    """Why ``request`` cannot be approved as it stands, for the reviewers' pages (nothing is saved)."""
+    probe = copy.copy(request)
+    problems = list(_assess_protection(probe, keep=True).values())
+    return problems + _subject_problems(request.subjects)
 
 
 def _assess_protection(request: DataPullRequest, *, keep: bool = False) -> dict[str, str]:
@@ -128,12 +155,6 @@ def _assess_protection(request: DataPullRequest, *, keep: bool = False) -> dict[
     return errors
 
 
-def _check_protection(request: DataPullRequest) -> None:
-    errors = _assess_protection(request)
-    if errors:
-        raise ValidationError(errors)
-
-
 PROTECTION_FIELDS = ["is_protected", "protected_categories", "purpose_limited"]
 RESOLVED_FIELDS = ["subjects", "subject_inputs", "linked_subjects", "employee_subjects", *PROTECTION_FIELDS]
 
@@ -155,7 +176,8 @@ def _validated_subjects(*, actor: User, request: DataPullRequest, identifiers: l
     Raises the field errors of the request itself all at once.
 
     The audited subject lookup runs only once the rest is valid and the identifiers are sane
-    (no lookup of 10,000 names), and it is recorded even if the request is then refused.
+    (no lookup of 10,000 names), and it is recorded even if the request is then refused. No
+    error after it depends on what an email, phone, IP or device reaches or on the registry.
     """
     errors: dict[str, list[str]] = {}
     _merge(errors, _justification_errors(request.justification, request.legal_basis, request.legal_basis_other))
@@ -170,8 +192,9 @@ def _validated_subjects(*, actor: User, request: DataPullRequest, identifiers: l
     if errors:
         raise ValidationError(errors)
     _resolve(actor=actor, request=request, identifiers=identifiers)
-    check_scope(_scope_of(request))
-    _check_protection(request)
+    # Assessed and stored for the reviewers, never refused here: whether the policy applies, or
+    # the legal basis falls short of it, must not be learnable from a draft (invariant 10).
+    _assess_protection(request)
 
 
 @retry_on_conflict
@@ -308,9 +331,11 @@ def request_submit(*, actor: User, request: DataPullRequest) -> DataPullRequest:
     """Send a draft (or returned) request to legal. Only the requester, only on an open case.
 
     Protection is assessed again (the registry and the links to it may have changed since the
-    draft): the protected policy's legal basis and the case type's purpose limit are enforced
-    here with field errors. Reviewers are emailed on commit; a request needing the protected
-    policy also alerts oversight.
+    draft) and stored, but never refused here: the requester learns nothing of the registry or
+    of what the identifiers reach before a decision (invariant 10). The protected policy's
+    legal basis and the case type's purpose limit are enforced at each decision, where a
+    request that falls short cannot be approved. Reviewers are emailed on commit; a request
+    needing the protected policy also alerts oversight (the scan reads the submission event).
     """
     with transaction.atomic():
         request = locked(DataPullRequest.objects).select_related("case", "requested_by").get(pk=request.pk)
@@ -323,10 +348,10 @@ def request_submit(*, actor: User, request: DataPullRequest) -> DataPullRequest:
             raise InvalidTransition("Requests can be submitted only on a case that legal has approved and is open.")
         if "file_request" not in object_perms(actor, request.case):
             raise PermissionDenied("You are no longer on the case team; the request cannot be submitted.")
-        check_scope(_scope_of(request))  # "today" moves on: the window is checked again
+        _check_window(request)  # "today" moves on: the window is checked again
         links = check_links(actor=actor, accounts=request.subjects, case_reference=request.case.reference)
         request.linked_subjects = {str(account): others for account, others in links.items()}
-        _check_protection(request)
+        _assess_protection(request)  # stored for the reviewers and oversight; enforced at each decision
         request.status = RequestStatus.SUBMITTED
         request.review_round += 1
         request.submitted_at = timezone.now()
@@ -351,6 +376,12 @@ def request_submit(*, actor: User, request: DataPullRequest) -> DataPullRequest:
         _notify_submitted(request)
         oversight.scan_soon()
     return request
+
+
+def _check_window(request: DataPullRequest) -> None:
+    errors = {field: problems for field, problems in scope_errors(_scope_of(request)).items() if field != "subjects"}
+    if errors:
+        raise ValidationError(errors)
 
 
 def _oversight_details(request: DataPullRequest) -> dict:
@@ -447,6 +478,10 @@ def request_decide(
         if errors:
             raise ValidationError(errors)
         approved = _approved_scope(request, outcome, scope)
+        if approved and _subject_problems(approved.subjects):
+            raise ValidationError(
+                {"outcome": "This request cannot be approved: " + _subject_problems(approved.subjects)[0]}
+            )
         people = _check_grantees(request, grantees) if approved else []
         earlier = list(request.decisions.filter(review_round=request.review_round))
         if any(decision.reviewer_id == actor.pk for decision in earlier):
@@ -520,9 +555,11 @@ def _check_grantees(request: DataPullRequest, grantees: Iterable[User]) -> list[
 
 
 def _notify_decided(request: DataPullRequest, decision: Decision, still_needed: str) -> None:
-    headline = request.get_status_display().lower()
     if request.status == RequestStatus.SUBMITTED:
-        headline = "has one approval recorded and needs another"
+        # An approval that did not complete the request: telling the requester would tell them
+        # that the protected policy applies (invariant 10). They hear of the outcome.
+        return
+    headline = request.get_status_display().lower()
     context = {
         "request": request,
         "decision": decision,

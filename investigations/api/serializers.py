@@ -218,13 +218,27 @@ class DecisionSerializer(serializers.ModelSerializer):
 
 
 class RequestSerializer(serializers.ModelSerializer):
+    """A request as the caller may see it.
+
+    To the case team before approval (``subjects_withheld`` true) nothing here depends on the
+    user-data store or the protected-subject registry (invariant 10): ``subjects`` are the
+    accounts named directly, in the order typed, and ``is_protected`` is null.
+    """
+
     case_reference = serializers.CharField(source="case.reference", read_only=True)
     requested_by = UserRefSerializer(read_only=True)
     subjects = serializers.SerializerMethodField(
-        help_text="Account ids. Accounts reached through an email, phone, IP or device are withheld from the "
-        "case team until the request is approved (counted in subjects_withheld), as on the request page."
+        help_text="Account ids. Until the request is approved, the case team sees only the accounts it named "
+        "directly (id or handle); the accounts an email, phone, IP or device reaches are for legal reviewers "
+        "off the team, as on the request page."
     )
-    subjects_withheld = serializers.SerializerMethodField()
+    subjects_withheld = serializers.SerializerMethodField(
+        help_text="True when the accounts an email, phone, IP or device reaches, and protection, are withheld "
+        "from the caller (the case team before approval), whether or not there are any."
+    )
+    is_protected = serializers.SerializerMethodField(
+        help_text="Whether the protected-subject policy applies; null while withheld from the caller."
+    )
     categories = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
@@ -253,19 +267,20 @@ class RequestSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-
-    def _hidden(self, obj: DataPullRequest) -> set[str]:
-        # Without a request in the context nobody is known to be entitled: withhold (fail closed).
-        user = self.context.get("user") or getattr(self.context.get("request"), "user", None)
-        return access.hidden_subjects(user, obj)
+    def _viewer(self):
+        # Without a user in the context nobody is known to be entitled: withhold (fail closed).
+        return self.context.get("user") or getattr(self.context.get("request"), "user", None)
 
     @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
     def get_subjects(self, obj: DataPullRequest) -> list[int]:
-        hidden = self._hidden(obj)
-        return [int(subject) for subject in obj.subjects if str(subject) not in hidden]
+        return access.subjects_shown_to(self._viewer(), obj)
 
-    def get_subjects_withheld(self, obj: DataPullRequest) -> int:
-        return len(self._hidden(obj))
+    def get_subjects_withheld(self, obj: DataPullRequest) -> bool:
+        return access.withholds_resolution(self._viewer(), obj)
+
+    @extend_schema_field(serializers.BooleanField(allow_null=True))
+    def get_is_protected(self, obj: DataPullRequest) -> bool | None:
+        return None if access.withholds_resolution(self._viewer(), obj) else obj.is_protected
 
 
 class RequestFlagsSerializer(serializers.Serializer):
@@ -276,13 +291,20 @@ class RequestFlagsSerializer(serializers.Serializer):
 
 
 class RequestDetailSerializer(RequestSerializer):
-    decisions = DecisionSerializer(many=True, read_only=True)
+    decisions = serializers.SerializerMethodField(
+        help_text="While the request is withheld from the caller (see subjects_withheld), only the decisions "
+        "that ended a round (returned, rejected), with the reviewer's reason."
+    )
     grant = serializers.SerializerMethodField(help_text="The grant issued on approval, if the caller may see it.")
     flags = serializers.SerializerMethodField()
 
     class Meta(RequestSerializer.Meta):
         fields = [*RequestSerializer.Meta.fields, "decisions", "grant", "flags"]
         read_only_fields = fields
+
+    @extend_schema_field(DecisionSerializer(many=True))
+    def get_decisions(self, request: DataPullRequest) -> list[dict]:
+        return DecisionSerializer(access.decisions_shown_to(self._viewer(), request), many=True).data
 
     def get_grant(self, request: DataPullRequest) -> int | None:
         return self.context.get("grant_id")

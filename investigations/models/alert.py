@@ -30,6 +30,7 @@ class AlertKind(models.TextChoices):
     REGISTRY_WEAKENING_CONFIRMED = "registry_weakening_confirmed", "Registry weakening confirmed"
     PRIVILEGE_GRANTED = "privilege_granted", "Staff or superuser status granted"
     SIGN_IN_LOCKED = "sign_in_locked", "Sign-in locked after a burst of failures"
+    IDENTIFIER_PROBING = "identifier_probing", "Repeated subject lookups in drafts"
 
 
 class AlertSeverity(models.TextChoices):

@@ -15,6 +15,7 @@ from .. import access, actions, policy
 from ..errors import InvalidTransition
 from ..forms import apply_errors
 from ..forms.request import DecisionForm, OptionalReasonForm, RequestForm
+from ..gateway import DIRECT_KINDS
 from ..models import DataPullRequest, DecisionOutcome, RequestStatus
 from ..models.request import APPROVING_OUTCOMES
 from ..scope import Scope, limits
@@ -75,17 +76,18 @@ def _approved_narrowed(pull: DataPullRequest, decisions) -> bool:
 
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     pull = access.get_request_for(request.user, pk)
-    decisions = pull.decisions.select_related("reviewer").order_by("review_round", "created_at", "id")
     grant = access.grants_visible_to(request.user).filter(request=pull).first()
+    protection = _protection(request.user, pull)
+    pending = pull.status == RequestStatus.SUBMITTED and not protection["withheld"]
+    decisions = access.decisions_shown_to(request.user, pull)
     context = {
         "pull": pull,
         "case": pull.case,
         "decisions": decisions,
         "grant": grant,
         "narrowed": _approved_narrowed(pull, decisions),
-        "still_needed": actions.approvals_still_needed(pull) if pull.status == RequestStatus.SUBMITTED else "",
-        "hidden_subjects": access.hidden_subjects(request.user, pull),
-        **_protection(request.user, pull),
+        "still_needed": actions.approvals_still_needed(pull) if pending else "",
+        **protection,
         **access.request_flags(request.user, pull),
     }
     return render(request, "investigations/request_detail.html", context)
@@ -162,10 +164,25 @@ def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _protection(user: User, pull: DataPullRequest) -> dict:
-    """The "touches protected subject" flag and the policy in force, for the request pages."""
-    detail = access.sees_protection_detail(user, pull)
-    hits = policy.protected_hits(pull) if detail else []
-    return {"hits": hits, "policy": policy.request_policy(pull), "show_resolution": detail}
+    """What the request pages show of the resolution and the protected policy.
+
+    To whoever ``access.withholds_resolution`` names (the case team before approval), nothing
+    that depends on the user-data store or the registry: the same page whatever the typed
+    identifiers reach. Legal reviewers off the team see the accounts, the protected subjects,
+    the policy and what stops an approval now.
+    """
+    withheld = access.withholds_resolution(user, pull)
+    detail = not withheld and access.sees_protection_detail(user, pull)
+    return {
+        "withheld": withheld,
+        "shown_subjects": access.subjects_shown_to(user, pull),
+        "typed_indirect": any(entry.get("kind") not in DIRECT_KINDS for entry in pull.subject_inputs),
+        "hits": policy.protected_hits(pull) if detail else [],
+        "policy": policy.request_policy(pull),
+        "refusals": actions.approval_problems(pull) if detail and pull.status == RequestStatus.SUBMITTED else [],
+        "show_resolution": detail,
+        "limits": limits(),
+    }
 
 
 def _needs_confirmation(pull: DataPullRequest, form: DecisionForm, request: HttpRequest) -> bool:

@@ -317,11 +317,18 @@ def test_decision_page_refuses_widening_with_a_field_error(submitted_request, re
     assert submitted_request.status == RequestStatus.SUBMITTED and not Grant.objects.exists()
 
 
-def test_protected_request_detail_says_what_is_still_needed(protected_request, senior_reviewer, lead, client):
+def test_protected_request_detail_says_what_is_still_needed_to_legal_only(
+    protected_request, senior_reviewer, reviewer, lead, client
+):
     actions.request_decide(actor=senior_reviewer, request=protected_request, outcome="approve")
-    client.force_login(lead)
-    page = client.get(reverse("investigations:request_detail", args=[protected_request.pk])).content.decode()
-    assert "Still needed before a grant exists: one more approval by a different reviewer" in page
+    url = reverse("investigations:request_detail", args=[protected_request.pk])
+    client.force_login(reviewer)
+    assert "Still needed before a grant exists: one more approval by a different reviewer" in (
+        client.get(url).content.decode()
+    )
+    client.force_login(lead)  # the team would learn that the protected policy applies
+    page = client.get(url).content.decode()
+    assert "Still needed" not in page and "protected" not in page.lower().replace("protected-subject policy", "")
 
 
 def test_review_queue_shows_case_summary_and_never_user_data(submitted_request, reviewer, client, userdata_guard):
