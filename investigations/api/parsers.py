@@ -2,6 +2,8 @@
 
 Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` guards ``request.body`` and forms, but DRF's parsers
 read the stream directly, so the limit is enforced here (413 before anything is parsed).
+A body nested deeper than Python's parser can follow (``[[[[...]]]]``: RecursionError, a
+500 before) is a 400 like any other body that is not usable JSON.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import io
 
 from django.conf import settings
 from rest_framework import status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 
 
@@ -30,4 +32,7 @@ class BoundedJSONParser(JSONParser):
         body = stream.read(limit + 1) if stream is not None else b""
         if len(body) > limit:
             raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-        return super().parse(io.BytesIO(body), media_type, parser_context)
+        try:
+            return super().parse(io.BytesIO(body), media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - the body is nested too deeply.") from None

@@ -33,6 +33,12 @@ from ..models import (
 )
 from ..models.case import TAG_MAX, TAGS_PER_CASE, TEXT_MAX, TITLE_MAX
 
+# The largest id the databases store (a signed 64-bit integer): a larger one is a field
+# error, never an overflow in the database driver (a 500 before).
+ID_MAX = 2**63 - 1
+# Hours, counts: PostgreSQL's 32-bit integer columns.
+SMALL_MAX = 2**31 - 1
+
 SERVER_OWNED = "Not accepted: this field is unknown or set by the server."
 
 
@@ -325,7 +331,7 @@ class ReviewItemSerializer(RequestSerializer):
 class RequestWriteSerializer(serializers.Serializer):
     """A draft request (POST, all but ``legal_basis_other`` required) or an edit (PATCH, any)."""
 
-    case = serializers.IntegerField(min_value=1, help_text="The case to file on (POST only).")
+    case = serializers.IntegerField(min_value=1, max_value=ID_MAX, help_text="The case to file on (POST only).")
     subjects = serializers.ListField(
         child=serializers.CharField(max_length=320),
         allow_empty=False,
@@ -337,7 +343,7 @@ class RequestWriteSerializer(serializers.Serializer):
     justification = serializers.CharField(max_length=10_000)
     legal_basis = serializers.ChoiceField(choices=LegalBasis.choices)
     legal_basis_other = serializers.CharField(max_length=300, required=False, allow_blank=True)
-    duration_hours = serializers.IntegerField(min_value=1, help_text="Requested grant duration.")
+    duration_hours = serializers.IntegerField(min_value=1, max_value=SMALL_MAX, help_text="Requested grant duration.")
 
 
 class RequestUpdateSerializer(RequestWriteSerializer):
@@ -345,7 +351,7 @@ class RequestUpdateSerializer(RequestWriteSerializer):
 
 
 class RequestFilterSerializer(serializers.Serializer):
-    case = serializers.IntegerField(min_value=1, required=False)
+    case = serializers.IntegerField(min_value=1, max_value=ID_MAX, required=False)
     status = serializers.ChoiceField(choices=DataPullRequest._meta.get_field("status").choices, required=False)
 
 
@@ -359,15 +365,17 @@ class DecisionWriteSerializer(serializers.Serializer):
         "for a plain approval.",
     )
     reason = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
-    subjects = serializers.ListField(child=serializers.IntegerField(), required=False, allow_empty=False)
+    subjects = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=ID_MAX), required=False, allow_empty=False
+    )
     categories = serializers.ListField(
         child=serializers.ChoiceField(choices=CATEGORY_CHOICES), required=False, allow_empty=False
     )
     window_start = serializers.DateField(required=False)
     window_end = serializers.DateField(required=False)
-    duration_hours = serializers.IntegerField(min_value=1, required=False)
+    duration_hours = serializers.IntegerField(min_value=1, max_value=SMALL_MAX, required=False)
     grantees = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=serializers.IntegerField(min_value=1, max_value=ID_MAX),
         required=False,
         help_text="User ids of other active case-team members who also receive the grant.",
     )
@@ -463,7 +471,7 @@ class QueryDetailSerializer(QuerySerializer):
 class QueryWriteSerializer(serializers.Serializer):
     category = serializers.ChoiceField(choices=CATEGORY_CHOICES)
     subjects = serializers.ListField(
-        child=serializers.IntegerField(min_value=0),
+        child=serializers.IntegerField(min_value=0, max_value=ID_MAX),
         required=False,
         help_text="Account ids within the grant; none means all of the grant's.",
     )

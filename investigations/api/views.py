@@ -18,6 +18,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.fields import empty
+from rest_framework.metadata import SimpleMetadata
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
@@ -77,9 +78,20 @@ def _conflict_unless(allowed: bool, message: str) -> None:
 ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 
 
+class DescriptionMetadata(SimpleMetadata):
+    """``OPTIONS`` names the view and its media types, never its actions' fields.
+
+    Those would need DRF's ``get_object`` (a 500 here before); ``/api/schema/`` has them.
+    """
+
+    def determine_actions(self, request, view) -> dict:
+        return {}
+
+
 class ChokepointViewSet(viewsets.GenericViewSet):
     """Objects come from ``access.py`` only: there is deliberately no generic ``get_object``."""
 
+    metadata_class = DescriptionMetadata
     lookup_url_kwarg = "id"
     lookup_value_regex = "[^/]+"  # anything that is not a visible id is a 404 from the chokepoint
 

@@ -94,3 +94,23 @@ def test_api_contract_as_an_investigator(case, wsgi_app, investigator_headers):
 @BOUNDED
 def test_api_contract_as_an_auditor(case, wsgi_app, auditor_headers):
     case.call_and_validate(headers=auditor_headers, checks=CHECKS)
+
+
+# Values no schema describes and every handler must refuse politely (issue 16, section 7):
+# ids and numbers past a 64-bit integer, NUL bytes, impossible dates.
+HOSTILE = [str(2**63), "9" * 30, "a\x00b", "2024-13-45"]
+HOSTILE_CHECKS = [not_a_server_error, content_type_conformance]
+
+
+def _hostile(case, value: str):
+    """The generated request with every path and query parameter replaced by ``value``."""
+    case.path_parameters = dict.fromkeys(case.path_parameters or {}, value) or None
+    case.query = {**dict.fromkeys(case.query or {}, value), "page": value}
+    return case
+
+
+@schema.parametrize()
+@settings(BOUNDED, max_examples=1)
+def test_api_hostile_values_as_an_investigator(case, wsgi_app, investigator_headers):
+    for value in HOSTILE:
+        _hostile(case, value).call_and_validate(headers=investigator_headers, checks=HOSTILE_CHECKS)
