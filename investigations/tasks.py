@@ -12,7 +12,16 @@ from django.db import OperationalError
 from .actions import lapse_overdue_requests, lifecycle, oversight
 from .actions import query as query_actions
 
-RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 2, "retry_backoff_max": 60, "max_retries": 5}
+# Retries wait 2, 4, 8, 16, 32 s. No jitter: Celery's "full jitter" draws the wait from
+# 0..backoff, so a retry could fire at once ("Retry in 0s") and spend the retries within
+# milliseconds of a database blip. The beat schedule already spreads the periodic tasks.
+RETRY = {
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": False,
+    "max_retries": 5,
+}
 
 
 @shared_task(name="investigations.run_query", **RETRY)
