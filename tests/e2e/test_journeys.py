@@ -167,7 +167,7 @@ def test_journeys_1_to_6_case_to_audit(
         assert set(page.locator("table tbody td:nth-child(6)").all_inner_texts()) == {case.reference}
     with journey.step("6b auditor exports the filtered trail"):
         with page.expect_download() as download:
-            page.get_by_role("link", name="Export CSV").click()
+            page.get_by_role("button", name="Export CSV").click()
         exported = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
         assert {row["case_reference"] for row in exported} == {case.reference}
         assert expected <= {row["action"] for row in exported}

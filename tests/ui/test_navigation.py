@@ -64,3 +64,9 @@ def test_audit_targets_read_as_words_and_link_to_their_events(succeeded_query, a
     event = AuditEvent.objects.filter(target_type="investigations.dataquery").first()
     detail = client.get(reverse("audit:event_detail", args=[event.seq])).content.decode()
     assert f"Query #{succeeded_query.pk} on {reference}</a>" in detail
+
+
+def test_request_page_breadcrumbs_end_at_the_request(active_grant, lead, client):
+    client.force_login(lead)
+    html = client.get(reverse("investigations:request_detail", args=[active_grant.request_id])).content.decode()
+    assert _crumbs(html)[-1] == reverse("investigations:request_detail", args=[active_grant.request_id])
