@@ -103,6 +103,21 @@ investigations:transparency_json           -       404    404    404    404    4
 investigations:transparency_csv            -       404    404    404    404    404    200    404    404    login  login
 investigations:transparency_chart          -       404    404    404    404    404    200    404    404    login  login
 metrics                                    -       404    404    404    404    404    404    404    404    404    404
+investigations:task_create                 open    200    200    404    403    404    404    404    404    login  login
+investigations:task_edit                   open    200    200    404    403    404    404    404    404    login  login
+investigations:task_status                 open    302    302    404    403    404    404    404    404    login  login
+investigations:note_edit                   open    200    403    404    403    404    404    404    404    login  login
+investigations:note_history                open    200    200    404    200    404    404    404    404    login  login
+investigations:case_template_list          -       404    404    404    404    404    404    200    200    login  login
+investigations:case_template_edit          -       404    404    404    404    404    404    200    200    login  login
+api:case-tasks                             open    200    200    404    200    404    404    404    404    401    401
+api:case-templates                         -       404    404    404    404    404    404    200    200    401    401
+api:case-template                          -       405    405    405    405    405    405    405    405    401    401
+api:note-detail                            open    200    200    404    200    404    404    404    404    401    401
+api:note-versions                          open    200    200    404    200    404    404    404    404    401    401
+api:task-list                              -       200    200    200    200    200    200    200    200    401    401
+api:task-detail                            open    200    200    404    200    404    404    404    404    401    401
+api:task-set-status                        open    200    200    404    403    404    404    404    404    401    401
 """
 
 # The admin: the site's own pages by name, and one row per registered model (app.model), its
@@ -262,6 +277,19 @@ def _proposal(world: World) -> int:
     return actions.protected_weakening_propose(actor=proposer, subject=subject, reason="No longer a journalist.").pk
 
 
+def _task(world: World) -> int:
+    """A task on the open case, added by its lead (a fresh one each call)."""
+    from investigations import actions
+
+    return actions.task_create(actor=world.lead, case=world.open_case, title="Interview the finance team").pk
+
+
+def _note(world: World) -> int:
+    from investigations import actions
+
+    return actions.case_add_note(actor=world.lead, case=world.open_case, text="Interviewed the finance team.").pk
+
+
 def _get(name: str, *ids: Callable[[World], object], kind: str = "page"):
     """A GET of route ``name``, its URL arguments taken from the world when the row runs."""
     return lambda world, username: (kind, "get", reverse(name, args=[of(world) for of in ids]), {})
@@ -344,6 +372,22 @@ CALLS: dict[str, Callable[[World, str], tuple[str, str, str, dict]]] = {
     "investigations:transparency_csv": _get("investigations:transparency_csv"),
     "investigations:transparency_chart": _get("investigations:transparency_chart", lambda world: "outcomes"),
     "metrics": _get("metrics"),
+    "investigations:task_create": _get("investigations:task_create", lambda world: world.open_case.pk),
+    "investigations:task_edit": _get("investigations:task_edit", lambda world: world.once("task", _task)),
+    # Setting a status changes the task: a fresh one for each persona.
+    "investigations:task_status": _post("investigations:task_status", _task, data={"status": "done"}),
+    "investigations:note_edit": _get("investigations:note_edit", lambda world: world.once("note", _note)),
+    "investigations:note_history": _get("investigations:note_history", lambda world: world.once("note", _note)),
+    "investigations:case_template_list": _get("investigations:case_template_list"),
+    "investigations:case_template_edit": _get("investigations:case_template_edit", lambda world: "fraud"),
+    "api:case-tasks": _get("api:case-tasks", lambda world: world.open_case.pk, kind="api"),
+    "api:case-templates": _get("api:case-templates", kind="api"),
+    "api:case-template": _get("api:case-template", lambda world: "fraud", kind="api"),
+    "api:note-detail": _get("api:note-detail", lambda world: world.once("note", _note), kind="api"),
+    "api:note-versions": _get("api:note-versions", lambda world: world.once("note", _note), kind="api"),
+    "api:task-list": _get("api:task-list", kind="api"),
+    "api:task-detail": _get("api:task-detail", lambda world: world.once("task", _task), kind="api"),
+    "api:task-set-status": _post("api:task-set-status", _task, data={"status": "done"}, kind="api"),
     "admin:index": _get("admin:index"),
     "admin:login": _get("admin:login"),
     "admin:logout": _post("admin:logout"),
