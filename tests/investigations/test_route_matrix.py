@@ -118,6 +118,8 @@ api:note-versions                          open    200    200    404    200    4
 api:task-list                              -       200    200    200    200    200    200    200    200    401    401
 api:task-detail                            open    200    200    404    200    404    404    404    404    401    401
 api:task-set-status                        open    200    200    404    403    404    404    404    404    401    401
+accounts:password_change                   -       200    200    200    200    200    200    200    200    login  login
+investigations:audit_case_timeline         open    404    404    404    404    404    200    404    404    login  login
 """
 
 # The admin: the site's own pages by name, and one row per registered model (app.model), its
@@ -144,6 +146,7 @@ django_celery_beat.intervalschedule -       login  login  login  login  login  l
 django_celery_beat.crontabschedule  -       login  login  login  login  login  login  403    200    login  login
 django_celery_beat.solarschedule    -       login  login  login  login  login  login  403    200    login  login
 django_celery_beat.clockedschedule  -       login  login  login  login  login  login  403    200    login  login
+axes.accessattempt                  -       login  login  login  login  login  login  403    200    login  login
 """
 # fmt: on
 
@@ -372,6 +375,10 @@ CALLS: dict[str, Callable[[World, str], tuple[str, str, str, dict]]] = {
     "investigations:transparency_csv": _get("investigations:transparency_csv"),
     "investigations:transparency_chart": _get("investigations:transparency_chart", lambda world: "outcomes"),
     "metrics": _get("metrics"),
+    "accounts:password_change": _get("accounts:password_change"),
+    "investigations:audit_case_timeline": _get(
+        "investigations:audit_case_timeline", lambda world: world.open_case.reference
+    ),
     "investigations:task_create": _get("investigations:task_create", lambda world: world.open_case.pk),
     "investigations:task_edit": _get("investigations:task_edit", lambda world: world.once("task", _task)),
     # Setting a status changes the task: a fresh one for each persona.
