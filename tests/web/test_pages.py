@@ -39,7 +39,7 @@ def nav_labels(page: str) -> list[str]:
         ("lead", ["My cases", "New case", "My grants"]),
         ("reviewer", ["Review queue", "Cases to approve", "Decisions"]),
         ("senior_reviewer", ["Review queue", "Cases to approve", "Decisions", "Protected subjects"]),
-        ("auditor", ["Audit trail", "Verification", "Alerts", "Scope reports"]),
+        ("auditor", ["Audit trail", "Verification", "Alerts", "Scope reports", "Transparency"]),
         ("admin_user", ["Users", "Lockouts", "Protected subjects", "Schedules", "Case templates", "Admin"]),
         ("outsider", []),
     ],
