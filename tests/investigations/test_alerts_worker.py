@@ -73,9 +73,9 @@ def test_concurrent_scans_raise_each_alert_once(active_grant, protected_request,
             actions.query_submit(actor=lead, grant=active_grant, category="location")
     process = oversight._process
 
-    def slow_process(event, scan):
+    def slow_process(*args):
         time.sleep(0.02)  # keep the first scan inside its lock while the second arrives
-        process(event, scan)
+        process(*args)
 
     monkeypatch.setattr(oversight, "_process", slow_process)
     barrier = threading.Barrier(3)
