@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 
 from .actions import Action
+from .fields import GrowingChoicesField
 
 
 class AppendOnlyError(Exception):
@@ -71,7 +72,7 @@ class AuditEvent(models.Model):
     )
     actor_ref = models.CharField(max_length=64, blank=True)
     actor_username = models.CharField(max_length=150, blank=True, db_index=True)
-    action = models.CharField(max_length=64, choices=Action.choices, db_index=True)
+    action = GrowingChoicesField(max_length=64, choices=Action.choices, db_index=True)
     target_type = models.CharField(max_length=100, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
     case_reference = models.CharField(max_length=32, blank=True, db_index=True)

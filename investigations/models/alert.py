@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from audit.fields import GrowingChoicesField
+
 from .case import TEXT_MAX, Case
 from .grant import Grant
 from .query import DataQuery
@@ -50,7 +52,7 @@ class AlertQuerySet(models.QuerySet):
 class Alert(models.Model):
     """One oversight alert, raised by the audit event ``event_seq`` (one per kind and event)."""
 
-    kind = models.CharField(max_length=40, choices=AlertKind.choices)
+    kind = GrowingChoicesField(max_length=40, choices=AlertKind.choices)
     severity = models.CharField(max_length=16, choices=AlertSeverity.choices)
     event_seq = models.BigIntegerField(help_text="The audit event that raised the alert.")
     event_at = models.DateTimeField(help_text="When that event happened (database clock).")

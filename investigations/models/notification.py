@@ -10,6 +10,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from audit.fields import GrowingChoicesField
+
 TEXT_MAX = 300
 
 
@@ -34,7 +36,7 @@ class NotificationQuerySet(models.QuerySet):
 
 class Notification(models.Model):
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
-    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
+    kind = GrowingChoicesField(max_length=32, choices=NotificationKind.choices)
     text = models.CharField(max_length=TEXT_MAX)
     link = models.CharField(max_length=200, blank=True, help_text="A path inside the app.")
     created_at = models.DateTimeField(auto_now_add=True)
