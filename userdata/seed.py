@@ -212,3 +212,37 @@ def _flush(batch, rng, total, anchor, shared_ips, using, counts, progress) -> No
     counts["accounts"] += len(batch)
     if progress:
         progress(len(batch))
+
+
+def store_is_empty(using: str = "userdata") -> bool:
+    """Whether the seeder has anything to do (it reads back its own store, never user data)."""
+    with seeding():
+        return not Account.objects.using(using).exists()
+
+
+def describe_accounts(ids, using: str = "userdata") -> list[dict[str, str]]:
+    """What the demo's README and start-up text say about a few accounts: handle, email, phone, an IP.
+
+    Part of the seeder (it reads back what it wrote), never of the data path.
+    """
+    with seeding():
+        return _describe(ids, using)
+
+
+def _describe(ids, using: str) -> list[dict[str, str]]:
+    accounts = Account.objects.using(using).filter(pk__in=ids).order_by("pk")
+    first_ip = {}
+    for account_id, ip in LoginEvent.objects.using(using).filter(account_id__in=ids).order_by("pk").values_list(
+        "account_id", "ip"
+    ):
+        first_ip.setdefault(account_id, ip)
+    return [
+        {
+            "id": str(account.pk),
+            "handle": account.handle,
+            "email": account.email,
+            "phone": account.phone,
+            "ip": first_ip.get(account.pk, ""),
+        }
+        for account in accounts
+    ]

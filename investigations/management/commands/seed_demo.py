@@ -1,11 +1,12 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.test.utils import override_settings
 
 from accounts.actions import user_create
 from accounts.models import User
-from userdata.models import Account
-from userdata.seed import seed_userdata
+from investigations.demo import DEMO_ACCOUNTS, seed_story
+from userdata.seed import describe_accounts, seed_userdata, store_is_empty
 
 DEMO_PASSWORD = "custos-demo-2026"  # noqa: S105  (embedded default only; refused elsewhere)
 DEMO_USERS = [
@@ -20,7 +21,10 @@ DEMO_USERS = [
 
 
 class Command(BaseCommand):
-    help = "Create one demo user per role and a small synthetic user-data set (embedded default only)."
+    help = (
+        "Create one demo user per role, a small synthetic user-data set and four demo cases told "
+        "through the actions (embedded default only)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--accounts", type=int, default=500)
@@ -28,25 +32,38 @@ class Command(BaseCommand):
     def handle(self, *args, accounts, **options):
         if not settings.EMBEDDED:
             raise CommandError("seed_demo only runs on the embedded default (SQLite); it sets a known password.")
-        created = self._users()
-        if not Account.objects.exists():
-            counts = seed_userdata(accounts=accounts, seed=2026)
-            self.stdout.write(f"user-data store seeded: {counts}")
-        self.stdout.write("")
-        self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
+        if store_is_empty():
+            seed_userdata(accounts=accounts, seed=2026)
+        # Users and story in one transaction (a failed story leaves no half demo); the story's
+        # e-mails go nowhere: on the console they would bury the demo logins, and the same
+        # notifications are in the app.
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"), transaction.atomic():
+            people = self._users()
+            cases = seed_story(people) if people else []
+        if cases:
+            self.stdout.write("Demo cases: " + ", ".join(f"{case.reference} ({case.status_phrase})" for case in cases))
+        else:
+            self.stdout.write("Demo data already present; nothing changed.")
+        self.stdout.write(f"Accounts the demo cases name (any account 1-{accounts} can be requested):")
+        for account in describe_accounts(DEMO_ACCOUNTS):
+            self.stdout.write(f"  {account['id']:>3}  {account['handle']:<24} {account['email']:<36} {account['ip']}")
+        self.stdout.write(self.logins())
+
+    @staticmethod
+    def logins() -> str:
+        lines = [f"Demo logins (password for all: {DEMO_PASSWORD}):"]
         for username, name, roles, staff in DEMO_USERS:
             role_text = ", ".join(roles) or ("admin (staff)" if staff else "")
-            self.stdout.write(f"  {username:<6} {name:<20} {role_text}")
-        if not created:
-            self.stdout.write("(demo users already existed; nothing changed)")
+            lines.append(f"  {username:<6} {name:<20} {role_text}")
+        return "\n".join(lines)
 
-    @transaction.atomic
-    def _users(self) -> bool:
+    def _users(self) -> dict[str, User]:
         if User.objects.filter(username=DEMO_USERS[0][0]).exists():
-            return False
+            return {}
+        people = {}
         for username, name, roles, staff in DEMO_USERS:
             first, last = name.split(" ", 1)
-            user_create(
+            people[username] = user_create(
                 actor=None,
                 username=username,
                 password=DEMO_PASSWORD,
@@ -57,4 +74,4 @@ class Command(BaseCommand):
                 is_staff=staff,
                 validate=False,
             )
-        return True
+        return people
