@@ -232,6 +232,57 @@ STORAGES = {
     },
 }
 
+
+# --- evidence ----------------------------------------------------------------------------
+
+# Case evidence goes through the "evidence" storage alias: files under var/evidence/ on the
+# embedded default; with EVIDENCE_S3_BUCKET set, any S3-compatible store (django-storages).
+# Custos names the stored objects itself and never overwrites one (docs/evidence.md).
+EVIDENCE_S3_BUCKET = env.str("EVIDENCE_S3_BUCKET", default="")
+if EVIDENCE_S3_BUCKET:
+    STORAGES["evidence"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": EVIDENCE_S3_BUCKET,
+            "endpoint_url": env.str("EVIDENCE_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("EVIDENCE_S3_REGION", default="") or None,
+            "access_key": env.str("EVIDENCE_S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("EVIDENCE_S3_SECRET_ACCESS_KEY", default="") or None,
+            "location": env.str("EVIDENCE_S3_PREFIX", default="evidence"),
+            "file_overwrite": False,
+            "default_acl": None,
+            "querystring_auth": True,
+        },
+    }
+else:
+    STORAGES["evidence"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(VAR_DIR / "evidence"), "base_url": None, "file_permissions_mode": 0o640},
+    }
+EVIDENCE = {
+    # The largest file accepted (bytes); a larger upload is refused with a field error.
+    "MAX_BYTES": env.int("CUSTOS_EVIDENCE_MAX_BYTES", default=50 * 1024 * 1024),
+    # Content types accepted, as sniffed from the bytes (never the type the client names).
+    "ALLOWED_TYPES": env.list(
+        "CUSTOS_EVIDENCE_TYPES",
+        default=[
+            "application/pdf",
+            "image/png",
+            "image/jpeg",
+            "image/gif",
+            "text/plain",
+            "text/csv",
+            "application/json",
+            "message/rfc822",
+        ],
+    ),
+    # Items re-hashed per transaction by the periodic custody check.
+    "VERIFY_BATCH": env.int("CUSTOS_EVIDENCE_VERIFY_BATCH", default=50),
+}
+# Every uploaded file is hashed chunk by chunk as it streams in, and written to a temporary
+# file (never held in memory); past EVIDENCE["MAX_BYTES"] the rest is counted, not kept.
+FILE_UPLOAD_HANDLERS = ["investigations.custody.HashingUploadHandler"]
+
 WHITENOISE_USE_FINDERS = DEBUG or EMBEDDED  # serve static/ without collectstatic when embedded
 
 # --- mail --------------------------------------------------------------------------------
@@ -425,6 +476,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "warn-expiring-grants": {"task": "investigations.warn_expiring_grants", "schedule": crontab(minute=10)},
     "scan-oversight": {"task": "investigations.scan_oversight", "schedule": timedelta(minutes=1)},
     "dispatch-streams": {"task": "audit.tasks.dispatch_streams", "schedule": timedelta(seconds=10)},
+    "verify-evidence": {"task": "investigations.verify_evidence", "schedule": crontab(hour=4, minute=7)},
 }
 
 # --- audit ledger ------------------------------------------------------------------------

@@ -38,6 +38,8 @@ from .models import (
     DataPullRequest,
     DataQuery,
     Decision,
+    Evidence,
+    EvidenceKind,
     Grant,
     GrantGroupObjectPermission,
     GrantReport,
@@ -60,6 +62,7 @@ CLOSED_CASE_PERMS = ("view_case",)
 CONTRIBUTE_PERM = "add_note"
 TASKS_DENIED = "Only the case team works its tasks."
 NOTE_EDIT_DENIED = "Only the note's author, while on the case team, may edit it."
+EVIDENCE_DENIED = "Only the case team adds evidence."
 
 
 def _is_real(user) -> bool:
@@ -165,6 +168,7 @@ def case_flags(user: User, case: Case) -> dict[str, bool]:
         "can_close": "close_case" in perms and case.may_close,
         "can_add_note": "add_note" in perms and not case.is_closed,
         "can_work_tasks": CONTRIBUTE_PERM in perms and not case.is_closed,
+        "can_add_evidence": CONTRIBUTE_PERM in perms and case.accepts_evidence,
         "can_file_request": "file_request" in perms and case.accepts_requests,
         "can_approve": reviewable,
         "can_reject": reviewable,
@@ -236,6 +240,59 @@ def get_note_for(user: User, pk, *, edit: bool = False) -> CaseNote:
     if edit and (note.author_id != user.pk or CONTRIBUTE_PERM not in object_perms(user, note.case)):
         raise record_denial(actor=user, case=note.case, perm="edit_note", message=NOTE_EDIT_DENIED)
     return note
+
+
+# --- evidence ----------------------------------------------------------------------------
+
+
+def _team_case_ids(user: User) -> QuerySet:
+    """Ids of the cases ``user`` is on the team of now (``view_case`` held directly: the team).
+
+    Not ``cases_visible_to``: a legal reviewer sees cases awaiting their decision without
+    being on the team, and evidence is the team's.
+    """
+    return _perm_ids(CaseUserObjectPermission, CaseGroupObjectPermission, user, "view_case")
+
+
+def evidence_visible_to(user: User) -> QuerySet[Evidence]:
+    """The only way anything gets evidence.
+
+    * Team documents: the current case team (those holding ``view_case`` on the case: the
+      lead and members; removing a member takes it away, a closed case keeps it for the team).
+      Legal reviewers see a case they decide, not its evidence; the case report lists it.
+    * Query results: only the grantees of the grant the rows came from, and only while on the
+      team. Nobody by role: not the lead unless a grantee, not staff, superusers or auditors
+      (they read the custody trail in the ledger, not the rows).
+    """
+    if not _is_real(user):
+        return Evidence.objects.none()
+    on_team = Q(case_id__in=_team_case_ids(user))
+    grantee = Exists(Grant.grantees.through.objects.filter(grant=OuterRef("grant"), user=user))
+    documents = Q(kind=EvidenceKind.DOCUMENT)
+    results = Q(kind=EvidenceKind.QUERY_RESULT) & Q(grantee)
+    return Evidence.objects.filter(on_team & (documents | results))
+
+
+def get_evidence_for(user: User, pk) -> Evidence:
+    """The evidence item ``pk`` if ``user`` may read it (else 404, whatever the reason)."""
+    queryset = evidence_visible_to(user).select_related("case", "uploaded_by", "grant", "supersedes")
+    return _get_visible(queryset, pk)
+
+
+def case_evidence_for(user: User, case: Case) -> QuerySet[Evidence]:
+    """The items of ``case`` that ``user`` may read, newest first (versions included)."""
+    return evidence_visible_to(user).filter(case=case).select_related("uploaded_by", "superseded_by")
+
+
+def may_add_evidence(user: User, case: Case) -> bool:
+    """The team adds documents while the case is not over (``Case.accepts_evidence``)."""
+    return CONTRIBUTE_PERM in object_perms(user, case) and case.accepts_evidence
+
+
+def check_add_evidence(user: User, case: Case) -> None:
+    """403 (recorded) unless ``user`` is on the team; the case's state is the action's to refuse."""
+    if CONTRIBUTE_PERM not in object_perms(user, case):
+        raise record_denial(actor=user, case=case, perm=CONTRIBUTE_PERM, message=EVIDENCE_DENIED)
 
 
 # --- tasks -------------------------------------------------------------------------------

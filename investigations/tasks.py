@@ -9,6 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
+from .actions import evidence as evidence_actions
 from .actions import lapse_overdue_requests, lifecycle, oversight
 from .actions import query as query_actions
 
@@ -63,3 +64,10 @@ def scan_oversight() -> dict:
     """Raise oversight alerts and write grant reports from new audit events (safe to overlap)."""
     scan = oversight.alerts_scan()
     return {"events": scan.events, "alerts": len(scan.alerts), "reports": len(scan.reports), "seq": scan.last_seq}
+
+
+@shared_task(name="investigations.verify_evidence", **RETRY)
+def verify_evidence() -> dict:
+    """Re-hash stored evidence in batches; a changed or missing file alerts oversight."""
+    run = evidence_actions.evidence_verify_due()
+    return {"checked": run.checked, "failed": run.failed}

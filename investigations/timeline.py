@@ -3,8 +3,8 @@
 Built only from the fields named here (never a whole ``details`` dict), so it shows the team
 no more than the case pages do: requests by number, decisions with the size of what was
 approved, queries by category and row count, never subjects, account ids or protection.
-Events the team is not shown at all (denials, lookups, permission rows, result reads) are
-left out by kind.
+Events the team is not shown at all (denials, lookups, permission rows, result and evidence
+reads, custody checks that found nothing wrong) are left out by kind.
 """
 
 from __future__ import annotations
@@ -57,6 +57,16 @@ def _query(who: str, event: AuditEvent) -> str:
     return f"{who}'s query #{event.target_id} returned {_plural(int(event.details.get('rows') or 0), 'row')}"
 
 
+def _evidence(who: str, event: AuditEvent) -> str:
+    details = event.details
+    if details.get("kind") == "query_result":
+        form = str(details.get("format", "")).upper()
+        return f"{who} saved the result of query #{details.get('query')} as evidence ({form})"
+    version = details.get("version") or 1
+    what = f"version {version} of “{details.get('title', '')}”" if version > 1 else f"“{details.get('title', '')}”"
+    return f"{who} added {what} as evidence (SHA-256 {str(details.get('sha256', ''))[:12]}…)"
+
+
 # kind of event -> (filter group, sentence)
 SENTENCES: dict[str, tuple[str, Sentence]] = {
     Action.CASE_OPENED: ("case", lambda who, e: f"{who} opened the case"),
@@ -84,8 +94,17 @@ SENTENCES: dict[str, tuple[str, Sentence]] = {
     Action.TASK_CREATED: ("tasks", lambda who, e: f"{who} added the task “{e.details.get('title', '')}”"),
     Action.TASK_UPDATED: ("tasks", lambda who, e: f"{who} changed the task “{e.details.get('title', '')}”"),
     Action.TASK_STATUS_CHANGED: ("tasks", _status),
+    Action.EVIDENCE_ADDED: ("evidence", _evidence),
+    Action.EVIDENCE_RELEASED: (
+        "evidence",
+        lambda who, e: f"{who} released evidence #{e.target_id} outside the case to {e.details.get('recipient', '')}",
+    ),
+    Action.EVIDENCE_INTEGRITY_FAILED: (
+        "evidence",
+        lambda who, e: f"The custody check found evidence #{e.target_id} {e.details.get('result', 'changed')}",
+    ),
 }
-KINDS = ["case", "team", "requests", "grants", "queries", "tasks", "notes"]
+KINDS = ["case", "team", "requests", "grants", "queries", "tasks", "notes", "evidence"]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,15 @@ from .case import (
     case_resume,
     case_update,
 )
+from .evidence import (
+    evidence_download,
+    evidence_release,
+    evidence_save_query_result,
+    evidence_upload,
+    evidence_verify,
+    evidence_verify_due,
+    evidence_view,
+)
 from .note import case_add_note, note_edit
 from .notification import notifications_mark_read, notify
 from .protected import (
@@ -71,6 +80,13 @@ __all__ = [
     "case_revoke_grants",
     "case_template_set",
     "case_update",
+    "evidence_download",
+    "evidence_release",
+    "evidence_save_query_result",
+    "evidence_upload",
+    "evidence_verify",
+    "evidence_verify_due",
+    "evidence_view",
     "grant_revoke",
     "lapse_overdue_requests",
     "note_edit",

@@ -576,6 +576,32 @@ def _on_locked_out(event: AuditEvent) -> list[Draft]:
     ]
 
 
+# --- detectors: evidence custody -----------------------------------------------------------
+
+
+def _on_evidence_integrity(event: AuditEvent) -> list[Draft]:
+    """Stored evidence no longer matches the hash taken at upload, or is gone
+    (``evidence.integrity_failed``, from the periodic re-hash). Raised at once by the check
+    (``raise_now``); again only when an item breaks in a new way (``details.previous``)."""
+    details = event.details or {}
+    result, previous = details.get("result"), details.get("previous")
+    if result == previous or Alert.objects.filter(kind=AlertKind.EVIDENCE_INTEGRITY, event_seq=event.seq).exists():
+        return []
+    what = "is missing from storage" if result == "missing" else "no longer matches the hash taken at upload"
+    return [
+        Draft(
+            kind=AlertKind.EVIDENCE_INTEGRITY,
+            severity=AlertSeverity.CRITICAL,
+            summary=f"Evidence item {details.get('evidence')} on {event.case_reference} {what}.",
+            details={
+                name: details.get(name)
+                for name in ("evidence", "result", "expected_sha256", "found_sha256", "expected_size", "found_size")
+            },
+            case_id=Case.objects.filter(reference=event.case_reference).values_list("pk", flat=True).first(),
+        )
+    ]
+
+
 def raise_now(event: AuditEvent) -> list[Alert]:
     """Raise the alerts ``event`` calls for inside the caller's transaction, without waiting for
     the scan, and email them on commit. For changes that must be loud at once (the registry)."""
@@ -604,6 +630,7 @@ DETECTORS = {
     Action.QUERY_REQUESTED: _on_query_requested,
     Action.QUERY_DENIED: _on_query_denied,
     Action.QUERY_TRIPWIRE: _on_tripwire,
+    Action.EVIDENCE_INTEGRITY_FAILED: _on_evidence_integrity,
 }
 GRANT_ENDINGS = {Action.GRANT_EXPIRED: "expired", Action.GRANT_REVOKED: "revoked"}
 

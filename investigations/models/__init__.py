@@ -16,6 +16,7 @@ from .case import (
     NoteVersion,
     Tag,
 )
+from .evidence import Evidence, EvidenceFormat, EvidenceKind, Integrity
 from .grant import Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission
 from .notification import Notification, NotificationKind
 from .protected import ProposalKind, ProposalStatus, ProtectedCategory, ProtectedSubject, RegistryProposal
@@ -52,11 +53,15 @@ __all__ = [
     "Decision",
     "DecisionOutcome",
     "DenialReason",
+    "Evidence",
+    "EvidenceFormat",
+    "EvidenceKind",
     "Grant",
     "GrantGroupObjectPermission",
     "GrantReport",
     "GrantStatus",
     "GrantUserObjectPermission",
+    "Integrity",
     "Involvement",
     "LegalBasis",
     "NoteVersion",

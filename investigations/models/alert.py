@@ -33,6 +33,7 @@ class AlertKind(models.TextChoices):
     PRIVILEGE_GRANTED = "privilege_granted", "Staff or superuser status granted"
     SIGN_IN_LOCKED = "sign_in_locked", "Sign-in locked after a burst of failures"
     IDENTIFIER_PROBING = "identifier_probing", "Repeated subject lookups in drafts"
+    EVIDENCE_INTEGRITY = "evidence_integrity", "Stored evidence changed or missing"
 
 
 class AlertSeverity(models.TextChoices):

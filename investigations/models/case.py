@@ -171,6 +171,22 @@ class Case(models.Model):
         return self.status in CLOSABLE_STATUSES
 
     @property
+    def accepts_evidence(self) -> bool:
+        """New evidence (a document, a version) may be added: until the case closes, as notes.
+        (A saved query result needs an open case anyway: its grant works only then.)"""
+        return not self.evidence_is_frozen
+
+    @property
+    def evidence_is_frozen(self) -> bool:
+        """Its evidence no longer changes in any way: no new item or version (a closed case)."""
+        return self.status == CaseStatus.CLOSED
+
+    @property
+    def evidence_may_be_deleted(self) -> bool:
+        """Evidence is never deleted while the case is open or may reopen; only once it is frozen."""
+        return self.evidence_is_frozen
+
+    @property
     def status_phrase(self) -> str:
         """``"on hold"``, ``"closed"``: for messages that say why something cannot happen."""
         return self.get_status_display().lower()

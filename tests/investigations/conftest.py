@@ -151,3 +151,17 @@ def migrated_rows(transactional_db):
     for role in Role:
         Group.objects.get_or_create(name=str(role))
     ChainHead.objects.get_or_create(pk=1, defaults={"seq": 0, "hash": GENESIS_HASH})
+
+
+# --- evidence ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def evidence_store(settings, tmp_path):
+    """The ``evidence`` storage alias on a folder of this test's own (returned)."""
+    folder = tmp_path / "evidence"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "evidence": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(folder)}},
+    }
+    return folder

@@ -86,6 +86,7 @@ def test_beat_schedule_lists_every_periodic_task():
         "audit.tasks.seal_audit_checkpoint",
         "audit.tasks.verify_audit_chain",
         "audit.tasks.dispatch_streams",
+        "investigations.verify_evidence",
     }
 
 
