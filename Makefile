@@ -25,16 +25,17 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	@echo "wrote .env with a new SECRET_KEY"
 
 migrate: $(VENV)/.runtime .env
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py migrate --database userdata --noinput
+	@$(BIN)/python manage.py migrate_all
 
 demo: migrate
-	$(BIN)/python manage.py seed_demo
+	@$(BIN)/python manage.py seed_demo
 
-run: demo
-	@echo ""
-	@echo "Custos is starting on http://127.0.0.1:$(PORT)/ (web, Celery worker and beat). Ctrl-C stops all."
-	PORT=$(PORT) $(BIN)/honcho start -f Procfile
+# The Procfile's processes under config/run.py: the logins printed once the web answers,
+# Ctrl-C stops each process cleanly (exec: make waits on it directly, no shell in between).
+run: migrate
+	@$(BIN)/python manage.py seed_demo --no-logins
+	@echo "Starting the web process, the Celery worker and beat ..."
+	@PORT=$(PORT) exec $(BIN)/python -m config.run
 
 test: $(VENV)/.dev .env
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -28,8 +28,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--accounts", type=int, default=500)
+        parser.add_argument(
+            "--no-logins", action="store_true", help="Leave the logins out (make run prints them once the web answers)."
+        )
 
-    def handle(self, *args, accounts, **options):
+    def handle(self, *args, accounts, no_logins=False, **options):
         if not settings.EMBEDDED:
             raise CommandError("seed_demo only runs on the embedded default (SQLite); it sets a known password.")
         if store_is_empty():
@@ -47,7 +50,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Accounts the demo cases name (any account 1-{accounts} can be requested):")
         for account in describe_accounts(DEMO_ACCOUNTS):
             self.stdout.write(f"  {account['id']:>3}  {account['handle']:<24} {account['email']:<36} {account['ip']}")
-        self.stdout.write(self.logins())
+        if not no_logins:
+            self.stdout.write(self.logins())
 
     @staticmethod
     def logins() -> str:
