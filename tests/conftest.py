@@ -168,6 +168,22 @@ def login(client):
     return _login
 
 
+# --- an OpenID Connect identity provider -------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def identity_provider(tmp_path_factory):
+    """The test identity provider (``tests/oidc_provider``): one real server process on
+    127.0.0.1 for the whole session, its own SQLite file in a temporary folder."""
+    from .oidc_provider.server import IdentityProvider
+
+    provider = IdentityProvider(tmp_path_factory.mktemp("identity-provider")).start()
+    try:
+        yield provider
+    finally:
+        provider.stop()
+
+
 # --- a real Celery worker ----------------------------------------------------------------
 
 
