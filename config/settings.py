@@ -157,6 +157,8 @@ AUTHENTICATION_BACKENDS = [
     # First: refuses every attempt of a locked-out account or address before a password is
     # checked (django-axes). Every login path goes through authenticate(), so all are covered.
     "axes.backends.AxesStandaloneBackend",
+    # Then: with CUSTOS_LOCAL_LOGIN off, no password is checked but the break-glass account's.
+    "accounts.backends.LocalPasswordGate",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -206,6 +208,44 @@ if not timedelta(0) < SESSION_IDLE_TIMEOUT <= SESSION_ABSOLUTE_TIMEOUT:
     raise ImproperlyConfigured("Session timeouts: 0 < CUSTOS_SESSION_IDLE_MINUTES <= CUSTOS_SESSION_MAX_HOURS.")
 SESSION_COOKIE_AGE = int(SESSION_ABSOLUTE_TIMEOUT.total_seconds())
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+# --- single sign-on (OpenID Connect through django-allauth; docs/identity.md) -----------------
+
+# The organisation's identity provider. With CUSTOS_OIDC_ISSUER unset there is no single sign-on.
+SSO_ISSUER = env.str("CUSTOS_OIDC_ISSUER", default="").rstrip("/")
+
+
+def _role_map(text: str) -> dict[str, list[str]]:
+    """``group=role,group2=role+role``: which Custos roles an IdP group gives (accounts.sso)."""
+    mapping: dict[str, list[str]] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        group, _, roles = item.rpartition("=")
+        if not group or not roles:
+            raise ImproperlyConfigured(f"CUSTOS_OIDC_ROLE_MAP: {item!r} is not group=role (roles joined by +).")
+        mapping[group.strip()] = [role.strip() for role in roles.split("+") if role.strip()]
+    return mapping
+
+
+CUSTOS_SSO = {
+    "ISSUER": SSO_ISSUER,
+    "PROVIDER_NAME": env.str("CUSTOS_OIDC_PROVIDER_NAME", default="Single sign-on"),
+    # The claim listing the user's IdP groups (e.g. "groups"); empty: roles are kept in Custos.
+    "ROLES_CLAIM": env.str("CUSTOS_OIDC_ROLES_CLAIM", default=""),
+    # IdP group -> Custos roles. Empty: the claim's values are Custos role names themselves.
+    "ROLE_MAP": _role_map(env.str("CUSTOS_OIDC_ROLE_MAP", default="")),
+    # First sign-in of an unknown `sub`: create the user (true) or refuse until staff link it.
+    "CREATE_USERS": env.bool("CUSTOS_OIDC_CREATE_USERS", default=False),
+    # The IdP's word that a second factor was used at sign-in: one of these amr values (RFC 8176)...
+    "SECOND_FACTOR_AMR": env.list("CUSTOS_OIDC_MFA_AMR", default=["mfa", "otp", "hwk", "sc", "swk"]),
+    # ...or one of these acr values (none by default: acr values are each IdP's own).
+    "SECOND_FACTOR_ACR": env.list("CUSTOS_OIDC_MFA_ACR", default=[]),
+}
+# Password sign-in (login page, admin, API token). Off: only the break-glass account may use a
+# password; everyone else signs in through the identity provider.
+LOCAL_LOGIN = env.bool("CUSTOS_LOCAL_LOGIN", default=True)
+BREAK_GLASS_USERNAME = env.str("CUSTOS_BREAK_GLASS_USERNAME", default="")
+if not LOCAL_LOGIN and not SSO_ISSUER:
+    raise ImproperlyConfigured("CUSTOS_LOCAL_LOGIN=false needs single sign-on: set CUSTOS_OIDC_ISSUER.")
 
 # --- i18n, time --------------------------------------------------------------------------
 

@@ -602,6 +602,63 @@ def _on_evidence_integrity(event: AuditEvent) -> list[Draft]:
     ]
 
 
+# --- detectors: single sign-on ----------------------------------------------------------------
+
+# Refused single sign-ons that oversight hears about (accounts.sso): the identity provider
+# asserting roles that break the separation of duties, a user deactivated in Custos who is still
+# let in at the provider, and a provider identity naming a local account (a takeover attempt, or
+# a link staff have not made). An unknown identity refused before provisioning is only recorded.
+SSO_REFUSALS = {
+    "role_conflict": (
+        AlertSeverity.CRITICAL,
+        "the identity provider asserted roles that break the separation of duties ({roles})",
+    ),
+    "deactivated": (
+        AlertSeverity.WARNING,
+        "the account is deactivated in Custos but still active at the identity provider",
+    ),
+    "identity_taken": (
+        AlertSeverity.WARNING,
+        "the provider's username or e-mail names an existing Custos account ({email})",
+    ),
+}
+
+
+def _on_sso_refused(event: AuditEvent) -> list[Draft]:
+    details = event.details or {}
+    reason = details.get("reason")
+    if reason not in SSO_REFUSALS:
+        return []
+    severity, why = SSO_REFUSALS[reason]
+    username = str(details.get("username") or "?")[:60]
+    roles = ", ".join(map(str, details.get("roles_claimed") or [])) or "none"
+    why = why.format(roles=roles[:80], email=str(details.get("email") or "no e-mail")[:80])
+    return [
+        Draft(
+            kind=AlertKind.SSO_REFUSED,
+            severity=severity,
+            summary=f"Single sign-on refused for '{username}' (sub {str(details.get('sub'))[:40]}): {why}.",
+            details={name: details.get(name) for name in ("reason", "sub", "username", "email", "roles_claimed")},
+            user_id=_int(event.target_id) if event.target_type == USER_TYPE else None,
+        )
+    ]
+
+
+def _on_break_glass(event: AuditEvent) -> list[Draft]:
+    """The break-glass account signed in with its password: always critical, whatever the reason."""
+    details = event.details or {}
+    username, address = details.get("username") or "?", event.ip or "?"
+    return [
+        Draft(
+            kind=AlertKind.BREAK_GLASS_SIGN_IN,
+            severity=AlertSeverity.CRITICAL,
+            summary=f"The break-glass account '{username}' signed in from {address} ({details.get('via') or '?'}).",
+            details={"username": username, "address": address, "via": details.get("via")},
+            user_id=event.actor_id,
+        )
+    ]
+
+
 def raise_now(event: AuditEvent) -> list[Alert]:
     """Raise the alerts ``event`` calls for inside the caller's transaction, without waiting for
     the scan, and email them on commit. For changes that must be loud at once (the registry)."""
@@ -619,6 +676,8 @@ DETECTORS = {
     Action.CASE_MEMBER_ADDED: _on_team_change,
     Action.CASE_MEMBER_REMOVED: _on_team_change,
     Action.AUTH_LOCKED_OUT: _on_locked_out,
+    Action.AUTH_SSO_REFUSED: _on_sso_refused,
+    Action.AUTH_BREAK_GLASS: _on_break_glass,
     Action.STREAM_PAUSED: _on_stream_silenced,
     Action.STREAM_DELETED: _on_stream_silenced,
     Action.STREAM_CHANGED: _on_stream_silenced,

@@ -34,6 +34,8 @@ class AlertKind(models.TextChoices):
     SIGN_IN_LOCKED = "sign_in_locked", "Sign-in locked after a burst of failures"
     IDENTIFIER_PROBING = "identifier_probing", "Repeated subject lookups in drafts"
     EVIDENCE_INTEGRITY = "evidence_integrity", "Stored evidence changed or missing"
+    SSO_REFUSED = "sso_refused", "Single sign-on refused"
+    BREAK_GLASS_SIGN_IN = "break_glass_sign_in", "Break-glass account signed in"
 
 
 class AlertSeverity(models.TextChoices):

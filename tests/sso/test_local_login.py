@@ -1,0 +1,96 @@
+"""Password sign-in switched off (``CUSTOS_LOCAL_LOGIN=false``) except for the break-glass account,
+on every path that checks a password; every break-glass sign-in is recorded and alerted."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from rest_framework.test import APIClient
+
+from accounts.sso import is_break_glass_name
+from audit.actions import Action
+from audit.models import AuditEvent
+from investigations.actions.oversight import alerts_scan
+from investigations.models import Alert, AlertKind, AlertSeverity
+from tests.conftest import PASSWORD, make_user
+from tests.foundation.test_settings import run_manage
+
+pytestmark = pytest.mark.django_db
+
+TOKEN_URL = "/api/v1/auth/token/"
+
+
+@pytest.fixture
+def local_login_off(settings):
+    settings.LOCAL_LOGIN = False
+    settings.BREAK_GLASS_USERNAME = "glass"
+    return settings
+
+
+@pytest.fixture
+def glass(db):
+    return make_user("glass", [], is_staff=True)
+
+
+def _token(username: str, password: str = PASSWORD):
+    return APIClient().post(TOKEN_URL, {"username": username, "password": password}, format="json")
+
+
+def _admin_login(username: str) -> Client:
+    client = Client()
+    client.post("/admin/login/", {"username": username, "password": PASSWORD, "next": "/admin/"})
+    return client
+
+
+def test_api_tokens_only_for_the_break_glass_account(local_login_off, lead, glass):
+    refused = _token("lead")
+    assert refused.status_code == 401
+    assert AuditEvent.objects.filter(action=Action.AUTH_LOGIN_FAILED, details__username="lead").exists()
+    assert not AuditEvent.objects.filter(action=Action.AUTH_LOGIN).exists()
+    assert _token("glass").status_code == 201
+    assert AuditEvent.objects.filter(action=Action.AUTH_BREAK_GLASS, actor=glass).count() == 1
+
+
+def test_admin_login_only_for_the_break_glass_account(local_login_off, admin_user, glass):
+    assert "_auth_user_id" not in _admin_login("admin").session
+    assert _admin_login("glass").session["_auth_user_id"] == str(glass.pk)
+
+
+def test_the_break_glass_password_is_still_checked(local_login_off, glass):
+    assert _token("glass", "not-the-password").status_code == 401
+    assert not AuditEvent.objects.filter(action=Action.AUTH_BREAK_GLASS).exists()
+
+
+def test_local_login_on_lets_everyone_use_their_password(settings, lead):
+    settings.LOCAL_LOGIN, settings.BREAK_GLASS_USERNAME = True, "glass"
+    assert _token("lead").status_code == 201
+    assert not AuditEvent.objects.filter(action=Action.AUTH_BREAK_GLASS).exists()
+
+
+def test_a_break_glass_sign_in_raises_a_critical_oversight_alert(local_login_off, glass):
+    assert _token("glass").status_code == 201
+    event = AuditEvent.objects.get(action=Action.AUTH_BREAK_GLASS)
+    assert event.details == {"username": "glass", "via": TOKEN_URL}
+    alerts_scan()
+    alert = Alert.objects.get(kind=AlertKind.BREAK_GLASS_SIGN_IN)
+    assert alert.severity == AlertSeverity.CRITICAL and alert.user_id == glass.pk
+    assert "'glass'" in alert.summary and TOKEN_URL in alert.summary
+
+
+def test_the_break_glass_name_is_compared_as_usernames_are(local_login_off):
+    assert is_break_glass_name("GLASS") and is_break_glass_name("ｇｌａｓｓ")  # case-folded, NFKC
+    assert not is_break_glass_name("glass2") and not is_break_glass_name("") and not is_break_glass_name(None)
+    local_login_off.BREAK_GLASS_USERNAME = ""
+    assert not is_break_glass_name("")  # none configured: nobody is
+
+
+def test_a_lookalike_of_the_break_glass_name_is_not_the_break_glass_account(local_login_off):
+    # "gIass" (capital i) cannot even be created next to "glass"; without "glass", it is just a user.
+    make_user("gIass", [])
+    assert _token("gIass").status_code == 401
+
+
+def test_local_login_off_needs_single_sign_on(tmp_path):
+    env = {"SECRET_KEY": "k" * 50, "CUSTOS_LOCAL_LOGIN": "false", "CUSTOS_VAR_DIR": str(tmp_path)}
+    result = run_manage("check", env={**env, "CUSTOS_ENV_FILE": str(tmp_path / "none.env")})
+    assert result.returncode != 0 and "CUSTOS_LOCAL_LOGIN=false needs single sign-on" in result.stderr
