@@ -13,10 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from accounts.models import User
 from audit.actions import Action
 from audit.models import AuditEvent
 
+from . import access
 from .models import Case
+from .models.request import APPROVING_OUTCOMES
 
 Sentence = Callable[[str, AuditEvent], str]
 
@@ -116,10 +119,22 @@ class Entry:
     sentence: str
 
 
-def case_events(case: Case, *, kind: str = "", person: str = ""):
-    """The ledger events of ``case`` that the timeline tells, oldest first, filtered."""
+def case_events(case: Case, *, kind: str = "", person: str = "", viewer: User | None = None):
+    """The ledger events of ``case`` that the timeline tells, oldest first, filtered.
+
+    With ``viewer``, only what they may see now: an approval of a request whose resolution is
+    withheld from them (``access.withholds_resolution``: the case team, until the request is
+    approved) is left out, as the request pages leave it out (``access.decisions_shown_to``):
+    an approval that did not decide the request would tell the team the protected policy
+    applies. Without ``viewer`` (the auditors' second view of their ledger), every event.
+    """
     actions = [action for action, (group, _) in SENTENCES.items() if not kind or group == kind]
     events = AuditEvent.objects.filter(case_reference=case.reference, action__in=actions).order_by("seq")
+    if viewer is not None:
+        withheld = [str(pull.pk) for pull in case.requests.all() if access.withholds_resolution(viewer, pull)]
+        events = events.exclude(
+            action=Action.DECISION_RECORDED, target_id__in=withheld, details__outcome__in=sorted(APPROVING_OUTCOMES)
+        )
     return events.filter(actor_username=person) if person else events
 
 
@@ -129,7 +144,7 @@ def entry(event: AuditEvent) -> Entry:
     return Entry(seq=event.seq, at=event.occurred_at, kind=group, person=who, sentence=sentence(who, event) + ".")
 
 
-def people_in(case: Case) -> list[str]:
-    """Who appears in the case's timeline (for the person filter)."""
-    names = case_events(case).exclude(actor_username="").values_list("actor_username", flat=True)
+def people_in(case: Case, viewer: User | None = None) -> list[str]:
+    """Who appears in the case's timeline as ``viewer`` sees it (for the person filter)."""
+    names = case_events(case, viewer=viewer).exclude(actor_username="").values_list("actor_username", flat=True)
     return sorted(set(names))

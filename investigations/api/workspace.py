@@ -251,7 +251,9 @@ class CaseTimelineView(APIView):
     def get(self, request: Request, id: str) -> Response:
         case = access.get_case_for(request.user, id)
         filters = _query_params(request, TimelineFilterSerializer)
-        events = timeline.case_events(case, kind=filters.get("kind", ""), person=filters.get("person", ""))
+        events = timeline.case_events(
+            case, kind=filters.get("kind", ""), person=filters.get("person", ""), viewer=request.user
+        )
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(events, request, view=self)
         entries = [timeline.entry(event).__dict__ for event in page]

@@ -43,14 +43,15 @@ def audit_case_timeline(request: HttpRequest, reference: str) -> HttpResponse:
 def _timeline(request: HttpRequest, case, *, for_auditor: bool) -> HttpResponse:
     filters = TimelineFilterForm(request.GET or None)
     chosen = filters.cleaned_data if filters.is_valid() else {}
-    events = timeline.case_events(case, kind=chosen.get("kind", ""), person=chosen.get("person", ""))
+    viewer = None if for_auditor else request.user
+    events = timeline.case_events(case, kind=chosen.get("kind", ""), person=chosen.get("person", ""), viewer=viewer)
     page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "case": case,
         "filters": filters,
         "entries": [timeline.entry(event) for event in page],
         "page": page,
-        "people": timeline.people_in(case),
+        "people": timeline.people_in(case, viewer),
         "for_auditor": for_auditor,
     }
     return render(request, "investigations/case_timeline.html", context)

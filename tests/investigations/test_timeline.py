@@ -90,3 +90,31 @@ def test_auditors_get_the_same_timeline_as_a_second_view_and_the_read_is_recorde
     viewed = AuditEvent.objects.filter(action=Action.AUDIT_VIEWED, actor=auditor).latest("seq")
     assert viewed.details["page"] == "case_timeline" and viewed.case_reference == case.reference
     assert client.get(reverse("investigations:audit_case_timeline", args=["INV-1999-0001"])).status_code == 404
+
+
+def test_an_approval_that_did_not_decide_the_request_is_not_the_teams_to_see(
+    client, lead, member, reviewer, second_reviewer, senior_reviewer, auditor, admin_user, store
+):
+    """No oracle (invariant 10): the first of the two approvals a protected subject needs would tell
+    the team the protected policy applies. Page, person filter and API leave it out; legal off the
+    team and the auditors' view keep it; once the request is approved the team sees both."""
+    from tests.api.conftest import token_client
+
+    case = open_case_for(lead, reviewer, team=[member])
+    actions.protected_subject_add(actor=admin_user, account_id=1, category="journalist")
+    pull = actions.request_submit(actor=lead, request=file_request(case, lead, legal_basis="legal_process"))
+    actions.request_decide(actor=second_reviewer, request=pull, outcome="approve")
+    approval = f"second_reviewer approved request #{pull.pk}."
+    client.force_login(member)
+    page = client.get(reverse("investigations:case_timeline", args=[case.pk])).content.decode()
+    assert approval not in page and "second_reviewer" not in page  # nor in the person filter
+    body = token_client(member).get(f"/api/v1/cases/{case.pk}/timeline/").json()
+    assert approval not in [item["sentence"] for item in body["results"]]
+    client.force_login(senior_reviewer)
+    assert approval in _sentences(client, case)  # legal off the team sees everything
+    client.force_login(auditor)
+    audit_page = client.get(reverse("investigations:audit_case_timeline", args=[case.reference])).content.decode()
+    assert approval in audit_page
+    actions.request_decide(actor=senior_reviewer, request=pull, outcome="approve")
+    client.force_login(member)
+    assert approval in _sentences(client, case)
