@@ -37,6 +37,7 @@ class Action(models.TextChoices):
     CASE_NOTE_ADDED = "case.note_added", "Case note added"
     CASE_NOTE_EDITED = "case.note_edited", "Case note edited"
     CASE_CLASSIFIED = "case.classified", "Case priority or tags changed"
+    CASE_REPORT_PRODUCED = "case_report.produced", "Case report produced"
     CASE_TEMPLATE_CHANGED = "case_template.changed", "Case template changed"
     TASK_CREATED = "task.created", "Task added"
     TASK_UPDATED = "task.updated", "Task changed"

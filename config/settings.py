@@ -660,5 +660,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": _LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # django-axes narrates every attempt at INFO; the ledger has them. Its warnings still show.
-    "loggers": {"axes": {"level": "WARNING"}},
+    # WeasyPrint narrates each step of rendering a case report at INFO.
+    "loggers": {"axes": {"level": "WARNING"}, "weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
 }

@@ -31,6 +31,7 @@ from .models import (
     CaseMember,
     CaseMembership,
     CaseNote,
+    CaseReport,
     CaseStatus,
     CaseTask,
     CaseTemplate,
@@ -48,6 +49,7 @@ from .models import (
     Involvement,
     ProtectedSubject,
     RegistryProposal,
+    ReportAudience,
     RequestStatus,
     Tag,
 )
@@ -228,6 +230,40 @@ def case_for_auditor(user: User, reference: str) -> Case:
     if case is None:
         raise Http404
     return case
+
+
+# --- case reports ------------------------------------------------------------------------
+
+
+def report_audience(user: User, case: Case) -> str:
+    """Which version of the case report ``user`` gets (``ReportAudience``).
+
+    Legal reviewers off the case team get everything (``LEGAL``), as their request pages show
+    it; everyone else who sees the case gets the team's version (``TEAM``), which before a
+    decision holds nothing that depends on the user-data store or the registry (invariant 10).
+    The same test as ``sees_protection_detail``, so a legacy user with two roles on the team
+    gets the team's version.
+    """
+    if _is_real(user) and user.is_reviewer and not case.is_on_team(user):
+        return ReportAudience.LEGAL
+    return ReportAudience.TEAM
+
+
+def case_reports_visible_to(user: User, case: Case) -> QuerySet[CaseReport]:
+    """The produced reports of ``case`` (which ``user`` sees: from ``get_case_for``) that ``user`` may open:
+    the team's versions, and the legal versions only for those they would be produced for."""
+    reports = CaseReport.objects.filter(case=case).select_related("case", "produced_by").defer("html", "pdf")
+    if report_audience(user, case) != ReportAudience.LEGAL:
+        reports = reports.filter(audience=ReportAudience.TEAM)
+    return reports
+
+
+def get_case_report_for(user: User, pk) -> CaseReport:
+    """The produced report ``pk`` if ``user`` sees its case and may open its version (else 404)."""
+    report = _get_visible(CaseReport.objects.filter(case__in=cases_visible_to(user)).select_related("case"), pk)
+    if report.audience == ReportAudience.LEGAL and report_audience(user, report.case) != ReportAudience.LEGAL:
+        raise Http404
+    return report
 
 
 # --- notes -------------------------------------------------------------------------------

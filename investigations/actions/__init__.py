@@ -45,6 +45,7 @@ from .query import (
     results_download,
     results_view,
 )
+from .report import case_report_produce
 from .request import (
     approval_problems,
     approvals_needed,
@@ -75,6 +76,7 @@ __all__ = [
     "case_open",
     "case_reject",
     "case_remove_member",
+    "case_report_produce",
     "case_resubmit",
     "case_resume",
     "case_revoke_grants",

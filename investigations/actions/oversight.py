@@ -930,6 +930,16 @@ def scope_diff(grant: Grant, queries: list[DataQuery]) -> dict:
     }
 
 
+def unused_scope(grant: Grant, content: dict) -> tuple[list[int], list[str]]:
+    """The subjects and categories ``grant`` approved that no succeeded query of ``content`` (a ``scope_diff``) read."""
+    used_subjects = {entry["subject"] for entry in content["subjects"] if entry["queries"]}
+    used_categories = {entry["category"] for entry in content["categories"] if entry["queries"]}
+    return (
+        [subject for subject in sorted(grant.subjects) if subject not in used_subjects],
+        [category for category in grant.categories if category not in used_categories],
+    )
+
+
 def grant_report_write(*, event: AuditEvent) -> GrantReport | None:
     """Write the scope-diff report of the grant that ``event`` ended; once per grant."""
     written = _grant_report(event)
@@ -950,16 +960,15 @@ def _grant_report(event: AuditEvent) -> tuple[GrantReport, dict] | None:
     content = scope_diff(grant, list(grant.queries.all()))
     if event.action == Action.GRANT_REVOKED:
         content["revoke_reason"] = (event.details or {}).get("reason", "")
-    used_subjects = {entry["subject"] for entry in content["subjects"] if entry["queries"]}
-    used_categories = {entry["category"] for entry in content["categories"] if entry["queries"]}
+    unused_subjects, unused_categories = unused_scope(grant, content)
     report = GrantReport.objects.create(
         grant=grant,
         event_seq=event.seq,
         ended=GRANT_ENDINGS[event.action],
         ended_at=event.occurred_at,
         content=content,
-        unused_subjects=[subject for subject in sorted(grant.subjects) if subject not in used_subjects],
-        unused_categories=[category for category in grant.categories if category not in used_categories],
+        unused_subjects=unused_subjects,
+        unused_categories=unused_categories,
     )
     written = {
         "action": Action.GRANT_REPORT_WRITTEN,

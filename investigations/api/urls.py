@@ -6,7 +6,7 @@ from rest_framework.routers import SimpleRouter
 from accounts.api import MeView, TokenCreateView, TokenLogoutView
 from audit.api import EventListView, VerifyView
 
-from . import views, workspace
+from . import reports, views, workspace
 
 app_name = "api"
 
@@ -26,6 +26,9 @@ urlpatterns = [
     path("tags/", views.TagListView.as_view(), name="tags"),
     path("cases/<str:id>/tasks/", workspace.CaseTaskListView.as_view(), name="case-tasks"),
     path("cases/<str:id>/timeline/", workspace.CaseTimelineView.as_view(), name="case-timeline"),
+    path("cases/<str:id>/reports/", reports.CaseReportListView.as_view(), name="case-reports"),
+    path("case-reports/<str:id>/", reports.CaseReportView.as_view(), name="case-report"),
+    path("case-reports/<str:id>/pdf/", reports.CaseReportPdfView.as_view(), name="case-report-pdf"),
     path("case-templates/", workspace.CaseTemplateListView.as_view(), name="case-templates"),
     path("case-templates/<str:case_type>/", workspace.CaseTemplateView.as_view(), name="case-template"),
     path("audit/events/", EventListView.as_view(), name="audit-events"),

@@ -21,6 +21,7 @@ from .grant import Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObje
 from .notification import Notification, NotificationKind
 from .protected import ProposalKind, ProposalStatus, ProtectedCategory, ProtectedSubject, RegistryProposal
 from .query import DataQuery, DenialReason, QueryResult, QueryStatus
+from .report import CaseReport, ReportAudience
 from .request import (
     DataPullRequest,
     Decision,
@@ -43,6 +44,7 @@ __all__ = [
     "CaseNote",
     "CasePriority",
     "CaseReferenceCounter",
+    "CaseReport",
     "CaseStatus",
     "CaseTask",
     "CaseTemplate",
@@ -75,6 +77,7 @@ __all__ = [
     "QueryResult",
     "QueryStatus",
     "RegistryProposal",
+    "ReportAudience",
     "RequestGroupObjectPermission",
     "RequestStatus",
     "RequestUserObjectPermission",

@@ -17,6 +17,7 @@ from .. import actions
 from ..access import (
     can_review_case,
     case_flags,
+    case_reports_visible_to,
     cases_awaiting_approval_for,
     cases_visible_to,
     get_case_for,
@@ -105,6 +106,7 @@ def case_detail(
         "requests": case.requests.select_related("requested_by"),
         "grants": _grants_with_queries(request.user, case),
         "note_form": note_form or NoteForm(),
+        "case_reports": case_reports_visible_to(request.user, case),
     }
     return render(request, "investigations/case_detail.html", context, status=status)
 

@@ -40,6 +40,7 @@ CASE_OPERATIONS = {
     "resume": ("post", "resume/", None, 200),
     "timeline": ("get", "timeline/", None, 200),
     "classify": ("post", "classification/", {"priority": "high", "tags": ["leak", "press"]}, 200),
+    "report": ("post", "reports/", None, 201),
 }
 API_CELLS = {key: expected for key, expected in CELLS.items() if key[0] in CASE_OPERATIONS}
 

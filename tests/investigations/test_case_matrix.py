@@ -104,6 +104,11 @@ classify       rejected          409   403    404   404      404     404   404  
 classify       open              302   403    404   404      404     404   404   login login
 classify       on_hold           302   403    404   404      404     404   404   login login
 classify       closed            403   403    404   404      404     404   404   login login
+report         pending_approval  302   302    404   302      404     404   404   login login
+report         rejected          302   302    404   404      404     404   404   login login
+report         open              302   302    404   404      404     404   404   login login
+report         on_hold           302   302    404   404      404     404   404   login login
+report         closed            302   302    404   404      404     404   404   login login
 """
 
 # Pages that are not about one case: the state column is "-".
@@ -174,6 +179,7 @@ def request_for(page: str, case, cast: dict) -> tuple[str, str, dict]:
         "resume": ("post", url("case_resume"), {}),
         "timeline": ("get", url("case_timeline"), {}),
         "classify": ("post", url("case_classify"), {"priority": "high", "tags": "leak, press"}),
+        "report": ("post", url("case_report_produce"), {}),
     }[page]
 
 
@@ -227,6 +233,7 @@ def test_matrix_covers_every_case_url():
     covered = {
         "case_detail", "case_edit", "case_members", "case_member_remove", "case_note_add", "case_close",
         "case_approve", "case_reject", "case_resubmit", "case_hold", "case_resume", "case_classify", "case_timeline",
+        "case_report_produce",
         "task_create",  # its rows are in test_tasks.py's TASK_MATRIX
     }  # fmt: skip
     assert case_urls == covered

@@ -120,6 +120,14 @@ api:task-detail                            open    200    200    404    200    4
 api:task-set-status                        open    200    200    404    403    404    404    404    404    401    401
 accounts:password_change                   -       200    200    200    200    200    200    200    200    login  login
 investigations:audit_case_timeline         open    404    404    404    404    404    200    404    404    login  login
+investigations:case_report_html            team    200    200    404    200    404    404    404    404    login  login
+investigations:case_report_html            legal   404    404    404    200    404    404    404    404    login  login
+investigations:case_report_pdf             team    200    200    404    200    404    404    404    404    login  login
+investigations:case_report_pdf             legal   404    404    404    200    404    404    404    404    login  login
+api:case-report                            team    200    200    404    200    404    404    404    404    401    401
+api:case-report                            legal   404    404    404    200    404    404    404    404    401    401
+api:case-report-pdf                        team    200    200    404    200    404    404    404    404    401    401
+api:case-report-pdf                        legal   404    404    404    200    404    404    404    404    401    401
 """
 
 # The admin: the site's own pages by name, and one row per registered model (app.model), its
@@ -293,6 +301,20 @@ def _note(world: World) -> int:
     return actions.case_add_note(actor=world.lead, case=world.open_case, text="Interviewed the finance team.").pk
 
 
+def _case_report(audience: str) -> Callable[[World], int]:
+    """A report of the open case: the team's version (by its lead) or the legal version (by the
+    reviewer who approved the case, off the team)."""
+
+    def made(world: World) -> int:
+        from investigations import actions
+
+        producer = world.lead if audience == "team" else world.reviewer
+        produce = lambda _: actions.case_report_produce(actor=producer, case=world.open_case)  # noqa: E731
+        return world.once(f"report_{audience}", produce).pk
+
+    return made
+
+
 def _get(name: str, *ids: Callable[[World], object], kind: str = "page"):
     """A GET of route ``name``, its URL arguments taken from the world when the row runs."""
     return lambda world, username: (kind, "get", reverse(name, args=[of(world) for of in ids]), {})
@@ -407,7 +429,22 @@ CALLS: dict[str, Callable[[World, str], tuple[str, str, str, dict]]] = {
 }
 
 
-def _call(route: str, world: World, username: str):
+# Routes whose rows differ by state get their call per state: (route, state) -> call.
+STATE_CALLS: dict[tuple[str, str], Callable[[World, str], tuple[str, str, str, dict]]] = {
+    (route, audience): _get(route, _case_report(audience), kind="api" if route.startswith("api:") else "page")
+    for route in (
+        "investigations:case_report_html",
+        "investigations:case_report_pdf",
+        "api:case-report",
+        "api:case-report-pdf",
+    )
+    for audience in ("team", "legal")
+}
+
+
+def _call(route: str, world: World, username: str, state: str = "-"):
+    if (route, state) in STATE_CALLS:
+        return STATE_CALLS[(route, state)](world, username)
     if route in CALLS:
         return CALLS[route](world, username)
     if route.startswith("admin:") and route.endswith("_changelist"):
@@ -460,7 +497,7 @@ def test_route_matrix(route, state, world, request):
     failures = []
     for persona, expected in CELLS[(route, state)].items():
         user = request.getfixturevalue(PERSONA_FIXTURES[persona]) if PERSONA_FIXTURES[persona] else None
-        kind, method, url, data = _call(route, world, user.username if user else "nobody")
+        kind, method, url, data = _call(route, world, user.username if user else "nobody", state)
         client = _client(kind, user)
         mark = ledger_mark()
         if kind == "api":

@@ -1,0 +1,102 @@
+"""The case report in the API: produce one, list a case's reports, read one's record, download its PDF.
+
+The same chokepoints as the pages (``access.get_case_for``, ``access.get_case_report_for``) and
+the same action; the PDF is the stored bytes, whose SHA-256 the ledger holds.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+from .. import access, actions
+from ..models import CaseReport, ReportAudience
+from ..views.report import pdf_response
+from .serializers import UserRefSerializer
+
+
+class CaseReportSerializer(serializers.ModelSerializer):
+    case_reference = serializers.CharField(source="case.reference", read_only=True)
+    produced_by = UserRefSerializer(read_only=True)
+    audience = serializers.ChoiceField(choices=ReportAudience.choices, read_only=True)
+    sha256 = serializers.CharField(read_only=True, help_text="SHA-256 of the PDF, as the ledger recorded it.")
+    pdf = serializers.SerializerMethodField(help_text="Where to download the PDF.")
+    html = serializers.SerializerMethodField(help_text="The printable page the PDF was rendered from.")
+
+    class Meta:
+        model = CaseReport
+        fields = [
+            "id",
+            "case",
+            "case_reference",
+            "audience",
+            "produced_by",
+            "produced_at",
+            "first_seq",
+            "last_seq",
+            "sha256",
+            "html_sha256",
+            "pdf",
+            "html",
+        ]
+        read_only_fields = fields
+
+    def get_pdf(self, report: CaseReport) -> str:
+        return reverse("api:case-report-pdf", args=[report.pk])
+
+    def get_html(self, report: CaseReport) -> str:
+        return reverse("investigations:case_report_html", args=[report.pk])
+
+
+class PDFRenderer(BaseRenderer):
+    """Lets a caller ask for ``application/pdf``; errors still go out as JSON."""
+
+    media_type = "application/pdf"
+    format = "pdf"
+    charset = None
+    render_style = "binary"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        return data if isinstance(data, bytes) else JSONRenderer().render(data)
+
+
+class CaseReportListView(APIView):
+    """``/cases/{id}/reports/``: the case's reports the caller may open; produce a new one."""
+
+    @extend_schema(responses=CaseReportSerializer(many=True), summary="Reports of a case (the caller's version)")
+    def get(self, request: Request, id: str) -> Response:
+        case = access.get_case_for(request.user, id)
+        return Response(CaseReportSerializer(access.case_reports_visible_to(request.user, case), many=True).data)
+
+    @extend_schema(
+        request=None,
+        responses={201: CaseReportSerializer},
+        summary="Produce the case report (team or legal version, by who asks); recorded with its hash",
+    )
+    def post(self, request: Request, id: str) -> Response:
+        case = access.get_case_for(request.user, id)
+        report = actions.case_report_produce(actor=request.user, case=case)
+        return Response(CaseReportSerializer(report).data, status=status.HTTP_201_CREATED)
+
+
+class CaseReportView(APIView):
+    @extend_schema(responses=CaseReportSerializer, summary="A produced case report's record")
+    def get(self, request: Request, id: str) -> Response:
+        return Response(CaseReportSerializer(access.get_case_report_for(request.user, id)).data)
+
+
+class CaseReportPdfView(APIView):
+    renderer_classes = [JSONRenderer, PDFRenderer]
+
+    @extend_schema(
+        responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The stored PDF.")},
+        summary="Download a produced case report's PDF (the bytes whose SHA-256 the ledger holds)",
+    )
+    def get(self, request: Request, id: str):
+        return pdf_response(access.get_case_report_for(request.user, id))
