@@ -138,12 +138,12 @@ def _end_sessions(user: User) -> int:
     return deleted
 
 
-PROFILE_FIELDS = ("username", "first_name", "last_name", "email")
+PROFILE_FIELDS = ("username", "first_name", "last_name", "email", "time_zone")
 PRIVILEGES = ("is_staff", "is_superuser")
 
 
 def user_update(*, actor: User | None, user: User, **changes: str) -> User:
-    """Change a user's username, name or email (``PROFILE_FIELDS``); the ledger keeps before and after.
+    """Change a user's username, name, email or time zone (``PROFILE_FIELDS``); the ledger keeps before and after.
 
     An invalid or taken username raises ``ValidationError`` with the field's error and
     changes nothing. Roles, privileges, activity and the password have their own actions.

@@ -13,12 +13,14 @@ the login page arrives with 200 where JSON was expected. Here:
 from __future__ import annotations
 
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.contrib.auth.middleware import LoginRequiredMiddleware
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import resolve_url
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
 KEPT_INPUT = "kept_input"
@@ -72,3 +74,25 @@ def kept_input(request: HttpRequest) -> dict:
         return {}
     del session[KEPT_INPUT]
     return {"kept_input": {"action": kept["action"], "fields": kept["fields"]}}
+
+
+class TimeZoneMiddleware:
+    """Every date and time a signed-in user reads is in their own time zone (``User.time_zone``).
+
+    Templates convert aware datetimes to the active zone; the API keeps ISO 8601 with offsets.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        zone = getattr(user, "time_zone", "") if user is not None and user.is_authenticated else ""
+        try:
+            timezone.activate(ZoneInfo(zone)) if zone else timezone.deactivate()
+        except (ZoneInfoNotFoundError, ValueError):  # a zone since dropped from the system's database
+            timezone.deactivate()
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

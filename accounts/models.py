@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, lru_cache
+from zoneinfo import available_timezones as _zones
 
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as BaseUserManager
@@ -9,6 +10,12 @@ from django.db import models
 
 from .roles import REVIEWER_ROLES, Role
 from .usernames import canonical, check_username, skeleton
+
+
+@lru_cache(maxsize=1)
+def available_timezones() -> frozenset[str]:
+    """The IANA zones the system knows (read once: it walks the zone database)."""
+    return frozenset(_zones())
 
 
 class UserManager(BaseUserManager):
@@ -31,10 +38,23 @@ class UserManager(BaseUserManager):
             return user_set_privileges(actor=None, user=user, is_staff=True, is_superuser=True)
 
 
+def _check_time_zone(value: str) -> None:
+    if value not in available_timezones():
+        raise ValidationError(f"{value!r} is not a time zone Custos knows; choose one from the list.")
+
+
 class User(AbstractUser):
     """A Custos user. Roles come from group membership; superuser opens nothing in the data path."""
 
     objects = UserManager()
+
+    # Every date and time the user reads (pages, e-mails) is shown in this zone (accounts.middleware).
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[_check_time_zone],
+        help_text="Dates and times in pages and e-mails are shown in this time zone.",
+    )
 
     # What the username looks like (accounts.usernames.skeleton): a name whose skeleton another
     # user has is refused, so no one can pass for someone else with look-alike letters.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.forms import PasswordChangeForm
@@ -10,7 +11,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 
-from .actions import user_set_password
+from .actions import user_set_password, user_update
+from .models import User, available_timezones
 
 
 @sensitive_post_parameters("old_password", "new_password1", "new_password2")
@@ -34,3 +36,34 @@ def password_change(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Password changed. Your other sessions and your API tokens have ended.")
             return redirect("home")
     return render(request, "accounts/password_change.html", {"form": form})
+
+
+class SettingsForm(forms.ModelForm):
+    time_zone = forms.TypedChoiceField(
+        label="Time zone",
+        choices=[],
+        help_text="Dates and times in pages and e-mails are shown in this time zone.",
+    )
+
+    class Meta:
+        model = User
+        fields = ["time_zone"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].choices = [(zone, zone.replace("_", " ")) for zone in sorted(available_timezones())]
+
+
+def user_settings(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's own settings (the time zone they read times in); recorded as ``user.updated``."""
+    user = request.user
+    form = SettingsForm(request.POST or None, instance=User.objects.get(pk=user.pk))
+    if request.method == "POST" and form.is_valid():
+        try:
+            user_update(actor=user, user=user, time_zone=form.cleaned_data["time_zone"])
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            messages.success(request, f"Settings saved: times are now shown in {user.time_zone}.")
+            return redirect("accounts:settings")
+    return render(request, "accounts/settings.html", {"form": form})

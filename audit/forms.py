@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 from django import forms
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from .actions import Action
 from .summary import DENIALS
@@ -38,10 +39,10 @@ class EventFilterForm(forms.Form):
     target_type = forms.CharField(required=False, max_length=100, label="Target type")
     target_id = forms.CharField(required=False, max_length=64, label="Target id")
     date_from = forms.DateField(
-        required=False, label="From (UTC)", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
     date_to = forms.DateField(
-        required=False, label="To (UTC)", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
     seq_from = forms.IntegerField(required=False, min_value=1, label="From sequence")
     seq_to = forms.IntegerField(required=False, min_value=1, label="To sequence")
@@ -81,11 +82,13 @@ class EventFilterForm(forms.Form):
             "target_id": data["target_id"],
         }
         events = events.filter(**{field: value for field, value in exact.items() if value})
+        # Days in the reader's time zone, as the pages show times (and the start page counts "today").
+        zone = timezone.get_current_timezone()
         if data["date_from"]:
-            events = events.filter(occurred_at__gte=datetime.combine(data["date_from"], time.min, tzinfo=UTC))
+            events = events.filter(occurred_at__gte=datetime.combine(data["date_from"], time.min, tzinfo=zone))
         if data["date_to"]:
-            end = datetime.combine(data["date_to"], time.min, tzinfo=UTC) + timedelta(days=1)
-            events = events.filter(occurred_at__lt=end)
+            next_day = data["date_to"] + timedelta(days=1)
+            events = events.filter(occurred_at__lt=datetime.combine(next_day, time.min, tzinfo=zone))
         if data["seq_from"]:
             events = events.filter(seq__gte=data["seq_from"])
         if data["seq_to"]:

@@ -7,7 +7,7 @@ that the auditor looked (``audit.viewed``), as for every other auditor page.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -37,9 +37,10 @@ class Today:
 
 
 def start_of_day(now: datetime | None = None) -> datetime:
-    """Midnight UTC of today (the ledger and its pages speak UTC)."""
+    """Midnight of today in the reader's time zone (UTC unless they chose another)."""
+    zone = timezone.get_current_timezone()
     now = now or timezone.now()
-    return datetime.combine(now.astimezone(UTC).date(), time.min, tzinfo=UTC)
+    return datetime.combine(now.astimezone(zone).date(), time.min, tzinfo=zone)
 
 
 def today(now: datetime | None = None) -> Today:

@@ -80,6 +80,7 @@ MIDDLEWARE = [
     # Before the login requirement: a timed-out session goes on as anonymous and is sent to log in.
     "accounts.timeouts.SessionTimeoutMiddleware",
     "accounts.middleware.SessionAwareLoginRequiredMiddleware",
+    "accounts.middleware.TimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.RequestContextMiddleware",
@@ -250,7 +251,9 @@ if not LOCAL_LOGIN and not SSO_ISSUER:
 # --- i18n, time --------------------------------------------------------------------------
 
 LANGUAGE_CODE = "en-gb"
-TIME_ZONE = "UTC"
+TIME_ZONE = "UTC"  # stored and default; each user reads times in their own zone (accounts.middleware)
+# One date-time format across the app (templates use |date:"DATETIME_FORMAT" / "DATE_FORMAT").
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 USE_TZ = True
 

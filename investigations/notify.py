@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from accounts.models import User
 from accounts.roles import REVIEWER_ROLES, Role
@@ -18,16 +19,39 @@ def site_url(path: str) -> str:
     return settings.SITE_URL + path
 
 
+def zones_of(addresses: Iterable[str]) -> dict[str, list[str]]:
+    """Recipients grouped by the time zone their e-mail is written in: their own (``User.time_zone``);
+    the default (UTC) for an address that is no active user's (``OVERSIGHT_EMAILS``)."""
+    addresses = sorted({address for address in addresses if address})
+    known = dict(User.objects.filter(email__in=addresses, is_active=True).values_list("email", "time_zone"))
+    groups: dict[str, list[str]] = {}
+    for address in addresses:
+        groups.setdefault(known.get(address) or settings.TIME_ZONE, []).append(address)
+    return groups
+
+
+def render_mail(name: str, context: dict, zone: str) -> tuple[str, str]:
+    """``emails/<name>-subject.txt`` and ``-body.txt``, their times in ``zone``."""
+    with timezone.override(zone):
+        subject = " ".join(render_to_string(f"emails/{name}-subject.txt", context).split())
+        return subject, render_to_string(f"emails/{name}-body.txt", context)
+
+
+def rendered_for(name: str, recipients: Iterable[str], context: dict) -> list[tuple[str, str, list[str]]]:
+    """(subject, body, addresses) per time zone among the recipients."""
+    return [(*render_mail(name, context, zone), addresses) for zone, addresses in zones_of(recipients).items()]
+
+
 def send_on_commit(name: str, recipients: Iterable[str], context: dict) -> None:
-    """Render ``emails/<name>-subject.txt`` / ``-body.txt`` and send after commit (never on rollback)."""
-    recipients = sorted({address for address in recipients if address})
-    if not recipients:
+    """Render ``emails/<name>-subject.txt`` / ``-body.txt`` (once per recipients' time zone) and send
+    after commit (never on rollback)."""
+    mails = rendered_for(name, recipients, context)
+    if not mails:
         return
-    subject = " ".join(render_to_string(f"emails/{name}-subject.txt", context).split())
-    body = render_to_string(f"emails/{name}-body.txt", context)
 
     def _send() -> None:
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=True)
+        for subject, body, addresses in mails:
+            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, addresses, fail_silently=True)
 
     transaction.on_commit(_send)
 

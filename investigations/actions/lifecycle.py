@@ -15,14 +15,13 @@ from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
-from django.template.loader import render_to_string
 from django.urls import reverse
 
 import audit
 from audit.actions import Action
 
 from ..models import Case, Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission, NotificationKind
-from ..notify import site_url
+from ..notify import rendered_for, site_url
 from . import notification
 from .locks import locked
 
@@ -165,10 +164,5 @@ def _send_warnings(grants: list[Grant], label: str) -> None:
             "label": label,
             "url": site_url(reverse("investigations:grant_detail", args=[grant.pk])),
         }
-        send_mail(
-            subject=render_to_string("emails/grant_expiring-subject.txt", context).strip(),
-            message=render_to_string("emails/grant_expiring-body.txt", context),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=recipients,
-            fail_silently=True,
-        )
+        for subject, body, addresses in rendered_for("grant_expiring", recipients, context):
+            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, addresses, fail_silently=True)

@@ -36,7 +36,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
@@ -831,10 +830,9 @@ def email_alerts(alert_ids: list[int]) -> int:
     sent = 0
     for alert in Alert.objects.filter(pk__in=alert_ids, emailed_at__isnull=True).select_related("case"):
         context = {"alert": alert, "url": notify.site_url(reverse("investigations:alert_detail", args=[alert.pk]))}
-        subject = " ".join(render_to_string("emails/oversight-alert-subject.txt", context).split())
-        body = render_to_string("emails/oversight-alert-body.txt", context)
         try:
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+            for subject, body, addresses in notify.rendered_for("oversight-alert", recipients, context):
+                send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, addresses)
         except Exception:
             logger.exception("could not email oversight alert %s; a later scan retries", alert.pk)
             continue

@@ -119,6 +119,7 @@ api:task-list                              -       200    200    200    200    2
 api:task-detail                            open    200    200    404    200    404    404    404    404    401    401
 api:task-set-status                        open    200    200    404    403    404    404    404    404    401    401
 accounts:password_change                   -       200    200    200    200    200    200    200    200    login  login
+accounts:settings                          -       200    200    200    200    200    200    200    200    login  login
 investigations:audit_case_timeline         open    404    404    404    404    404    200    404    404    login  login
 investigations:case_report_html            team    200    200    404    200    404    404    404    404    login  login
 investigations:case_report_html            legal   404    404    404    200    404    404    404    404    login  login
@@ -398,6 +399,7 @@ CALLS: dict[str, Callable[[World, str], tuple[str, str, str, dict]]] = {
     "investigations:transparency_chart": _get("investigations:transparency_chart", lambda world: "outcomes"),
     "metrics": _get("metrics"),
     "accounts:password_change": _get("accounts:password_change"),
+    "accounts:settings": _get("accounts:settings"),
     "investigations:audit_case_timeline": _get(
         "investigations:audit_case_timeline", lambda world: world.open_case.reference
     ),

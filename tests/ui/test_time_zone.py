@@ -1,0 +1,95 @@
+"""Per-user time zone: a setting on the user's own page (UTC by default), every date-time in pages
+and e-mails in it, in one format, named in the footer."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.conf import settings
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.actions import user_update
+from audit.actions import Action
+from audit.models import AuditEvent
+
+pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
+
+TEMPLATES = Path(settings.BASE_DIR) / "templates"
+ALLOWED_FORMATS = {"DATETIME_FORMAT", "DATE_FORMAT", "c", "Y-m-d"}  # ISO, for URLs and attributes
+
+
+def test_a_new_user_reads_utc_and_the_footer_says_so(lead, client):
+    client.force_login(lead)
+    html = client.get(reverse("home")).content.decode()
+    assert lead.time_zone == "UTC"
+    assert f'times in <a href="{reverse("accounts:settings")}">UTC</a>' in html
+
+
+def test_the_settings_page_sets_the_time_zone_on_the_ledger(lead, client):
+    client.force_login(lead)
+    response = client.post(reverse("accounts:settings"), {"time_zone": "Asia/Tokyo"})
+    assert response.status_code == 302
+    lead.refresh_from_db()
+    assert lead.time_zone == "Asia/Tokyo"
+    event = AuditEvent.objects.filter(action=Action.USER_UPDATED, target_id=str(lead.pk)).latest("seq")
+    assert event.details["changes"] == {"time_zone": ["UTC", "Asia/Tokyo"]}
+    assert (
+        f'times in <a href="{reverse("accounts:settings")}">Asia/Tokyo</a>'
+        in client.get(reverse("home")).content.decode()
+    )
+
+
+def test_an_unknown_time_zone_is_a_field_error_and_changes_nothing(lead, client):
+    client.force_login(lead)
+    before = AuditEvent.objects.count()
+    response = client.post(reverse("accounts:settings"), {"time_zone": "Mars/Olympus_Mons"})
+    assert response.status_code == 200
+    assert 'id="id_time_zone_error"' in response.content.decode()
+    lead.refresh_from_db()
+    assert lead.time_zone == "UTC" and AuditEvent.objects.count() == before
+
+
+def test_pages_show_times_in_the_readers_zone(active_grant, lead, client):
+    user_update(actor=lead, user=lead, time_zone="America/New_York")
+    client.force_login(lead)
+    html = client.get(reverse("investigations:grant_detail", args=[active_grant.pk])).content.decode()
+    in_new_york = timezone.localtime(active_grant.expires_at, ZoneInfo("America/New_York"))
+    in_utc = timezone.localtime(active_grant.expires_at, ZoneInfo("UTC"))
+    assert f"{in_new_york:%Y-%m-%d %H:%M}" in html
+    assert f"{in_utc:%Y-%m-%d %H:%M}" not in html
+
+
+def test_emails_show_times_in_each_recipients_zone(active_grant, lead, django_capture_on_commit_callbacks):
+    from investigations.actions import lifecycle
+    from investigations.models import Grant
+
+    user_update(actor=lead, user=lead, time_zone="Asia/Kolkata")
+    expires = timezone.now() + timedelta(minutes=30)
+    Grant.objects.filter(pk=active_grant.pk).update(expires_at=expires)
+    with django_capture_on_commit_callbacks(execute=True):
+        lifecycle.grants_warn_expiring()
+    bodies = [message.body for message in mail.outbox if lead.email in message.to]
+    assert bodies
+    local = timezone.localtime(expires, ZoneInfo("Asia/Kolkata"))
+    assert all(f"{local:%Y-%m-%d %H:%M} Asia/Kolkata" in body for body in bodies)
+
+
+def test_every_template_uses_the_one_date_time_format():
+    """Dates and times go through DATETIME_FORMAT / DATE_FORMAT (config/formats), never a literal
+    format; the one exception is a time shown as recorded, in UTC (``|utc|date:...``)."""
+    offenders = []
+    for path in TEMPLATES.rglob("*.*"):
+        for match in re.finditer(r"(\|utc)?\|date:[\"']([^\"']*)[\"']", path.read_text()):
+            if match.group(2) not in ALLOWED_FORMATS and not match.group(1):
+                offenders.append(f"{path.relative_to(TEMPLATES)}: {match.group(0)}")
+        offenders += [
+            f"{path.relative_to(TEMPLATES)}: UTC after a date"
+            for _ in re.finditer(r"_FORMAT\" }} UTC", path.read_text())
+        ]
+    assert not offenders, offenders
