@@ -3,6 +3,7 @@ and changes nothing (no row, no ledger entry)."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -89,6 +90,11 @@ def test_invalid_input_shows_field_error_keeps_values_and_changes_nothing(name, 
     error_at = page.index(f'id="id_{field}_error"')
     input_at = page.index(f'id="id_{field}')
     assert input_at < error_at, f"{name}: the error is not right after its field"
+    # The error summary, at the top of the form, links to the field (its first choice for a group).
+    summary = re.search(r'<div class="error-summary" tabindex="-1" data-error-summary.*?</div>', page, re.S)
+    assert summary, f"{name}: no error summary"
+    assert re.search(rf'href="#id_{field}(_0)?"', summary.group(0)), f"{name}: the summary has no link to {field}"
+    assert summary.start() < input_at, f"{name}: the summary is not above the field"
     if KEPT in str(data):
         assert KEPT in page, f"{name}: the other values were not kept"
     assert snapshot() == before, f"{name}: invalid input changed something"
