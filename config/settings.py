@@ -407,9 +407,6 @@ CUSTOS = {
     "MIN_JUSTIFICATION": env.int("CUSTOS_MIN_JUSTIFICATION", default=40),
     "QUERY_ROW_CAP": env.int("CUSTOS_QUERY_ROW_CAP", default=10_000),
     "RESULT_RETENTION_DAYS": env.int("CUSTOS_RESULT_RETENTION_DAYS", default=30),
-    # A query run older than this is dead (longer than the hard task time limit): the sweeper
-    # hands it to a new run.
-    "QUERY_STALE_SECONDS": env.int("CUSTOS_QUERY_STALE_SECONDS", default=16 * 60),
     # Grants expired per transaction by expire_grants: bounds the transaction whatever the backlog.
     "EXPIRY_BATCH": env.int("CUSTOS_EXPIRY_BATCH", default=1000),
     # Oversight alerts, derived from the audit trail (investigations.actions.oversight).

@@ -1,9 +1,10 @@
 """The only code that reads the user-data store.
 
-Every read happens inside ``audited_access()``, after its ledger entry is written by the
-caller (the subject lookup here, ``query.started`` in ``actions.query``): if the ledger cannot
-be written, nothing is read. The test suite fails any test in which SQL reaches the store
-outside this context.
+Every read happens inside ``audited_access()``, after its ledger entry: a subject lookup is
+written here, before the read, in the caller's transaction; a query's ``query.requested`` is
+committed at submission, before its run (``actions.query``). If the ledger cannot be written,
+nothing is read. The test suite fails any test in which SQL reaches the store outside this
+context.
 
 Queries are structured, never free SQL: one catalogue category, a subset of the grant's
 subjects and a sub-window of its window. ``read_rows`` builds the ORM query from the
@@ -285,13 +286,19 @@ class Extract:
     owners: tuple[int, ...] = ()
 
 
-def refusal(*, grant: Grant, user, parameters: QueryParameters, at: datetime) -> DenialReason | None:
+def refusal(
+    *, grant: Grant, user, parameters: QueryParameters, at: datetime, is_grantee: bool | None = None
+) -> DenialReason | None:
     """Why ``user`` may not run ``parameters`` under ``grant`` at ``at`` (the DB clock), or None.
 
     Invariant 1 in one place: an active grantee, a grant neither revoked nor expired by the
     clock (whatever the expiry task did), an open case, and parameters inside the frozen scope.
+    ``is_grantee`` is the grantee check when the caller read it with the grant (one statement
+    instead of two); without it the check is its own query.
     """
-    if not user.is_active or not grant.grantees.filter(pk=user.pk).exists():
+    if is_grantee is None:
+        is_grantee = grant.grantees.filter(pk=user.pk).exists()
+    if not user.is_active or not is_grantee:
         return DenialReason.NOT_GRANTEE
     if grant.revoked_at is not None or grant.status == GrantStatus.REVOKED:
         return DenialReason.GRANT_REVOKED
@@ -334,7 +341,7 @@ def _test_delay() -> None:
 def read_rows(*, grant: Grant, parameters: QueryParameters) -> Extract:
     """Read one category for some subjects over a window, capped at ``QUERY_ROW_CAP`` rows.
 
-    The caller has recorded ``query.started``. The grant's subjects and window are applied
+    The caller has committed ``query.requested``. The grant's subjects and window are applied
     here as well as the parameters', so a parameter that slipped past authorisation still
     cannot widen the read.
 

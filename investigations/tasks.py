@@ -25,17 +25,27 @@ RETRY = {
 }
 
 
-@shared_task(name="investigations.run_query", **RETRY)
-def run_query(query_id: int, takeover: int | None = None) -> str | None:
-    """Run one query; returns quietly if it is gone, done, or someone else's."""
-    query = query_actions.query_run(query_id=query_id, takeover=takeover)
+@shared_task(bind=True, name="investigations.run_query", **RETRY)
+def run_query(self, query_id: int, takeover: int | None = None) -> str | None:
+    """Run one query; returns quietly if it is gone or done.
+
+    A redelivered message means the worker running it died: the query is noted as retrying
+    before it runs again. A query another run holds right now is asked about again in 2 s
+    (that run commits, or dies and releases it). ``takeover`` is accepted and ignored: messages
+    of older releases carry it.
+    """
+    if (self.request.delivery_info or {}).get("redelivered"):
+        query_actions.query_note_retry(query_id=query_id)
+    try:
+        query = query_actions.query_run(query_id=query_id)
+    except query_actions.RunInProgress as held:
+        raise self.retry(countdown=2, exc=held) from held
     return query.status if query is not None else None
 
 
 @shared_task(name="investigations.requeue_stale_queries", **RETRY)
 def requeue_stale_queries() -> dict:
-    sweep = query_actions.requeue_stale_queries()
-    return {"queued": sweep.queued, "taken_over": sweep.taken_over}
+    return {"queued": query_actions.requeue_stale_queries().queued}
 
 
 @shared_task(name="investigations.purge_expired_results", **RETRY)

@@ -1,12 +1,15 @@
 """Queries through the gateway: submit, run (in the worker), read results, purge, sweep.
 
-Every attempt leaves exactly one ``DataQuery`` and its ledger events. A run is fenced by its
-claim token (``attempts``): the claim, a takeover after a crash and the completion are each a
-conditional UPDATE, so two runs of one query can never both record a completion.
+Every attempt leaves exactly one ``DataQuery`` and its ledger events, with two commits: the
+submission (the attempt and ``query.requested``, durable before any row is read) and the run
+(claim, re-check, read, store, ``query.completed``, all in one transaction). A run holds the
+query's row lock until it commits, and its completion is a conditional UPDATE, so two runs
+of one query can never both record a completion, and a run that dies leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -14,8 +17,8 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connections, transaction
+from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -28,7 +31,7 @@ from .. import gateway
 from ..errors import QueryDenied, ResultsUnavailable
 from ..models import CaseStatus, DataQuery, Grant, GrantStatus, ProtectedSubject, QueryResult, QueryStatus
 from ..models.grant import db_now
-from . import oversight
+from . import oversight, query_sql
 from .locks import retry_on_conflict
 
 logger = logging.getLogger(__name__)
@@ -115,8 +118,12 @@ def query_submit(
     Subjects default to all of the grant's, the window to all of it. Malformed input raises
     ``ValidationError`` and records nothing. Authorisation uses the database clock, so a grant
     that ran out a second ago is refused whether or not the expiry task has run. An accepted
-    query is saved queued with ``query.requested`` and ``run_query`` is enqueued on commit;
-    if the broker is unreachable it stays queued for the sweeper (``query.enqueue_failed``).
+    query is saved queued with ``query.requested`` (the durable record of the attempt, committed
+    before any row is read) and ``run_query`` is enqueued on commit; if the broker is
+    unreachable it stays queued for the sweeper (``query.enqueue_failed``).
+
+    One transaction; on PostgreSQL three statements inside it: the attempt's INSERT with a fresh
+    read of the grant's state and the clock, the ledger append, and (refused only) the denial.
     """
     parameters, size = _clean(
         grant=grant,
@@ -127,18 +134,16 @@ def query_submit(
         page_size=page_size,
     )
     with transaction.atomic():
-        grant = Grant.objects.select_related("case").get(pk=grant.pk)
         query = _new_query(actor=actor, grant=grant, parameters=parameters, page_size=size)
-        reason = gateway.refusal(grant=grant, user=actor, parameters=parameters, at=db_now())
+        grant, is_grantee, now = _save_checked(query, grant, actor)
+        query.grant = grant
+        reason = gateway.refusal(grant=grant, user=actor, parameters=parameters, at=now, is_grantee=is_grantee)
         if reason:
-            query.status = QueryStatus.DENIED
-            query.denial_reason = reason
-            query.finished_at = db_now()
-            query.save()
+            query.status, query.denial_reason, query.finished_at = QueryStatus.DENIED, reason, now
+            DataQuery.objects.filter(pk=query.pk).update(status=query.status, denial_reason=reason, finished_at=now)
             _record_denial(actor=actor, grant=grant, query=query, reason=reason, stage="submit")
             oversight.scan_soon()  # repeated denials
         else:
-            query.save()
             audit.record(
                 action=Action.QUERY_REQUESTED,
                 actor=actor,
@@ -153,16 +158,31 @@ def query_submit(
     return query
 
 
-def enqueue_run(query: DataQuery, *, takeover: int | None = None) -> bool:
+def _save_checked(query: DataQuery, grant: Grant, actor: User) -> tuple[Grant, bool, datetime]:
+    """Save the attempt and read the grant as it is now: (grant, actor is a grantee, DB clock)."""
+    if query_sql.fused():
+        grant = copy.copy(grant)  # the caller's instance keeps what it had
+        is_grantee, now = query_sql.insert_checked(query, grant, actor)
+        return grant, is_grantee, now
+    fresh = (
+        Grant.objects.select_related("case")
+        .annotate(is_grantee=Exists(Grant.grantees.through.objects.filter(grant_id=OuterRef("pk"), user_id=actor.pk)))
+        .annotate(clock=Now())
+        .get(pk=grant.pk)
+    )
+    query.save()
+    return fresh, fresh.is_grantee, fresh.clock
+
+
+def enqueue_run(query: DataQuery) -> bool:
     """Ring the doorbell for ``query``. The database is the record: a broker error only logs.
 
     ``retry=False`` so that an unreachable broker fails fast instead of holding the request.
     """
     from ..tasks import run_query
 
-    kwargs = {"takeover": takeover} if takeover is not None else {}
     try:
-        run_query.apply_async(args=[query.pk], kwargs=kwargs, retry=False)
+        run_query.apply_async(args=[query.pk], kwargs={}, retry=False)
     except Exception:
         logger.warning("could not enqueue query %s; the sweeper will re-enqueue it", query.pk, exc_info=True)
         query.enqueue_failed = True
@@ -174,73 +194,180 @@ def enqueue_run(query: DataQuery, *, takeover: int | None = None) -> bool:
 # --- run ---------------------------------------------------------------------------------
 
 
+class RunInProgress(Exception):
+    """Another run holds the query (its transaction is open): ask again in a moment."""
+
+
 class _Superseded(Exception):
-    """Another run took the query over; this run must record nothing."""
+    """Another run completed the query first; this run records nothing."""
 
 
-def _claim(query_id: int, takeover: int | None) -> int | None:
-    """Take the query for this run; returns the claim token, or None if it is not ours.
+def _claim(query_id: int) -> DataQuery | None:
+    """Lock a waiting query for this run, with its grant, case, user, grantee check and DB clock.
 
-    A queued query is claimed once. A running one only with ``takeover`` equal to the token
-    the sweeper saw when it judged the earlier run dead.
+    One statement. ``SKIP LOCKED``: a query another run holds is not waited for (the clock read
+    here would go stale while waiting); the caller tells it from a finished one.
     """
-    if takeover is None:
-        claimed = DataQuery.objects.filter(pk=query_id, status=QueryStatus.QUEUED).update(
-            status=QueryStatus.RUNNING, attempts=F("attempts") + 1, started_at=db_now()
-        )
-    else:
-        claimed = DataQuery.objects.filter(pk=query_id, status=QueryStatus.RUNNING, attempts=takeover).update(
-            attempts=F("attempts") + 1, started_at=db_now()
-        )
-    if not claimed:
-        return None
-    return DataQuery.objects.values_list("attempts", flat=True).get(pk=query_id)
-
-
-def _finish(query: DataQuery, token: int, **changes) -> bool:
-    return bool(
-        DataQuery.objects.filter(pk=query.pk, status=QueryStatus.RUNNING, attempts=token).update(
-            finished_at=Now(), **changes
-        )
+    grantee = Grant.grantees.through.objects.filter(grant_id=OuterRef("grant_id"), user_id=OuterRef("user_id"))
+    return (
+        DataQuery.objects.select_related("grant__case", "user")
+        .select_for_update(of=("self",), no_key=True, skip_locked=True)
+        .filter(pk=query_id, status__in=query_sql.WAITING)
+        .annotate(is_grantee=Exists(grantee), clock=Now())
+        .first()
     )
 
 
-def _fail(query: DataQuery, token: int, error: str) -> None:
-    """End the run failed. The failure is put on the ledger if the ledger takes it."""
+def _unclaimed(query_id: int) -> None:
+    """The claim found nothing: gone or finished (None), or held by a live run (raise)."""
+    if DataQuery.objects.filter(pk=query_id, status__in=query_sql.WAITING).exists():
+        raise RunInProgress(query_id)
+
+
+def query_run(*, query_id: int) -> DataQuery | None:
+    """Run a waiting query (the worker's side): one transaction, one commit; safe to call twice.
+
+    In one transaction: claim the query (a row lock, held until the commit), re-check the grant
+    by the database clock (revoked or expired while waiting: denied now), read, then store the
+    result and record ``query.completed``. Nothing is visible before the commit, so a run that
+    dies at any point (worker killed, database gone) leaves the query waiting, claimable again
+    at once, with nothing stored or shown; the attempt itself was committed at submission.
+
+    A database error re-raises for the task to retry (the attempt is noted, best effort, so the
+    user sees the query retrying); any other error ends the query failed. Returns None when the
+    query is gone or finished; raises ``RunInProgress`` while another run holds it.
+    """
+    extract = None
     try:
         with transaction.atomic():
-            if _finish(query, token, status=QueryStatus.FAILED, error=error[:2000]):
+            query = _claim(query_id)
+            if query is None:
+                return _unclaimed(query_id)
+            parameters = _parameters_of(query)
+            reason = gateway.refusal(
+                grant=query.grant, user=query.user, parameters=parameters, at=query.clock, is_grantee=query.is_grantee
+            )
+            if reason:
+                _deny_at_run(query, reason)
+                return query
+            extract = gateway.read_rows(grant=query.grant, parameters=parameters)
+            if extract.dropped_rows:
+                _record_tripwire(query, extract)
+            _complete(query, extract)
+    except RunInProgress:
+        raise
+    except _Superseded:
+        logger.warning("query %s: completed by another run; this run records nothing", query_id)
+        return None
+    except (OperationalError, InterfaceError):
+        logger.warning("query %s: the database failed mid-run; nothing was stored, it will be retried", query_id)
+        query_note_retry(query_id=query_id)
+        raise
+    except Exception as error:
+        logger.exception("query %s failed", query_id)
+        return _fail(query_id, f"{type(error).__name__}: {error}", tripwire=extract)
+    return query
+
+
+def _deny_at_run(query: DataQuery, reason: str) -> None:
+    query.status, query.denial_reason, query.finished_at = QueryStatus.DENIED, reason, query.clock
+    query.attempts += 1
+    DataQuery.objects.filter(pk=query.pk).update(
+        status=query.status, denial_reason=reason, finished_at=Now(), started_at=query.clock, attempts=query.attempts
+    )
+    _record_denial(actor=query.user, grant=query.grant, query=query, reason=reason, stage="run")
+
+
+def _complete(query: DataQuery, extract: gateway.Extract) -> None:
+    """Store the result and record the completion: the rows exist only if the completion does."""
+    query.status, query.row_count, query.truncated = QueryStatus.SUCCEEDED, len(extract.rows), extract.truncated
+    query.digest = gateway.result_digest(extract.columns, extract.rows)
+    query.rows_by_subject = rows_by_subject(extract)
+    query.started_at = query.clock
+    query.attempts += 1
+    if query_sql.fused():
+        query.finished_at = query_sql.complete(
+            query, columns=extract.columns, rows=extract.rows, started_at=query.clock
+        )
+        if query.finished_at is None:
+            raise _Superseded
+    else:
+        changes = {name: getattr(query, name) for name in ("status", "row_count", "truncated", "digest")}
+        updated = DataQuery.objects.filter(pk=query.pk, status__in=query_sql.WAITING).update(
+            **changes,
+            rows_by_subject=query.rows_by_subject,
+            started_at=query.clock,
+            attempts=F("attempts") + 1,
+            finished_at=Now(),
+        )
+        if not updated:
+            raise _Superseded
+        QueryResult.objects.create(query=query, columns=extract.columns, rows=extract.rows)
+    audit.record(
+        action=Action.QUERY_COMPLETED,
+        actor=query.user,
+        target=query,
+        case_reference=query.grant.case.reference,
+        details={
+            "rows": query.row_count,
+            "truncated": extract.truncated,
+            "row_cap": settings.CUSTOS["QUERY_ROW_CAP"],
+            "digest": query.digest,
+            "attempt": query.attempts,
+            "rows_by_subject": query.rows_by_subject,
+        },
+    )
+    # Off-hours queries and any tripwire the run recorded reach oversight within seconds.
+    oversight.scan_soon()
+
+
+def _fail(query_id: int, error: str, *, tripwire: gateway.Extract | None = None) -> DataQuery | None:
+    """End the query failed, in a transaction of its own; the failure goes on the ledger if the
+    ledger takes it (with the tripwire, if the read withheld rows), and the query is failed either way."""
+    query = DataQuery.objects.select_related("grant__case", "user").filter(pk=query_id).first()
+    if query is None:
+        return None
+    changes = {"status": QueryStatus.FAILED, "error": error[:2000], "finished_at": Now(), "attempts": F("attempts") + 1}
+    try:
+        with transaction.atomic():
+            if DataQuery.objects.filter(pk=query_id, status__in=query_sql.WAITING).update(**changes):
+                if tripwire is not None and tripwire.dropped_rows:
+                    _record_tripwire(query, tripwire)
                 audit.record(
                     action=Action.QUERY_FAILED,
                     actor=query.user,
                     target=query,
                     case_reference=query.grant.case.reference,
-                    details={"error": error[:500], "attempt": token},
+                    details={"error": error[:500], "attempt": query.attempts + 1},
                 )
     except Exception:
-        logger.exception("could not record the failure of query %s on the ledger", query.pk)
-        _finish(query, token, status=QueryStatus.FAILED, error=error[:2000])
+        logger.exception("could not record the failure of query %s on the ledger", query_id)
+        DataQuery.objects.filter(pk=query_id, status__in=query_sql.WAITING).update(**changes)
+    query.refresh_from_db()
+    return query
 
 
-def _deny_at_run(query: DataQuery, token: int, reason: str) -> None:
-    with transaction.atomic():
-        if _finish(query, token, status=QueryStatus.DENIED, denial_reason=reason):
-            _record_denial(actor=query.user, grant=query.grant, query=query, reason=reason, stage="run")
+def query_note_retry(*, query_id: int) -> bool:
+    """Note that a run of ``query_id`` was interrupted and will be tried again (best effort).
+
+    Not a state change of the record (no ledger event: the run committed nothing); it counts
+    the attempt so the query shows as retrying rather than queued. Called by a run that met a
+    database error, by the task on a redelivery (its worker died) and by the sweeper.
+    """
+    connection = connections[DEFAULT_DB_ALIAS]
+    try:
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
+        return bool(
+            DataQuery.objects.filter(pk=query_id, status__in=query_sql.WAITING).update(attempts=F("attempts") + 1)
+        )
+    except DatabaseError:
+        logger.warning("could not note the retry of query %s (the database is unavailable)", query_id)
+        return False
 
 
 def _parameters_of(query: DataQuery) -> gateway.QueryParameters:
     return gateway.QueryParameters(query.category, tuple(query.subjects), query.window_start, query.window_end)
-
-
-def _record_start(query: DataQuery, token: int) -> None:
-    with transaction.atomic():
-        audit.record(
-            action=Action.QUERY_STARTED,
-            actor=query.user,
-            target=query,
-            case_reference=query.grant.case.reference,
-            details={"attempt": token},
-        )
 
 
 def rows_by_subject(extract: gateway.Extract) -> dict[str, int]:
@@ -249,109 +376,32 @@ def rows_by_subject(extract: gateway.Extract) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _store(query: DataQuery, token: int, extract: gateway.Extract) -> None:
-    """Completion and result in one transaction: the result exists only if completion is recorded."""
-    digest = gateway.result_digest(extract.columns, extract.rows)
-    per_subject = rows_by_subject(extract)
-    with transaction.atomic():
-        if not _finish(
-            query,
-            token,
-            status=QueryStatus.SUCCEEDED,
-            row_count=len(extract.rows),
-            rows_by_subject=per_subject,
-            truncated=extract.truncated,
-            digest=digest,
-        ):
-            raise _Superseded
-        QueryResult.objects.create(query=query, columns=extract.columns, rows=extract.rows)
-        audit.record(
-            action=Action.QUERY_COMPLETED,
-            actor=query.user,
-            target=query,
-            case_reference=query.grant.case.reference,
-            details={
-                "rows": len(extract.rows),
-                "truncated": extract.truncated,
-                "row_cap": settings.CUSTOS["QUERY_ROW_CAP"],
-                "digest": digest,
-                "attempt": token,
-                "rows_by_subject": per_subject,
-            },
-        )
-        # Off-hours queries and any tripwire the run recorded reach oversight within seconds.
-        oversight.scan_soon()
-
-
 def _record_tripwire(query: DataQuery, extract: gateway.Extract) -> None:
     """Rows about accounts the query did not name were withheld: put it on the ledger for oversight.
 
-    Recorded before the rest of the result is stored; if the ledger refuses it, the query
-    fails and nothing is released.
+    Recorded in the run's transaction, with the completion (or with the failure, if the run
+    fails): if the ledger refuses it, nothing is released.
     """
     protected = ProtectedSubject.objects.in_force().filter(account_id__in=extract.dropped_owners)
     protected_accounts = sorted(protected.values_list("account_id", flat=True))
-    logger.error(
-        "query %s: tripwire withheld %s rows about accounts outside the grant", query.pk, extract.dropped_rows
+    logger.error("query %s: tripwire withheld %s rows about accounts outside the grant", query.pk, extract.dropped_rows)
+    audit.record(
+        action=Action.QUERY_TRIPWIRE,
+        actor=query.user,
+        target=query,
+        case_reference=query.grant.case.reference,
+        details={
+            "dropped_rows": extract.dropped_rows,
+            "protected_accounts": protected_accounts,
+            "other_accounts": len(extract.dropped_owners) - len(protected_accounts),
+            "category": query.category,
+            "grant_id": query.grant_id,
+        },
     )
-    with transaction.atomic():
-        audit.record(
-            action=Action.QUERY_TRIPWIRE,
-            actor=query.user,
-            target=query,
-            case_reference=query.grant.case.reference,
-            details={
-                "dropped_rows": extract.dropped_rows,
-                "protected_accounts": protected_accounts,
-                "other_accounts": len(extract.dropped_owners) - len(protected_accounts),
-                "category": query.category,
-                "grant_id": query.grant_id,
-            },
-        )
-
-
-def query_run(*, query_id: int, takeover: int | None = None) -> DataQuery | None:
-    """Run a queued query (the worker's side); safe to call twice and after a crash.
-
-    Claim with a conditional UPDATE, re-check the grant by the database clock (revoked or
-    expired while waiting: denied now), record ``query.started`` durably, read, then store the
-    result and record the completion together. A ledger failure at either step reads or
-    releases nothing and ends the query failed. Returns None when the query is not ours.
-    """
-    token = _claim(query_id, takeover)
-    if token is None:
-        return None
-    query = DataQuery.objects.select_related("grant__case", "user").get(pk=query_id)
-    reason = gateway.refusal(grant=query.grant, user=query.user, parameters=_parameters_of(query), at=db_now())
-    if reason:
-        _deny_at_run(query, token, reason)
-    else:
-        _execute(query, token)
-    query.refresh_from_db()
-    return query
-
-
-def _execute(query: DataQuery, token: int) -> None:
-    try:
-        _record_start(query, token)
-    except Exception as error:
-        logger.exception("query %s: the start could not be recorded; nothing read", query.pk)
-        _fail(query, token, f"The start could not be recorded on the ledger: {error}")
-        return
-    try:
-        extract = gateway.read_rows(grant=query.grant, parameters=_parameters_of(query))
-        if extract.dropped_rows:
-            _record_tripwire(query, extract)
-        _store(query, token, extract)
-    except _Superseded:
-        logger.warning("query %s: taken over by a later run; this run records nothing", query.pk)
-    except Exception as error:
-        logger.exception("query %s failed", query.pk)
-        _fail(query, token, f"{type(error).__name__}: {error}")
 
 
 def query_execute_now(*, actor: User, grant: Grant, category: str, **parameters) -> DataQuery:
-    """The gateway's synchronous core, in-process: authorise + record + read + record.
+    """The gateway's synchronous core, in-process: submit (one commit), then run (one commit).
 
     For benchmarks and the command line; the web path goes through the queue.
     """
@@ -362,32 +412,31 @@ def query_execute_now(*, actor: User, grant: Grant, category: str, **parameters)
 # --- sweeper -----------------------------------------------------------------------------
 
 
-def stale_after() -> timedelta:
-    """A run older than the hard task time limit is dead: nothing can still be running it."""
-    return timedelta(seconds=settings.CUSTOS.get("QUERY_STALE_SECONDS", settings.CELERY_TASK_TIME_LIMIT + 60))
-
-
 @dataclass
 class Sweep:
     queued: int = 0
-    taken_over: int = 0
 
 
-def requeue_stale_queries(*, queued_after: timedelta = timedelta(seconds=30), running_after: timedelta | None = None):
-    """Re-enqueue queries left queued (the broker was down) and runs whose worker died.
+def requeue_stale_queries(*, queued_after: timedelta = timedelta(seconds=30)) -> Sweep:
+    """Re-enqueue queries still waiting after ``queued_after`` that no run holds.
 
-    Safe to overlap with normal delivery: the claim lets only one run through. A dead run is
-    handed over with its claim token, so if it was in fact alive its completion is refused.
+    Their doorbell was lost (the broker was down at submission) or their run died before its
+    commit; either way nothing was stored, and they are noted as retrying. A query a live run
+    holds is locked and skipped (``SKIP LOCKED``), so the sweep never duplicates live work,
+    whatever the run's length; a duplicate message would find the query held or finished anyway.
     """
-    running_after = stale_after() if running_after is None else running_after
     sweep = Sweep()
-    # requested_at is stamped by the app clock, started_at by the database clock.
-    waiting = DataQuery.objects.filter(status=QueryStatus.QUEUED, requested_at__lte=timezone.now() - queued_after)
-    for query in waiting:
+    # requested_at is stamped by the app clock.
+    with transaction.atomic():
+        waiting = list(
+            DataQuery.objects.filter(status__in=query_sql.WAITING, requested_at__lte=timezone.now() - queued_after)
+            .select_for_update(skip_locked=True)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:1000]
+        )
+        DataQuery.objects.filter(pk__in=waiting).update(attempts=F("attempts") + 1)
+    for query in DataQuery.objects.filter(pk__in=waiting).only("pk"):
         sweep.queued += enqueue_run(query)
-    stale = DataQuery.objects.filter(status=QueryStatus.RUNNING, started_at__lte=db_now() - running_after)
-    for query in stale:
-        sweep.taken_over += enqueue_run(query, takeover=query.attempts)
     return sweep
 
 

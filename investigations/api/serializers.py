@@ -431,6 +431,11 @@ class GrantSerializer(serializers.ModelSerializer):
 class QuerySerializer(serializers.ModelSerializer):
     user = UserRefSerializer(read_only=True)
     subjects = serializers.ListField(child=serializers.IntegerField(), read_only=True)
+    retrying = serializers.BooleanField(
+        read_only=True,
+        help_text="Queued again after a run that did not finish (its worker died or the database was "
+        "unavailable); nothing of that run was stored or shown.",
+    )
 
     class Meta:
         model = DataQuery
@@ -444,6 +449,7 @@ class QuerySerializer(serializers.ModelSerializer):
             "window_end",
             "page_size",
             "status",
+            "retrying",
             "denial_reason",
             "row_count",
             "truncated",

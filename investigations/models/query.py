@@ -45,6 +45,7 @@ class DataQuery(models.Model):
     truncated = models.BooleanField(default=False)
     digest = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
+    # Runs tried: the one that finished it, and each interrupted one noted as retrying.
     attempts = models.PositiveIntegerField(default=0)
     requested_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -56,6 +57,20 @@ class DataQuery(models.Model):
 
     def __str__(self) -> str:
         return f"query {self.pk} ({self.status})"
+
+    @property
+    def retrying(self) -> bool:
+        """Waiting again after a run that did not finish (worker died, database unavailable)."""
+        return self.status in (QueryStatus.QUEUED, QueryStatus.RUNNING) and self.attempts > 0
+
+    @property
+    def status_label(self) -> str:
+        """The status as people read it: a waiting query that was tried before is retrying.
+
+        ``running`` is never committed by this release (a run's claim is inside the transaction
+        that completes it); a row left ``running`` by an older release waits to be run again.
+        """
+        return "Retrying" if self.retrying else self.get_status_display()
 
     @property
     def category_label(self) -> str:

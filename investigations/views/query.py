@@ -75,7 +75,7 @@ def query_status(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse(
         {
             "status": query.status,
-            "status_label": query.get_status_display(),
+            "status_label": query.status_label,
             "done": query.status in DONE,
             "row_count": query.row_count,
             "digest": query.digest,

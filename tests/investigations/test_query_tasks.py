@@ -22,7 +22,7 @@ def test_beat_runs_the_sweeper_every_minute_and_the_purge_daily():
 def test_tasks_return_quietly_for_a_missing_or_finished_query(succeeded_query):
     assert tasks.run_query.run(10**9) is None
     assert tasks.run_query.run(succeeded_query.pk) is None
-    assert tasks.requeue_stale_queries.run() == {"queued": 0, "taken_over": 0}
+    assert tasks.requeue_stale_queries.run() == {"queued": 0}
     assert tasks.purge_expired_results.run() == 0
 
 

@@ -1,0 +1,108 @@
+"""The gateway's two fused statements on PostgreSQL (the ORM cannot write a data-modifying CTE).
+
+A query costs two commits and at most ten statements, BEGIN and COMMIT included, whatever
+its row count (``tests/investigations/test_query_statements.py``). Two of those savings are
+here; everywhere else, and on SQLite (no data-modifying CTEs), the same steps are ORM calls.
+
+- ``insert_checked``: the INSERT of the attempt and a fresh read of everything about the grant
+  that can change after it is issued (status, revocation, times, the case's status, whether
+  the actor is still a grantee) with the database clock, in one statement. The scope is
+  frozen, so the caller's copy of it is current by construction.
+- ``complete``: the completion UPDATE and the INSERT of the stored result, in one statement;
+  it writes nothing when the query is no longer waiting (another run completed it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import connection
+from django.db.models.sql import InsertQuery
+
+from ..models import Case, DataQuery, Grant, QueryResult, QueryStatus
+
+WAITING = (QueryStatus.QUEUED, QueryStatus.RUNNING)  # RUNNING: rows left by runs of older releases
+
+
+def fused() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _insert_sql(query: DataQuery) -> tuple[str, list]:
+    """Django's own INSERT for ``query`` (field preparation, ``auto_now_add``), as SQL and params."""
+    fields = [field for field in DataQuery._meta.local_concrete_fields if not field.primary_key]
+    insert = InsertQuery(DataQuery)
+    insert.insert_values(fields, [query])
+    [(sql, params)] = insert.get_compiler(connection=connection).as_sql()
+    return sql, list(params)
+
+
+_CHECK = """
+WITH inserted AS ({insert} RETURNING "id")
+SELECT inserted.id, g.status, g.revoked_at, g.starts_at, g.expires_at,
+       EXISTS (SELECT 1 FROM {grantees} m WHERE m.grant_id = g.id AND m.user_id = %s),
+       statement_timestamp(), {case_columns}
+  FROM inserted CROSS JOIN {grant} g JOIN {case} c ON c.id = g.case_id
+ WHERE g.id = %s
+"""
+_GRANT_STATE = ("status", "revoked_at", "starts_at", "expires_at")
+
+
+def insert_checked(query: DataQuery, grant: Grant, actor) -> tuple[bool, datetime]:
+    """Save ``query``; refresh ``grant``'s mutable state and its case. Returns (actor is a grantee, DB clock)."""
+    insert, params = _insert_sql(query)
+    case_fields = [field.attname for field in Case._meta.concrete_fields]
+    sql = _CHECK.format(
+        insert=insert,
+        grantees=Grant.grantees.through._meta.db_table,
+        grant=Grant._meta.db_table,
+        case=Case._meta.db_table,
+        case_columns=", ".join(f'c."{Case._meta.get_field(name).column}"' for name in case_fields),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, actor.pk, grant.pk])
+        row = cursor.fetchone()
+    query.pk = row[0]
+    query._state.adding, query._state.db = False, connection.alias
+    for name, value in zip(_GRANT_STATE, row[1:5], strict=True):
+        setattr(grant, name, value)
+    grant.case = Case.from_db(connection.alias, case_fields, row[7:])  # text, dates: no conversion
+    return bool(row[5]), row[6]
+
+
+_COMPLETE = """
+WITH done AS (
+    UPDATE {query} SET status = %s, row_count = %s, rows_by_subject = %s, truncated = %s, digest = %s,
+                       attempts = attempts + 1, started_at = %s, finished_at = statement_timestamp()
+     WHERE id = %s AND status = ANY(%s)
+ RETURNING id, finished_at
+)
+INSERT INTO {result} (query_id, columns, rows, stored_at)
+SELECT id, %s, %s, finished_at FROM done
+RETURNING stored_at
+"""
+
+
+def _json(model, name: str, value):
+    return model._meta.get_field(name).get_db_prep_save(value, connection)
+
+
+def complete(query: DataQuery, *, columns: list, rows: list, started_at: datetime) -> datetime | None:
+    """Mark ``query`` succeeded and store its rows; returns when, or None if it was not waiting."""
+    params = [
+        QueryStatus.SUCCEEDED,
+        query.row_count,
+        _json(DataQuery, "rows_by_subject", query.rows_by_subject),
+        query.truncated,
+        query.digest,
+        started_at,
+        query.pk,
+        [str(status) for status in WAITING],
+        _json(QueryResult, "columns", columns),
+        _json(QueryResult, "rows", rows),
+    ]
+    sql = _COMPLETE.format(query=DataQuery._meta.db_table, result=QueryResult._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
