@@ -321,6 +321,11 @@ EVIDENCE = {
     ),
     # Items re-hashed per transaction by the periodic custody check.
     "VERIFY_BATCH": env.int("CUSTOS_EVIDENCE_VERIFY_BATCH", default=50),
+    # Days after a case closes before its evidence files are purged (the records and their
+    # hashes stay); a case under legal hold is never purged.
+    "RETENTION_DAYS": env.int("CUSTOS_EVIDENCE_RETENTION_DAYS", default=365),
+    # Items purged per transaction by the periodic retention task.
+    "PURGE_BATCH": env.int("CUSTOS_EVIDENCE_PURGE_BATCH", default=100),
 }
 # Every uploaded file is hashed chunk by chunk as it streams in, and written to a temporary
 # file (never held in memory); past EVIDENCE["MAX_BYTES"] the rest is counted, not kept.
@@ -517,6 +522,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "scan-oversight": {"task": "investigations.scan_oversight", "schedule": timedelta(minutes=1)},
     "dispatch-streams": {"task": "audit.tasks.dispatch_streams", "schedule": timedelta(seconds=10)},
     "verify-evidence": {"task": "investigations.verify_evidence", "schedule": crontab(hour=4, minute=7)},
+    "purge-closed-evidence": {"task": "investigations.purge_closed_evidence", "schedule": crontab(hour=3, minute=47)},
 }
 
 # --- audit ledger ------------------------------------------------------------------------

@@ -174,6 +174,7 @@ def case_flags(user: User, case: Case) -> dict[str, bool]:
         "can_file_request": "file_request" in perms and case.accepts_requests,
         "can_approve": reviewable,
         "can_reject": reviewable,
+        "can_legal_hold": bool(user.is_reviewer) and may_set_legal_hold(user, case),
     }
 
 
@@ -216,6 +217,23 @@ def _involved(user: User, case_field: str) -> Exists:
 def can_review_case(user: User, case: Case) -> bool:
     """A legal reviewer never involved in the case (team, requests, grants) may approve or reject it."""
     return _is_real(user) and user.is_reviewer and not involvement_in(user, case.pk)
+
+
+LEGAL_HOLD_DENIED = "Only a legal reviewer independent of the case places or lifts a legal hold."
+
+
+def may_set_legal_hold(user: User, case: Case) -> bool:
+    """A legal reviewer never involved in the case (as for approving it), in any state of the case."""
+    return can_review_case(user, case)
+
+
+def get_case_for_legal_hold(user: User, pk) -> Case:
+    """The case ``pk`` for placing or lifting its legal hold: 404 if invisible, 403 (recorded) unless
+    ``may_set_legal_hold``."""
+    case = get_case_for(user, pk)
+    if not may_set_legal_hold(user, case):
+        raise record_denial(actor=user, case=case, perm="legal_hold", message=LEGAL_HOLD_DENIED)
+    return case
 
 
 def case_for_auditor(user: User, reference: str) -> Case:

@@ -28,7 +28,7 @@ from accounts.models import User
 from . import access, timeline
 from .actions.oversight import scope_diff, unused_scope
 from .gateway import DIRECT_KINDS
-from .models import Case, DataPullRequest, Grant, ReportAudience
+from .models import Case, DataPullRequest, Evidence, Grant, ReportAudience
 from .models.request import APPROVING_OUTCOMES, RequestStatus
 
 STYLESHEET = "css/report.css"
@@ -130,6 +130,18 @@ def _grants(user: User, case: Case) -> list[Grant]:
     return list(grants.prefetch_related("grantees", "queries").order_by("pk"))
 
 
+# --- evidence --------------------------------------------------------------------------------------
+
+
+def _evidence(case: Case) -> list[Evidence]:
+    """Every item of the case, versions included, as records: title, origin, hash, custody, purge.
+
+    Never the content: a saved query result's rows stay readable only by its grant's grantees.
+    """
+    items = Evidence.objects.filter(case=case).select_related("uploaded_by", "supersedes")
+    return list(items.order_by("created_at", "pk"))
+
+
 # --- the whole report ------------------------------------------------------------------------------
 
 
@@ -155,6 +167,7 @@ def context(*, user: User, case: Case, audience: str, span: LedgerRange, produce
         "team": _team(case),
         "requests": _requests(user, case, by_request),
         "grants": [{"grant": grant, "scope": _scope_report(grant)} for grant in grants],
+        "evidence": _evidence(case),
         "tasks": list(case.tasks.select_related("assignee").order_by("order", "pk")),
         "notes": list(case.notes.select_related("author").order_by("created_at", "pk")),
         "timeline": [timeline.entry(event) for event in events],
@@ -162,6 +175,7 @@ def context(*, user: User, case: Case, audience: str, span: LedgerRange, produce
 
 
 def render_html(report_context: dict) -> str:
+    """The report page (its template renders every time in UTC, whoever produces it)."""
     return render_to_string("investigations/case_report.html", report_context)
 
 

@@ -10,7 +10,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from .actions import evidence as evidence_actions
-from .actions import lapse_overdue_requests, lifecycle, oversight
+from .actions import lapse_overdue_requests, lifecycle, oversight, retention
 from .actions import query as query_actions
 
 # Retries wait 2, 4, 8, 16, 32 s. No jitter: Celery's "full jitter" draws the wait from
@@ -74,6 +74,12 @@ def scan_oversight() -> dict:
     """Raise oversight alerts and write grant reports from new audit events (safe to overlap)."""
     scan = oversight.alerts_scan()
     return {"events": scan.events, "alerts": len(scan.alerts), "reports": len(scan.reports), "seq": scan.last_seq}
+
+
+@shared_task(name="investigations.purge_closed_evidence", **RETRY)
+def purge_closed_evidence() -> int:
+    """Purge the evidence files of cases closed past retention and not under legal hold (records stay)."""
+    return retention.evidence_purge_due()
 
 
 @shared_task(name="investigations.verify_evidence", **RETRY)

@@ -60,6 +60,7 @@ from .request import (
     request_update,
     request_withdraw,
 )
+from .retention import case_legal_hold_lift, case_legal_hold_set, evidence_purge_due
 from .task import case_template_set, task_create, task_set_status, task_update
 from .user import user_deactivate
 
@@ -73,6 +74,8 @@ __all__ = [
     "case_classify",
     "case_close",
     "case_hold",
+    "case_legal_hold_lift",
+    "case_legal_hold_set",
     "case_open",
     "case_reject",
     "case_remove_member",
@@ -83,6 +86,7 @@ __all__ = [
     "case_template_set",
     "case_update",
     "evidence_download",
+    "evidence_purge_due",
     "evidence_release",
     "evidence_save_query_result",
     "evidence_upload",

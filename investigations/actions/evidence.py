@@ -318,6 +318,15 @@ def _record_read(action: Action, *, actor: User, evidence: Evidence, **extra) ->
         )
 
 
+def _check_kept(evidence: Evidence) -> None:
+    """A purged item's record stays; its file does not (``actions.retention``)."""
+    if evidence.is_purged:
+        raise InvalidTransition(
+            f"The file was purged on {evidence.purged_at:%Y-%m-%d}, after the case's retention period; "
+            "its record and hash are kept."
+        )
+
+
 def evidence_view(*, actor: User, evidence: Evidence, via: str = "page") -> Evidence:
     """Record ``actor`` reading an item's record (hash, origin, versions). ``evidence`` comes
     from ``access.get_evidence_for``, which decided that they may."""
@@ -328,6 +337,7 @@ def evidence_view(*, actor: User, evidence: Evidence, via: str = "page") -> Evid
 def evidence_download(*, actor: User, evidence: Evidence, via: str = "page") -> File:
     """Record the download, then open the stored file. The ledger entry comes first: if it
     cannot be written, nothing is read (fail closed, as for query results)."""
+    _check_kept(evidence)
     _record_read(Action.EVIDENCE_DOWNLOADED, actor=actor, evidence=evidence, via=via)
     return custody.storage().open(evidence.stored_name, "rb")
 
@@ -347,6 +357,7 @@ def evidence_release(*, actor: User, evidence: Evidence, recipient: str, reason:
         errors["reason"] = f"At most {TEXT_MAX} characters."
     if errors:
         raise ValidationError(errors)
+    _check_kept(evidence)
     _record_read(Action.EVIDENCE_RELEASED, actor=actor, evidence=evidence, recipient=recipient, reason=reason)
     return custody.storage().open(evidence.stored_name, "rb")
 
@@ -376,6 +387,8 @@ def evidence_verify(*, evidence: Evidence) -> str:
     outcome = _outcome(evidence, found)
     with transaction.atomic():
         current = locked(Evidence.objects.select_related("case")).get(pk=evidence.pk)
+        if current.is_purged:  # purged since the file was read: its absence is retention, not tampering
+            return "purged"
         before = current.integrity
         current.integrity, current.verified_at = outcome, Now()
         current.save(update_fields=["integrity", "verified_at"])
@@ -419,7 +432,8 @@ def evidence_verify_due(*, batch_size: int | None = None) -> Verification:
     after, run = 0, Verification()
     while after < last_id:
         batch = list(
-            Evidence.objects.filter(pk__gt=after, pk__lte=last_id)
+            Evidence.objects.stored()
+            .filter(pk__gt=after, pk__lte=last_id)
             .order_by("pk")
             .only("pk", "stored_name", "sha256", "size")[:batch_size]
         )

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django.apps import apps
 from django.conf import settings
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
@@ -84,6 +87,18 @@ class CaseQuerySet(models.QuerySet):
         """Cases that are not over: pending approval, open or on hold."""
         return self.filter(status__in=ACTIVE_STATUSES)
 
+    def evidence_purge_due(self, now: datetime, retention: timedelta) -> CaseQuerySet:
+        """Closed for ``retention`` at ``now``, not under legal hold, with evidence files not yet purged
+        (the queryset form of ``Case.evidence_purge_due``)."""
+        return self.filter(
+            status=CaseStatus.CLOSED,
+            legal_hold=False,
+            closed_at__lte=now - retention,
+            pk__in=models.Subquery(
+                apps.get_model("investigations", "Evidence").objects.filter(purged_at__isnull=True).values("case_id")
+            ),
+        )
+
 
 class Case(models.Model):
     reference = models.CharField(max_length=16, unique=True, editable=False)
@@ -106,6 +121,15 @@ class Case(models.Model):
     closure_summary = models.TextField(blank=True, max_length=TEXT_MAX)
     priority = models.CharField(max_length=16, choices=CasePriority.choices, default=CasePriority.MEDIUM)
     tags = models.ManyToManyField("Tag", blank=True, related_name="cases")
+    # A legal hold keeps the case's evidence past its retention period (set and lifted by an
+    # independent legal reviewer, with a reason: ``actions.retention``). The fields describe
+    # the hold in force; the ledger keeps every hold and lift.
+    legal_hold = models.BooleanField(default=False)
+    legal_hold_reason = models.TextField(blank=True, max_length=TEXT_MAX)
+    legal_hold_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    legal_hold_at = models.DateTimeField(null=True, blank=True)
 
     objects = CaseQuerySet.as_manager()
 
@@ -180,6 +204,12 @@ class Case(models.Model):
     def evidence_is_frozen(self) -> bool:
         """Its evidence no longer changes in any way: no new item or version (a closed case)."""
         return self.status == CaseStatus.CLOSED
+
+    def evidence_purge_due(self, now: datetime, retention: timedelta) -> bool:
+        """Its evidence files may be purged at ``now``: closed for ``retention``, and not under legal hold."""
+        if not self.is_closed or self.legal_hold or self.closed_at is None:
+            return False
+        return self.closed_at + retention <= now
 
     @property
     def evidence_may_be_deleted(self) -> bool:

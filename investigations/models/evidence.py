@@ -17,8 +17,10 @@ from .case import TEXT_MAX, TITLE_MAX, Case
 from .grant import Grant
 from .query import DataQuery
 
-# What ``evidence_verify`` may change on a saved item; nothing else ever changes.
+# What ``evidence_verify`` may change on a saved item, and what the retention purge sets
+# (``actions.retention``); nothing else ever changes.
 CUSTODY_FIELDS = {"integrity", "verified_at"}
+PURGE_FIELDS = {"purged_at"}
 
 
 class EvidenceKind(models.TextChoices):
@@ -44,6 +46,10 @@ class EvidenceQuerySet(models.QuerySet):
 
     def query_results(self) -> EvidenceQuerySet:
         return self.filter(kind=EvidenceKind.QUERY_RESULT)
+
+    def stored(self) -> EvidenceQuerySet:
+        """Items whose file is still kept (not purged after retention)."""
+        return self.filter(purged_at__isnull=True)
 
     def current(self) -> EvidenceQuerySet:
         """Items no later version supersedes."""
@@ -77,6 +83,9 @@ class Evidence(models.Model):
     # Custody: the last re-verification of the stored bytes against ``sha256``.
     integrity = models.CharField(max_length=16, choices=Integrity.choices, default=Integrity.UNCHECKED)
     verified_at = models.DateTimeField(null=True, blank=True)
+    # Retention: the file was deleted after its case had been closed for the retention period.
+    # The record stays, with its hash; the ledger has an ``evidence.purged`` event for it.
+    purged_at = models.DateTimeField(null=True, blank=True)
 
     objects = EvidenceQuerySet.as_manager()
 
@@ -98,7 +107,7 @@ class Evidence(models.Model):
     def save(self, *args, **kwargs):
         if not self._state.adding:
             fields = set(kwargs.get("update_fields") or ())
-            if not fields or not fields <= CUSTODY_FIELDS:
+            if not fields or not (fields <= CUSTODY_FIELDS or fields <= PURGE_FIELDS):
                 raise ValueError("evidence never changes; a new version is a new item (only custody fields update)")
         super().save(*args, **kwargs)
 
@@ -111,6 +120,10 @@ class Evidence(models.Model):
     def holds_user_data(self) -> bool:
         """Rows pulled under a grant: readable only by that grant's grantees (``access.py``)."""
         return self.kind == EvidenceKind.QUERY_RESULT
+
+    @property
+    def is_purged(self) -> bool:
+        return self.purged_at is not None
 
     @property
     def short_hash(self) -> str:

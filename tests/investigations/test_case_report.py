@@ -278,3 +278,17 @@ def test_the_api_produces_lists_and_serves_the_same_bytes(worked_case, lead, mem
     assert outsider.get(f"/api/v1/case-reports/{body['id']}/").status_code == 404
     assert outsider.post(f"/api/v1/cases/{worked_case.pk}/reports/", format="json").status_code == 404
     assert CaseReport.objects.count() == 1
+
+
+def test_the_report_lists_the_evidence_with_its_hashes(worked_case, lead, member, evidence_store):
+    from .evidence_helpers import TEXT, upload
+
+    first = actions.evidence_upload(actor=member, case=worked_case, upload=upload(TEXT, "notes.txt", "text/plain"))
+    second = actions.evidence_upload(
+        actor=lead, case=worked_case, upload=upload(TEXT + b"More.\n", "notes.txt", "text/plain"), supersedes=first
+    )
+    report = actions.case_report_produce(actor=lead, case=worked_case)
+    text = pdf_text(bytes(report.pdf)).replace(" ", "")  # a hash may wrap across lines in the PDF
+    assert first.sha256 in text and second.sha256 in text
+    assert f"(version2,replaces{first.pk})" in text
+    assert TEXT.decode().strip().replace(" ", "") not in text  # records, never the content

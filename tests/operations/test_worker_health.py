@@ -31,6 +31,7 @@ SCHEDULED = {
     "investigations.purge_expired_results": timedelta(days=1),
     "audit.tasks.verify_audit_chain": timedelta(days=1),
     "investigations.verify_evidence": timedelta(days=1),
+    "investigations.purge_closed_evidence": timedelta(days=1),
     "audit.tasks.dispatch_streams": timedelta(seconds=10),
 }
 

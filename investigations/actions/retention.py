@@ -1,0 +1,177 @@
+"""Retention and legal hold of case evidence.
+
+A closed case's evidence is frozen (``Case.evidence_is_frozen``: no upload, no new version).
+``EVIDENCE["RETENTION_DAYS"]`` after the case closed, the periodic task purges its files: each
+item's file is deleted and the item stays, with its hash and ``purged_at``, and one
+``evidence.purged`` event per item. A legal hold, placed and lifted by a legal reviewer
+independent of the case with a reason (``case.legal_hold_set`` / ``case.legal_hold_lifted``),
+keeps the files however long the case has been closed.
+
+Hold and purge serialise on the case row: both lock it (``locked``) before they look at the
+hold, so a purge never runs past a hold placed at the same moment.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+import audit
+from accounts.models import User
+from audit.actions import Action
+
+from .. import custody
+from ..access import get_case_for_legal_hold
+from ..errors import InvalidTransition
+from ..models import Case, Evidence
+from ..models.case import TEXT_MAX
+from .locks import locked, retry_on_conflict
+
+logger = logging.getLogger(__name__)
+
+
+def retention() -> timedelta:
+    return timedelta(days=settings.EVIDENCE["RETENTION_DAYS"])
+
+
+# --- legal hold ----------------------------------------------------------------------------
+
+
+def _reason(reason: str, verb: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": f"Say why the legal hold is {verb}."})
+    if len(reason) > TEXT_MAX:
+        raise ValidationError({"reason": f"At most {TEXT_MAX} characters."})
+    return reason
+
+
+@retry_on_conflict
+def case_legal_hold_set(*, actor: User, case: Case, reason: str) -> Case:
+    """Put ``case`` under legal hold: its evidence is kept past the retention period until lifted.
+
+    Only a legal reviewer independent of the case (``access.get_case_for_legal_hold``, which
+    records a refusal), in any state of the case; ``case.legal_hold_set`` with the reason.
+    """
+    get_case_for_legal_hold(actor, case.pk)
+    reason = _reason(reason, "placed")
+    with transaction.atomic():
+        case = locked(Case.objects).get(pk=case.pk)
+        if case.legal_hold:
+            raise InvalidTransition(f"The case is already under legal hold (since {case.legal_hold_at:%Y-%m-%d}).")
+        case.legal_hold, case.legal_hold_reason = True, reason
+        case.legal_hold_by, case.legal_hold_at = actor, timezone.now()
+        case.save(update_fields=["legal_hold", "legal_hold_reason", "legal_hold_by", "legal_hold_at", "updated_at"])
+        audit.record(
+            action=Action.CASE_LEGAL_HOLD_SET,
+            actor=actor,
+            target=case,
+            case_reference=case.reference,
+            details={"reason": reason, "status": case.status},
+        )
+    return case
+
+
+@retry_on_conflict
+def case_legal_hold_lift(*, actor: User, case: Case, reason: str) -> Case:
+    """Lift the legal hold of ``case``; if it has been closed past retention, the next purge takes
+    its evidence files. The same people as placing it; ``case.legal_hold_lifted`` with the reason
+    and who placed the hold."""
+    get_case_for_legal_hold(actor, case.pk)
+    reason = _reason(reason, "lifted")
+    with transaction.atomic():
+        case = locked(Case.objects).select_related("legal_hold_by").get(pk=case.pk)
+        if not case.legal_hold:
+            raise InvalidTransition("The case is not under legal hold.")
+        placed = {
+            "placed_by": case.legal_hold_by.username if case.legal_hold_by else "",
+            "placed_at": case.legal_hold_at.isoformat() if case.legal_hold_at else "",
+            "placed_reason": case.legal_hold_reason,
+        }
+        case.legal_hold, case.legal_hold_reason, case.legal_hold_by, case.legal_hold_at = False, "", None, None
+        case.save(update_fields=["legal_hold", "legal_hold_reason", "legal_hold_by", "legal_hold_at", "updated_at"])
+        audit.record(
+            action=Action.CASE_LEGAL_HOLD_LIFTED,
+            actor=actor,
+            target=case,
+            case_reference=case.reference,
+            details={"reason": reason, "status": case.status, **placed},
+        )
+    return case
+
+
+# --- the purge ------------------------------------------------------------------------------
+
+
+def evidence_purge_due(*, batch_size: int | None = None) -> int:
+    """Purge the evidence files of every case closed for the retention period and not under legal hold.
+
+    Per case and batch, one transaction: the case row is locked (a hold being placed waits, or
+    the purge skips the case this run), the hold and the dates are checked again under the
+    lock, the items are marked purged and one ``evidence.purged`` event per item is recorded
+    (``record_many``, the chain head last). The files are deleted after commit: a rolled-back
+    purge deletes nothing, and a file that could not be deleted is logged (its item says
+    purged; the storage keeps an orphan, never the other way round). Safe to run twice or from
+    two beats: an item is claimed only while not yet purged. Returns how many items it purged.
+    """
+    batch_size = batch_size or settings.EVIDENCE["PURGE_BATCH"]
+    keep = retention()
+    purged = 0
+    for case_id in Case.objects.evidence_purge_due(timezone.now(), keep).order_by("pk").values_list("pk", flat=True):
+        while True:
+            done = _purge_batch(case_id, keep, batch_size)
+            purged += done
+            if done < batch_size:
+                break
+    return purged
+
+
+def _purge_batch(case_id: int, keep: timedelta, batch_size: int) -> int:
+    with transaction.atomic():
+        case = locked(Case.objects, skip_locked=True).filter(pk=case_id).first()
+        if case is None or not case.evidence_purge_due(timezone.now(), keep):
+            return 0
+        items = list(
+            locked(Evidence.objects.stored(), skip_locked=True).filter(case=case).order_by("pk")[:batch_size]
+        )
+        if not items:
+            return 0
+        now = timezone.now()
+        for item in items:
+            item.purged_at = now
+            item.save(update_fields=["purged_at"])
+        audit.record_many(
+            (
+                {
+                    "action": Action.EVIDENCE_PURGED,
+                    "target": item,
+                    "case_reference": case.reference,
+                    "details": {
+                        "evidence": item.pk,
+                        "sha256": item.sha256,
+                        "size": item.size,
+                        "kind": item.kind,
+                        "closed_at": case.closed_at.isoformat(),
+                        "retention_days": keep.days,
+                    },
+                }
+                for item in items
+            ),
+            returning=False,
+        )
+        names = [item.stored_name for item in items]
+        transaction.on_commit(lambda: _delete_files(names))
+    return len(items)
+
+
+def _delete_files(names: list[str]) -> None:
+    for name in names:
+        try:
+            custody.discard(name)
+        except Exception:
+            logger.exception("could not delete the purged evidence file %s; its item is marked purged", name)

@@ -1,0 +1,130 @@
+"""Retention and legal hold: a closed case's evidence files are purged after the retention period,
+one ledger event per item, the records kept with their hashes; a legal hold, placed and lifted by an
+independent legal reviewer with a reason, prevents the purge."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.utils import timezone
+
+from audit.actions import Action
+from audit.models import AuditEvent
+from investigations import actions
+from investigations.errors import InvalidTransition
+from investigations.models import Case, Evidence
+
+from ..conftest import make_legacy_user
+from .conftest import open_case_for
+from .evidence_helpers import PNG, TEXT, stored_files, upload
+
+pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
+
+
+def closed_with_evidence(lead, member, reviewer, *, days_ago: int) -> tuple[Case, list[Evidence]]:
+    """A case (approved by ``reviewer``) with a document, a second version of it and a picture,
+    closed ``days_ago`` days ago."""
+    case = open_case_for(lead, reviewer, team=[member])
+    first = actions.evidence_upload(actor=lead, case=case, upload=upload(TEXT, "notes.txt", "text/plain"))
+    second = actions.evidence_upload(
+        actor=member, case=case, upload=upload(TEXT + b"More.\n", "notes.txt", "text/plain"), supersedes=first
+    )
+    picture = actions.evidence_upload(actor=member, case=case, upload=upload(PNG, "desk.png", "image/png"))
+    actions.case_close(actor=lead, case=case, summary="Done.")
+    # The clock is the one thing a test cannot wait for: the closure is moved back in time.
+    Case.objects.filter(pk=case.pk).update(closed_at=timezone.now() - timedelta(days=days_ago))
+    return case, [first, second, picture]
+
+
+def purged_events(case: Case) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(action=Action.EVIDENCE_PURGED, case_reference=case.reference).order_by("seq"))
+
+
+def test_after_retention_the_files_go_and_the_records_stay_with_one_event_each(
+    lead, member, reviewer, evidence_store, settings, django_capture_on_commit_callbacks
+):
+    settings.EVIDENCE = {**settings.EVIDENCE, "RETENTION_DAYS": 30}
+    case, items = closed_with_evidence(lead, member, reviewer, days_ago=31)
+    assert len(stored_files(evidence_store)) == 3
+    with django_capture_on_commit_callbacks(execute=True):  # the files go after commit
+        assert actions.evidence_purge_due() == 3
+    assert stored_files(evidence_store) == []
+    for item in items:
+        kept = Evidence.objects.get(pk=item.pk)
+        assert kept.is_purged and kept.sha256 == item.sha256 and kept.size == item.size
+    events = purged_events(case)
+    assert sorted(int(event.target_id) for event in events) == sorted(item.pk for item in items)
+    assert {event.details["sha256"] for event in events} == {item.sha256 for item in items}
+    assert all(event.details["retention_days"] == 30 and event.actor is None for event in events)
+    assert actions.evidence_purge_due() == 0 and len(purged_events(case)) == 3  # once only
+    with pytest.raises(InvalidTransition, match="purged"):
+        actions.evidence_download(actor=lead, evidence=Evidence.objects.get(pk=items[0].pk))
+    # The custody check does not take a purged file for a missing one.
+    assert actions.evidence_verify_due().checked == 0
+    assert not AuditEvent.objects.filter(action=Action.EVIDENCE_INTEGRITY_FAILED).exists()
+
+
+def test_nothing_is_purged_before_the_retention_period_ends(lead, member, reviewer, evidence_store, settings):
+    settings.EVIDENCE = {**settings.EVIDENCE, "RETENTION_DAYS": 30}
+    case, _ = closed_with_evidence(lead, member, reviewer, days_ago=29)
+    open_case = open_case_for(lead, reviewer, team=[member])
+    actions.evidence_upload(actor=lead, case=open_case, upload=upload(TEXT, "open.txt", "text/plain"))
+    assert actions.evidence_purge_due() == 0
+    assert len(stored_files(evidence_store)) == 4 and not purged_events(case)
+
+
+def test_a_legal_hold_prevents_the_purge_until_lifted(
+    lead, member, reviewer, evidence_store, settings, django_capture_on_commit_callbacks
+):
+    settings.EVIDENCE = {**settings.EVIDENCE, "RETENTION_DAYS": 30}
+    case, items = closed_with_evidence(lead, member, reviewer, days_ago=400)
+    held = actions.case_legal_hold_set(actor=reviewer, case=case, reason="Litigation by the former employee.")
+    assert held.legal_hold and held.legal_hold_by == reviewer
+    placed = AuditEvent.objects.get(action=Action.CASE_LEGAL_HOLD_SET)
+    assert placed.actor == reviewer and placed.details["reason"] == "Litigation by the former employee."
+    assert actions.evidence_purge_due() == 0 and len(stored_files(evidence_store)) == 3
+    with pytest.raises(InvalidTransition, match="already under legal hold"):
+        actions.case_legal_hold_set(actor=reviewer, case=case, reason="Again.")
+    actions.case_legal_hold_lift(actor=reviewer, case=case, reason="The claim was settled.")
+    lifted = AuditEvent.objects.get(action=Action.CASE_LEGAL_HOLD_LIFTED)
+    assert lifted.details["reason"] == "The claim was settled." and lifted.details["placed_by"] == "reviewer"
+    with django_capture_on_commit_callbacks(execute=True):  # the files go after commit
+        assert actions.evidence_purge_due() == len(items)
+    assert stored_files(evidence_store) == []
+    with pytest.raises(InvalidTransition, match="not under legal hold"):
+        actions.case_legal_hold_lift(actor=reviewer, case=case, reason="Twice.")
+
+
+def test_only_an_independent_legal_reviewer_places_or_lifts_a_hold(
+    lead, member, reviewer, senior_reviewer, auditor, admin_user, superuser, evidence_store
+):
+    case, _ = closed_with_evidence(lead, member, reviewer, days_ago=1)
+    for teammate in (lead, member):  # they see the case: refused, and the refusal is recorded
+        before = AuditEvent.objects.filter(action=Action.ACCESS_DENIED).count()
+        with pytest.raises(PermissionDenied, match="legal reviewer independent"):
+            actions.case_legal_hold_set(actor=teammate, case=case, reason="Keep it.")
+        assert AuditEvent.objects.filter(action=Action.ACCESS_DENIED).count() == before + 1
+    for stranger in (senior_reviewer, auditor, admin_user, superuser):  # they do not see the case
+        with pytest.raises(Http404):
+            actions.case_legal_hold_set(actor=stranger, case=case, reason="Keep it.")
+    legacy = make_legacy_user("dual", ["investigator", "legal_reviewer"])
+    theirs = open_case_for(lead, reviewer, team=[legacy])
+    with pytest.raises(PermissionDenied):  # a legal role, but on the team
+        actions.case_legal_hold_set(actor=legacy, case=theirs, reason="Keep it.")
+    with pytest.raises(ValidationError) as refused:
+        actions.case_legal_hold_set(actor=reviewer, case=case, reason="  ")
+    assert "reason" in refused.value.message_dict
+    assert not Case.objects.filter(legal_hold=True).exists()
+    assert not AuditEvent.objects.filter(action=Action.CASE_LEGAL_HOLD_SET).exists()
+
+
+def test_a_hold_placed_while_the_case_is_open_outlives_its_closure(lead, member, reviewer, evidence_store, settings):
+    settings.EVIDENCE = {**settings.EVIDENCE, "RETENTION_DAYS": 0}
+    case = open_case_for(lead, reviewer, team=[member])
+    actions.evidence_upload(actor=lead, case=case, upload=upload(TEXT, "notes.txt", "text/plain"))
+    actions.case_legal_hold_set(actor=reviewer, case=case, reason="A regulator asked us to keep everything.")
+    actions.case_close(actor=lead, case=Case.objects.get(pk=case.pk), summary="Done.")
+    assert actions.evidence_purge_due() == 0 and len(stored_files(evidence_store)) == 1
