@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from investigations.views.dashboard import dashboard
 
+from .health import health
 from .metrics import metrics
 
 handler500 = "config.views.server_error"
@@ -19,6 +20,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("operations/", include("operations.urls")),
     path("metrics", metrics, name="metrics"),
+    path("health", health, name="health"),
     path("api/v1/", include("investigations.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The docs page is for people in a browser: log in first, like every page. The split view

@@ -15,6 +15,8 @@ ERROR_DESCRIPTIONS = {
     "413": "The request body is too large.",
     "415": "The body is not JSON (send Content-Type: application/json).",
     "429": "Throttled: retry after the Retry-After header's seconds.",
+    "503": "The database is unavailable (code database_unavailable): nothing changed; retry after the "
+    "Retry-After header's seconds.",
 }
 
 
@@ -27,7 +29,7 @@ class CustosAutoSchema(AutoSchema):
             codes += ["413", "415"]
         if self.view.get_throttles():
             codes.append("429")
-        return codes
+        return [*codes, "503"]
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)

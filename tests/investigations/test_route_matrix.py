@@ -103,6 +103,7 @@ investigations:transparency_json           -       404    404    404    404    4
 investigations:transparency_csv            -       404    404    404    404    404    200    404    404    login  login
 investigations:transparency_chart          -       404    404    404    404    404    200    404    404    login  login
 metrics                                    -       404    404    404    404    404    404    404    404    404    404
+health                                     -       200    200    200    200    200    200    200    200    200    200
 investigations:task_create                 open    200    200    404    403    404    404    404    404    login  login
 investigations:task_edit                   open    200    200    404    403    404    404    404    404    login  login
 investigations:task_status                 open    302    302    404    403    404    404    404    404    login  login
@@ -398,6 +399,7 @@ CALLS: dict[str, Callable[[World, str], tuple[str, str, str, dict]]] = {
     "investigations:transparency_csv": _get("investigations:transparency_csv"),
     "investigations:transparency_chart": _get("investigations:transparency_chart", lambda world: "outcomes"),
     "metrics": _get("metrics"),
+    "health": _get("health"),
     "accounts:password_change": _get("accounts:password_change"),
     "accounts:settings": _get("accounts:settings"),
     "investigations:audit_case_timeline": _get(
