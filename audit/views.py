@@ -17,7 +17,7 @@ from . import checkpoints, runs
 from .access import require_auditor
 from .actions import Action
 from .export import csv_lines, export_rows, jsonl_lines
-from .forms import EventFilterForm
+from .filters import NEWEST_FIRST, OLDEST_FIRST, EventFilter
 from .ledger import compute_hash, record
 from .models import AuditEvent, ChainHead, VerificationRun, VerificationRunStatus
 
@@ -52,22 +52,38 @@ def _url_with(request: HttpRequest, **params) -> str:
     return "?" + query.urlencode()
 
 
+def _sorted_url(request: HttpRequest, sort: str) -> str:
+    """The list in the other order, from its first page (the filters kept)."""
+    query = request.GET.copy()
+    for name in ("before", "after"):
+        query.pop(name, None)
+    query["sort"] = sort
+    return "?" + query.urlencode()
+
+
 def event_list(request: HttpRequest) -> HttpResponse:
     require_auditor(request.user)
-    form = EventFilterForm(request.GET)
-    before = _positive_int(request.GET.get("before"))
-    events, next_key = _page(form.apply(AuditEvent.objects.all()), key=before)
-    filters = form.used()
+    listing = EventFilter(request.GET)
+    newest_first = listing.newest_first
+    key = _positive_int(request.GET.get("before" if newest_first else "after"))
+    matching = listing.events()
+    events, next_key = _page(matching, key=key, oldest_first=not newest_first)
+    filters = listing.used()
+    direction = "before" if newest_first else "after"
     record(
         action=Action.AUDIT_VIEWED,
         actor=request.user,
-        details={"page": "event_list", "filters": filters, "before": before, "shown": len(events)},
+        details={"page": "event_list", "filters": filters, direction: key, "shown": len(events)},
         request=request,
     )
     context = {
-        "form": form,
+        "filter": listing,
         "events": events,
-        "next_url": _url_with(request, before=next_key) if next_key else None,
+        "newest_first": newest_first,
+        "sort_url": _sorted_url(request, OLDEST_FIRST if newest_first else NEWEST_FIRST),
+        "matching": matching.count(),
+        "filtered": bool(filters),
+        "next_url": _url_with(request, **{direction: next_key}) if next_key else None,
     }
     return render(request, "audit/event_list.html", context)
 
@@ -169,13 +185,13 @@ def _public_key() -> str:
 def export(request: HttpRequest) -> HttpResponse:
     """Stream the filtered range as CSV or JSON lines; the export is recorded before streaming."""
     require_auditor(request.user)
-    form = EventFilterForm(request.GET)
+    listing = EventFilter(request.GET)
     file_format = "jsonl" if request.GET.get("format") == "jsonl" else "csv"
-    events = form.apply(AuditEvent.objects.all())
+    events = listing.events()
     record(
         action=Action.AUDIT_EXPORTED,
         actor=request.user,
-        details={"format": file_format, "filters": form.used()},
+        details={"format": file_format, "filters": listing.used()},
         request=request,
     )
     lines = jsonl_lines(export_rows(events)) if file_format == "jsonl" else csv_lines(export_rows(events))

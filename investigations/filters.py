@@ -9,11 +9,25 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Case as Case_
+from django.db.models import F, Q, QuerySet, Value, When
 
 from accounts.models import User
 
-from .models import Case, CasePriority, CaseStatus, CaseType, Grant, GrantStatus
+from .models import (
+    Alert,
+    AlertKind,
+    AlertSeverity,
+    Case,
+    CasePriority,
+    CaseStatus,
+    CaseType,
+    DataPullRequest,
+    Decision,
+    DecisionOutcome,
+    Grant,
+    GrantStatus,
+)
 from .models.case import TAG_MAX, normalise_tag
 
 
@@ -97,3 +111,137 @@ class GrantFilter(django_filters.FilterSet):
     class Meta:
         model = Grant
         fields: list[str] = []
+
+
+class RankOrdering(django_filters.OrderingFilter):
+    """Column sorting where one column sorts by rank (most severe first), not by the stored word."""
+
+    def __init__(self, *args, ranked: str, ranks: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ranked, self.ranks = ranked, ranks
+
+    def filter(self, qs: QuerySet, value) -> QuerySet:
+        if value and value[0].lstrip("-") == self.ranked:
+            rank = Case_(*[When(**{self.ranked: word, "then": Value(i)}) for i, word in enumerate(self.ranks)])
+            order = F("_rank").asc() if value[0].startswith("-") else F("_rank").desc()
+            return qs.annotate(_rank=rank).order_by(order, "-pk")
+        return super().filter(qs, value)
+
+
+class ReviewQueueFilter(django_filters.FilterSet):
+    """The review queue: requests a reviewer may decide (``access.review_queue_for``)."""
+
+    q = django_filters.CharFilter(method="search", label="Case reference or title", max_length=200)
+    case_type = django_filters.ChoiceFilter(
+        field_name="case__case_type", choices=CaseType.choices, label="Case type", empty_label="any type"
+    )
+    priority = django_filters.ChoiceFilter(
+        field_name="case__priority", choices=CasePriority.choices, label="Priority", empty_label="any priority"
+    )
+    protected = django_filters.ChoiceFilter(
+        method="by_protection",
+        choices=[("yes", "names a protected subject"), ("no", "names none")],
+        label="Protected subjects",
+        empty_label="either",
+    )
+    lead = django_filters.ModelChoiceFilter(
+        field_name="case__lead", queryset=User.objects.none(), empty_label="anyone", label="Lead"
+    )
+    submitted_from = _date("submitted_at__date", "gte", "Submitted from")
+    submitted_to = _date("submitted_at__date", "lte", "Submitted until")
+    sort = django_filters.OrderingFilter(
+        fields=(
+            ("id", "request"),
+            ("case__reference", "case"),
+            ("submitted_at", "submitted"),
+            ("approval_count", "approvals"),
+        ),
+        label="Sort by",
+    )
+
+    class Meta:
+        model = DataPullRequest
+        fields: list[str] = []
+
+    def __init__(self, data=None, queryset: QuerySet | None = None, **kwargs):
+        super().__init__(data, queryset, **kwargs)
+        leads = User.objects.filter(pk__in=self.queryset.values("case__lead")).order_by("username")
+        self.filters["lead"].queryset = leads
+        self.form.fields["lead"].queryset = leads
+        self.form.fields["lead"].label_from_instance = lambda user: user.display_name
+
+    def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(Q(case__reference__icontains=value) | Q(case__title__icontains=value))
+
+    def by_protection(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        named = Q(protected_categories=[])
+        return queryset.exclude(named) if value == "yes" else queryset.filter(named)
+
+
+class DecisionFilter(django_filters.FilterSet):
+    """A reviewer's own decisions (``access.decisions_made_by``)."""
+
+    outcome = django_filters.ChoiceFilter(choices=DecisionOutcome.choices, label="Decision", empty_label="any decision")
+    case = django_filters.CharFilter(
+        field_name="request__case__reference", lookup_expr="icontains", label="Case reference", max_length=40
+    )
+    decided_from = _date("created_at__date", "gte", "Decided from")
+    decided_to = _date("created_at__date", "lte", "Decided until")
+    sort = django_filters.OrderingFilter(
+        fields=(
+            ("created_at", "decided"),
+            ("request_id", "request"),
+            ("request__case__reference", "case"),
+            ("outcome", "decision"),
+        ),
+        label="Sort by",
+    )
+
+    class Meta:
+        model = Decision
+        fields: list[str] = []
+
+
+ALERT_STATES = [("open", "Open"), ("acknowledged", "Acknowledged"), ("all", "All")]
+
+
+class AlertFilter(django_filters.FilterSet):
+    """Oversight alerts (``access.alerts_visible_to``); open ones unless another state is chosen."""
+
+    state = django_filters.ChoiceFilter(method="in_state", choices=ALERT_STATES, label="State", empty_label=None)
+    severity = django_filters.ChoiceFilter(choices=AlertSeverity.choices, empty_label="any severity")
+    kind = django_filters.ChoiceFilter(choices=AlertKind.choices, empty_label="any kind")
+    case = django_filters.CharFilter(
+        field_name="case__reference", lookup_expr="icontains", label="Case reference", max_length=40
+    )
+    raised_from = _date("event_at__date", "gte", "Raised from")
+    raised_to = _date("event_at__date", "lte", "Raised until")
+    sort = RankOrdering(
+        fields=(
+            ("id", "alert"),
+            ("event_at", "when"),
+            ("severity", "severity"),
+            ("kind", "kind"),
+            ("case__reference", "case"),
+        ),
+        ranked="severity",
+        ranks=[AlertSeverity.INFO, AlertSeverity.WARNING, AlertSeverity.CRITICAL],
+        label="Sort by",
+    )
+
+    class Meta:
+        model = Alert
+        fields: list[str] = []
+
+    def __init__(self, data=None, queryset: QuerySet | None = None, **kwargs):
+        if data is not None and not data.get("state"):
+            data = data.copy()
+            data["state"] = "open"
+        super().__init__(data, queryset, **kwargs)
+
+    def in_state(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if value == "open":
+            return queryset.open()
+        if value == "acknowledged":
+            return queryset.acknowledged()
+        return queryset

@@ -1,4 +1,4 @@
-"""Forms of the oversight pages: filtering alerts, acknowledging one."""
+"""Forms of the oversight pages: acknowledging an alert, the transparency report (alerts filter in ``filters``)."""
 
 from __future__ import annotations
 
@@ -6,31 +6,8 @@ from datetime import date
 
 from django import forms
 
-from ..models import AlertKind
 from ..models.case import TEXT_MAX
 from ..transparency import Period
-
-STATES = [("open", "Open"), ("acknowledged", "Acknowledged"), ("all", "All")]
-
-
-class AlertFilterForm(forms.Form):
-    state = forms.ChoiceField(choices=STATES, required=False)
-    kind = forms.ChoiceField(choices=[("", "Any kind"), *AlertKind.choices], required=False)
-
-    def apply(self, alerts):
-        """Filter ``alerts`` by the valid fields; open alerts when nothing is chosen."""
-        self.is_valid()
-        state = self.cleaned_data.get("state") or "open"
-        if state == "open":
-            alerts = alerts.open()
-        elif state == "acknowledged":
-            alerts = alerts.acknowledged()
-        if self.cleaned_data.get("kind"):
-            alerts = alerts.filter(kind=self.cleaned_data["kind"])
-        return alerts
-
-    def used(self) -> dict[str, str]:
-        return {name: value for name, value in self.cleaned_data.items() if value}
 
 
 class AcknowledgeForm(forms.Form):

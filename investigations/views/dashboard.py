@@ -7,7 +7,6 @@ COUNT each, so the page costs the same number of queries with ten rows or ten th
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -18,6 +17,8 @@ from audit.access import is_auditor
 from audit.actions import Action
 
 from .. import access
+from ..filters import DecisionFilter
+from .listing import filtered_page
 
 SHOWN = 10
 DECISIONS_PAGE_SIZE = 25
@@ -74,6 +75,8 @@ def decision_list(request: HttpRequest) -> HttpResponse:
     """A legal reviewer's own decisions, newest first."""
     if not request.user.is_reviewer:
         raise PermissionDenied("The list of decisions is for legal reviewers.")
-    decisions = access.decisions_made_by(request.user).select_related("request__case").order_by("-created_at", "-id")
-    page = Paginator(decisions, DECISIONS_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "investigations/decision_list.html", {"page": page})
+    decisions = access.decisions_made_by(request.user).select_related("request__case")
+    context = filtered_page(
+        request, DecisionFilter, decisions, default_order=("-created_at", "-id"), page_size=DECISIONS_PAGE_SIZE
+    )
+    return render(request, "investigations/decision_list.html", context)

@@ -20,9 +20,11 @@ from audit.models import AuditEvent
 from .. import access
 from ..actions import oversight
 from ..errors import InvalidTransition
+from ..filters import AlertFilter
 from ..forms import apply_errors
-from ..forms.oversight import AcknowledgeForm, AlertFilterForm
+from ..forms.oversight import AcknowledgeForm
 from . import conflict
+from .listing import filtered_page
 
 PAGE_SIZE = 50
 
@@ -34,17 +36,11 @@ def _viewed(request: HttpRequest, page: str, target=None, **details) -> None:
 
 def alert_list(request: HttpRequest) -> HttpResponse:
     require_auditor(request.user)
-    form = AlertFilterForm(request.GET)
-    alerts = form.apply(access.alerts_visible_to(request.user))
-    page = Paginator(alerts, PAGE_SIZE).get_page(request.GET.get("page"))
-    _viewed(request, "alert_list", filters=form.used(), shown=len(page.object_list))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(
-        request,
-        "investigations/alert_list.html",
-        {"form": form, "page": page, "alerts": page.object_list, "filter_query": query.urlencode()},
-    )
+    visible = access.alerts_visible_to(request.user).select_related("case", "acknowledged_by")
+    context = filtered_page(request, AlertFilter, visible, default_order=("-event_seq", "-id"), page_size=PAGE_SIZE)
+    used = {name: str(value) for name, value in context["filter"].form.cleaned_data.items() if value}
+    _viewed(request, "alert_list", filters=used, shown=len(context["page"]))
+    return render(request, "investigations/alert_list.html", context | {"alerts": context["page"].object_list})
 
 
 def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -13,6 +12,7 @@ from accounts.models import User
 
 from .. import access, actions, policy
 from ..errors import InvalidTransition
+from ..filters import ReviewQueueFilter
 from ..forms import apply_errors
 from ..forms.request import DecisionForm, OptionalReasonForm, RequestForm
 from ..gateway import DIRECT_KINDS
@@ -20,6 +20,7 @@ from ..models import DataPullRequest, DecisionOutcome, RequestStatus
 from ..models.request import APPROVING_OUTCOMES
 from ..scope import Scope, limits
 from . import conflict
+from .listing import filtered_page
 
 QUEUE_PAGE_SIZE = 25
 
@@ -125,8 +126,14 @@ def request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
 def review_queue(request: HttpRequest) -> HttpResponse:
     if not request.user.is_reviewer:
         raise PermissionDenied("The review queue is for legal reviewers.")
-    page = Paginator(access.review_queue_for(request.user), QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "investigations/review_queue.html", {"page": page, "queue": page.object_list})
+    context = filtered_page(
+        request,
+        ReviewQueueFilter,
+        access.review_queue_for(request.user),
+        default_order=("submitted_at", "id"),
+        page_size=QUEUE_PAGE_SIZE,
+    )
+    return render(request, "investigations/review_queue.html", context | {"queue": context["page"].object_list})
 
 
 def _team(pull: DataPullRequest) -> list[User]:

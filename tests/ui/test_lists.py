@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -78,3 +80,88 @@ def test_grant_list_filters_by_status_and_links_the_case(active_grant, lead, cli
     page = client.get(url, {"status": "active", "sort": "-expires"})
     assert list(page.context["grants"]) == [active_grant]
     assert reverse("investigations:case_detail", args=[active_grant.case_id]) in page.content.decode()
+
+
+# --- the review queue, decisions, alerts and the audit trail ---------------------------------
+
+
+@pytest.fixture
+def two_in_queue(protected_request, lead, reviewer, store):
+    from tests.investigations.conftest import file_request
+
+    other_case = open_case_for(lead, reviewer, title="Badge misuse", case_type="misconduct")
+    plain = actions.request_submit(actor=lead, request=file_request(other_case, lead, subjects=("3",)))
+    return protected_request, plain
+
+
+def _ids(response) -> list[int]:
+    return [row.pk for row in response.context["page"].object_list]
+
+
+def test_review_queue_filters_sorts_and_counts_in_the_url(two_in_queue, second_reviewer, client):
+    protected, plain = two_in_queue
+    client.force_login(second_reviewer)
+    url = reverse("investigations:review_queue")
+    assert _ids(client.get(url)) == [protected.pk, plain.pk]  # oldest first by default
+    assert _ids(client.get(url, {"sort": "-request"})) == [plain.pk, protected.pk]
+    only = client.get(url, {"protected": "yes"})
+    assert _ids(only) == [protected.pk]
+    assert "1 of 2 requests match" in only.content.decode()
+    assert _ids(client.get(url, {"protected": "no", "case_type": "misconduct"})) == [plain.pk]
+    assert _ids(client.get(url, {"q": plain.case.reference})) == [plain.pk]
+    assert "2 requests wait for you" in client.get(url).content.decode()
+
+
+def test_review_queue_filters_never_reach_what_the_reviewer_may_not_decide(two_in_queue, second_reviewer, client):
+    _protected, plain = two_in_queue
+    actions.request_decide(actor=second_reviewer, request=plain, outcome="reject", reason="No basis.")
+    client.force_login(second_reviewer)
+    response = client.get(reverse("investigations:review_queue"), {"q": plain.case.reference})
+    assert _ids(response) == []
+
+
+def test_decisions_filter_by_outcome_and_sort_by_column(two_in_queue, second_reviewer, client):
+    protected, plain = two_in_queue
+    actions.request_decide(actor=second_reviewer, request=plain, outcome="reject", reason="No basis.")
+    actions.request_decide(actor=second_reviewer, request=protected, outcome="return", reason="Say why.")
+    client.force_login(second_reviewer)
+    url = reverse("investigations:decision_list")
+    rejected = client.get(url, {"outcome": "reject"})
+    assert [decision.request_id for decision in rejected.context["page"].object_list] == [plain.pk]
+    assert "1 of 2 decisions match" in rejected.content.decode()
+    by_request = client.get(url, {"sort": "request"})
+    assert [decision.request_id for decision in by_request.context["page"].object_list] == [protected.pk, plain.pk]
+
+
+def test_alerts_filter_by_severity_and_state_and_sort_by_rank(two_in_queue, second_reviewer, auditor, client):
+    from investigations.actions import oversight
+    from investigations.models import Alert
+
+    oversight.alerts_scan()
+    alerts = list(Alert.objects.all())
+    assert alerts, "the protected request raised alerts"
+    client.force_login(auditor)
+    url = reverse("investigations:alert_list")
+    warning = [alert.pk for alert in alerts if alert.severity == "warning"]
+    assert sorted(_ids(client.get(url, {"severity": "warning"}))) == sorted(warning)
+    assert _ids(client.get(url, {"state": "acknowledged"})) == []
+    ranked = client.get(url, {"sort": "severity"}).context["page"].object_list
+    order = {"critical": 0, "warning": 1, "info": 2}
+    assert [order[alert.severity] for alert in ranked] == sorted(order[alert.severity] for alert in ranked)
+    assert f"of {len(alerts)} alert" in client.get(url).content.decode()
+
+
+def test_audit_trail_sorts_oldest_first_keeps_filters_and_counts(two_in_queue, auditor, client):
+    from audit.models import AuditEvent
+
+    client.force_login(auditor)
+    url = reverse("audit:event_list")
+    oldest = client.get(url, {"sort": "seq", "action": "request.submitted"})
+    seqs = [event.seq for event in oldest.context["events"]]
+    expected = list(AuditEvent.objects.filter(action="request.submitted").order_by("seq").values_list("seq", flat=True))
+    assert seqs == expected and len(seqs) == 2
+    html = oldest.content.decode()
+    assert "2 events match; oldest first." in html
+    assert re.search(r'aria-sort="ascending"><a href="\?[^"]*sort=-seq', html)  # the heading turns the order round
+    newest = client.get(url, {"action": "request.submitted"})
+    assert [event.seq for event in newest.context["events"]] == expected[::-1]

@@ -18,6 +18,7 @@ from django.utils import timezone
 import audit
 from audit.actions import Action
 from investigations.models import (
+    Alert,
     Case,
     CaseMember,
     CaseStatus,
@@ -54,7 +55,24 @@ class World:
         self._grants_with_decisions_and_queries(numbers)
         for _ in numbers:
             audit.record(action=Action.CASE_NOTE_ADDED, actor=self.lead, case_reference=self.case.reference)
+        self._alerts(numbers)
         self.size = size
+
+    def _alerts(self, numbers) -> None:
+        Alert.objects.bulk_create(
+            Alert(
+                kind="off_hours_query",
+                severity=("info", "warning", "critical")[number % 3],
+                event_seq=10_000 + number,
+                event_at=timezone.now(),
+                case=self.case,
+                user=self.lead,
+                summary=f"Alert {number}",
+                acknowledged_by=self.reviewer if number % 2 else None,
+                acknowledged_at=timezone.now() if number % 2 else None,
+            )
+            for number in numbers
+        )
 
     def _pending_cases(self, numbers) -> None:
         cases = Case.objects.bulk_create(
@@ -141,7 +159,7 @@ PAGES = {
     "lead": ["home", "investigations:case_list", "investigations:grant_list"],
     "reviewer": ["home", "investigations:review_queue", "investigations:case_queue"],
     "second_reviewer": ["home", "investigations:decision_list"],
-    "auditor": ["home", "audit:event_list"],
+    "auditor": ["home", "audit:event_list", "investigations:alert_list"],
 }
 
 
