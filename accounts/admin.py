@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
 from axes.models import AccessAttempt
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminPasswordChangeForm as DjangoAdminOwnPasswordChangeForm
@@ -143,6 +145,10 @@ def _own_password_change(request: HttpRequest, extra_context=None):
 admin.site.password_change = _own_password_change
 admin.site.unregister(Group)
 admin.site.unregister(AuthToken)
+# django-allauth's own admin pages: Custos keeps no e-mail addresses there, and an authenticator
+# is never deleted by hand (a reset is the audited, two-person action on the user's page).
+admin.site.unregister(EmailAddress)
+admin.site.unregister(Authenticator)
 
 
 @admin.register(AuthToken)

@@ -1,4 +1,7 @@
-from django.contrib.auth import views as auth_views
+from allauth.account import views as account_views
+from allauth.mfa.base import views as mfa_views
+from allauth.mfa.recovery_codes import views as recovery_views
+from allauth.mfa.totp import views as totp_views
 from django.urls import path
 
 from . import views
@@ -6,12 +9,23 @@ from . import views
 app_name = "accounts"
 
 urlpatterns = [
-    path(
-        "login/",
-        auth_views.LoginView.as_view(template_name="accounts/login.html", redirect_authenticated_user=True),
-        name="login",
-    ),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", views.password_change, name="password_change"),
     path("settings/", views.user_settings, name="settings"),
+]
+
+# django-allauth's pages that Custos uses, under allauth's own (un-namespaced) names, which
+# allauth reverses itself. Only these: no sign-up, no e-mail or password-reset flows.
+allauth_urlpatterns = [
+    path("login/", account_views.login, name="account_login"),
+    path("logout/", account_views.logout, name="account_logout"),
+    path("inactive/", account_views.account_inactive, name="account_inactive"),
+    path("reauthenticate/", account_views.reauthenticate, name="account_reauthenticate"),
+    path("2fa/", mfa_views.index, name="mfa_index"),
+    path("2fa/authenticate/", mfa_views.authenticate, name="mfa_authenticate"),
+    path("2fa/reauthenticate/", mfa_views.reauthenticate, name="mfa_reauthenticate"),
+    path("2fa/totp/activate/", totp_views.activate_totp, name="mfa_activate_totp"),
+    path("2fa/totp/deactivate/", totp_views.deactivate_totp, name="mfa_deactivate_totp"),
+    path("2fa/recovery-codes/", recovery_views.view_recovery_codes, name="mfa_view_recovery_codes"),
+    path("2fa/recovery-codes/generate/", recovery_views.generate_recovery_codes, name="mfa_generate_recovery_codes"),
+    path("2fa/recovery-codes/download/", recovery_views.download_recovery_codes, name="mfa_download_recovery_codes"),
 ]

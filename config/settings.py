@@ -51,6 +51,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "guardian",
     "axes",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
     "django_celery_beat",
     "rest_framework",
     "knox",
@@ -77,6 +80,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     # Before the login requirement: a timed-out session goes on as anonymous and is sent to log in.
     "accounts.timeouts.SessionTimeoutMiddleware",
     "accounts.middleware.SessionAwareLoginRequiredMiddleware",
@@ -166,9 +170,9 @@ AUTHENTICATION_BACKENDS = [
 # No anonymous user in guardian: anonymous visitors never hold object permissions.
 ANONYMOUS_USER_NAME = None
 GUARDIAN_MONKEY_PATCH_USER = False
-LOGIN_URL = "accounts:login"
+LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
-LOGOUT_REDIRECT_URL = "accounts:login"
+LOGOUT_REDIRECT_URL = "account_login"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
@@ -201,6 +205,32 @@ AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the ledger already
 AXES_ENABLE_ADMIN = False  # accounts.admin shows the attempts; unlocking there is audited
 AXES_HTTP_RESPONSE_CODE = 429
 
+# Sign-in and second factors (django-allauth, docs/identity.md): allauth's login flow asks an
+# enrolled user for a second factor before the session is signed in. Accounts are made by staff
+# (no sign-up, no e-mail flows); usernames only. django-axes stays the one lockout of password
+# sign-ins, so allauth's own login rate limits are off; failed second-factor codes are counted
+# by accounts.factors (same limit and cool-off as the lockout).
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_RATE_LIMITS = {"login": None, "login_failed": None}
+MFA_ADAPTER = "accounts.adapters.MFAAdapter"
+MFA_FORMS = {
+    "authenticate": "accounts.forms.SecondFactorForm",
+    "reauthenticate": "accounts.forms.SecondFactorAgainForm",
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env.str("CUSTOS_MFA_ISSUER", default="Custos")
+# One 30-second step either side: a phone's clock a little off still works. A code is accepted
+# once (allauth remembers used codes in the cache).
+MFA_TOTP_TOLERANCE = 1
+MFA_WEBAUTHN_USER_VERIFICATION = "preferred"
+# WebAuthn needs https, except on localhost (a secure context for browsers): the embedded
+# default and the browser tests run on http://localhost.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env.bool("CUSTOS_WEBAUTHN_ALLOW_HTTP", default=DEBUG or EMBEDDED)
 # A signed-in session ends after SESSION_IDLE_TIMEOUT without a request, and SESSION_ABSOLUTE_TIMEOUT
 # after sign-in whatever the activity (accounts.timeouts). The cookie lives no longer than that.
 SESSION_IDLE_TIMEOUT = timedelta(minutes=env.int("CUSTOS_SESSION_IDLE_MINUTES", default=30))

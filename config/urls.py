@@ -1,3 +1,4 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -5,6 +6,7 @@ from django.urls import include, path
 from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from accounts.urls import allauth_urlpatterns
 from investigations.views.dashboard import dashboard
 
 from .health import health
@@ -12,10 +14,15 @@ from .metrics import metrics
 
 handler500 = "config.views.server_error"
 
+# The admin signs in through the one login page (password, then the second factor): its own
+# login form would skip the second factor.
+admin.site.login = secure_admin_login(admin.site.login)
+
 urlpatterns = [
     # The start page needs investigations data (cases, grants): it lives there, named "home".
     path("", dashboard, name="home"),
     path("accounts/", include("accounts.urls")),
+    path("accounts/", include(allauth_urlpatterns)),
     path("audit/", include("audit.urls")),
     path("admin/", admin.site.urls),
     path("operations/", include("operations.urls")),

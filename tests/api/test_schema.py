@@ -29,7 +29,7 @@ def test_schema_is_served_to_authenticated_callers_only(lead):
 
 def test_docs_page_needs_a_login_and_loads_its_assets_locally(client, lead):
     response = client.get(reverse("api-docs"))
-    assert response.status_code == 302 and reverse("accounts:login") in response["Location"]
+    assert response.status_code == 302 and reverse("account_login") in response["Location"]
     client.force_login(lead)
     page = client.get(reverse("api-docs")).content.decode()
     assert "swagger-ui-dist" in page and "/static/drf_spectacular_sidecar/" in page

@@ -77,7 +77,7 @@ def test_details_are_normalised_so_the_hash_survives_the_database(db):
 
 
 def test_request_metadata_is_recorded(client, lead):
-    client.post("/accounts/login/", {"username": "lead", "password": "wrong"}, HTTP_USER_AGENT="probe/1.0")
+    client.post("/accounts/login/", {"login": "lead", "password": "wrong"}, HTTP_USER_AGENT="probe/1.0")
     event = AuditEvent.objects.get(action=Action.AUTH_LOGIN_FAILED)
     assert event.ip == "127.0.0.1"
     assert event.user_agent == "probe/1.0"

@@ -51,7 +51,7 @@ def test_non_auditors_get_404_everywhere(request, login, events, name, kwargs, p
 def test_anonymous_is_sent_to_login(client, events, name, kwargs):
     response = _get(client, name, kwargs)
     assert response.status_code == 302
-    assert reverse("accounts:login") in response["Location"]
+    assert reverse("account_login") in response["Location"]
 
 
 @pytest.mark.parametrize(("name", "kwargs"), PAGES)

@@ -44,25 +44,25 @@ def test_create_user_command_needs_a_password(monkeypatch):
 def test_login_and_failed_login_are_audited(client, lead):
     from tests.conftest import PASSWORD
 
-    response = client.post(reverse("accounts:login"), {"username": "lead", "password": "wrong"})
+    response = client.post(reverse("account_login"), {"login": "lead", "password": "wrong"})
     assert response.status_code == 200
     assert "Please enter a correct username and password" in response.content.decode()
     failed = AuditEvent.objects.get(action=Action.AUTH_LOGIN_FAILED)
     assert failed.details == {"username": "lead"}
     assert "wrong" not in str(failed.details)
 
-    response = client.post(reverse("accounts:login"), {"username": "lead", "password": PASSWORD})
+    response = client.post(reverse("account_login"), {"login": "lead", "password": PASSWORD})
     assert response.status_code == 302
     assert AuditEvent.objects.filter(action=Action.AUTH_LOGIN, actor=lead).count() == 1
 
-    client.post(reverse("accounts:logout"))
+    client.post(reverse("account_logout"))
     assert AuditEvent.objects.filter(action=Action.AUTH_LOGOUT, actor=lead).count() == 1
 
 
 def test_inactive_user_cannot_log_in(client, inactive_user):
     from tests.conftest import PASSWORD
 
-    response = client.post(reverse("accounts:login"), {"username": "inactive", "password": PASSWORD})
+    response = client.post(reverse("account_login"), {"login": "inactive", "password": PASSWORD})
     assert response.status_code == 200
     assert "_auth_user_id" not in client.session
 

@@ -27,7 +27,8 @@ ADMIN_LOGIN = "/admin/login/"
 
 
 def _post(username: str, password: str, *, url: str = LOGIN, address: str = "192.0.2.1", **extra):
-    return Client(REMOTE_ADDR=address).post(url, {"username": username, "password": password}, **extra)
+    # The login page's form (django-allauth) names the username field "login".
+    return Client(REMOTE_ADDR=address).post(url, {"login": username, "password": password}, **extra)
 
 
 def _logged_in(response) -> bool:
@@ -89,9 +90,15 @@ def test_forwarded_for_is_ignored_without_a_proxy(lead, settings):
     assert _post("lead", PASSWORD, HTTP_X_FORWARDED_FOR="203.0.113.250").status_code == 429
 
 
-def test_admin_login_is_locked_too(superuser, settings):
-    _fail(superuser.username, settings.AXES_FAILURE_LIMIT, url=ADMIN_LOGIN)
-    response = _post(superuser.username, PASSWORD, url=ADMIN_LOGIN, address="192.0.2.77")
+def test_the_admin_signs_in_only_through_the_locked_login_page(superuser, settings):
+    # The admin's own login form would skip the second factor: it sends to the login page and
+    # checks no password itself, so there is no way around the lockout there either.
+    response = Client(REMOTE_ADDR="192.0.2.77").post(
+        ADMIN_LOGIN, {"username": superuser.username, "password": PASSWORD}
+    )
+    assert response.status_code == 302 and response["Location"].startswith(LOGIN) and not _logged_in(response)
+    _fail(superuser.username, settings.AXES_FAILURE_LIMIT)
+    response = _post(superuser.username, PASSWORD, url=f"{LOGIN}?next=/admin/", address="192.0.2.78")
     assert response.status_code == 429 and not _logged_in(response)
 
 

@@ -5,9 +5,10 @@ import re
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-# Pages an anonymous visitor may reach: logging in, and the admin's own login (which then
-# requires staff). API endpoints answer 401 instead of redirecting; they are listed by prefix.
-PUBLIC = {"accounts/login/", "admin/login/"}
+# Pages an anonymous visitor may reach: logging in, the admin's own login (which sends to the
+# login page), and the fixed page saying that an account is inactive (shown only after a
+# sign-in). API endpoints answer 401 instead of redirecting; they are listed by prefix.
+PUBLIC = {"accounts/login/", "admin/login/", "accounts/inactive/"}
 API_PREFIX = "api/"
 # API endpoints an anonymous caller may use: getting a token (POST only, so a GET is 405).
 PUBLIC_API = {"api/v1/auth/token/"}

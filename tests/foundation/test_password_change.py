@@ -21,7 +21,7 @@ NEW = "correct horse battery staple 9"
 
 def _signed_in(username: str = "lead") -> Client:
     client = Client()
-    assert client.post(reverse("accounts:login"), {"username": username, "password": PASSWORD}).status_code == 302
+    assert client.post(reverse("account_login"), {"login": username, "password": PASSWORD}).status_code == 302
     return client
 
 
@@ -92,4 +92,4 @@ def test_a_user_without_a_local_password_is_told_where_it_is_managed(lead, clien
 
 def test_anonymous_visitors_are_sent_to_log_in(client):
     response = client.get(URL)
-    assert response.status_code == 302 and reverse("accounts:login") in response["Location"]
+    assert response.status_code == 302 and reverse("account_login") in response["Location"]

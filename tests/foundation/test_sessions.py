@@ -21,7 +21,7 @@ PAGE = "/cases/"
 
 def _signed_in(username: str = "lead") -> Client:
     client = Client()
-    response = client.post(reverse("accounts:login"), {"username": username, "password": PASSWORD})
+    response = client.post(reverse("account_login"), {"login": username, "password": PASSWORD})
     assert response.status_code == 302
     return client
 
@@ -44,7 +44,7 @@ def test_an_idle_session_ends_and_the_next_page_asks_to_log_in(lead):
     assert client.get(PAGE).status_code == 200
     _shift(client, SEEN_AT, 30 * 60 + 1)
     response = client.get(PAGE)
-    assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:login"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("account_login"))
     assert "_auth_user_id" not in client.session
     logout = AuditEvent.objects.filter(action=Action.AUTH_LOGOUT).get()
     assert logout.actor_id == lead.pk and logout.details == {"reason": "idle"}
@@ -86,7 +86,7 @@ def test_a_form_posted_after_the_timeout_changes_nothing(lead):
     client = _signed_in()
     _shift(client, SEEN_AT, 31 * 60)
     response = client.post(reverse("investigations:case_create"), {"title": "Should not be saved"})
-    assert response.status_code == 302 and reverse("accounts:login") in response["Location"]
+    assert response.status_code == 302 and reverse("account_login") in response["Location"]
     from investigations.models import Case
 
     assert not Case.objects.exists()

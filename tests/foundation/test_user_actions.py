@@ -21,7 +21,7 @@ NEW_PASSWORD = "a-brand-new-passphrase-77"
 
 def _logged_in_browser(user) -> Client:
     browser = Client()
-    assert browser.post(reverse("accounts:login"), {"username": user.username, "password": PASSWORD}).status_code == 302
+    assert browser.post(reverse("account_login"), {"login": user.username, "password": PASSWORD}).status_code == 302
     assert browser.get(reverse("home")).status_code == 200
     return browser
 
@@ -43,7 +43,7 @@ def test_a_password_reset_ends_every_session_and_token_of_the_user(lead, member,
 
     for browser in (laptop, phone):
         response = browser.get(reverse("home"))
-        assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:login"))
+        assert response.status_code == 302 and response["Location"].startswith(reverse("account_login"))
     assert script.get("/api/v1/me/").status_code == 401
     assert not AuthToken.objects.filter(user=lead).exists()
     lead.refresh_from_db()

@@ -43,8 +43,18 @@ pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 ROUTE_MATRIX = """
 route                                      state   lead member other reviewer senior auditor admin super anon inactive
 home                                       -       200    200    200    200    200    200    200    200    login  login
-accounts:login                             -       302    302    302    302    302    302    302    302    200    200
-accounts:logout                            -       302    302    302    302    302    302    302    302    login  login
+account_login                              -       302    302    302    302    302    302    302    302    200    200
+account_logout                             -       302    302    302    302    302    302    302    302    302    302
+account_inactive                           -       200    200    200    200    200    200    200    200    200    200
+account_reauthenticate                     -       200    200    200    200    200    200    200    200    login  login
+mfa_index                                  -       200    200    200    200    200    200    200    200    login  login
+mfa_authenticate                           -       302    302    302    302    302    302    302    302    302    302
+mfa_reauthenticate                         -       302    302    302    302    302    302    302    302    login  login
+mfa_activate_totp                          -       302    302    302    302    302    302    302    302    login  login
+mfa_deactivate_totp                        -       404    404    404    404    404    404    404    404    login  login
+mfa_view_recovery_codes                    -       404    404    404    404    404    404    404    404    login  login
+mfa_generate_recovery_codes                -       302    302    302    302    302    302    302    302    login  login
+mfa_download_recovery_codes                -       404    404    404    404    404    404    404    404    login  login
 audit:event_list                           -       404    404    404    404    404    200    404    404    login  login
 audit:event_detail                         -       404    404    404    404    404    200    404    404    login  login
 audit:case_timeline                        open    404    404    404    404    404    200    404    404    login  login
@@ -137,7 +147,7 @@ api:case-report-pdf                        legal   404    404    404    200    4
 ADMIN_MATRIX = """
 route                               state   lead   member other  reviewer senior auditor admin  super  anon   inactive
 index                               -       login  login  login  login  login  login  200    200    login  login
-login                               -       200    200    200    200    200    200    302    302    200    200
+login                               -       403    403    403    403    403    403    302    302    login  login
 logout                              -       302    302    302    302    302    302    302    302    login  login
 password_change                     -       login  login  login  login  login  login  200    200    login  login
 password_change_done                -       login  login  login  login  login  login  200    200    login  login
@@ -328,8 +338,18 @@ def _post(name: str, *ids: Callable[[World], object], data: dict | None = None, 
 
 CALLS: dict[str, Callable[[World, str], tuple[str, str, str, dict]]] = {
     "home": _get("home"),
-    "accounts:login": _get("accounts:login"),
-    "accounts:logout": _post("accounts:logout"),
+    "account_login": _get("account_login"),
+    "account_logout": _post("account_logout"),
+    "account_inactive": _get("account_inactive"),
+    "account_reauthenticate": _get("account_reauthenticate"),
+    "mfa_index": _get("mfa_index"),
+    "mfa_authenticate": _get("mfa_authenticate"),
+    "mfa_reauthenticate": _get("mfa_reauthenticate"),
+    "mfa_activate_totp": _get("mfa_activate_totp"),
+    "mfa_deactivate_totp": _get("mfa_deactivate_totp"),
+    "mfa_view_recovery_codes": _get("mfa_view_recovery_codes"),
+    "mfa_generate_recovery_codes": _get("mfa_generate_recovery_codes"),
+    "mfa_download_recovery_codes": _get("mfa_download_recovery_codes"),
     "audit:event_list": _get("audit:event_list"),
     "audit:event_detail": _get("audit:event_detail", _first_event),
     "audit:case_timeline": _get("audit:case_timeline", lambda world: world.open_case.reference),

@@ -241,7 +241,7 @@ def test_non_staff_get_404_and_no_link(request, login, persona):
 
 def test_anonymous_visitors_are_sent_to_login(client):
     response = client.get(URL)
-    assert response.status_code == 302 and reverse("accounts:login") in response["Location"]
+    assert response.status_code == 302 and reverse("account_login") in response["Location"]
 
 
 def test_a_disabled_task_custos_needs_fails_the_command_and_the_page(login, admin_user):

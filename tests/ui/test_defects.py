@@ -115,8 +115,8 @@ def test_post_after_the_session_ended_returns_to_the_form_page_with_the_input(op
         note_url, {"text": "Witness B confirmed the dates."}, HTTP_REFERER=f"http://testserver{case_url}"
     )
     assert response.status_code == 302
-    assert response["Location"] == f"{reverse('accounts:login')}?next={case_url}"
-    after_login = client.post(response["Location"], {"username": lead.username, "password": PASSWORD})
+    assert response["Location"] == f"{reverse('account_login')}?next={case_url}"
+    after_login = client.post(response["Location"], {"login": lead.username, "password": PASSWORD})
     assert after_login.status_code == 302 and after_login["Location"] == case_url
     page = client.get(case_url).content.decode()
     assert "Your session had ended" in page and "js/keep-input.js" in page
@@ -147,7 +147,7 @@ def test_returned_request_on_start_page_and_reason_on_edit_form(submitted_reques
 
 
 def test_denial_count_matches_the_linked_list(auditor, client):
-    client.post(reverse("accounts:login"), {"username": "nobody", "password": "wrong"})  # a failed login
+    client.post(reverse("account_login"), {"login": "nobody", "password": "wrong"})  # a failed login
     client.force_login(auditor)
     start = client.get(reverse("home"))
     denials = start.context["auditor"].denials

@@ -120,6 +120,6 @@ def test_audit_filter_shows_the_error_next_to_the_field(auditor, client):
 
 
 def test_login_error_is_shown_and_the_username_kept(lead, client):
-    response = client.post(reverse("accounts:login"), {"username": "lead", "password": "wrong"})
+    response = client.post(reverse("account_login"), {"login": "lead", "password": "wrong"})
     page = response.content.decode()
     assert response.status_code == 200 and 'role="alert"' in page and 'value="lead"' in page

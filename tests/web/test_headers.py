@@ -42,7 +42,7 @@ def test_pages_send_a_csp_without_inline_code_and_the_other_headers(lead, client
 
 
 def test_login_page_has_the_headers_too(client):
-    response = client.get(reverse("accounts:login"))
+    response = client.get(reverse("account_login"))
     assert _directives(response)["script-src"] == ["'self'"]
     assert_no_store(response)
 

@@ -1,0 +1,50 @@
+"""django-allauth, fitted to Custos: accounts are made by staff, never by sign-up; the first
+second factor can be set up right after signing in without typing the password again."""
+
+from __future__ import annotations
+
+import time
+
+from allauth.account import app_settings as account_settings
+from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.internal.flows.login import get_authentication_records
+from allauth.core import context
+from allauth.mfa.adapter import DefaultMFAAdapter
+from django.http import HttpRequest
+
+from . import factors
+
+
+class AccountAdapter(DefaultAccountAdapter):
+    # The same answer for a wrong password, an unknown username and an inactive account.
+    error_messages = {
+        **DefaultAccountAdapter.error_messages,
+        "username_password_mismatch": (
+            "Please enter a correct username and password. Note that both fields may be case-sensitive."
+        ),
+    }
+
+    def is_open_for_signup(self, request: HttpRequest) -> bool:
+        return False
+
+    def is_reauthentication_required(self, *, app: str, **kwargs) -> bool:
+        """allauth asks for the password again before any change to one's factors. The one
+        exception: a user with no second factor yet, enrolling their first within
+        ``ACCOUNT_REAUTHENTICATION_TIMEOUT`` of typing their password to sign in (the
+        enrolment that a required role is taken through at first sign-in)."""
+        request = context.request
+        if app == "allauth.mfa" and request is not None and _first_enrolment_after_sign_in(request):
+            return False
+        return super().is_reauthentication_required(app=app, **kwargs)
+
+
+def _first_enrolment_after_sign_in(request: HttpRequest) -> bool:
+    user = request.user
+    if not user.is_authenticated or factors.has_second_factor(user):
+        return False
+    records = [r for r in get_authentication_records(request, user) if r.get("method") == "password"]
+    return bool(records) and time.time() - records[-1]["at"] < account_settings.REAUTHENTICATION_TIMEOUT
+
+
+class MFAAdapter(DefaultMFAAdapter):
+    pass

@@ -1,0 +1,137 @@
+"""Second factors (django-allauth's MFA), as the rest of Custos asks about them.
+
+allauth keeps the authenticators (TOTP, WebAuthn keys, recovery codes) and runs the sign-in
+stage that asks for one. This module is what step-up, single sign-on and the sign-in forms
+call:
+
+- ``has_second_factor(user)``: an authenticator app or a security key / passkey is enrolled;
+- ``check_second_factor(user, code)``: a TOTP code, or an unused recovery code (consumed);
+  every failure is on the ledger and, after ``CUSTOS_LOCKOUT_FAILURES`` of them within the
+  lockout's cool-off, every code is refused until the cool-off has passed (a second-factor
+  lockout, like django-axes's for passwords);
+- ``record_second_factor(request, method=...)`` / ``second_factor_at(request)``: the time of
+  the last second-factor check in this session, kept in allauth's own authentication records
+  (the session's ``mfa`` entries), so that allauth's reauthentication and Custos's step-up
+  read the same thing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from allauth.account.internal.flows.login import get_authentication_records, record_authentication
+from allauth.mfa.models import Authenticator
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+import audit
+from audit.actions import Action
+from audit.models import AuditEvent
+
+from .models import User
+
+# Kinds of second factor a user can enrol; recovery codes only back them up.
+FACTOR_TYPES = (Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN)
+
+
+def has_second_factor(user: User) -> bool:
+    """True when the user has an authenticator app or a security key / passkey."""
+    if user is None or not user.pk:
+        return False
+    return Authenticator.objects.filter(user=user, type__in=FACTOR_TYPES).exists()
+
+
+def failures_counted(user: User) -> int:
+    """Wrong second-factor codes of this user within the lockout's cool-off."""
+    since = timezone.now() - settings.AXES_COOLOFF_TIME
+    return AuditEvent.objects.filter(
+        action=Action.AUTH_SECOND_FACTOR_FAILED,
+        target_type="accounts.user",
+        target_id=str(user.pk),
+        occurred_at__gte=since,
+    ).count()
+
+
+def second_factor_paused(user: User) -> bool:
+    """True while this user's codes are refused after too many wrong ones."""
+    return failures_counted(user) >= settings.AXES_FAILURE_LIMIT
+
+
+def verify_code(user: User, code: str, *, request: HttpRequest | None = None) -> Authenticator | None:
+    """The authenticator that accepts ``code`` (TOTP first, then recovery codes), or None.
+
+    A recovery code that matches is used up. Refused outright while the user's codes are paused.
+    Every refusal is an ``auth.second_factor_failed`` event (never the code itself).
+    """
+    code = (code or "").strip()
+    if not user.is_active:
+        return None
+    if second_factor_paused(user):
+        _record_failure(user, "paused", request)
+        return None
+    authenticators = Authenticator.objects.filter(
+        user=user, type__in=[Authenticator.Type.TOTP, Authenticator.Type.RECOVERY_CODES]
+    ).order_by("type")  # "recovery_codes" < "totp": sorted below so that TOTP is tried first
+    for authenticator in sorted(authenticators, key=lambda item: item.type != Authenticator.Type.TOTP):
+        if code and authenticator.wrap().validate_code(code):
+            authenticator.record_usage()
+            return authenticator
+    _record_failure(user, "wrong_code", request)
+    return None
+
+
+def check_second_factor(user: User, code: str, *, request: HttpRequest | None = None) -> bool:
+    """True when ``code`` is a current TOTP code or an unused recovery code of ``user`` (which
+    is then used up); failures are recorded and, past the limit, pause every code."""
+    return verify_code(user, code, request=request) is not None
+
+
+def _record_failure(user: User, reason: str, request: HttpRequest | None) -> None:
+    with transaction.atomic():
+        audit.record(
+            action=Action.AUTH_SECOND_FACTOR_FAILED,
+            actor=user,
+            target=user,
+            details={"reason": reason, "failures": failures_counted(user) + 1},
+            request=request,
+        )
+
+
+def record_second_factor(
+    request: HttpRequest, *, method: str, user: User | None = None, authenticator: Authenticator | None = None
+) -> None:
+    """Record that a second factor was checked now in this session (at sign-in, at step-up, or
+    asserted by the organisation's identity provider): in allauth's authentication records and
+    on the ledger (``auth.second_factor_passed``). ``user`` defaults to the signed-in user (a
+    sign-in stage passes the user who is signing in)."""
+    user = user or request.user
+    extra = {"type": method}
+    if authenticator is not None:
+        extra["id"] = authenticator.pk
+    record_authentication(request, user, "mfa", **extra)
+    with transaction.atomic():
+        audit.record(
+            action=Action.AUTH_SECOND_FACTOR_PASSED,
+            actor=user,
+            target=user,
+            details={"method": method},
+            request=request,
+        )
+
+
+def second_factor_at(request: HttpRequest) -> datetime | None:
+    """When a second factor was last checked in this session, or None (never, or not for the
+    user signed in now)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return None
+    times = [record["at"] for record in get_authentication_records(request, user) if record.get("method") == "mfa"]
+    return datetime.fromtimestamp(max(times), tz=UTC) if times else None
+
+
+def second_factor_within(request: HttpRequest, window: timedelta) -> bool:
+    """True when a second factor was checked in this session within ``window``."""
+    at = second_factor_at(request)
+    return at is not None and timezone.now() - at <= window

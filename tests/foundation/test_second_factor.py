@@ -1,0 +1,187 @@
+"""Second factors (django-allauth MFA): TOTP enrolment on the pages, the code asked for at
+sign-in after the password, recovery codes, the pause after wrong codes, and the
+``accounts.factors`` calls that step-up and single sign-on use."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from allauth.mfa.models import Authenticator
+from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+from django.test import Client, RequestFactory
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts import factors
+from audit.actions import Action
+from audit.models import AuditEvent
+from tests.conftest import PASSWORD
+from tests.totp import fresh_code, totp
+
+pytestmark = pytest.mark.django_db
+
+LOGIN = "/accounts/login/"
+
+
+def _signed_in(client: Client) -> bool:
+    return "_auth_user_id" in client.session
+
+
+def _password(client: Client, username: str, password: str = PASSWORD):
+    return client.post(LOGIN, {"login": username, "password": password})
+
+
+def _enrol(client: Client, username: str) -> str:
+    """Sign in with the password, set up an authenticator app on the pages; the secret."""
+    assert _password(client, username).status_code == 302
+    page = client.get(reverse("mfa_activate_totp"))
+    assert page.status_code == 200
+    secret = page.context["form"].secret
+    response = client.post(reverse("mfa_activate_totp"), {"code": totp(secret)})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return secret
+
+
+def _recovery_codes(user) -> list[str]:
+    return RecoveryCodes(
+        Authenticator.objects.get(user=user, type=Authenticator.Type.RECOVERY_CODES)
+    ).get_unused_codes()
+
+
+def _events(action: Action, user) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(action=action, target_id=str(user.pk)).order_by("seq"))
+
+
+def test_enrolment_on_the_pages_is_recorded_and_makes_recovery_codes(
+    client, reviewer, django_capture_on_commit_callbacks
+):
+    assert not factors.has_second_factor(reviewer)
+    with django_capture_on_commit_callbacks(execute=True):  # allauth reports it after its commit
+        _enrol(client, "reviewer")
+    assert factors.has_second_factor(reviewer)
+    assert Authenticator.objects.filter(user=reviewer, type=Authenticator.Type.RECOVERY_CODES).exists()
+    added = _events(Action.AUTH_FACTOR_ADDED, reviewer)
+    assert [event.details["type"] for event in added] == ["totp", "recovery_codes"]
+    assert added[0].actor_id == reviewer.pk
+
+
+def test_a_wrong_code_at_enrolment_enrols_nothing(client, reviewer):
+    _password(client, "reviewer")
+    secret = client.get(reverse("mfa_activate_totp")).context["form"].secret
+    wrong = f"{(int(totp(secret)) + 1) % 1_000_000:06d}"
+    response = client.post(reverse("mfa_activate_totp"), {"code": wrong})
+    assert response.status_code == 200 and "field-error" in response.content.decode()
+    assert not factors.has_second_factor(reviewer)
+
+
+def test_after_enrolment_the_password_alone_does_not_sign_in(reviewer):
+    secret = _enrol(Client(), "reviewer")
+    client = Client()
+    response = _password(client, "reviewer")
+    assert response.status_code == 302 and response["Location"] == reverse("mfa_authenticate")
+    assert not _signed_in(client)
+    # A session that passed the password but not the code reaches nothing.
+    assert client.get(reverse("home")).status_code == 302
+    assert client.get("/api/v1/me/").status_code in (401, 403)
+    assert not _events(Action.AUTH_LOGIN, reviewer)[1:]  # only the enrolment's sign-in
+    response = client.post(reverse("mfa_authenticate"), {"code": fresh_code(secret)})
+    assert response.status_code == 302 and _signed_in(client)
+    assert client.get(reverse("home")).status_code == 200
+    passed = _events(Action.AUTH_SECOND_FACTOR_PASSED, reviewer)
+    assert passed[-1].details == {"method": "totp"}
+
+
+def test_a_wrong_code_is_refused_and_recorded(reviewer):
+    secret = _enrol(Client(), "reviewer")
+    client = Client()
+    _password(client, "reviewer")
+    wrong = f"{(int(totp(secret)) + 500_000) % 1_000_000:06d}"
+    response = client.post(reverse("mfa_authenticate"), {"code": wrong})
+    assert response.status_code == 200 and not _signed_in(client)
+    failed = _events(Action.AUTH_SECOND_FACTOR_FAILED, reviewer)
+    assert len(failed) == 1 and failed[0].details == {"reason": "wrong_code", "failures": 1}
+    assert wrong not in str(failed[0].details)
+
+
+def test_a_code_is_accepted_once(reviewer):
+    secret = _enrol(Client(), "reviewer")
+    code = fresh_code(secret)
+    first, second = Client(), Client()
+    _password(first, "reviewer")
+    _password(second, "reviewer")
+    assert first.post(reverse("mfa_authenticate"), {"code": code}).status_code == 302 and _signed_in(first)
+    assert second.post(reverse("mfa_authenticate"), {"code": code}).status_code == 200 and not _signed_in(second)
+
+
+def test_too_many_wrong_codes_pause_even_the_right_one(reviewer, settings):
+    secret = _enrol(Client(), "reviewer")
+    client = Client()
+    _password(client, "reviewer")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(reverse("mfa_authenticate"), {"code": "000000"})
+    response = client.post(reverse("mfa_authenticate"), {"code": fresh_code(secret)})
+    assert response.status_code == 200 and not _signed_in(client)
+    assert "Too many wrong codes" in response.content.decode()
+    assert _events(Action.AUTH_SECOND_FACTOR_FAILED, reviewer)[-1].details["reason"] == "paused"
+    assert factors.second_factor_paused(reviewer)
+    # The pause ends when the failures are older than the cool-off (the ledger is append-only:
+    # shorten the cool-off instead of ageing the events).
+    settings.AXES_COOLOFF_TIME = timedelta(microseconds=1)
+    assert not factors.second_factor_paused(reviewer)
+
+
+def test_a_recovery_code_signs_in_once(reviewer):
+    _enrol(Client(), "reviewer")
+    code = RecoveryCodes(
+        Authenticator.objects.get(user=reviewer, type=Authenticator.Type.RECOVERY_CODES)
+    ).get_unused_codes()[0]
+    client = Client()
+    _password(client, "reviewer")
+    assert client.post(reverse("mfa_authenticate"), {"code": code}).status_code == 302 and _signed_in(client)
+    assert _events(Action.AUTH_SECOND_FACTOR_PASSED, reviewer)[-1].details == {"method": "recovery_codes"}
+    again = Client()
+    _password(again, "reviewer")
+    assert again.post(reverse("mfa_authenticate"), {"code": code}).status_code == 200 and not _signed_in(again)
+
+
+def test_check_second_factor_for_step_up(reviewer, lead):
+    secret = _enrol(Client(), "reviewer")
+    code = _recovery_codes(reviewer)[0]
+    assert factors.check_second_factor(reviewer, fresh_code(secret))
+    assert factors.check_second_factor(reviewer, code)
+    assert not factors.check_second_factor(reviewer, code)  # used up
+    assert not factors.check_second_factor(reviewer, "")
+    assert not factors.check_second_factor(lead, "123456")  # no factor at all
+    assert [event.details["reason"] for event in _events(Action.AUTH_SECOND_FACTOR_FAILED, reviewer)] == [
+        "wrong_code",
+        "wrong_code",
+    ]
+
+
+def test_a_deactivated_user_passes_no_second_factor(reviewer):
+    secret = _enrol(Client(), "reviewer")
+    reviewer.is_active = False
+    reviewer.save(update_fields=["is_active"])
+    assert not factors.check_second_factor(reviewer, fresh_code(secret))
+    client = Client()
+    response = _password(client, "reviewer")
+    assert response.status_code == 200 and not _signed_in(client)  # the same answer as a wrong password
+
+
+def test_second_factor_at_follows_this_session(reviewer):
+    secret = _enrol(Client(), "reviewer")
+    client = Client()
+    _password(client, "reviewer")
+    client.post(reverse("mfa_authenticate"), {"code": fresh_code(secret)})
+    request = RequestFactory().get("/")
+    request.session = client.session
+    request.user = reviewer
+    at = factors.second_factor_at(request)
+    assert at is not None and timezone.now() - at < timedelta(minutes=1)
+    assert factors.second_factor_within(request, timedelta(minutes=1))
+    # Another session of the same user has checked nothing.
+    other = Client()
+    other.force_login(reviewer)
+    request.session = other.session
+    assert factors.second_factor_at(request) is None
