@@ -6,6 +6,7 @@ from .views import grant as grant_views
 from .views import note as note_views
 from .views import report as report_views
 from .views import request as request_views
+from .views import retention as retention_views
 from .views import task as task_views
 from .views import timeline as timeline_views
 
@@ -24,6 +25,7 @@ urlpatterns = [
     path("cases/<int:pk>/classify/", case_views.case_classify, name="case_classify"),
     path("cases/<int:pk>/timeline/", timeline_views.case_timeline, name="case_timeline"),
     path("cases/<int:pk>/report/", report_views.case_report_produce, name="case_report_produce"),
+    path("cases/<int:pk>/legal-hold/", retention_views.case_legal_hold, name="case_legal_hold"),
     path("case-reports/<int:pk>/", report_views.case_report_html, name="case_report_html"),
     path("case-reports/<int:pk>/report.pdf", report_views.case_report_pdf, name="case_report_pdf"),
     path("oversight/cases/<str:reference>/timeline/", timeline_views.audit_case_timeline, name="audit_case_timeline"),

@@ -1,7 +1,9 @@
-"""The case report in the API: produce one, list a case's reports, read one's record, download its PDF.
+"""The case report and the legal hold in the API.
 
-The same chokepoints as the pages (``access.get_case_for``, ``access.get_case_report_for``) and
-the same action; the PDF is the stored bytes, whose SHA-256 the ledger holds.
+Produce a report, list a case's reports, read one's record, download its PDF; place or lift a
+case's legal hold. The same chokepoints as the pages (``access.get_case_for``,
+``access.get_case_report_for``, ``access.get_case_for_legal_hold``) and the same actions; the
+PDF is the stored bytes, whose SHA-256 the ledger holds.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from rest_framework.views import APIView
 
 from .. import access, actions
 from ..models import CaseReport, ReportAudience
+from ..models.case import TEXT_MAX
 from ..views.report import pdf_response
 from .serializers import UserRefSerializer
+from .views import _body
 
 
 class CaseReportSerializer(serializers.ModelSerializer):
@@ -100,3 +104,30 @@ class CaseReportPdfView(APIView):
     )
     def get(self, request: Request, id: str):
         return pdf_response(access.get_case_report_for(request.user, id))
+
+
+class LegalHoldWriteSerializer(serializers.Serializer):
+    hold = serializers.BooleanField(help_text="true to place the hold, false to lift it.")
+    reason = serializers.CharField(max_length=TEXT_MAX, help_text="Recorded in the ledger with the change.")
+
+
+class LegalHoldSerializer(serializers.Serializer):
+    legal_hold = serializers.BooleanField()
+    reason = serializers.CharField(source="legal_hold_reason")
+    placed_by = UserRefSerializer(source="legal_hold_by", allow_null=True)
+    placed_at = serializers.DateTimeField(source="legal_hold_at", allow_null=True)
+
+
+class CaseLegalHoldView(APIView):
+    """``/cases/{id}/legal-hold/``: a legal reviewer independent of the case places or lifts its hold."""
+
+    @extend_schema(
+        request=LegalHoldWriteSerializer,
+        responses=LegalHoldSerializer,
+        summary="Legal reviewer: place or lift the case's legal hold (keeps its evidence past retention)",
+    )
+    def post(self, request: Request, id: str) -> Response:
+        case = access.get_case_for_legal_hold(request.user, id)
+        values = _body(request, LegalHoldWriteSerializer)
+        change = actions.case_legal_hold_set if values["hold"] else actions.case_legal_hold_lift
+        return Response(LegalHoldSerializer(change(actor=request.user, case=case, reason=values["reason"])).data)

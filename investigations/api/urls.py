@@ -27,6 +27,7 @@ urlpatterns = [
     path("cases/<str:id>/tasks/", workspace.CaseTaskListView.as_view(), name="case-tasks"),
     path("cases/<str:id>/timeline/", workspace.CaseTimelineView.as_view(), name="case-timeline"),
     path("cases/<str:id>/reports/", reports.CaseReportListView.as_view(), name="case-reports"),
+    path("cases/<str:id>/legal-hold/", reports.CaseLegalHoldView.as_view(), name="case-legal-hold"),
     path("case-reports/<str:id>/", reports.CaseReportView.as_view(), name="case-report"),
     path("case-reports/<str:id>/pdf/", reports.CaseReportPdfView.as_view(), name="case-report-pdf"),
     path("case-templates/", workspace.CaseTemplateListView.as_view(), name="case-templates"),

@@ -90,6 +90,19 @@ class RejectForm(forms.Form):
     reason = forms.CharField(label="Reason for rejection", widget=forms.Textarea, max_length=TEXT_MAX)
 
 
+class LegalHoldForm(forms.Form):
+    """Place or lift a legal hold; ``action`` says which the page offered, so a second submit
+    after the state changed is a conflict, not the opposite of what was meant."""
+
+    action = forms.ChoiceField(choices=[("place", "Place"), ("lift", "Lift")], widget=forms.HiddenInput)
+    reason = forms.CharField(
+        label="Reason",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=TEXT_MAX,
+        help_text="Recorded in the ledger with the hold.",
+    )
+
+
 class CloseForm(forms.Form):
     summary = forms.CharField(label="Closure summary", widget=forms.Textarea, max_length=TEXT_MAX)
     override_reason = forms.CharField(

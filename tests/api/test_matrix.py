@@ -41,6 +41,7 @@ CASE_OPERATIONS = {
     "timeline": ("get", "timeline/", None, 200),
     "classify": ("post", "classification/", {"priority": "high", "tags": ["leak", "press"]}, 200),
     "report": ("post", "reports/", None, 201),
+    "legal_hold_post": ("post", "legal-hold/", {"hold": True, "reason": "Litigation expected."}, 200),
 }
 API_CELLS = {key: expected for key, expected in CELLS.items() if key[0] in CASE_OPERATIONS}
 
@@ -57,7 +58,7 @@ def _client(cast: dict, persona: str):
 
 def test_every_case_page_has_an_api_twin_or_a_post_row():
     pages = {page for page, _ in CELLS}
-    form_only = {"edit", "members", "close", "reject"}
+    form_only = {"edit", "members", "close", "reject", "legal_hold"}
     assert pages - form_only == set(CASE_OPERATIONS)
 
 

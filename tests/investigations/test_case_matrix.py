@@ -109,6 +109,16 @@ report         rejected          302   302    404   404      404     404   404  
 report         open              302   302    404   404      404     404   404   login login
 report         on_hold           302   302    404   404      404     404   404   login login
 report         closed            302   302    404   404      404     404   404   login login
+legal_hold     pending_approval  403   403    404   200      404     404   404   login login
+legal_hold     rejected          403   403    404   404      404     404   404   login login
+legal_hold     open              403   403    404   404      404     404   404   login login
+legal_hold     on_hold           403   403    404   404      404     404   404   login login
+legal_hold     closed            403   403    404   404      404     404   404   login login
+legal_hold_post pending_approval 403   403    404   302      404     404   404   login login
+legal_hold_post rejected         403   403    404   404      404     404   404   login login
+legal_hold_post open             403   403    404   404      404     404   404   login login
+legal_hold_post on_hold          403   403    404   404      404     404   404   login login
+legal_hold_post closed           403   403    404   404      404     404   404   login login
 """
 
 # Pages that are not about one case: the state column is "-".
@@ -180,6 +190,8 @@ def request_for(page: str, case, cast: dict) -> tuple[str, str, dict]:
         "timeline": ("get", url("case_timeline"), {}),
         "classify": ("post", url("case_classify"), {"priority": "high", "tags": "leak, press"}),
         "report": ("post", url("case_report_produce"), {}),
+        "legal_hold": ("get", url("case_legal_hold"), {}),
+        "legal_hold_post": ("post", url("case_legal_hold"), {"action": "place", "reason": "Litigation expected."}),
     }[page]
 
 
@@ -233,7 +245,7 @@ def test_matrix_covers_every_case_url():
     covered = {
         "case_detail", "case_edit", "case_members", "case_member_remove", "case_note_add", "case_close",
         "case_approve", "case_reject", "case_resubmit", "case_hold", "case_resume", "case_classify", "case_timeline",
-        "case_report_produce",
+        "case_report_produce", "case_legal_hold",
         "task_create",  # its rows are in test_tasks.py's TASK_MATRIX
     }  # fmt: skip
     assert case_urls == covered

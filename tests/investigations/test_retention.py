@@ -128,3 +128,34 @@ def test_a_hold_placed_while_the_case_is_open_outlives_its_closure(lead, member,
     actions.case_legal_hold_set(actor=reviewer, case=case, reason="A regulator asked us to keep everything.")
     actions.case_close(actor=lead, case=Case.objects.get(pk=case.pk), summary="Done.")
     assert actions.evidence_purge_due() == 0 and len(stored_files(evidence_store)) == 1
+
+
+def test_the_hold_through_the_pages_and_the_api(client, lead, member, reviewer, evidence_store):
+    from django.urls import reverse
+
+    from tests.api.conftest import token_client
+
+    case, _ = closed_with_evidence(lead, member, reviewer, days_ago=1)
+    url = reverse("investigations:case_legal_hold", args=[case.pk])
+    client.force_login(reviewer)
+    assert "Place legal hold" in client.get(reverse("investigations:case_detail", args=[case.pk])).content.decode()
+    refused = client.post(url, {"action": "place", "reason": ""})
+    assert refused.status_code == 200 and "reason" in refused.context["form"].errors
+    assert not Case.objects.get(pk=case.pk).legal_hold
+    assert client.post(url, {"action": "place", "reason": "Litigation expected."}).status_code == 302
+    assert client.post(url, {"action": "place", "reason": "Litigation expected."}).status_code == 409  # a second submit
+    client.force_login(member)
+    page = client.get(reverse("investigations:case_detail", args=[case.pk])).content.decode()
+    assert "Litigation expected." in page and "Lift legal hold" not in page
+    api = token_client(reviewer)
+    endpoint = f"/api/v1/cases/{case.pk}/legal-hold/"
+    assert api.post(endpoint, {"hold": True, "reason": "Again."}, format="json").status_code == 409
+    assert "reason" in api.post(endpoint, {"hold": False}, format="json").json()
+    lifted = api.post(endpoint, {"hold": False, "reason": "Settled."}, format="json")
+    assert lifted.status_code == 200 and lifted.json()["legal_hold"] is False
+    assert token_client(member).post(endpoint, {"hold": True, "reason": "Mine."}, format="json").status_code == 403
+    assert list(
+        AuditEvent.objects.filter(action__in=[Action.CASE_LEGAL_HOLD_SET, Action.CASE_LEGAL_HOLD_LIFTED])
+        .order_by("seq")
+        .values_list("action", flat=True)
+    ) == [Action.CASE_LEGAL_HOLD_SET, Action.CASE_LEGAL_HOLD_LIFTED]
