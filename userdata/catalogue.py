@@ -99,8 +99,3 @@ def owner_column(model: type[models.Model]) -> str:
 CATEGORY_CHOICES = [(category.name, category.label) for category in CATEGORIES.values()]
 
 
-def get_category(name: str) -> DataCategory:
-    try:
-        return CATEGORIES[name]
-    except KeyError:
-        raise KeyError(f"unknown data category {name!r}") from None

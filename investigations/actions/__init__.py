@@ -48,7 +48,6 @@ from .query import (
 from .report import case_report_produce
 from .request import (
     approval_problems,
-    approvals_needed,
     approvals_still_needed,
     case_revoke_grants,
     grant_revoke,
@@ -66,7 +65,6 @@ from .user import user_deactivate
 
 __all__ = [
     "approval_problems",
-    "approvals_needed",
     "approvals_still_needed",
     "case_add_member",
     "case_add_note",

@@ -89,7 +89,6 @@ def case_open(
         _check_member_candidate(member, field="team")
     tags = clean_tags(tags)
     case = Case(title=title, allegation=allegation, case_type=case_type, purpose=purpose, lead=actor, priority=priority)
-    case.reference = "INV-0000-0000"  # placeholder for validation; the real one is taken below
     case.full_clean(exclude=["reference"])
     with transaction.atomic():
         case.reference = _next_reference()

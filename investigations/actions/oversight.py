@@ -64,6 +64,7 @@ from ..models import (
     SubjectMention,
 )
 from ..models.case import TEXT_MAX
+from ..models.request import APPROVING_OUTCOMES
 from . import notification
 from .locks import locked, retry_on_conflict
 
@@ -73,7 +74,6 @@ REQUEST_TYPE = "investigations.datapullrequest"
 QUERY_TYPE = "investigations.dataquery"
 GRANT_TYPE = "investigations.grant"
 USER_TYPE = "accounts.user"
-APPROVING = {DecisionOutcome.APPROVE, DecisionOutcome.APPROVE_NARROWED}
 # An alert not emailed this long after it was raised is retried by a later scan (the first
 # try runs right after the scan commits).
 EMAIL_RETRY_AFTER = timedelta(minutes=5)
@@ -267,7 +267,7 @@ def _on_decision(event: AuditEvent) -> list[Draft]:
     return [
         Draft(
             kind=AlertKind.PROTECTED_REQUEST_DECIDED,
-            severity=AlertSeverity.CRITICAL if outcome in APPROVING else AlertSeverity.INFO,
+            severity=AlertSeverity.CRITICAL if outcome in APPROVING_OUTCOMES else AlertSeverity.INFO,
             summary=f"{_who(event)} decided '{outcome}' on protected request {request_id} "
             f"on {event.case_reference} ({', '.join(protected)}).",
             details={"outcome": outcome, "protected": protected, "subjects": _subjects(event)},

@@ -31,7 +31,7 @@ from ..models import (
     RequestStatus,
 )
 from ..models.grant import db_now
-from ..models.request import EDITABLE_STATUSES
+from ..models.request import APPROVING_OUTCOMES, EDITABLE_STATUSES
 from ..scope import Scope, check_narrowing, limits, scope_errors
 from . import membership, notification, oversight
 from .locks import locked, retry_on_conflict
@@ -409,16 +409,10 @@ def _notify_submitted(request: DataPullRequest) -> None:
     # reads the ``request.submitted`` event above: one path for every alert.
 
 
-def approvals_needed(request: DataPullRequest) -> tuple[int, bool]:
-    """(approvals required, whether one must be senior), from the protected policy."""
-    rule = policy.request_policy(request)
-    return rule.approvals, rule.senior > 0
-
-
 def approvals_still_needed(request: DataPullRequest, approvals: Iterable[Decision] | None = None) -> str:
     """What the current round still needs before a grant exists, in words ("" when nothing)."""
     if approvals is None:
-        approvals = request.decisions.filter(review_round=request.review_round, outcome__in=_APPROVING)
+        approvals = request.decisions.filter(review_round=request.review_round, outcome__in=APPROVING_OUTCOMES)
     approvals = list(approvals)
     rule = policy.request_policy(request)
     missing = rule.approvals - len({decision.reviewer_id for decision in approvals})
@@ -436,8 +430,6 @@ def approvals_still_needed(request: DataPullRequest, approvals: Iterable[Decisio
         )
     return "one more approval by a different reviewer" if missing == 1 else f"{missing} approvals"
 
-
-_APPROVING = (DecisionOutcome.APPROVE, DecisionOutcome.APPROVE_NARROWED)
 
 
 @retry_on_conflict
@@ -473,7 +465,7 @@ def request_decide(
             errors["outcome"] = "Choose approve, approve narrowed, reject or return for changes."
         elif outcome != DecisionOutcome.APPROVE and not reason.strip():
             errors["reason"] = "Give the reason for this decision."
-        if outcome in _APPROVING and refused:
+        if outcome in APPROVING_OUTCOMES and refused:
             errors["outcome"] = "This request cannot be approved: " + " ".join(refused.values())
         if errors:
             raise ValidationError(errors)

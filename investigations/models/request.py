@@ -28,11 +28,6 @@ class LegalBasis(models.TextChoices):
     OTHER = "other", "Other"
 
 
-class DataPullRequestQuerySet(models.QuerySet):
-    def awaiting_decision(self) -> DataPullRequestQuerySet:
-        return self.filter(status=RequestStatus.SUBMITTED)
-
-
 class DataPullRequest(models.Model):
     """A request to read some categories of some subjects' data over a window, on a case.
 
@@ -67,7 +62,6 @@ class DataPullRequest(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
 
-    objects = DataPullRequestQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
