@@ -12,9 +12,8 @@ AUDITOR_GROUP = "auditor"
 
 
 def is_auditor(user) -> bool:
-    if user is None or not user.is_authenticated or not user.is_active:
-        return False
-    return user.groups.filter(name=AUDITOR_GROUP).exists()
+    # The role is defined once, on the user (``User.is_auditor``: an active member of the group).
+    return user is not None and user.is_authenticated and user.is_auditor
 
 
 def require_auditor(user) -> None:

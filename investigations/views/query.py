@@ -12,13 +12,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from audit.export import csv_cell
+
 from .. import access, actions
 from ..actions.query import results_problem
 from ..errors import QueryDenied
 from ..forms.query import QueryForm
 from ..models import DataQuery, QueryStatus
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 WAITING_MESSAGE = (
     "The query is recorded and waiting: the task queue is unreachable right now. "
     "It will run when the queue is back; there is nothing more to do."
@@ -103,12 +104,6 @@ def query_results(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "investigations/query_results.html", context)
 
 
-def neutralise(cell) -> str:
-    """A cell a spreadsheet would run as a formula gets a leading quote."""
-    text = "" if cell is None else str(cell)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
-
 @require_GET
 def query_download(request: HttpRequest, pk: int) -> HttpResponse:
     query: DataQuery = access.get_query_for(request.user, pk)
@@ -116,7 +111,7 @@ def query_download(request: HttpRequest, pk: int) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="query-{query.pk}-{query.category}.csv"'
     writer = csv.writer(response)
-    writer.writerow([neutralise(column) for column in result.columns])
+    writer.writerow([csv_cell(column) for column in result.columns])
     for row in result.rows:
-        writer.writerow([neutralise(cell) for cell in row])
+        writer.writerow([csv_cell(cell) for cell in row])
     return response
