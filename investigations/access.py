@@ -83,15 +83,21 @@ def _perm_ids(user_model, group_model, user: User, codename: str) -> QuerySet:
     return direct.order_by().values("content_object_id").union(via_group.order_by().values("content_object_id"))
 
 
-def object_perms(user: User, obj: Case) -> set[str]:
-    """The codenames ``user`` holds on ``obj``, fresh from the database (no cache)."""
+_PERMISSION_TABLES = {
+    Case: (CaseUserObjectPermission, CaseGroupObjectPermission),
+    Grant: (GrantUserObjectPermission, GrantGroupObjectPermission),
+}
+
+
+def object_perms(user: User, obj: Case | Grant) -> set[str]:
+    """The codenames ``user`` holds on the case or grant ``obj``, directly or through a group,
+    fresh from the database (no cache)."""
     if not _is_real(user):
         return set()
-    direct = CaseUserObjectPermission.objects.filter(content_object=obj, user=user)
-    via_group = CaseGroupObjectPermission.objects.filter(content_object=obj, group__user=user)
-    return set(direct.values_list("permission__codename", flat=True)) | set(
-        via_group.values_list("permission__codename", flat=True)
-    )
+    user_model, group_model = _PERMISSION_TABLES[type(obj)]
+    direct = user_model.objects.filter(content_object=obj, user=user).values_list("permission__codename")
+    via_group = group_model.objects.filter(content_object=obj, group__user=user).values_list("permission__codename")
+    return {codename for (codename,) in direct.order_by().union(via_group.order_by())}
 
 
 # --- cases -------------------------------------------------------------------------------
@@ -536,17 +542,6 @@ def can_revoke(user: User, grant: Grant) -> bool:
     return Decision.objects.filter(request=grant.request_id, reviewer=user, outcome__in=APPROVING_OUTCOMES).exists()
 
 
-def grant_perms(user: User, grant: Grant) -> set[str]:
-    """The codenames ``user`` holds on ``grant`` (view_grant, query_grant), fresh from the database."""
-    if not _is_real(user):
-        return set()
-    direct = GrantUserObjectPermission.objects.filter(content_object=grant, user=user)
-    via_group = GrantGroupObjectPermission.objects.filter(content_object=grant, group__user=user)
-    return set(direct.values_list("permission__codename", flat=True)) | set(
-        via_group.values_list("permission__codename", flat=True)
-    )
-
-
 def get_grant_for(user: User, pk, perm: str | None = None) -> Grant:
     """The grant ``pk`` if ``user`` may see it (else 404); with ``perm`` ("revoke" or a guardian
     codename such as "query_grant"), 403 unless allowed."""
@@ -554,7 +549,7 @@ def get_grant_for(user: User, pk, perm: str | None = None) -> Grant:
     if perm == "revoke":
         if not can_revoke(user, grant):
             raise PermissionDenied("Only a legal reviewer or the case lead may revoke the grant.")
-    elif perm is not None and perm not in grant_perms(user, grant):
+    elif perm is not None and perm not in object_perms(user, grant):
         raise PermissionDenied("Only the grantees may use this grant.")
     return grant
 
@@ -570,10 +565,9 @@ def grant_flags(user: User, grant: Grant) -> dict[str, bool]:
 
 
 def _on_team_or_grantee(user: User) -> Q:
-    on_team = CaseUserObjectPermission.objects.filter(
-        content_object=OuterRef("case"), user=user, permission__codename="view_case"
-    )
-    return Q(Exists(Grant.grantees.through.objects.filter(grant=OuterRef("pk"), user=user))) | Q(Exists(on_team))
+    """The grant's grantees, and its case team (``view_case`` held directly or through a group)."""
+    on_team = Q(case_id__in=_perm_ids(CaseUserObjectPermission, CaseGroupObjectPermission, user, "view_case"))
+    return Q(Exists(Grant.grantees.through.objects.filter(grant=OuterRef("pk"), user=user))) | on_team
 
 
 def get_grant_for_query(user: User, pk) -> Grant:

@@ -7,7 +7,7 @@ from django.core import mail
 
 from audit.models import AuditEvent
 from investigations import tasks
-from investigations.access import grant_perms
+from investigations.access import object_perms
 from investigations.actions.lifecycle import grants_expire_due, grants_warn_expiring
 from investigations.models import Grant, GrantStatus
 from investigations.models.grant import db_now
@@ -23,12 +23,12 @@ def _move_expiry(grant: Grant, delta: timedelta) -> None:
 
 
 def test_due_grant_expires_once_and_loses_its_permissions(active_grant, lead):
-    assert "query_grant" in grant_perms(lead, active_grant)
+    assert "query_grant" in object_perms(lead, active_grant)
     _move_expiry(active_grant, timedelta(seconds=-1))
     assert grants_expire_due() == 1
     active_grant.refresh_from_db()
     assert active_grant.status == GrantStatus.EXPIRED and active_grant.expired_at is not None
-    assert grant_perms(lead, active_grant) == set()
+    assert object_perms(lead, active_grant) == set()
     assert grants_expire_due() == 0  # a second run (or a second beat) changes nothing
     assert AuditEvent.objects.filter(action="grant.expired", target_id=str(active_grant.pk)).count() == 1
 

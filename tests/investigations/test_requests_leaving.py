@@ -3,11 +3,12 @@ theirs (or removes them from shared grants) and removes their object permissions
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
 from django.urls import reverse
 
 from audit.models import AuditEvent
 from investigations import actions
-from investigations.access import cases_visible_to, grant_perms, grants_visible_to
+from investigations.access import cases_visible_to, grants_visible_to, object_perms
 from investigations.errors import InvalidTransition
 from investigations.models import CaseUserObjectPermission, Grant, GrantStatus
 
@@ -42,12 +43,12 @@ def test_deactivating_revokes_sole_grants_and_leaves_shared_ones(active_grant, s
 
 
 def test_deactivating_removes_all_object_permissions(shared_grant, lead, member, admin_user):
-    assert grant_perms(member, shared_grant) == {"view_grant", "query_grant"}
+    assert object_perms(member, shared_grant) == {"view_grant", "query_grant"}
     actions.user_deactivate(actor=admin_user, user=member)
     assert not CaseUserObjectPermission.objects.filter(user=member).exists()
     member.is_active = True  # even if reactivated by hand, nothing is left to open
     member.save(update_fields=["is_active"])
-    assert grant_perms(member, shared_grant) == set()
+    assert object_perms(member, shared_grant) == set()
     assert not grants_visible_to(member).exists()
     assert not cases_visible_to(member).exists()
 
@@ -192,3 +193,25 @@ def test_the_registry_admin_goes_through_the_actions(user_manager, client):
     )
     assert ProtectedSubject.objects.listed().filter(account_id=7).exists()
     assert not AuditEvent.objects.filter(action__startswith="protected_subject.weakening").exists()
+
+
+def test_a_case_permission_held_through_a_group_counts_like_a_direct_one(active_grant, other_investigator):
+    """The chokepoints read both guardian tables: a team held as a group sees the grant's query page
+    and holds the case's permissions, exactly as a directly-assigned member would, and loses both
+    with the group."""
+    from django.contrib.auth.models import Group
+    from guardian.shortcuts import assign_perm
+
+    from investigations.access import get_grant_for_query
+
+    team = Group.objects.create(name="case-team-by-group")
+    other_investigator.groups.add(team)
+    with pytest.raises(Http404):
+        get_grant_for_query(other_investigator, active_grant.pk)
+    assign_perm("view_case", team, active_grant.case)
+    assert get_grant_for_query(other_investigator, active_grant.pk) == active_grant
+    assert object_perms(other_investigator, active_grant.case) == {"view_case"}
+    other_investigator.groups.remove(team)
+    with pytest.raises(Http404):
+        get_grant_for_query(other_investigator, active_grant.pk)
+    assert object_perms(other_investigator, active_grant.case) == set()
