@@ -7,9 +7,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 from django.db import connections
 
@@ -218,3 +220,18 @@ class RedisServer:
             return
         self.process.kill()
         self.process.wait(timeout=30)
+
+
+WAIT_SECONDS = 120  # a busy 2-core machine with a worker starting: generous, never a speed target
+
+
+def wait_for(predicate: Callable, what: str, *workers: CeleryWorker, seconds: float = WAIT_SECONDS):
+    """Poll ``predicate`` until it returns something truthy (returned); fail with the workers' logs."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    logs = "\n".join(worker.log()[-3000:] for worker in workers)
+    pytest.fail(f"{what} did not happen within {seconds} s; worker logs:\n{logs}")

@@ -13,6 +13,7 @@ from investigations import actions
 from investigations.actions import oversight
 from investigations.errors import QueryDenied
 from investigations.models import Alert, AlertKind, GrantReport, OversightCursor
+from tests.worker import wait_for
 
 from .conftest import file_request
 
@@ -21,17 +22,6 @@ pytestmark = [
     pytest.mark.usefixtures("migrated_rows"),
 ]
 
-WAIT_SECONDS = 120
-
-
-def wait_for(predicate, worker, what: str):
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    pytest.fail(f"{what} did not happen within {WAIT_SECONDS} s; worker log:\n{worker.log()[-4000:]}")
 
 
 @pytest.mark.worker
@@ -43,13 +33,13 @@ def test_worker_raises_and_emails_the_alert_and_writes_the_report(
     # Nobody calls the scan here: request_submit enqueued it on commit and the worker runs it.
     alert = wait_for(
         lambda: Alert.objects.filter(kind=AlertKind.PROTECTED_REQUEST_SUBMITTED, request=request).first(),
-        celery_worker_process,
         "the protected-request alert",
+        celery_worker_process,
     )
     wait_for(
         lambda: Alert.objects.filter(pk=alert.pk, emailed_at__isnull=False).exists(),
-        celery_worker_process,
         "the oversight email",
+        celery_worker_process,
     )
     assert AuditEvent.objects.filter(action=Action.ALERT_RAISED, target_id=str(alert.pk)).count() == 1
 
@@ -58,7 +48,7 @@ def test_worker_raises_and_emails_the_alert_and_writes_the_report(
     plain.refresh_from_db()
     actions.grant_revoke(actor=reviewer, grant=plain.grant, reason="No longer needed.")
     report = wait_for(
-        lambda: GrantReport.objects.filter(grant=plain.grant).first(), celery_worker_process, "the scope-diff report"
+        lambda: GrantReport.objects.filter(grant=plain.grant).first(), "the scope-diff report", celery_worker_process
     )
     assert report.unused_subjects == [5] and report.unused_categories == ["ip_logs", "profile"]
     assert Alert.objects.filter(kind=AlertKind.PROTECTED_REQUEST_SUBMITTED).count() == 1

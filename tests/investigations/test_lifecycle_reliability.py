@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections import Counter
 from datetime import timedelta
 from email import message_from_string
@@ -30,7 +29,7 @@ from investigations.models import DataQuery, DenialReason, Grant, GrantStatus, Q
 from investigations.models.grant import db_now
 from investigations.tasks import expire_grants
 from operations.models import TaskHealth
-from tests.worker import CeleryWorker, RedisServer, broker
+from tests.worker import CeleryWorker, RedisServer, broker, wait_for
 
 from . import bulk
 from .conftest import file_request
@@ -46,18 +45,8 @@ pytestmark = [
 
 INTERVAL = 2  # seconds between two sends of a shortened beat entry
 LATENCY = 4  # seconds allowed for beat's tick, the broker and the worker on a busy machine
-WAIT = 60
 
 
-def wait_for(predicate, what: str, *workers: CeleryWorker, seconds: float = WAIT):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    logs = "\n".join(worker.log()[-3000:] for worker in workers)
-    pytest.fail(f"{what} did not happen within {seconds} s; worker logs:\n{logs}")
 
 
 def all_expired(grant_ids) -> bool:

@@ -10,10 +10,11 @@ from audit.models import AuditEvent
 from investigations import actions
 from investigations.errors import QueryDenied
 from investigations.models import DenialReason, Grant, QueryResult, QueryStatus
+from tests.worker import wait_for
 
 from .conftest import file_request
 from .oversight_data import COLLEAGUE, IP, JOURNALIST, add_press_accounts
-from .test_query_worker import finished, wait_for
+from .test_query_worker import finished
 
 pytestmark = [
     pytest.mark.worker,
@@ -43,7 +44,7 @@ def test_journalist_by_ip_needs_two_approvals_and_contacts_stay_metadata(
     grant = Grant.objects.get(request=request)
 
     query = actions.query_submit(actor=lead, grant=grant, category="contacts")
-    wait_for(lambda: finished(query), celery_worker_process, "the contacts query")
+    wait_for(lambda: finished(query), "the contacts query", celery_worker_process)
     query.refresh_from_db()
     assert query.status == QueryStatus.SUCCEEDED, query.error
     result = QueryResult.objects.get(query=query)

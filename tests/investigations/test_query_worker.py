@@ -16,7 +16,7 @@ from audit.models import AuditEvent
 from investigations import actions, gateway
 from investigations.models import DataQuery, DenialReason, QueryResult, QueryStatus
 from investigations.tasks import run_query
-from tests.worker import CeleryWorker
+from tests.worker import CeleryWorker, wait_for
 
 pytestmark = [
     pytest.mark.worker,
@@ -24,17 +24,6 @@ pytestmark = [
     pytest.mark.usefixtures("migrated_rows"),
 ]
 
-WAIT_SECONDS = 120
-
-
-def wait_for(predicate, worker: CeleryWorker, what: str):
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    pytest.fail(f"{what} did not happen within {WAIT_SECONDS} s; worker log:\n{worker.log()[-4000:]}")
 
 
 def status_of(query: DataQuery) -> str:
@@ -51,7 +40,7 @@ def completions(query: DataQuery):
 
 def test_approve_query_worker_results_view_and_download(celery_worker_process, login, lead, wide_grant):
     query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
-    wait_for(lambda: finished(query), celery_worker_process, "the query run")
+    wait_for(lambda: finished(query), "the query run", celery_worker_process)
     query.refresh_from_db()
     assert query.status == QueryStatus.SUCCEEDED, query.error
     result = QueryResult.objects.get(query=query)
@@ -70,7 +59,7 @@ def test_revoked_while_queued_is_denied_by_the_worker(celery_worker_process, lea
         query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
     actions.grant_revoke(actor=reviewer, grant=wide_grant, reason="Revoked while the query waited.")
     assert actions.requeue_stale_queries(queued_after=timedelta(0)).queued == 1
-    wait_for(lambda: finished(query), celery_worker_process, "the query run")
+    wait_for(lambda: finished(query), "the query run", celery_worker_process)
     query.refresh_from_db()
     assert query.status == QueryStatus.DENIED and query.denial_reason == DenialReason.GRANT_REVOKED
     assert not QueryResult.objects.exists()
@@ -90,7 +79,7 @@ def test_broker_down_at_submit_runs_after_it_returns(celery_worker_process, lead
     assert query.enqueue_failed and status_of(query) == QueryStatus.QUEUED
     # The broker is back; the beat's sweeper (called here as beat would) re-rings the doorbell.
     assert actions.requeue_stale_queries(queued_after=timedelta(0)).queued == 1
-    wait_for(lambda: finished(query), celery_worker_process, "the query run")
+    wait_for(lambda: finished(query), "the query run", celery_worker_process)
     assert status_of(query) == QueryStatus.SUCCEEDED
     assert completions(query).count() == 1
 
@@ -112,7 +101,7 @@ def test_worker_killed_mid_query_is_retried_within_seconds_and_completes_once(le
     slow.start()
     try:
         query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
-        wait_for(lambda: held_by_a_run(query), slow, "the run's claim")
+        wait_for(lambda: held_by_a_run(query), "the run's claim", slow)
         # Mid-run: nothing is committed yet, so nobody sees it running, or any of its rows.
         assert status_of(query) == QueryStatus.QUEUED and shown_status(client, query) == "Queued"
         assert not QueryResult.objects.exists()
@@ -120,13 +109,13 @@ def test_worker_killed_mid_query_is_retried_within_seconds_and_completes_once(le
         # process hands the message back and it is redelivered, noted as a retry.
         [child] = slow.child_pids()
         os.kill(child, signal.SIGKILL)
-        wait_for(lambda: shown_status(client, query) == "Retrying", slow, "the query shown retrying")
+        wait_for(lambda: shown_status(client, query) == "Retrying", "the query shown retrying", slow)
         assert status_of(query) == QueryStatus.QUEUED and not completions(query).exists()
         # Now the whole worker dies (the retry was mid-read too). The query is claimable at once:
         # no stale threshold, no lock left behind.
-        wait_for(lambda: held_by_a_run(query), slow, "the retry's claim")
+        wait_for(lambda: held_by_a_run(query), "the retry's claim", slow)
         slow.kill_hard()
-        wait_for(lambda: not held_by_a_run(query), slow, "the lock's release")
+        wait_for(lambda: not held_by_a_run(query), "the lock's release", slow)
         assert shown_status(client, query) == "Retrying"
     finally:
         slow.stop()
@@ -134,7 +123,7 @@ def test_worker_killed_mid_query_is_retried_within_seconds_and_completes_once(le
     fresh.start()
     try:
         assert actions.requeue_stale_queries(queued_after=timedelta(0)).queued == 1  # beat's sweeper
-        wait_for(lambda: finished(query), fresh, "the re-run")
+        wait_for(lambda: finished(query), "the re-run", fresh)
         # Late duplicates change nothing.
         run_query.apply_async(args=[query.pk], retry=False)
         run_query.apply_async(args=[query.pk], kwargs={"takeover": 1}, retry=False)
