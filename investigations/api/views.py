@@ -8,9 +8,9 @@ check the state (409), validate the body (400), then call the action.
 from __future__ import annotations
 
 from collections.abc import Callable
-from math import ceil
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.paginator import Paginator
 from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -500,22 +500,21 @@ class QueryViewSet(ChokepointViewSet):
         problem = results_problem(request.user, query)
         if problem:
             raise ResultsUnavailable(problem)
-        pages = max(1, ceil((query.row_count or 0) / query.page_size))
-        if number > pages:
-            raise NotFound(f"There are {pages} pages of rows.")
+        if number > query.num_pages:  # before the read is recorded: a page that is not there is not a read
+            raise NotFound(f"There are {query.num_pages} pages of rows.")
         result = actions.results_view(actor=request.user, query=query, page=number)
-        start = (number - 1) * query.page_size
-        link = lambda n: request.build_absolute_uri(f"?page={n}") if 1 <= n <= pages else None  # noqa: E731
+        page = Paginator(result.rows, query.page_size).page(number)
+        link = lambda n: request.build_absolute_uri(f"?page={n}")  # noqa: E731
         body = {
             "count": len(result.rows),
             "page": number,
-            "num_pages": pages,
-            "next": link(number + 1),
-            "previous": link(number - 1),
+            "num_pages": page.paginator.num_pages,
+            "next": link(page.next_page_number()) if page.has_next() else None,
+            "previous": link(page.previous_page_number()) if page.has_previous() else None,
             "truncated": query.truncated,
             "digest": query.digest,
             "columns": result.columns,
-            "results": result.rows[start : start + query.page_size],
+            "results": list(page.object_list),
         }
         return Response(body)
 

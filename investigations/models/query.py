@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from math import ceil
+
 from django.conf import settings
 from django.db import models
 
@@ -71,6 +73,11 @@ class DataQuery(models.Model):
         that completes it); a row left ``running`` by an older release waits to be run again.
         """
         return "Retrying" if self.retrying else self.get_status_display()
+
+    @property
+    def num_pages(self) -> int:
+        """Pages of ``page_size`` rows the result fills (one, even when it is empty)."""
+        return max(1, ceil((self.row_count or 0) / self.page_size))
 
     @property
     def category_label(self) -> str:
