@@ -28,13 +28,12 @@ from ..models import (
     CaseReferenceCounter,
     CaseStatus,
     Grant,
-    GrantStatus,
     Tag,
 )
 from ..models.case import TAG_MAX, TAGS_PER_CASE, TEXT_MAX, normalise_tag
 from . import membership, oversight
 from .locks import locked, retry_on_conflict
-from .request import grants_leave, revoke_grant_unchecked
+from .request import case_revoke_grants, grants_leave
 from .task import tasks_from_template
 
 EDITABLE_FIELDS = ("title", "allegation", "case_type", "purpose")
@@ -363,10 +362,7 @@ def case_close(*, actor: User, case: Case, summary: str, override_reason: str = 
         case = _locked(case)
         _check_status(case, case.may_close, "closed")
         override = _check_tasks(case, override_reason)
-        revoked = []
-        for grant in Grant.objects.filter(case=case, status=GrantStatus.ACTIVE):
-            revoke_grant_unchecked(actor=actor, grant=grant, reason=f"Case {case.reference} closed.")
-            revoked.append(grant.pk)
+        revoked = case_revoke_grants(actor=actor, case=case, reason=f"Case {case.reference} closed.")
         _transition(
             actor=actor,
             case=case,

@@ -812,11 +812,12 @@ def grants_leave(*, actor: User | None, user: User, grants, reason: str) -> tupl
     return revoked, left
 
 
-def case_revoke_grants(*, actor: User | None, case: Case, reason: str = "The case was closed.") -> int:
-    """Revoke every active grant on ``case`` (closing the case calls this, in its transaction)."""
-    revoked = 0
+def case_revoke_grants(*, actor: User | None, case: Case, reason: str) -> list[int]:
+    """Revoke every active grant on ``case``; the ids revoked. ``case_close`` calls this in its
+    transaction, after locking the case (the lock order: case, then its grants)."""
+    revoked = []
     with transaction.atomic():
-        for grant in locked(Grant.objects).filter(case=case, status=GrantStatus.ACTIVE):
+        for grant in locked(Grant.objects).filter(case=case, status=GrantStatus.ACTIVE).order_by("pk"):
             revoke_grant_unchecked(actor=actor, grant=grant, reason=reason)
-            revoked += 1
+            revoked.append(grant.pk)
     return revoked

@@ -111,13 +111,14 @@ def test_unticking_active_in_the_admin_form_revokes(active_grant, lead, user_man
 
 
 def test_closing_the_case_revokes_its_active_grants(active_grant, shared_grant, open_case, lead):
-    assert actions.case_revoke_grants(actor=lead, case=open_case) == 2
+    reason, both = "Case closed.", sorted([active_grant.pk, shared_grant.pk])
+    assert actions.case_revoke_grants(actor=lead, case=open_case, reason=reason) == both
     for grant in (active_grant, shared_grant):
         grant.refresh_from_db()
         assert grant.status == GrantStatus.REVOKED
         assert not grant.is_usable_by(lead)
     assert AuditEvent.objects.filter(action="grant.revoked", case_reference=open_case.reference).count() == 2
-    assert actions.case_revoke_grants(actor=lead, case=open_case) == 0
+    assert actions.case_revoke_grants(actor=lead, case=open_case, reason=reason) == []
 
 
 def test_case_close_revokes_grants_if_present(active_grant, open_case, lead):
