@@ -142,6 +142,18 @@ def get_case_for(user: User, pk, perm: str | None = None) -> Case:
     return case
 
 
+def check_case_reviewer(user: User, case: Case, verb: str) -> None:
+    """Refuse, recorded, unless ``user`` may ``verb`` (approve, reject) the case: a legal reviewer
+    never involved in it. The page, the API and the action all ask here."""
+    if not can_review_case(user, case):
+        raise record_denial(
+            actor=user,
+            case=case,
+            perm=f"{verb}_case",
+            message=f"Only a legal reviewer never involved in the case may {verb} it.",
+        )
+
+
 def record_denial(*, actor: User, case: Case, perm: str, message: str = "") -> PermissionDenied:
     """Record an ``access.denied`` event for a visible case and return the exception to raise.
 

@@ -17,6 +17,7 @@ from ..access import (
     LEAD_PERMS,
     MEMBER_PERMS,
     can_review_case,
+    check_case_reviewer,
     object_perms,
     record_denial,
 )
@@ -149,7 +150,7 @@ def case_add_member(*, actor: User, case: Case, user: User) -> None:
 @retry_on_conflict
 def case_approve(*, actor: User, case: Case) -> Case:
     """A legal reviewer never involved in the case approves it while pending: it opens for requests."""
-    _check_reviewer(actor, case, "approve")
+    check_case_reviewer(actor, case, "approve")
     with transaction.atomic():
         case = locked(Case.objects).get(pk=case.pk)
         if not can_review_case(actor, case):
@@ -259,20 +260,10 @@ def case_update(*, actor: User, case: Case, **changes: str) -> Case:
     return case
 
 
-def _check_reviewer(actor: User, case: Case, verb: str) -> None:
-    if not can_review_case(actor, case):
-        raise record_denial(
-            actor=actor,
-            case=case,
-            perm=f"{verb}_case",
-            message=f"Only a legal reviewer never involved in the case may {verb} it.",
-        )
-
-
 @retry_on_conflict
 def case_reject(*, actor: User, case: Case, reason: str) -> Case:
     """A legal reviewer never involved in the case rejects it while pending, with a reason the lead reads."""
-    _check_reviewer(actor, case, "reject")
+    check_case_reviewer(actor, case, "reject")
     reason = _required_text(reason, field="reason", message="Give the reason for rejecting the case.")
     with transaction.atomic():
         case = _locked(case)

@@ -177,13 +177,7 @@ class CaseViewSet(ChokepointViewSet):
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, id: str) -> Response:
         case = access.get_case_for(request.user, id)
-        if not access.can_review_case(request.user, case):
-            raise access.record_denial(
-                actor=request.user,
-                case=case,
-                perm="reject_case",
-                message="Only a legal reviewer never involved in the case may reject it.",
-            )
+        access.check_case_reviewer(request.user, case, "reject")
         _conflict_unless(case.awaits_approval, "The case is not pending approval.")
         form = _valid(RejectForm(_body(request, s.ReasonSerializer)))
         actions.case_reject(actor=request.user, case=case, reason=form.cleaned_data["reason"])
@@ -415,13 +409,7 @@ def _decision_form(pull: DataPullRequest, values: dict) -> DecisionForm:
         data[name] = scope[name].isoformat()
     data["duration_hours"] = str(scope["duration_hours"])
     data.setlist("grantees", [str(pk) for pk in values.get("grantees", [])])
-    return DecisionForm(data, request=pull, team=_team(pull))
-
-
-def _team(pull: DataPullRequest) -> list[User]:
-    # As the decision page offers them: the active team members other than the requester.
-    members = User.objects.filter(case_memberships__case=pull.case, is_active=True).exclude(pk=pull.requested_by_id)
-    return list(members.order_by("username"))
+    return DecisionForm(data, request=pull)
 
 
 class ReviewQueueView(APIView):

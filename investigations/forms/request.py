@@ -91,7 +91,7 @@ class DecisionForm(forms.Form):
         help_text="The requester always receives the grant; add other members of the case team if needed.",
     )
 
-    def __init__(self, *args, request: DataPullRequest, team: list[User], **kwargs):
+    def __init__(self, *args, request: DataPullRequest, **kwargs):
         # Choices are the requested values plus anything posted, so that widening is refused by
         # the narrowing rule with its own message rather than a generic "invalid choice".
         super().__init__(*args, **kwargs)
@@ -102,7 +102,7 @@ class DecisionForm(forms.Form):
         self.fields["categories"].choices = self._requested_plus_posted(
             "categories", [(name, labels.get(name, name)) for name in request.categories]
         )
-        self.fields["grantees"].queryset = User.objects.filter(pk__in=[user.pk for user in team])
+        self.fields["grantees"].queryset = request.grantee_candidates()
         self.request_obj = request
 
     def _requested_plus_posted(self, name: str, requested: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -80,6 +80,14 @@ class DataPullRequest(models.Model):
         """Touches a protected subject, or escalated by its case type's purpose limit."""
         return self.is_protected or bool(self.purpose_limited)
 
+    def grantee_candidates(self) -> models.QuerySet:
+        """Whom a decision may name as grantees: the case's active team members other than the
+        requester (who holds the grant anyway), by username. Page and API offer the same."""
+        from django.contrib.auth import get_user_model
+
+        members = get_user_model().objects.filter(case_memberships__case=self.case_id, is_active=True)
+        return members.exclude(pk=self.requested_by_id).order_by("username")
+
     def scope(self) -> dict:
         return {
             "subjects": list(self.subjects),

@@ -15,15 +15,14 @@ from django.views.decorators.http import require_POST
 
 from .. import actions
 from ..access import (
-    can_review_case,
     case_flags,
     case_reports_visible_to,
     cases_awaiting_approval_for,
     cases_visible_to,
+    check_case_reviewer,
     get_case_for,
     grants_visible_to,
     queries_visible_to,
-    record_denial,
     tags_visible_to,
 )
 from ..errors import InvalidTransition
@@ -264,13 +263,7 @@ case_resume = _transition_view(actions.case_resume, "Case {reference} resumed.")
 
 def case_reject(request: HttpRequest, pk: int) -> HttpResponse:
     case = get_case_for(request.user, pk)
-    if not can_review_case(request.user, case):
-        raise record_denial(
-            actor=request.user,
-            case=case,
-            perm="reject_case",
-            message="Only a legal reviewer never involved in the case may reject it.",
-        )
+    check_case_reviewer(request.user, case, "reject")
     if not case.awaits_approval:
         return conflict(request, "The case is not pending approval.", case=case)
     form = RejectForm(request.POST or None)

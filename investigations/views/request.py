@@ -136,16 +136,11 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     return render(request, "investigations/review_queue.html", context | {"queue": context["page"].object_list})
 
 
-def _team(pull: DataPullRequest) -> list[User]:
-    members = User.objects.filter(case_memberships__case=pull.case, is_active=True).exclude(pk=pull.requested_by_id)
-    return list(members.order_by("username"))
-
-
 def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
     pull = access.get_request_for(request.user, pk, perm="decide")
     if pull.status != RequestStatus.SUBMITTED:
         return conflict(request, f"The request is {pull.get_status_display().lower()}; it cannot be decided.")
-    form = DecisionForm(request.POST or None, request=pull, team=_team(pull), initial=DecisionForm.initial_from(pull))
+    form = DecisionForm(request.POST or None, request=pull, initial=DecisionForm.initial_from(pull))
     if request.method == "POST" and form.is_valid() and not request.POST.get("change"):
         if _needs_confirmation(pull, form, request):
             return _confirm_protected_approval(request, pull, form)
