@@ -41,13 +41,13 @@ def procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
 
 
 class Supervisor:
-    def __init__(self, processes: dict[str, str], port: str) -> None:
+    def __init__(self, processes: dict[str, str], port: str, var_dir: Path) -> None:
         self.processes = processes
         self.port = port
         self.children: dict[str, subprocess.Popen] = {}
         self.stopping = threading.Event()
         self.lock = threading.Lock()
-        self.worker_ready = ROOT / "var" / "run" / "worker.ready"
+        self.worker_ready = var_dir / "run" / "worker.ready"
         self.width = max(len(name) for name in processes)
 
     def say(self, name: str, text: str) -> None:
@@ -154,8 +154,10 @@ def _banner() -> str:
 
 
 def main() -> int:
-    supervisor = Supervisor(procfile(), port=os.environ.get("PORT", "8000"))
     banner = _banner()
+    from django.conf import settings
+
+    supervisor = Supervisor(procfile(), port=os.environ.get("PORT", "8000"), var_dir=settings.VAR_DIR)
     supervisor.start()
     threading.Thread(target=supervisor.announce_when_ready, args=(banner,), daemon=True).start()
     return supervisor.wait()
