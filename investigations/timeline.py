@@ -106,6 +106,13 @@ SENTENCES: dict[str, tuple[str, Sentence]] = {
         "evidence",
         lambda who, e: f"The custody check found evidence #{e.target_id} {e.details.get('result', 'changed')}",
     ),
+    Action.EVIDENCE_PURGED: (
+        "evidence",
+        lambda who, e: f"The file of evidence #{e.target_id} was purged after the retention period "
+        "(record and hash kept)",
+    ),
+    Action.CASE_LEGAL_HOLD_SET: ("case", lambda who, e: f"{who} placed the case under legal hold"),
+    Action.CASE_LEGAL_HOLD_LIFTED: ("case", lambda who, e: f"{who} lifted the legal hold"),
 }
 KINDS = ["case", "team", "requests", "grants", "queries", "tasks", "notes", "evidence"]
 

@@ -159,3 +159,24 @@ def test_the_hold_through_the_pages_and_the_api(client, lead, member, reviewer, 
         .order_by("seq")
         .values_list("action", flat=True)
     ) == [Action.CASE_LEGAL_HOLD_SET, Action.CASE_LEGAL_HOLD_LIFTED]
+
+
+def test_the_timeline_and_the_case_report_tell_the_hold_and_the_purge(
+    lead, member, reviewer, evidence_store, settings, django_capture_on_commit_callbacks
+):
+    from investigations import timeline
+
+    settings.EVIDENCE = {**settings.EVIDENCE, "RETENTION_DAYS": 30}
+    case, items = closed_with_evidence(lead, member, reviewer, days_ago=31)
+    actions.case_legal_hold_set(actor=reviewer, case=case, reason="Litigation expected.")
+    actions.case_legal_hold_lift(actor=reviewer, case=case, reason="Settled.")
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.evidence_purge_due()
+    sentences = [timeline.entry(event).sentence for event in timeline.case_events(case, viewer=member)]
+    assert "reviewer placed the case under legal hold." in sentences and "reviewer lifted the legal hold." in sentences
+    assert f"The file of evidence #{items[0].pk} was purged after the retention period (record and hash kept)." in (
+        sentences
+    )
+    report = actions.case_report_produce(actor=member, case=Case.objects.get(pk=case.pk))  # the team, after closure
+    assert report.html.count("after retention") == len(items)
+    assert all(item.sha256 in report.html for item in items)
