@@ -93,3 +93,13 @@ def test_every_template_uses_the_one_date_time_format():
         if '{% timezone "UTC" %}' not in text:  # a record kept as produced is rendered in UTC and says so
             offenders += [f"{name}: UTC after a date" for _ in re.finditer(r"_FORMAT\" }} UTC", text)]
     assert not offenders, offenders
+
+
+def test_the_auditors_today_is_their_own_day_and_its_link_agrees(auditor, client):
+    user_update(actor=auditor, user=auditor, time_zone="Pacific/Kiritimati")  # UTC+14: "today" differs most
+    client.force_login(auditor)
+    start = client.get(reverse("home")).context["auditor"]
+    today_there = timezone.localtime(timezone.now(), ZoneInfo("Pacific/Kiritimati")).date()
+    assert start.since.date() == today_there and start.since.utcoffset() == timedelta(hours=14)
+    listed = client.get(reverse("audit:event_list"), {"date_from": f"{start.since:%Y-%m-%d}"}).context["matching"]
+    assert listed == AuditEvent.objects.filter(occurred_at__gte=start.since).count()
