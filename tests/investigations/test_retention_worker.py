@@ -62,3 +62,45 @@ def test_the_worker_purges_past_retention_and_spares_a_case_on_hold(celery_worke
     assert all(storage.exists(item.stored_name) for item in held_items)
     assert not Evidence.objects.filter(case=held_case, purged_at__isnull=False).exists()
     assert {item.sha256 for item in Evidence.objects.filter(case=purged_case)} == {i.sha256 for i in purged_items}
+
+
+@pytest.mark.postgres
+def test_a_hold_being_placed_is_never_run_over_by_the_purge(lead, reviewer, evidence_store, settings):
+    """Purge and hold serialise on the case row: while a hold's transaction holds the row, the purge
+    skips the case (SKIP LOCKED); once the hold commits, the purge finds it and leaves the files."""
+    import threading
+
+    from django.db import connections, transaction
+
+    from investigations.actions.locks import locked
+
+    from .evidence_helpers import stored_files
+
+    settings.EVIDENCE = {**settings.EVIDENCE, "RETENTION_DAYS": 30}
+    case, items = _closed_long_ago(lead, reviewer, "Held while the purge runs")
+    locked_row, release, failures = threading.Event(), threading.Event(), []
+
+    def place_hold() -> None:
+        try:
+            with transaction.atomic():
+                locked(Case.objects).get(pk=case.pk)  # what case_legal_hold_set locks first
+                locked_row.set()
+                assert release.wait(30)
+                actions.case_legal_hold_set(actor=reviewer, case=case, reason="Litigation arrived today.")
+        except Exception as error:  # reported below
+            failures.append(error)
+        finally:
+            locked_row.set()
+            connections.close_all()
+
+    holder = threading.Thread(target=place_hold)
+    holder.start()
+    assert locked_row.wait(30)
+    assert actions.evidence_purge_due() == 0  # the case row is taken: skipped this run, nothing purged
+    release.set()
+    holder.join(30)
+    assert not failures, failures
+    assert Case.objects.get(pk=case.pk).legal_hold
+    assert actions.evidence_purge_due() == 0
+    assert len(stored_files(evidence_store)) == len(items)
+    assert not AuditEvent.objects.filter(action=Action.EVIDENCE_PURGED).exists()
