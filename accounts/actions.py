@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from allauth.socialaccount.models import SocialAccount
 from axes.utils import reset as axes_reset
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
@@ -74,8 +75,9 @@ def user_create(
     return user
 
 
-def user_set_roles(*, actor: User | None, user: User, roles: Iterable[str]) -> User:
-    """Replace a user's roles."""
+def user_set_roles(*, actor: User | None, user: User, roles: Iterable[str], source: str = "") -> User:
+    """Replace a user's roles. ``source="sso"``: the identity provider's claim set them (at
+    sign-in, ``accounts.sso``), which the ledger says."""
     roles = _check_roles(roles)
     with transaction.atomic():
         before = sorted(user.groups.values_list("name", flat=True))
@@ -85,7 +87,7 @@ def user_set_roles(*, actor: User | None, user: User, roles: Iterable[str]) -> U
             action=Action.USER_ROLES_CHANGED,
             actor=actor,
             target=user,
-            details={"before": before, "after": roles},
+            details={"before": before, "after": roles} | ({"source": source} if source else {}),
         )
     return user
 
@@ -246,3 +248,65 @@ def lockout_clear(*, actor: User, username: str = "", address: str = "") -> int:
             details={"username": username, "address": address, "attempts_removed": removed},
         )
     return removed
+
+
+# --- single sign-on identities (accounts.sso) -------------------------------------------------
+
+
+def user_create_from_sso(
+    *, provider: str, sub: str, username: str, email: str, first_name: str, last_name: str, roles: Iterable[str]
+) -> User:
+    """Create a user for an identity provider's ``sub`` seen for the first time (just-in-time):
+    no password (they sign in through the provider), the given roles, linked to ``sub``. One
+    transaction: ``user.created`` and ``user.sso_linked``. A username or e-mail the user rules
+    refuse raises ``ValidationError`` and creates nothing."""
+    with transaction.atomic():
+        user = user_create(
+            actor=None,
+            username=username,
+            password=None,
+            email=email,
+            first_name=first_name,
+            last_name=last_name,
+            roles=roles,
+        )
+        _link(actor=None, user=user, provider=provider, sub=sub, created=True)
+    return user
+
+
+def user_link_sso(*, actor: User | None, user: User, provider: str, sub: str) -> SocialAccount:
+    """Link an existing user to an identity provider's ``sub`` (pre-provisioning: staff know
+    who the provider's subject is). Their next sign-in through the provider is theirs. A ``sub``
+    already linked to someone, or a user already linked, raises ``ValidationError``."""
+    if SocialAccount.objects.filter(provider=provider, uid=sub).exists():
+        raise ValidationError({"sub": "This sign-on identity is already linked to a user."})
+    if SocialAccount.objects.filter(provider=provider, user=user).exists():
+        raise ValidationError({"user": "This user is already linked to a sign-on identity; unlink it first."})
+    with transaction.atomic():
+        return _link(actor=actor, user=user, provider=provider, sub=sub, created=False)
+
+
+def user_unlink_sso(*, actor: User | None, user: User, provider: str) -> int:
+    """Remove the user's link to the identity provider: their next sign-in there is refused
+    (or, with just-in-time users on, makes a new user). Returns how many links were removed."""
+    with transaction.atomic():
+        subs = list(SocialAccount.objects.filter(provider=provider, user=user).values_list("uid", flat=True))
+        SocialAccount.objects.filter(provider=provider, user=user).delete()
+        audit.record(
+            action=Action.USER_SSO_UNLINKED,
+            actor=actor,
+            target=user,
+            details={"username": user.username, "provider": provider, "subs": subs},
+        )
+    return len(subs)
+
+
+def _link(*, actor: User | None, user: User, provider: str, sub: str, created: bool) -> SocialAccount:
+    account = SocialAccount.objects.create(user=user, provider=provider, uid=sub)
+    audit.record(
+        action=Action.USER_SSO_LINKED,
+        actor=actor,
+        target=user,
+        details={"username": user.username, "provider": provider, "sub": sub, "created": created},
+    )
+    return account

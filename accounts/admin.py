@@ -14,6 +14,7 @@ from contextvars import ContextVar
 
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
+from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
 from axes.models import AccessAttempt
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminPasswordChangeForm as DjangoAdminOwnPasswordChangeForm
@@ -37,6 +38,7 @@ from .actions import (
     user_set_password,
     user_set_privileges,
     user_set_roles,
+    user_unlink_sso,
     user_update,
 )
 from .models import User
@@ -222,3 +224,39 @@ class LockoutAdmin(admin.ModelAdmin):
         for address in addresses:
             lockout_clear(actor=request.user, address=address)
         self.message_user(request, f"Unlocked {len(addresses)} address(es): {', '.join(addresses)}.", messages.SUCCESS)
+
+
+# Single sign-on: the provider comes from the environment (no SocialApp rows) and its tokens are
+# not kept (no SocialToken rows); links are made by ``manage.py sso_link`` (recorded) and only
+# shown and unlinked here.
+for _model in (SocialApp, SocialToken, SocialAccount):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+
+
+@admin.register(SocialAccount)
+class SignOnLinkAdmin(admin.ModelAdmin):
+    """Which Custos user each sign-on identity (the provider's ``sub``) signs in as. Read-only;
+    "Unlink" goes through ``user_unlink_sso``, recorded."""
+
+    list_display = ("user", "uid", "provider", "last_login", "date_joined")
+    search_fields = ("user__username", "uid")
+    fields = list_display
+    readonly_fields = list_display
+    actions = ["unlink_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Unlink the selected sign-on identities (recorded)", permissions=["view"])
+    def unlink_selected(self, request: HttpRequest, queryset) -> None:
+        links = list(queryset.select_related("user"))
+        for link in links:
+            user_unlink_sso(actor=request.user, user=link.user, provider=link.provider)
+        self.message_user(request, f"Unlinked {len(links)} sign-on identities.", messages.SUCCESS)

@@ -29,11 +29,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from allauth.core.exceptions import ImmediateHttpResponse
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.socialaccount.models import SocialLogin
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest
+from django.shortcuts import render
 
 import audit
 from audit.actions import Action
@@ -246,3 +250,72 @@ def record_refusal(request: HttpRequest | None, assertion: Assertion, refusal: S
             },
             request=request,
         )
+
+
+# --- django-allauth -------------------------------------------------------------------------
+
+
+def assertion_of(sociallogin: SocialLogin) -> Assertion:
+    data = sociallogin.account.extra_data or {}
+    return Assertion.from_claims(data.get("id_token") or {}, data.get("userinfo"))
+
+
+class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    """allauth, fitted to the rules above: every completed sign-in goes through ``sign_on``
+    before anyone is signed in; nothing is ever matched by e-mail; allauth's sign-up form is
+    never shown (``sign_on`` creates the user or refuses)."""
+
+    def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
+        try:
+            assertion = assertion_of(sociallogin)
+        except (KeyError, ValueError) as error:
+            incomplete = self._refused(request, "The identity provider's answer was incomplete.")
+            raise ImmediateHttpResponse(incomplete) from error
+        linked = sociallogin.user if sociallogin.is_existing else None
+        try:
+            user = sign_on(assertion, linked=linked)
+        except SignOnRefused as refusal:
+            record_refusal(request, assertion, refusal)
+            raise ImmediateHttpResponse(self._refused(request, refusal.message)) from refusal
+        if linked is None:  # just created and linked: carry on as an existing link
+            account = user.socialaccount_set.get(provider=PROVIDER_ID, uid=assertion.sub)
+            account.extra_data = sociallogin.account.extra_data
+            account.save(update_fields=["extra_data"])
+            sociallogin.account = account
+        sociallogin.user = user
+
+    def _refused(self, request: HttpRequest, message: str):
+        context = {"message": message, "provider_name": config()["PROVIDER_NAME"]}
+        return render(request, "accounts/sso_refused.html", context, status=403)
+
+    def authenticate_by_email(self, sociallogin: SocialLogin):
+        return None  # never: an e-mail at the provider says nothing about who owns a Custos account
+
+    def is_auto_signup_allowed(self, request: HttpRequest, sociallogin: SocialLogin) -> bool:
+        return False
+
+    def is_open_for_signup(self, request: HttpRequest, sociallogin: SocialLogin) -> bool:
+        return False
+
+    def on_authentication_error(self, request, provider, error=None, exception=None, extra_context=None) -> None:
+        """The provider answered with an error, or the answer did not check out (state, PKCE,
+        signature): a failed sign-in, recorded like a wrong password."""
+        with transaction.atomic():
+            audit.record(
+                action=Action.AUTH_LOGIN_FAILED,
+                details={"username": "", "sso_error": str(error or "unknown")[:100]},
+                request=request,
+            )
+
+
+def context(request: HttpRequest) -> dict:
+    """Context processor: the sign-in pages show the provider's button and, with password sign-in
+    off, the break-glass form only."""
+    return {
+        "sso": {
+            "enabled": enabled(),
+            "provider_id": PROVIDER_ID,
+            "provider_name": config()["PROVIDER_NAME"],
+            "local_login": settings.LOCAL_LOGIN,
+        }
+    }

@@ -2,6 +2,9 @@ from allauth.account import views as account_views
 from allauth.mfa.base import views as mfa_views
 from allauth.mfa.recovery_codes import views as recovery_views
 from allauth.mfa.totp import views as totp_views
+from allauth.socialaccount import views as socialaccount_views
+from allauth.socialaccount.providers.openid_connect import views as oidc_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
 from . import views
@@ -28,4 +31,13 @@ allauth_urlpatterns = [
     path("2fa/recovery-codes/", recovery_views.view_recovery_codes, name="mfa_view_recovery_codes"),
     path("2fa/recovery-codes/generate/", recovery_views.generate_recovery_codes, name="mfa_generate_recovery_codes"),
     path("2fa/recovery-codes/download/", recovery_views.download_recovery_codes, name="mfa_download_recovery_codes"),
+]
+
+# Single sign-on (accounts.sso): allauth's OpenID Connect sign-in under allauth's own names, which
+# allauth reverses itself. Only these: no sign-up form, no connecting further accounts.
+sso_urlpatterns = [
+    path("oidc/<str:provider_id>/login/", oidc_views.login, name="openid_connect_login"),
+    path("oidc/<str:provider_id>/login/callback/", oidc_views.callback, name="openid_connect_callback"),
+    path("sso/cancelled/", socialaccount_views.login_cancelled, name="socialaccount_login_cancelled"),
+    path("sso/error/", login_not_required(socialaccount_views.login_error), name="socialaccount_login_error"),
 ]

@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "django_celery_beat",
     "rest_framework",
     "knox",
@@ -108,6 +110,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.navigation",
+                "accounts.sso.context",
                 "accounts.middleware.kept_input",
                 "investigations.context_processors.oversight",
             ],
@@ -271,6 +274,37 @@ CUSTOS_SSO = {
     # ...or one of these acr values (none by default: acr values are each IdP's own).
     "SECOND_FACTOR_ACR": env.list("CUSTOS_OIDC_MFA_ACR", default=[]),
 }
+# django-allauth's OpenID Connect provider runs the protocol: discovery, PKCE, the code exchange,
+# the ID token's signature, issuer and audience. Register the redirect URI
+# <SITE_URL>/accounts/oidc/sso/login/callback/ at the provider. accounts.sso decides who signs in.
+SOCIALACCOUNT_ADAPTER = "accounts.sso.SocialAccountAdapter"
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [
+            {
+                "provider_id": "sso",
+                "name": CUSTOS_SSO["PROVIDER_NAME"],
+                "client_id": env.str("CUSTOS_OIDC_CLIENT_ID", default=""),
+                "secret": env.str("CUSTOS_OIDC_CLIENT_SECRET", default=""),
+                "settings": {
+                    "server_url": SSO_ISSUER,
+                    "scope": env.list("CUSTOS_OIDC_SCOPES", default=["openid", "profile", "email"]),
+                },
+            }
+        ]
+        if SSO_ISSUER
+        else [],
+    }
+}
+# Never sign anyone in to an existing account by e-mail, never show allauth's sign-up form, keep
+# no provider tokens: accounts.sso matches on the provider's sub alone, creates or refuses.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = False
+SOCIALACCOUNT_AUTO_SIGNUP = False
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_LOGIN_ON_GET = False  # the sign-in button posts (no sign-in started by a link)
 # Password sign-in (login page, admin, API token). Off: only the break-glass account may use a
 # password; everyone else signs in through the identity provider.
 LOCAL_LOGIN = env.bool("CUSTOS_LOCAL_LOGIN", default=True)

@@ -6,7 +6,7 @@ from django.urls import include, path
 from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from accounts.urls import allauth_urlpatterns
+from accounts.urls import allauth_urlpatterns, sso_urlpatterns
 from investigations.views.dashboard import dashboard
 
 from .health import health
@@ -23,6 +23,7 @@ urlpatterns = [
     path("", dashboard, name="home"),
     path("accounts/", include("accounts.urls")),
     path("accounts/", include(allauth_urlpatterns)),
+    path("accounts/", include(sso_urlpatterns)),
     path("audit/", include("audit.urls")),
     path("admin/", admin.site.urls),
     path("operations/", include("operations.urls")),

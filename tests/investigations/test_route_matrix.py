@@ -140,6 +140,10 @@ api:case-report                            team    200    200    404    200    4
 api:case-report                            legal   404    404    404    200    404    404    404    404    401    401
 api:case-report-pdf                        team    200    200    404    200    404    404    404    404    401    401
 api:case-report-pdf                        legal   404    404    404    200    404    404    404    404    401    401
+openid_connect_login                       -       404    404    404    404    404    404    404    404    404    404
+openid_connect_callback                    -       404    404    404    404    404    404    404    404    404    404
+socialaccount_login_cancelled              -       200    200    200    200    200    200    200    200    200    200
+socialaccount_login_error                  -       401    401    401    401    401    401    401    401    401    401
 """
 
 # The admin: the site's own pages by name, and one row per registered model (app.model), its
@@ -167,6 +171,7 @@ django_celery_beat.crontabschedule  -       login  login  login  login  login  l
 django_celery_beat.solarschedule    -       login  login  login  login  login  login  403    200    login  login
 django_celery_beat.clockedschedule  -       login  login  login  login  login  login  403    200    login  login
 axes.accessattempt                  -       login  login  login  login  login  login  403    200    login  login
+socialaccount.socialaccount         -       login  login  login  login  login  login  403    200    login  login
 """
 # fmt: on
 
@@ -441,6 +446,16 @@ CALLS: dict[str, Callable[[World, str], tuple[str, str, str, dict]]] = {
     "api:task-list": _get("api:task-list", kind="api"),
     "api:task-detail": _get("api:task-detail", lambda world: world.once("task", _task), kind="api"),
     "api:task-set-status": _post("api:task-set-status", _task, data={"status": "done"}, kind="api"),
+    # Single sign-on is not configured here (no provider "sso": 404); tests/sso covers it configured.
+    "openid_connect_login": lambda world, username: ("page", "get", reverse("openid_connect_login", args=["sso"]), {}),
+    "openid_connect_callback": lambda world, username: (
+        "page",
+        "get",
+        reverse("openid_connect_callback", args=["sso"]),
+        {},
+    ),
+    "socialaccount_login_cancelled": _get("socialaccount_login_cancelled"),
+    "socialaccount_login_error": _get("socialaccount_login_error"),
     "admin:index": _get("admin:index"),
     "admin:login": _get("admin:login"),
     "admin:logout": _post("admin:logout"),
