@@ -12,13 +12,15 @@ from audit.actions import Action
 
 from .lockout import lockout_started
 from .models import User
-from .sso import is_break_glass_name
+from .sso import is_break_glass_name, sign_on_details
 from .timeouts import start_session_clock
 
 
 @receiver(user_logged_in)
 def _logged_in(sender, request, user, **kwargs):
-    audit.record(action=Action.AUTH_LOGIN, actor=user, target=user, request=request)
+    audit.record(
+        action=Action.AUTH_LOGIN, actor=user, target=user, details=sign_on_details(request, user), request=request
+    )
     if is_break_glass_name(user.username):
         # The emergency account: every sign-in is loud (the oversight scan alerts on it).
         details = {"username": user.username, "via": getattr(request, "path", "")}

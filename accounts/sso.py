@@ -25,6 +25,7 @@ matter (``investigations.actions.oversight.SSO_REFUSALS``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -319,3 +320,25 @@ def context(request: HttpRequest) -> dict:
             "local_login": settings.LOCAL_LOGIN,
         }
     }
+
+
+# allauth's record of how this session authenticated: a sign-on entry is written just before the
+# sign-in (or before the second-factor step that comes first), so a recent one means this sign-in.
+SIGN_ON_RECORD_SECONDS = 15 * 60
+
+
+def sign_on_details(request: HttpRequest, user: User) -> dict | None:
+    """``{"method": "sso", "sub": ...}`` for the ``auth.login`` of a sign-in through the
+    provider (the newest sign-in record of the session is a recent sign-on of this very user's
+    linked identity); None for any other sign-in."""
+    from allauth.account.internal.flows.login import get_authentication_records
+
+    if getattr(request, "session", None) is None:
+        return None
+    records = [record for record in get_authentication_records(request, user) if record.get("method") != "mfa"]
+    if not records or records[-1].get("method") != "socialaccount":
+        return None
+    record = records[-1]
+    recent = time.time() - float(record.get("at", 0)) <= SIGN_ON_RECORD_SECONDS
+    linked = user.socialaccount_set.filter(provider=record.get("provider"), uid=record.get("uid")).exists()
+    return {"method": "sso", "sub": record.get("uid")} if recent and linked else None

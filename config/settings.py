@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from celery.schedules import crontab
@@ -439,6 +440,11 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     },
 }
+# The sign-on button posts to Custos, which redirects the browser to the identity provider;
+# browsers hold that redirect to form-action, so the provider's origin is allowed there.
+if SSO_ISSUER:
+    _issuer = urlsplit(SSO_ISSUER)
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(f"{_issuer.scheme}://{_issuer.netloc}")
 # Permissions-Policy (django-permissions-policy): browser features Custos never uses are off
 # for every origin. WebAuthn (publickey-credentials-*) keeps the browser default, "self".
 PERMISSIONS_POLICY: dict[str, list[str]] = {

@@ -29,6 +29,11 @@ def configure(settings, provider, base_url: str = "http://testserver", **overrid
         "CREATE_USERS": True,
         **overrides,
     }
+    directives = settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]
+    settings.CONTENT_SECURITY_POLICY = {
+        **settings.CONTENT_SECURITY_POLICY,
+        "DIRECTIVES": {**directives, "form-action": [*directives["form-action"], provider.url]},
+    }
     settings.SOCIALACCOUNT_PROVIDERS = {
         "openid_connect": {
             "OAUTH_PKCE_ENABLED": True,

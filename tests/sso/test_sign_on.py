@@ -39,7 +39,8 @@ def test_first_sign_in_creates_the_user_with_the_mapped_roles(sso, client):
     linked = AuditEvent.objects.get(action=Action.USER_SSO_LINKED)
     assert linked.details == {"username": "ines.sso", "provider": "sso", "sub": sub, "created": True}
     assert AuditEvent.objects.filter(action=Action.USER_CREATED, target_id=str(user.pk)).exists()
-    assert AuditEvent.objects.filter(action=Action.AUTH_LOGIN, actor=user).count() == 1
+    login = AuditEvent.objects.get(action=Action.AUTH_LOGIN, actor=user)
+    assert login.details == {"method": "sso", "sub": sub}
     assert client.get("/").status_code == 200
 
 

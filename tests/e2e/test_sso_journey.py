@@ -1,0 +1,45 @@
+"""Single sign-on through a real browser against the test identity provider (tests/oidc_provider):
+a second factor asserted by the provider lands signed in; without one, Custos asks for its own."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from accounts.models import User
+from audit.actions import Action
+from audit.models import AuditEvent
+from tests.sso.conftest import IDP_PASSWORD, configure
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def provider(identity_provider, live_server, settings):
+    configure(settings, identity_provider, base_url=live_server.url)
+    return identity_provider
+
+
+def _sign_in_at_the_provider(journey, provider, username: str) -> None:
+    page = journey.page
+    with journey.step("login-page"):
+        page.goto("/accounts/login/")
+        page.get_by_role("button", name="Sign in with Test IdP").click()
+        page.wait_for_url(f"{provider.url}/**")
+    with journey.step("provider-sign-in"):
+        page.get_by_label("IdP username").fill(username)
+        page.get_by_label("IdP password").fill(IDP_PASSWORD)
+        page.get_by_role("button", name="Sign in at the IdP").click()
+        page.wait_for_url(lambda url: not url.startswith(provider.url))
+
+
+def test_sign_on_with_the_providers_second_factor_lands_signed_in(journey, provider, live_server):
+    provider.add_user("rita.sso", IDP_PASSWORD, email="rita@idp.example.org", groups=["idp-legal"], second_factor=True)
+    _sign_in_at_the_provider(journey, provider, "rita.sso")
+    page = journey.page
+    with journey.step("signed-in"):
+        expect(page.get_by_text("Legal reviewer").first).to_be_visible()
+        assert page.url == f"{live_server.url}/"
+    rita = User.objects.get(username="rita.sso")
+    assert rita.roles_sorted == ["legal_reviewer"]
+    assert AuditEvent.objects.filter(action=Action.AUTH_LOGIN, actor=rita).count() == 1
