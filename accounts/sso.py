@@ -25,6 +25,7 @@ matter (``investigations.actions.oversight.SSO_REFUSALS``).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -126,6 +127,12 @@ class Assertion:
         )
 
     @property
+    def new_username(self) -> str:
+        """The username a user created for this identity gets: the provider's, or one made from
+        ``sub`` (characters a username cannot hold become ``-``)."""
+        return self.username or "sso-" + re.sub(r"[^\w.@+-]", "-", self.sub)[:140]
+
+    @property
     def roles_claimed(self) -> list[str] | None:
         """The Custos roles the provider's groups give, sorted; None when roles are kept in
         Custos. Groups the map does not name give nothing."""
@@ -204,7 +211,7 @@ def sign_on(assertion: Assertion, *, linked: User | None) -> User:
         return user_create_from_sso(
             provider=PROVIDER_ID,
             sub=assertion.sub,
-            username=assertion.username or f"sso-{assertion.sub}",
+            username=assertion.new_username,
             email=assertion.email,
             first_name=assertion.first_name,
             last_name=assertion.last_name,
@@ -226,7 +233,7 @@ def _check_roles(assertion: Assertion, roles: list[str] | None, *, user: User | 
 def _check_identity_free(assertion: Assertion) -> None:
     """A new user's username and e-mail must not name an existing account, in any case, or in
     look-alike letters (``accounts.usernames``)."""
-    username = canonical(assertion.username or f"sso-{assertion.sub}")
+    username = canonical(assertion.new_username)
     taken = User.objects.filter(Q(username__iexact=username) | Q(username_skeleton=skeleton(username))).exists()
     if assertion.email:
         taken = taken or User.objects.filter(email__iexact=assertion.email).exists()

@@ -87,3 +87,8 @@ def test_role_map_setting_syntax():
     assert _role_map("") == {}
     with pytest.raises(ImproperlyConfigured):
         _role_map("just-a-group")
+
+
+def test_a_user_without_a_username_at_the_provider_is_named_after_the_sub(sso_config):
+    assert _assertion(preferred_username="ines").new_username == "ines"
+    assert Assertion.from_claims({"sub": "auth0|5f1e 2"}).new_username == "sso-auth0-5f1e-2"
