@@ -27,6 +27,15 @@ class AccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         return False
 
+    def get_login_stages(self) -> list[str]:
+        """allauth's stages, its second-factor step replaced by one that counts a second factor
+        asserted by the identity provider (``accounts.sso.SecondFactorStage``)."""
+        stages = super().get_login_stages()
+        return [
+            "accounts.sso.SecondFactorStage" if stage == "allauth.mfa.stages.AuthenticateStage" else stage
+            for stage in stages
+        ]
+
     def is_reauthentication_required(self, *, app: str, **kwargs) -> bool:
         """allauth asks for the password again before any change to one's factors. The one
         exception: a user with no second factor yet, enrolling their first within
@@ -42,7 +51,8 @@ def _first_enrolment_after_sign_in(request: HttpRequest) -> bool:
     user = request.user
     if not user.is_authenticated or factors.has_second_factor(user):
         return False
-    records = [r for r in get_authentication_records(request, user) if r.get("method") == "password"]
+    # The sign-in: a password, or the identity provider (whose users have no password to retype).
+    records = [r for r in get_authentication_records(request, user) if r.get("method") in ("password", "socialaccount")]
     return bool(records) and time.time() - records[-1]["at"] < account_settings.REAUTHENTICATION_TIMEOUT
 
 

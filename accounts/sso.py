@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from allauth.core.exceptions import ImmediateHttpResponse
+from allauth.mfa.stages import AuthenticateStage
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialLogin
 from django.conf import settings
@@ -349,3 +350,19 @@ def sign_on_details(request: HttpRequest, user: User) -> dict | None:
     recent = time.time() - float(record.get("at", 0)) <= SIGN_ON_RECORD_SECONDS
     linked = user.socialaccount_set.filter(provider=record.get("provider"), uid=record.get("uid")).exists()
     return {"method": "sso", "sub": record.get("uid")} if recent and linked else None
+
+
+class SecondFactorStage(AuthenticateStage):
+    """allauth's second-factor step of a sign-in, except after a sign-on whose provider asserted
+    a second factor (``Assertion.second_factor``): that one counts, is recorded as this
+    session's second factor (``method="sso"``, for the roles that need one and for step-up) and
+    Custos does not ask again. Any other sign-in is asked for a code as usual."""
+
+    def handle(self) -> tuple:
+        sociallogin = (self.login.signal_kwargs or {}).get("sociallogin")
+        if sociallogin is not None and self.login.user is not None and assertion_of(sociallogin).second_factor:
+            from .factors import record_second_factor
+
+            record_second_factor(self.request, method="sso", user=self.login.user)
+            return None, True
+        return super().handle()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts.sso import is_break_glass_name
@@ -36,9 +37,9 @@ def _token(username: str, password: str = PASSWORD):
     return APIClient().post(TOKEN_URL, {"username": username, "password": password}, format="json")
 
 
-def _admin_login(username: str) -> Client:
+def _page_login(username: str, password: str = PASSWORD) -> Client:
     client = Client()
-    client.post("/admin/login/", {"username": username, "password": PASSWORD, "next": "/admin/"})
+    client.post(reverse("account_login"), {"login": username, "password": password, "next": "/admin/"})
     return client
 
 
@@ -51,9 +52,23 @@ def test_api_tokens_only_for_the_break_glass_account(local_login_off, lead, glas
     assert AuditEvent.objects.filter(action=Action.AUTH_BREAK_GLASS, actor=glass).count() == 1
 
 
-def test_admin_login_only_for_the_break_glass_account(local_login_off, admin_user, glass):
-    assert "_auth_user_id" not in _admin_login("admin").session
-    assert _admin_login("glass").session["_auth_user_id"] == str(glass.pk)
+def test_the_login_page_and_the_admin_only_for_the_break_glass_account(local_login_off, admin_user, glass):
+    # The admin's login sends to the login page (one sign-in for all, with single sign-on on it).
+    response = Client().get("/admin/login/?next=/admin/")
+    assert response.status_code == 302 and response["Location"].startswith(reverse("account_login"))
+    assert "_auth_user_id" not in _page_login("admin").session
+    failed = AuditEvent.objects.get(action=Action.AUTH_LOGIN_FAILED)
+    assert failed.details == {"username": "admin"}
+    client = _page_login("glass")
+    assert client.session["_auth_user_id"] == str(glass.pk)
+    assert client.get("/admin/").status_code == 200
+    assert AuditEvent.objects.filter(action=Action.AUTH_BREAK_GLASS, actor=glass).count() == 1
+
+
+def test_with_local_login_off_the_page_shows_the_break_glass_form_only_as_such(local_login_off, settings):
+    settings.CUSTOS_SSO = {**settings.CUSTOS_SSO, "ISSUER": "https://idp.example.org"}
+    page = Client().get(reverse("account_login")).content.decode()
+    assert "Password sign-in is switched off" in page and "Break-glass sign-in" in page
 
 
 def test_the_break_glass_password_is_still_checked(local_login_off, glass):
