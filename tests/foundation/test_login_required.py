@@ -10,6 +10,15 @@ from django.urls import URLPattern, URLResolver, get_resolver
 # sign-in). API endpoints answer 401 instead of redirecting; they are listed by prefix.
 PUBLIC = {"accounts/login/", "admin/login/", "accounts/inactive/"}
 API_PREFIX = "api/"
+# The single sign-on round trip (accounts.sso), before any login: the button and the provider's
+# callback (404 for a provider that is not configured, as "x" here), and the pages saying that
+# it was cancelled or failed.
+SIGN_ON = {
+    "accounts/oidc/x/login/": 404,
+    "accounts/oidc/x/login/callback/": 404,
+    "accounts/sso/cancelled/": 200,
+    "accounts/sso/error/": 401,
+}
 # API endpoints an anonymous caller may use: getting a token (POST only, so a GET is 405).
 PUBLIC_API = {"api/v1/auth/token/"}
 # Under the API prefix but a page for people: the interactive docs redirect to the login page.
@@ -50,6 +59,9 @@ def test_anonymous_visitor_is_sent_to_login(client, route):
     response = client.get("/" + route)
     if route in PUBLIC:
         assert response.status_code in (200, 302)
+        return
+    if route in SIGN_ON:
+        assert response.status_code == SIGN_ON[route], f"/{route} answered {response.status_code}"
         return
     if route in MACHINE_ROUTES:
         assert response.status_code == 404, f"/{route} answered {response.status_code} without its credential"
