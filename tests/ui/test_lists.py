@@ -63,6 +63,8 @@ def test_bad_filter_values_answer_with_an_empty_list_not_an_error(lead, client):
     response = client.get(reverse("investigations:case_list"), {"status": "nonsense", "opened_from": "yesterday"})
     assert response.status_code == 200 and list(response.context["page"].object_list) == []
     assert "Select a valid choice" in response.content.decode()
+    summary = re.search(r'<div class="error-summary".*?</div>', response.content.decode(), re.S).group(0)
+    assert 'href="#id_status"' in summary and 'href="#id_opened_from"' in summary
 
 
 def test_reviewers_see_a_heading_that_is_theirs(reviewer, lead, client):
