@@ -232,10 +232,12 @@ def _check_roles(assertion: Assertion, roles: list[str] | None, *, user: User | 
 
 
 def _check_identity_free(assertion: Assertion) -> None:
-    """A new user's username and e-mail must not name an existing account, in any case, or in
-    look-alike letters (``accounts.usernames``)."""
+    """A new user's username and e-mail must not name an existing account (or the break-glass
+    account's name), in any case, or in look-alike letters (``accounts.usernames``)."""
     username = canonical(assertion.new_username)
     taken = User.objects.filter(Q(username__iexact=username) | Q(username_skeleton=skeleton(username))).exists()
+    # The break-glass name is reserved even before its account exists.
+    taken = taken or is_break_glass_name(username) or skeleton(username) == skeleton(settings.BREAK_GLASS_USERNAME)
     if assertion.email:
         taken = taken or User.objects.filter(email__iexact=assertion.email).exists()
     if taken:

@@ -4,12 +4,18 @@ a second factor asserted by the provider lands signed in; without one, Custos as
 from __future__ import annotations
 
 import pytest
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from django.urls import reverse
 from playwright.sync_api import expect
 
+from accounts.actions import user_link_sso
 from accounts.models import User
+from accounts.roles import Role
 from audit.actions import Action
 from audit.models import AuditEvent
+from tests.conftest import make_user
 from tests.sso.conftest import IDP_PASSWORD, configure
+from tests.totp import fresh_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -42,4 +48,27 @@ def test_sign_on_with_the_providers_second_factor_lands_signed_in(journey, provi
         assert page.url == f"{live_server.url}/"
     rita = User.objects.get(username="rita.sso")
     assert rita.roles_sorted == ["legal_reviewer"]
-    assert AuditEvent.objects.filter(action=Action.AUTH_LOGIN, actor=rita).count() == 1
+    assert AuditEvent.objects.get(action=Action.AUTH_LOGIN, actor=rita).details["method"] == "sso"
+    assert AuditEvent.objects.get(action=Action.AUTH_SECOND_FACTOR_PASSED, actor=rita).details == {"method": "sso"}
+
+
+def test_sign_on_without_the_providers_second_factor_asks_for_custos_own(journey, provider, live_server):
+    # A reviewer with an authenticator app in Custos, linked to their identity at the provider,
+    # signs in there with a password only: Custos asks for its own code before anything opens.
+    reviewer = make_user("sam.reviewer", [Role.LEGAL_REVIEWER])
+    secret = generate_totp_secret()
+    TOTP.activate(reviewer, secret)
+    sub = provider.add_user("sam.idp", IDP_PASSWORD, email="sam@idp.example.org", groups=["idp-legal"])
+    user_link_sso(actor=None, user=reviewer, provider="sso", sub=sub)
+    _sign_in_at_the_provider(journey, provider, "sam.idp")
+    page = journey.page
+    with journey.step("asked-for-the-custos-code"):
+        expect(page.get_by_role("heading", name="Second factor")).to_be_visible()
+        assert page.url == f"{live_server.url}{reverse('mfa_authenticate')}"
+    with journey.step("code-entered"):
+        page.get_by_label("Code").fill(fresh_code(secret))
+        page.get_by_role("button", name="Verify").click()
+        expect(page.get_by_text("Signed in as")).to_be_visible()
+        expect(page.get_by_text("Legal reviewer").first).to_be_visible()
+    assert AuditEvent.objects.get(action=Action.AUTH_SECOND_FACTOR_PASSED, actor=reviewer).details == {"method": "totp"}
+    assert AuditEvent.objects.get(action=Action.AUTH_LOGIN, actor=reviewer).details == {"method": "sso", "sub": sub}

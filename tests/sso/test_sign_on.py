@@ -217,3 +217,25 @@ def test_the_login_page_offers_the_provider(sso, client, settings):
     settings.CUSTOS_SSO = {**settings.CUSTOS_SSO, "ISSUER": ""}
     settings.LOCAL_LOGIN = True
     assert "Sign in with" not in client.get("/accounts/login/").content.decode()
+
+
+def test_with_local_login_off_staff_reach_the_admin_through_the_provider(sso, client, admin_user, settings):
+    settings.LOCAL_LOGIN, settings.BREAK_GLASS_USERNAME = False, "glass"
+    user_link_sso(actor=None, user=admin_user, provider="sso", sub=sso.person("admin.idp", groups=[]))
+    # The admin's login sends to the login page, whose sign-on button carries the way back.
+    response = client.get("/admin/login/?next=/admin/")
+    page = client.get(response["Location"]).content.decode()
+    assert "Sign in with Test IdP" in page and 'name="next" value="/admin/"' in page
+    response = sso.sign_in(client, "admin.idp", "/admin/")
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+    admin_user.refresh_from_db()
+    assert admin_user.is_staff and not AuditEvent.objects.filter(action=Action.AUTH_BREAK_GLASS).exists()
+
+
+@pytest.mark.parametrize("username", ["glass", "GLASS", "g\u0406ass"])  # the name, its case, a look-alike
+def test_the_break_glass_name_is_never_taken_by_a_sign_on(sso, client, settings, username):
+    settings.BREAK_GLASS_USERNAME = "glass"  # not created yet: the name is reserved all the same
+    sso.person(username, email=f"{username.encode('unicode_escape').decode()}@idp.example.org".replace("\\", ""))
+    assert sso.sign_in(client, username).status_code == 403
+    assert not User.objects.exists() and _refusal("identity_taken")
