@@ -13,9 +13,11 @@ permissions open nothing. Inactive users hold nothing.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, Model, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Now
 from django.http import Http404
 
 import audit
@@ -23,6 +25,7 @@ from accounts.models import User
 from audit.access import is_auditor
 from audit.actions import Action
 
+from .errors import InvalidTransition
 from .gateway import DIRECT_KINDS
 from .models import (
     Alert,
@@ -152,6 +155,44 @@ def check_case_reviewer(user: User, case: Case, verb: str) -> None:
             perm=f"{verb}_case",
             message=f"Only a legal reviewer never involved in the case may {verb} it.",
         )
+
+
+LOST_RACE_WINDOW = timedelta(days=1)
+
+
+def get_case_to_decide(user: User, pk) -> Case:
+    """The case ``pk`` for a legal reviewer about to approve or reject it: as ``get_case_for``.
+
+    A reviewer saw every pending case in the queue, so a case another reviewer decided since
+    (it left the queue, and with it their view) is not a 404 to them but a lost race: 409,
+    saying what happened (approved or rejected, and when; never by whom), for a day after the
+    decision (a queue page left open). Anyone else, any case never decided and any decided
+    longer ago still get the 404.
+    """
+    try:
+        return get_case_for(user, pk)
+    except Http404:
+        decided = _decided_by_another(user, pk)
+        if decided is None:
+            raise
+        raise InvalidTransition(decided) from None
+
+
+def _decided_by_another(user: User, pk) -> str | None:
+    if not _is_real(user) or not user.is_reviewer or not str(pk).isdigit() or len(str(pk)) > 18:
+        return None
+    case = (
+        Case.objects.filter(pk=int(pk), decided_at__gte=Now() - LOST_RACE_WINDOW, decided_by__isnull=False)
+        .only("reference", "status", "decided_at")
+        .first()
+    )
+    if case is None:
+        return None
+    outcome = "rejected" if case.status == CaseStatus.REJECTED else "approved"
+    return (
+        f"Case {case.reference} was {outcome} by another legal reviewer at "
+        f"{case.decided_at:%Y-%m-%d %H:%M} UTC; it is no longer awaiting approval."
+    )
 
 
 def record_denial(*, actor: User, case: Case, perm: str, message: str = "") -> PermissionDenied:

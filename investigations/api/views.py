@@ -163,20 +163,20 @@ class CaseViewSet(ChokepointViewSet):
         actions.case_update(actor=request.user, case=case, **form.cleaned_data)
         return _case_response(request.user, case)
 
-    def _transition(self, request: Request, id: str, change: Callable[..., Case]) -> Response:
-        case = access.get_case_for(request.user, id)
+    def _transition(self, request: Request, id: str, change: Callable[..., Case], find=access.get_case_for) -> Response:
+        case = find(request.user, id)
         change(actor=request.user, case=case)
         return _case_response(request.user, case)
 
     @extend_schema(**CASE_ACTION, summary="Legal: approve a pending case")
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, id: str) -> Response:
-        return self._transition(request, id, actions.case_approve)
+        return self._transition(request, id, actions.case_approve, find=access.get_case_to_decide)
 
     @extend_schema(request=s.ReasonSerializer, responses=s.CaseDetailSerializer, summary="Legal: reject a pending case")
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, id: str) -> Response:
-        case = access.get_case_for(request.user, id)
+        case = access.get_case_to_decide(request.user, id)
         access.check_case_reviewer(request.user, case, "reject")
         _conflict_unless(case.awaits_approval, "The case is not pending approval.")
         form = _valid(RejectForm(_body(request, s.ReasonSerializer)))

@@ -21,6 +21,7 @@ from ..access import (
     cases_visible_to,
     check_case_reviewer,
     get_case_for,
+    get_case_to_decide,
     grants_visible_to,
     queries_visible_to,
     tags_visible_to,
@@ -238,10 +239,15 @@ def case_close(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "investigations/case_close.html", context)
 
 
-def _transition_view(action: Callable[..., Case], done: str, redirect_to: str = "case_detail"):
+def _transition_view(
+    action: Callable[..., Case], done: str, redirect_to: str = "case_detail", find: Callable[..., Case] = get_case_for
+):
     @require_POST
     def view(request: HttpRequest, pk: int) -> HttpResponse:
-        case = get_case_for(request.user, pk)
+        try:
+            case = find(request.user, pk)
+        except InvalidTransition as lost:  # another reviewer decided it first
+            return conflict(request, str(lost))
         try:
             action(actor=request.user, case=case)
         except InvalidTransition as error:
@@ -255,14 +261,19 @@ def _transition_view(action: Callable[..., Case], done: str, redirect_to: str = 
     return view
 
 
-case_approve = _transition_view(actions.case_approve, "Case {reference} approved: it is open.", "case_queue")
+case_approve = _transition_view(
+    actions.case_approve, "Case {reference} approved: it is open.", "case_queue", find=get_case_to_decide
+)
 case_resubmit = _transition_view(actions.case_resubmit, "Case {reference} sent back to legal for approval.")
 case_hold = _transition_view(actions.case_hold, "Case {reference} is on hold.")
 case_resume = _transition_view(actions.case_resume, "Case {reference} resumed.")
 
 
 def case_reject(request: HttpRequest, pk: int) -> HttpResponse:
-    case = get_case_for(request.user, pk)
+    try:
+        case = get_case_to_decide(request.user, pk)
+    except InvalidTransition as lost:  # another reviewer decided it first
+        return conflict(request, str(lost))
     check_case_reviewer(request.user, case, "reject")
     if not case.awaits_approval:
         return conflict(request, "The case is not pending approval.", case=case)

@@ -205,13 +205,22 @@ def test_invisible_objects_are_404_on_every_endpoint(persona, request, succeeded
         "tasks": task.pk,
         "notes": note.pk,
     }
-    client = token_client(request.getfixturevalue(persona))
+    user = request.getfixturevalue(persona)
+    client = token_client(user)
+    # The one documented exception: a legal reviewer deciding a case another reviewer decided
+    # within the day lost a race for a case they saw in the queue: 409, what and when, not who.
+    lost_race = {"/api/v1/cases/{id}/approve/", "/api/v1/cases/{id}/reject/"} if user.is_reviewer else set()
     mark = ledger_mark()
     leaks = []
     for method, path in _operations_with_ids():
         resource = path.split("/")[3]
         url = path.replace("{id}", str(ids[resource])).replace("{user_id}", str(member.pk))
         response = client.generic(method, url, "{}", content_type="application/json")
+        if path in lost_race:
+            detail = response.json().get("detail", "")
+            if response.status_code != 409 or "by another legal reviewer" not in detail:
+                leaks.append(f"{method} {url}: {response.status_code} {detail!r}, not the lost race's 409")
+            continue
         if response.status_code != 404:
             leaks.append(f"{method} {url}: {response.status_code} (id {ids[resource]} leaked)")
         elif grant.case.reference in response.content.decode():

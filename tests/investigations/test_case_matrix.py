@@ -2,7 +2,8 @@
 
 Cases are built through the actions; the open, on-hold and closed ones were approved (and
 the rejected one rejected) by ``second_reviewer``, so ``reviewer`` sees only the pending
-case. Each cell gets a fresh case, so a successful POST in one cell cannot change another.
+case; deciding one another reviewer decided (within the day) is a lost race: 409, not 404.
+Each cell gets a fresh case, so a successful POST in one cell cannot change another.
 """
 
 from __future__ import annotations
@@ -65,20 +66,20 @@ close_post     open              302   403    404   404      404     404   404  
 close_post     on_hold           302   403    404   404      404     404   404   login login
 close_post     closed            403   403    404   404      404     404   404   login login
 approve        pending_approval  403   403    404   302      404     404   404   login login
-approve        rejected          403   403    404   404      404     404   404   login login
-approve        open              403   403    404   404      404     404   404   login login
-approve        on_hold           403   403    404   404      404     404   404   login login
-approve        closed            403   403    404   404      404     404   404   login login
+approve        rejected          403   403    404   409      404     404   404   login login
+approve        open              403   403    404   409      404     404   404   login login
+approve        on_hold           403   403    404   409      404     404   404   login login
+approve        closed            403   403    404   409      404     404   404   login login
 reject         pending_approval  403   403    404   200      404     404   404   login login
-reject         rejected          403   403    404   404      404     404   404   login login
-reject         open              403   403    404   404      404     404   404   login login
-reject         on_hold           403   403    404   404      404     404   404   login login
-reject         closed            403   403    404   404      404     404   404   login login
+reject         rejected          403   403    404   409      404     404   404   login login
+reject         open              403   403    404   409      404     404   404   login login
+reject         on_hold           403   403    404   409      404     404   404   login login
+reject         closed            403   403    404   409      404     404   404   login login
 reject_post    pending_approval  403   403    404   302      404     404   404   login login
-reject_post    rejected          403   403    404   404      404     404   404   login login
-reject_post    open              403   403    404   404      404     404   404   login login
-reject_post    on_hold           403   403    404   404      404     404   404   login login
-reject_post    closed            403   403    404   404      404     404   404   login login
+reject_post    rejected          403   403    404   409      404     404   404   login login
+reject_post    open              403   403    404   409      404     404   404   login login
+reject_post    on_hold           403   403    404   409      404     404   404   login login
+reject_post    closed            403   403    404   409      404     404   404   login login
 resubmit       pending_approval  409   403    404   403      404     404   404   login login
 resubmit       rejected          302   403    404   404      404     404   404   login login
 resubmit       open              409   403    404   404      404     404   404   login login
