@@ -41,3 +41,32 @@ def separation_of_duties(app_configs, **kwargs) -> list[checks.CheckMessage]:
         )
         for username, conflicts in offenders
     ]
+
+
+@checks.register(checks.Tags.security)
+def single_sign_on(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """The role map names only Custos roles; with password sign-in off, a break-glass account is named."""
+    from django.conf import settings
+
+    from .roles import ALL_ROLES
+
+    messages: list[checks.CheckMessage] = []
+    for group, roles in settings.CUSTOS_SSO["ROLE_MAP"].items():
+        if unknown := [role for role in roles if role not in ALL_ROLES]:
+            messages.append(
+                checks.Error(
+                    f"CUSTOS_OIDC_ROLE_MAP maps {group!r} to unknown role(s) {', '.join(unknown)}.",
+                    hint=f"Custos roles: {', '.join(ALL_ROLES)}.",
+                    id="accounts.E002",
+                )
+            )
+    if not settings.LOCAL_LOGIN and not settings.BREAK_GLASS_USERNAME:
+        messages.append(
+            checks.Warning(
+                "Password sign-in is off and no break-glass account is named: if the identity provider is "
+                "down, nobody can sign in.",
+                hint="Set CUSTOS_BREAK_GLASS_USERNAME (docs/identity.md, break-glass procedure).",
+                id="accounts.W001",
+            )
+        )
+    return messages

@@ -146,7 +146,7 @@ class Assertion:
                 roles.update(mapping.get(group, ()))
             elif group in ALL_ROLES:
                 roles.add(group)
-        return sorted(roles)
+        return sorted(roles & set(ALL_ROLES))  # a mis-typed map gives nothing (and fails the system check)
 
     @property
     def second_factor(self) -> bool:

@@ -92,3 +92,13 @@ def test_role_map_setting_syntax():
 def test_a_user_without_a_username_at_the_provider_is_named_after_the_sub(sso_config):
     assert _assertion(preferred_username="ines").new_username == "ines"
     assert Assertion.from_claims({"sub": "auth0|5f1e 2"}).new_username == "sso-auth0-5f1e-2"
+
+
+def test_the_system_check_names_unknown_roles_in_the_map_and_a_missing_break_glass(sso_config, settings):
+    from accounts.checks import single_sign_on
+
+    assert single_sign_on(None) == []
+    sso_config["ROLE_MAP"] = {**sso_config["ROLE_MAP"], "custos-admins": ["admin"]}
+    assert _assertion(groups=["custos-admins", "custos-legal"]).roles_claimed == ["legal_reviewer"]
+    settings.LOCAL_LOGIN, settings.BREAK_GLASS_USERNAME = False, ""
+    assert [message.id for message in single_sign_on(None)] == ["accounts.E002", "accounts.W001"]
