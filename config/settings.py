@@ -710,6 +710,9 @@ SPECTACULAR_SETTINGS = {
         "QueryStatusEnum": "investigations.models.query.QueryStatus",
         "TaskStatusEnum": "investigations.models.task.TaskStatus",
         "CategoryEnum": "userdata.catalogue.CATEGORY_CHOICES",
+        "EvidenceFormatEnum": "investigations.models.evidence.EvidenceFormat",
+        "EvidenceKindEnum": "investigations.models.evidence.EvidenceKind",
+        "IntegrityEnum": "investigations.models.evidence.Integrity",
     },
 }
 

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from .views import case as case_views
-from .views import dashboard, notification, oversight, protected, query, transparency
+from .views import dashboard, evidence, notification, oversight, protected, query, transparency
 from .views import grant as grant_views
 from .views import note as note_views
 from .views import report as report_views
@@ -23,6 +23,11 @@ urlpatterns = [
     path("cases/<int:pk>/notes/", case_views.case_note_add, name="case_note_add"),
     path("cases/<int:pk>/close/", case_views.case_close, name="case_close"),
     path("cases/<int:pk>/classify/", case_views.case_classify, name="case_classify"),
+    path("cases/<int:pk>/evidence/", evidence.case_evidence_add, name="case_evidence_add"),
+    path("evidence/<int:pk>/", evidence.evidence_detail, name="evidence_detail"),
+    path("evidence/<int:pk>/download/", evidence.evidence_download, name="evidence_download"),
+    path("evidence/<int:pk>/release/", evidence.evidence_release, name="evidence_release"),
+    path("queries/<int:pk>/save-as-evidence/", evidence.query_save_evidence, name="query_save_evidence"),
     path("cases/<int:pk>/timeline/", timeline_views.case_timeline, name="case_timeline"),
     path("cases/<int:pk>/report/", report_views.case_report_produce, name="case_report_produce"),
     path("cases/<int:pk>/legal-hold/", retention_views.case_legal_hold, name="case_legal_hold"),

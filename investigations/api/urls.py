@@ -6,7 +6,7 @@ from rest_framework.routers import SimpleRouter
 from accounts.api import MeView, TokenCreateView, TokenLogoutView
 from audit.api import EventListView, VerifyView
 
-from . import reports, views, workspace
+from . import evidence, reports, views, workspace
 
 app_name = "api"
 
@@ -17,6 +17,7 @@ router.register("grants", views.GrantViewSet, basename="grant")
 router.register("queries", views.QueryViewSet, basename="query")
 router.register("tasks", workspace.TaskViewSet, basename="task")
 router.register("notes", workspace.NoteViewSet, basename="note")
+router.register("evidence", evidence.EvidenceViewSet, basename="evidence")
 
 urlpatterns = [
     path("auth/token/", TokenCreateView.as_view(), name="token"),
@@ -25,6 +26,8 @@ urlpatterns = [
     path("reviews/", views.ReviewQueueView.as_view(), name="reviews"),
     path("tags/", views.TagListView.as_view(), name="tags"),
     path("cases/<str:id>/tasks/", workspace.CaseTaskListView.as_view(), name="case-tasks"),
+    path("cases/<str:id>/evidence/", evidence.CaseEvidenceView.as_view(), name="case-evidence"),
+    path("queries/<str:id>/evidence/", evidence.QueryEvidenceView.as_view(), name="query-evidence"),
     path("cases/<str:id>/timeline/", workspace.CaseTimelineView.as_view(), name="case-timeline"),
     path("cases/<str:id>/reports/", reports.CaseReportListView.as_view(), name="case-reports"),
     path("cases/<str:id>/legal-hold/", reports.CaseLegalHoldView.as_view(), name="case-legal-hold"),

@@ -41,6 +41,7 @@ from ..forms.case import (
 )
 from ..models import Case, GrantStatus, TaskStatus
 from . import conflict
+from .evidence import case_evidence
 
 PAGE_SIZE = 25
 
@@ -89,6 +90,7 @@ def case_detail(
     note_form: NoteForm | None = None,
     classify_form: ClassifyForm | None = None,
     status: int = 200,
+    evidence_form=None,
 ) -> HttpResponse:
     case = get_case_for(request.user, pk)
     tags = [tag.name for tag in case.tags.all()]
@@ -107,6 +109,7 @@ def case_detail(
         "grants": _grants_with_queries(request.user, case),
         "note_form": note_form or NoteForm(),
         "case_reports": case_reports_visible_to(request.user, case),
+        **case_evidence(request.user, case, evidence_form),
     }
     return render(request, "investigations/case_detail.html", context, status=status)
 

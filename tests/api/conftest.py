@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from tests.investigations.conftest import (  # noqa: F401  (fixtures)
     active_grant,
     draft_request,
+    evidence_store,
     migrated_rows,
     open_case,
     protected_request,

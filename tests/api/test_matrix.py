@@ -17,7 +17,7 @@ from investigations import actions
 from investigations.models import DataPullRequest, GrantStatus, QueryStatus
 from tests.investigations.conftest import JUSTIFICATION
 from tests.investigations.matrix import check_ledger, events_since, ledger_mark
-from tests.investigations.test_case_matrix import CELLS, FIXTURE_OF, build_case
+from tests.investigations.test_case_matrix import CELLS, FIXTURE_OF, build_case, evidence_file
 from tests.investigations.test_requests_views import PERSONAS, STATES, _expected, _in_state
 
 from .conftest import token_client
@@ -42,6 +42,8 @@ CASE_OPERATIONS = {
     "classify": ("post", "classification/", {"priority": "high", "tags": ["leak", "press"]}, 200),
     "report": ("post", "reports/", None, 201),
     "legal_hold_post": ("post", "legal-hold/", {"hold": True, "reason": "Litigation expected."}, 200),
+    # A callable body is sent as multipart/form-data (a fresh file for each call).
+    "evidence_add": ("post", "evidence/", lambda: {"file": evidence_file(), "title": "Interview notes"}, 201),
 }
 API_CELLS = {key: expected for key, expected in CELLS.items() if key[0] in CASE_OPERATIONS}
 
@@ -72,7 +74,10 @@ def test_case_matrix_on_the_api(cast, page, state):
         client = _client(cast, persona)
         url = f"/api/v1/cases/{case.pk}/" + suffix.format(member=cast["member"].pk)
         mark = ledger_mark()
-        response = getattr(client, method)(url, body, format="json")
+        if callable(body):
+            response = getattr(client, method)(url, body(), format="multipart")
+        else:
+            response = getattr(client, method)(url, body, format="json")
         got = str(response.status_code)
         if got != expected:
             failures.append(f"{persona}: expected {expected}, got {got} {response.content[:200]!r}")
@@ -188,16 +193,20 @@ def _operations_with_ids() -> list[tuple[str, str]]:
 
 def test_the_schema_has_the_resources():
     paths = {path for _, path in _operations_with_ids()}
-    for resource in ("cases", "requests", "grants", "queries", "tasks", "notes"):
+    for resource in ("cases", "requests", "grants", "queries", "tasks", "notes", "evidence"):
         assert f"/api/v1/{resource}/{{id}}/" in paths
 
 
 @pytest.mark.parametrize("persona", ["other_investigator", "outsider", "superuser", "admin_user", "senior_reviewer"])
-def test_invisible_objects_are_404_on_every_endpoint(persona, request, succeeded_query, member):
+def test_invisible_objects_are_404_on_every_endpoint(persona, request, succeeded_query, member, evidence_store):
     grant = succeeded_query.grant
     task = actions.task_create(actor=grant.case.lead, case=grant.case, title="Confirm the leak")
     note = actions.case_add_note(actor=grant.case.lead, case=grant.case, text="Interviewed the finance team.")
+    document = actions.evidence_upload(actor=grant.case.lead, case=grant.case, upload=evidence_file())
+    report = actions.case_report_produce(actor=grant.case.lead, case=grant.case)
     ids = {
+        "evidence": document.pk,
+        "case-reports": report.pk,
         "cases": grant.case_id,
         "requests": grant.request_id,
         "grants": grant.pk,
@@ -233,7 +242,7 @@ def test_invisible_objects_are_404_on_every_endpoint(persona, request, succeeded
 @pytest.mark.parametrize("bad_id", ["999999", "0", "-1", "abc", "1e3", "99999999999999999999"])
 def test_ids_that_do_not_exist_are_404(lead, bad_id):
     client = token_client(lead)
-    for resource in ("cases", "requests", "grants", "queries", "tasks", "notes"):
+    for resource in ("cases", "requests", "grants", "queries", "tasks", "notes", "evidence"):
         response = client.get(f"/api/v1/{resource}/{bad_id}/")
         assert response.status_code == 404 and response.json() == {"detail": "Not found.", "code": "not_found"}
 

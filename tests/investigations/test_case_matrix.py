@@ -120,6 +120,11 @@ legal_hold_post rejected         403   403    404   404      404     404   404  
 legal_hold_post open             403   403    404   404      404     404   404   login login
 legal_hold_post on_hold          403   403    404   404      404     404   404   login login
 legal_hold_post closed           403   403    404   404      404     404   404   login login
+evidence_add   pending_approval  302   302    404   403      404     404   404   login login
+evidence_add   rejected          302   302    404   404      404     404   404   login login
+evidence_add   open              302   302    404   404      404     404   404   login login
+evidence_add   on_hold           302   302    404   404      404     404   404   login login
+evidence_add   closed            403   403    404   404      404     404   404   login login
 """
 
 # Pages that are not about one case: the state column is "-".
@@ -193,11 +198,19 @@ def request_for(page: str, case, cast: dict) -> tuple[str, str, dict]:
         "report": ("post", url("case_report_produce"), {}),
         "legal_hold": ("get", url("case_legal_hold"), {}),
         "legal_hold_post": ("post", url("case_legal_hold"), {"action": "place", "reason": "Litigation expected."}),
+        "evidence_add": ("post", url("case_evidence_add"), {"file": evidence_file(), "title": "Interview notes"}),
     }[page]
 
 
+def evidence_file():
+    """A fresh text file to upload (a file object is read once)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile("notes.txt", b"Interview notes: the report left through the shared drive.\n")
+
+
 @pytest.fixture
-def cast(request, second_reviewer) -> dict:
+def cast(request, second_reviewer, evidence_store) -> dict:
     people = {name: request.getfixturevalue(fixture) for name, fixture in FIXTURE_OF.items() if fixture}
     people["other_investigator"] = people["other"]
     people["second_reviewer"] = second_reviewer
@@ -247,6 +260,7 @@ def test_matrix_covers_every_case_url():
         "case_detail", "case_edit", "case_members", "case_member_remove", "case_note_add", "case_close",
         "case_approve", "case_reject", "case_resubmit", "case_hold", "case_resume", "case_classify", "case_timeline",
         "case_report_produce", "case_legal_hold",
+        "case_evidence_add",
         "task_create",  # its rows are in test_tasks.py's TASK_MATRIX
     }  # fmt: skip
     assert case_urls == covered

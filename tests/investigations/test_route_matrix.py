@@ -144,6 +144,13 @@ openid_connect_login                       -       404    404    404    404    4
 openid_connect_callback                    -       404    404    404    404    404    404    404    404    404    404
 socialaccount_login_cancelled              -       200    200    200    200    200    200    200    200    200    200
 socialaccount_login_error                  -       401    401    401    401    401    401    401    401    401    401
+investigations:evidence_detail             document 200   200    404    404    404    404    404    404    login  login
+investigations:evidence_download           document 200   200    404    404    404    404    404    404    login  login
+investigations:evidence_release            document 200   200    404    404    404    404    404    404    login  login
+investigations:query_save_evidence         done    200    404    404    404    404    403    404    404    login  login
+api:evidence-detail                        document 200   200    404    404    404    404    404    404    401    401
+api:evidence-download                      document 200   200    404    404    404    404    404    404    401    401
+api:query-evidence                         done    201    404    404    404    404    403    404    404    401    401
 """
 
 # The admin: the site's own pages by name, and one row per registered model (app.model), its
@@ -332,6 +339,20 @@ def _case_report(audience: str) -> Callable[[World], int]:
     return made
 
 
+def _document(world: World) -> int:
+    """A team document on the open case, uploaded by its lead (evidence in a store of the test's own)."""
+    from investigations import actions
+
+    from .test_case_matrix import evidence_file
+
+    world.evidence_store  # noqa: B018
+    return actions.evidence_upload(actor=world.lead, case=world.open_case, upload=evidence_file()).pk
+
+
+def DOCUMENT(world: World) -> int:
+    return world.once("document", _document)
+
+
 def _get(name: str, *ids: Callable[[World], object], kind: str = "page"):
     """A GET of route ``name``, its URL arguments taken from the world when the row runs."""
     return lambda world, username: (kind, "get", reverse(name, args=[of(world) for of in ids]), {})
@@ -456,6 +477,13 @@ CALLS: dict[str, Callable[[World, str], tuple[str, str, str, dict]]] = {
     ),
     "socialaccount_login_cancelled": _get("socialaccount_login_cancelled"),
     "socialaccount_login_error": _get("socialaccount_login_error"),
+    "investigations:evidence_detail": _get("investigations:evidence_detail", DOCUMENT),
+    "investigations:evidence_download": _get("investigations:evidence_download", DOCUMENT),
+    "investigations:evidence_release": _get("investigations:evidence_release", DOCUMENT),
+    "investigations:query_save_evidence": _get("investigations:query_save_evidence", _query),
+    "api:evidence-detail": _get("api:evidence-detail", DOCUMENT, kind="api"),
+    "api:evidence-download": _get("api:evidence-download", DOCUMENT, kind="api"),
+    "api:query-evidence": _post("api:query-evidence", _query, data={"formats": ["json"]}, kind="api"),
     "admin:index": _get("admin:index"),
     "admin:login": _get("admin:login"),
     "admin:logout": _post("admin:logout"),
