@@ -12,10 +12,12 @@ from django.conf import settings
 from tests.conftest import PASSWORD, chromium_path
 from tests.investigations.conftest import (  # noqa: F401  (fixtures)
     active_grant,
+    evidence_store,
     migrated_rows,
     open_case,
     store,
     submitted_request,
+    wide_grant,
 )
 
 CHROMIUM_ARGS = [
