@@ -87,6 +87,7 @@ def test_beat_schedule_lists_every_periodic_task():
         "audit.tasks.verify_audit_chain",
         "audit.tasks.dispatch_streams",
         "investigations.verify_evidence",
+        "investigations.purge_closed_evidence",
     }
 
 
