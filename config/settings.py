@@ -639,11 +639,12 @@ OPERATIONS_HEALTH_PROBES = ["audit.streams.health_probes"]
 # --- REST API ----------------------------------------------------------------------------
 
 # Throttle counters live in the default cache: on several web processes, point CACHE_URL at
-# Redis (e.g. redis://127.0.0.1:6379/1) so that a limit holds across processes.
+# Redis (e.g. redis://127.0.0.1:6379/1) so that a limit holds across processes. Django's own
+# Redis cache stays unmetered: django-prometheus's metered one imports django-redis, which Custos
+# does not install (it made every process fail at start-up with a Redis CACHE_URL).
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://custos")}
 _METERED_CACHES = {
     "django.core.cache.backends.locmem.LocMemCache": "django_prometheus.cache.backends.locmem.LocMemCache",
-    "django.core.cache.backends.redis.RedisCache": "django_prometheus.cache.backends.redis.NativeRedisCache",
     "django.core.cache.backends.filebased.FileBasedCache": "django_prometheus.cache.backends.filebased.FileBasedCache",
 }
 CACHES["default"]["BACKEND"] = _METERED_CACHES.get(CACHES["default"]["BACKEND"], CACHES["default"]["BACKEND"])

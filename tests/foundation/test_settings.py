@@ -99,3 +99,17 @@ def test_no_missing_migrations():
     out = StringIO()
     call_command("makemigrations", "--check", "--dry-run", stdout=out)
     assert "No changes detected" in out.getvalue()
+
+
+def test_a_redis_cache_url_gives_a_working_cache_backend(tmp_path):
+    # The documented way to share throttle counters between web processes; it once named a
+    # metered backend whose module imports a package Custos does not install, so the web
+    # process and the worker failed at start-up.
+    result = run_manage(
+        "shell",
+        "-c",
+        "from django.core.cache import caches; print(type(caches['default']).__module__)",
+        env={**PRODUCTION_ENV, "CACHE_URL": "redis://127.0.0.1:6379/14"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "redis" in result.stdout
