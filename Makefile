@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test lint bench migrate demo clean
+.PHONY: run test lint bench loadtest migrate demo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev .env
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Many users at once: gunicorn, a Celery worker, PostgreSQL and Redis on 127.0.0.1, locust headless
+# for LOAD_USERS users (default 50) and LOAD_DURATION seconds (default 75); writes bench/LOAD.md.
+# Uses its own databases (custos_load, custos_load_ud; LOAD_DATABASE_URL, LOAD_USERDATA_DATABASE_URL)
+# and Redis db 14 (LOAD_REDIS_URL), recreated each run. More options: python -m bench.load --help.
+loadtest: $(VENV)/.dev .env
+	$(BIN)/python -m bench.load $(LOAD_ARGS)
 
 clean:
 	rm -rf var/ test-output/
