@@ -1,6 +1,7 @@
 """``make bench``: run every case against fresh test databases and write results.json + RESULTS.md.
 
-Usage: python -m bench [--strict] [--only NAME ...]. Needs DATABASE_URL (and
+Usage: python -m bench [--strict] [--only NAME ...]; with ``--only`` the other cases keep their last
+figures in the reports. Needs DATABASE_URL (and
 USERDATA_DATABASE_URL) on PostgreSQL for figures that mean anything, and CELERY_BROKER_URL on
 Redis for ``query_end_to_end``, which starts its own worker process. The databases used are
 Django's test databases (``test_`` + the configured names), created and dropped by the run.
@@ -71,7 +72,9 @@ def main() -> int:
             )
             results.append(result)
         elapsed = time.perf_counter() - started
-        write_reports(results, Path(__file__).parent, info, seconds=elapsed, partial=bool(args.only))
+        write_reports(
+            results, Path(__file__).parent, info, seconds=elapsed, partial=bool(args.only), known=set(cases.CASES)
+        )
     finally:
         teardown_databases(old_config, verbosity=0)
     missed = [result.name for result in results if not result.passed]

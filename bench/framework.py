@@ -155,13 +155,46 @@ def machine() -> dict:
     return info
 
 
+PARTIAL = (
+    " (a partial run, --only: the machine and load above are this run's; the cases it did not run keep the"
+    " figures of their last run)"
+)
+
+
+def _merged(path: Path, fresh: list[dict]) -> list[dict]:
+    try:
+        earlier = json.loads(path.read_text())["cases"]
+    except (OSError, ValueError, KeyError):
+        return fresh
+    names = {case["name"] for case in fresh}
+    return [case for case in earlier if case["name"] not in names] + fresh
+
+
+def _from_json(data: dict) -> Result:
+    data = dict(data)
+    data["passed"] = data.pop("pass")
+    data["spread"] = tuple(data["spread"])
+    return Result(**data)
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def write_reports(results: list[Result], folder: Path, info: dict, *, seconds: float, partial: bool = False) -> None:
+def write_reports(
+    results: list[Result],
+    folder: Path,
+    info: dict,
+    *,
+    seconds: float,
+    partial: bool = False,
+    known: set[str] | None = None,
+) -> None:
     """results.json (machine-readable) and RESULTS.md (the table, then what each case measured)."""
     cases = [result.as_json() for result in results]
+    if partial:  # keep the other cases' last figures (of cases that still exist); replace those that ran
+        cases = [case for case in _merged(folder / "results.json", cases) if known is None or case["name"] in known]
+        results = [_from_json(case) for case in cases]
     payload = {"machine": info, "seconds": round(seconds, 1), "partial": partial, "cases": cases}
     (folder / "results.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     settings = ", ".join(f"{name}={value}" for name, value in sorted(info.get("pg_settings", {}).items()))
@@ -174,7 +207,7 @@ def write_reports(results: list[Result], folder: Path, info: dict, *, seconds: f
         f"Database settings: {settings or 'n/a'}.",
         f"Load average when the run started: {', '.join(map(str, info['load_average_at_start']))} "
         "(the machine is shared: other processes were running, so absolute times are noisy; the ratios are not).",
-        f"Whole run: {seconds:.0f} s{' (a partial run: --only)' if partial else ''}.",
+        f"Whole run: {seconds:.0f} s{PARTIAL if partial else ''}.",
         "",
         "Each ratio is the median of per-round ratios, subject and baseline interleaved in one process "
         "(order flipped every round); spread is the lowest and highest per-round ratio.",
