@@ -284,6 +284,8 @@ def _write(out: Path, args, stats, checks, records, drained, started_at, cores) 
         f"{'OK' if checks['verify_ok'] else 'FAILED'} ({checks['verify_text'][0]}).",
         f"- Server errors: {len(server_errors)}"
         + (": " + "; ".join(f"{row['name']} {row['status']}" for row in server_errors[:10]) if server_errors else "."),
+        f"- Requests with no answer (connection reset or refused, counted as failures above): "
+        f"{sum(1 for row in records if row['kind'] == 'no_answer')}.\n"
         "- Other 4xx answers (the client's fault, counted as failures above): "
         + (
             "; ".join(

@@ -45,7 +45,9 @@ def record(**fields) -> None:
 def _outcomes(request_type, name, response, exception, **kwargs) -> None:
     if response is None:
         return
-    if response.status_code >= 500:
+    if response.status_code == 0:  # no answer at all: the connection was reset, refused or timed out
+        record(kind="no_answer", name=f"{request_type} {name}", error=repr(exception)[:300])
+    elif response.status_code >= 500:
         record(
             kind="server_error", name=f"{request_type} {name}", status=response.status_code, body=response.text[:300]
         )
