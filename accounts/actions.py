@@ -9,7 +9,7 @@ from axes.utils import reset as axes_reset
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.sessions.models import Session
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from knox.models import AuthToken
@@ -18,7 +18,7 @@ import audit
 from audit.actions import Action
 
 from .lockout import username_key
-from .models import User
+from .models import SecondFactorReset, User
 from .roles import ALL_ROLES, role_conflicts
 
 
@@ -310,3 +310,114 @@ def _link(*, actor: User | None, user: User, provider: str, sub: str, created: b
         details={"username": user.username, "provider": provider, "sub": sub, "created": created},
     )
     return account
+def second_factor_enrol_totp(*, actor: User | None, user: User, secret: str) -> None:
+    """Give ``user`` an authenticator app (TOTP) with a known ``secret``: for the demo's
+    accounts, whose secrets are printed so that a reviewer can add them to any authenticator
+    app. People enrol their own on the Second factor page, where the secret is made for them."""
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    with transaction.atomic():
+        if Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+            raise ValidationError({"secret": "This user already has an authenticator app."})
+        authenticator = TOTP.activate(user, secret).instance
+        audit.record(
+            action=Action.AUTH_FACTOR_ADDED,
+            actor=actor,
+            target=user,
+            details={"type": authenticator.type, "authenticator": authenticator.pk, "by_self": actor == user},
+        )
+
+
+MIN_RESET_REASON = 10
+
+
+def _check_reset_actor(actor: User, user: User) -> None:
+    if actor is None or not (actor.is_active and actor.is_staff):
+        raise PermissionDenied("Only staff reset a second factor.")
+    if actor.pk == user.pk:
+        raise PermissionDenied("No one resets their own second factor: another staff member does it.")
+
+
+def second_factor_reset_check(*, actor: User, user: User, reason: str) -> str:
+    """The rules of ``second_factor_reset`` checked without changing anything (for a form to
+    show them on its fields); the reason, stripped."""
+    _check_reset_actor(actor, user)
+    reason = (reason or "").strip()
+    if len(reason) < MIN_RESET_REASON:
+        raise ValidationError({"reason": f"Say why, in at least {MIN_RESET_REASON} characters."})
+    if not user.is_active:
+        raise ValidationError({"user": "This account is deactivated: there is nothing to reset."})
+    return reason
+
+
+def second_factor_reset(*, actor: User, user: User, reason: str) -> SecondFactorReset:
+    """Reset ``user``'s second factors: every authenticator app, security key and recovery code.
+
+    For a staff account this only proposes the reset: another staff member confirms it
+    (``second_factor_reset_confirm``), so no single administrator can take over a fellow
+    administrator's account by giving it a factor of their own. For anyone else it is done at
+    once. Either way it is on the ledger, and the oversight scan raises an alert when it is done.
+    """
+    reason = second_factor_reset_check(actor=actor, user=user, reason=reason)
+    with transaction.atomic():
+        User.objects.select_for_update().get(pk=user.pk)  # one proposal at a time per user
+        if SecondFactorReset.objects.filter(user=user, done_at__isnull=True).exists():
+            raise ValidationError({"user": "A reset of this user's second factor is already waiting for confirmation."})
+        reset = SecondFactorReset.objects.create(user=user, reason=reason, proposed_by=actor)
+        if user.is_staff:
+            audit.record(
+                action=Action.USER_SECOND_FACTOR_RESET_PROPOSED,
+                actor=actor,
+                target=user,
+                details={"reset": reset.pk, "username": user.username, "reason": reason},
+            )
+            return reset
+        return _carry_out_reset(reset, confirmed_by=None)
+
+
+def second_factor_reset_confirm(*, actor: User, reset: SecondFactorReset) -> SecondFactorReset:
+    """Carry out a proposed reset of a staff account's second factor: by a staff member who is
+    neither the one who proposed it nor the account's owner."""
+    with transaction.atomic():
+        reset = SecondFactorReset.objects.select_for_update().select_related("user", "proposed_by").get(pk=reset.pk)
+        _check_reset_actor(actor, reset.user)
+        if not reset.is_pending:
+            raise ValidationError({"reset": "This reset has been carried out already."})
+        if actor.pk == reset.proposed_by_id:
+            raise PermissionDenied("A second staff member confirms the reset, not the one who proposed it.")
+        if not reset.user.is_active:
+            raise ValidationError({"user": "This account is deactivated: there is nothing to reset."})
+        return _carry_out_reset(reset, confirmed_by=actor)
+
+
+def _carry_out_reset(reset: SecondFactorReset, *, confirmed_by: User | None) -> SecondFactorReset:
+    """Remove the factors and end every session and API token of the user: whoever held the
+    lost factor (or a session it opened) is out, and the owner enrols anew at next sign-in."""
+    from allauth.mfa.models import Authenticator
+
+    user = reset.user
+    removed = sorted(Authenticator.objects.filter(user=user).values_list("type", flat=True))
+    Authenticator.objects.filter(user=user).delete()
+    sessions = _end_sessions(user)
+    tokens, _ = user.auth_token_set.all().delete()
+    reset.confirmed_by = confirmed_by
+    reset.done_at = timezone.now()
+    reset.save(update_fields=["confirmed_by", "done_at"])
+    audit.record(
+        action=Action.USER_SECOND_FACTOR_RESET,
+        actor=confirmed_by or reset.proposed_by,
+        target=user,
+        details={
+            "reset": reset.pk,
+            "username": user.username,
+            "is_staff": user.is_staff,
+            "reason": reset.reason,
+            "proposed_by": reset.proposed_by.username,
+            "confirmed_by": confirmed_by.username if confirmed_by else None,
+            "removed": removed,
+            "sessions_ended": sessions,
+            "tokens_revoked": tokens,
+        },
+    )
+    return reset

@@ -4,12 +4,14 @@ second factor can be set up right after signing in without typing the password a
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from allauth.account import app_settings as account_settings
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.internal.flows.login import get_authentication_records
 from allauth.core import context
 from allauth.mfa.adapter import DefaultMFAAdapter
+from allauth.mfa.models import Authenticator
 from django.http import HttpRequest
 
 from . import factors
@@ -48,13 +50,29 @@ class AccountAdapter(DefaultAccountAdapter):
 
 
 def _first_enrolment_after_sign_in(request: HttpRequest) -> bool:
+    """True within the timeout after the password was typed, while the user had no factor when
+    they typed it (setting up the first one, then seeing its recovery codes)."""
     user = request.user
-    if not user.is_authenticated or factors.has_second_factor(user):
+    if not user.is_authenticated:
         return False
     # The sign-in: a password, or the identity provider (whose users have no password to retype).
     records = [r for r in get_authentication_records(request, user) if r.get("method") in ("password", "socialaccount")]
-    return bool(records) and time.time() - records[-1]["at"] < account_settings.REAUTHENTICATION_TIMEOUT
+    if not records or time.time() - records[-1]["at"] >= account_settings.REAUTHENTICATION_TIMEOUT:
+        return False
+    typed_at = datetime.fromtimestamp(records[-1]["at"], tz=UTC)
+    return not Authenticator.objects.filter(user=user, type__in=factors.FACTOR_TYPES, created_at__lt=typed_at).exists()
 
 
 class MFAAdapter(DefaultMFAAdapter):
-    pass
+    error_messages = {
+        **DefaultMFAAdapter.error_messages,
+        "cannot_delete_authenticator": ("Your role needs a second factor: add another one before removing this one."),
+    }
+
+    def can_delete_authenticator(self, authenticator) -> bool:
+        """A user whose role needs a second factor keeps at least one."""
+        user = authenticator.user
+        if not factors.second_factor_required(user):
+            return True
+        others = type(authenticator).objects.filter(user=user, type__in=factors.FACTOR_TYPES)
+        return others.exclude(pk=authenticator.pk).exists()

@@ -16,6 +16,7 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
 from axes.models import AccessAttempt
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminPasswordChangeForm as DjangoAdminOwnPasswordChangeForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
@@ -24,7 +25,7 @@ from django.contrib.auth.forms import UserChangeForm as BaseUserChangeForm
 from django.contrib.auth.forms import UserCreationForm as BaseUserCreationForm
 from django.contrib.auth.models import Group
 from django.contrib.auth.views import PasswordChangeView
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 from django.urls import reverse
 from knox.models import AuthToken
@@ -33,6 +34,9 @@ from .actions import (
     PROFILE_FIELDS,
     api_token_revoke,
     lockout_clear,
+    second_factor_reset,
+    second_factor_reset_check,
+    second_factor_reset_confirm,
     user_create,
     user_reactivate,
     user_set_password,
@@ -41,7 +45,7 @@ from .actions import (
     user_unlink_sso,
     user_update,
 )
-from .models import User
+from .models import SecondFactorReset, User
 from .roles import role_conflicts
 
 # Django's password view builds its form with a fixed signature; the form reads who is acting here.
@@ -260,3 +264,60 @@ class SignOnLinkAdmin(admin.ModelAdmin):
         for link in links:
             user_unlink_sso(actor=request.user, user=link.user, provider=link.provider)
         self.message_user(request, f"Unlinked {len(links)} sign-on identities.", messages.SUCCESS)
+class SecondFactorResetForm(forms.ModelForm):
+    class Meta:
+        model = SecondFactorReset
+        fields = ("user", "reason")
+
+    def clean(self):
+        cleaned = super().clean()
+        user, reason = cleaned.get("user"), cleaned.get("reason")
+        if user is not None:
+            try:
+                second_factor_reset_check(actor=_acting_admin.get(), user=user, reason=reason or "")
+            except PermissionDenied as error:
+                raise ValidationError(str(error)) from error
+        return cleaned
+
+
+@admin.register(SecondFactorReset)
+class SecondFactorResetAdmin(admin.ModelAdmin):
+    """Resets of users' second factors: "add" resets a user's factor at once, or, for a staff
+    account, proposes it; "Confirm the selected resets" carries out a proposal (another staff
+    member). Rows are never edited or deleted."""
+
+    form = SecondFactorResetForm
+    list_display = ("user", "proposed_by", "proposed_at", "confirmed_by", "done_at")
+    list_filter = ("done_at",)
+    actions = ["confirm_resets"]
+    readonly_fields = ("proposed_by", "proposed_at", "confirmed_by", "done_at")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        token = _acting_admin.set(request.user)
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        finally:
+            _acting_admin.reset(token)
+
+    def save_model(self, request: HttpRequest, obj: SecondFactorReset, form, change: bool) -> None:
+        """Handed to the action: recorded, and the user's sessions and tokens end when done."""
+        reset = second_factor_reset(actor=request.user, user=obj.user, reason=obj.reason)
+        obj.pk, obj._state.adding = reset.pk, False
+
+    @admin.action(description="Confirm the selected resets (a second staff member)", permissions=["view"])
+    def confirm_resets(self, request: HttpRequest, queryset) -> None:
+        for reset in queryset:
+            try:
+                second_factor_reset_confirm(actor=request.user, reset=reset)
+            except (PermissionDenied, ValidationError) as error:
+                self.message_user(
+                    request, f"{reset}: {' '.join(getattr(error, 'messages', [str(error)]))}", messages.ERROR
+                )
+            else:
+                self.message_user(request, f"{reset.user.username}: second factor reset.", messages.SUCCESS)

@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 
 from audit.context import client_ip
 
+from . import factors
 from .lockout import locked_out_message
 from .models import User
 
@@ -79,6 +80,8 @@ class TokenCreateView(APIView):
             raise LockedOut(locked_out_message())
         if user is None:
             raise AuthenticationFailed("Invalid username or password, or the account is inactive.")
+        if factors.enrolment_missing(user):
+            raise PermissionDenied(factors.ENROLMENT_REQUIRED_MESSAGE, code=factors.ENROLMENT_REQUIRED_CODE)
         if knox_settings.TOKEN_LIMIT_PER_USER is not None:
             live = user.auth_token_set.filter(expiry__gt=timezone.now())
             if live.count() >= knox_settings.TOKEN_LIMIT_PER_USER:

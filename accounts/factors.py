@@ -17,13 +17,17 @@ call:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from allauth.account.internal.flows.login import get_authentication_records, record_authentication
 from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 
 import audit
@@ -34,6 +38,20 @@ from .models import User
 
 # Kinds of second factor a user can enrol; recovery codes only back them up.
 FACTOR_TYPES = (Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN)
+
+
+def second_factor_required(user: User) -> bool:
+    """True when the user's roles (or staff status) are among ``CUSTOS_MFA_REQUIRED_ROLES``."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    required = set(settings.CUSTOS_MFA_REQUIRED_ROLES)
+    return bool(user.role_names & required) or (user.is_staff and "staff" in required)
+
+
+def enrolment_missing(user: User) -> bool:
+    """True when the user must have a second factor and has none yet: until they enrol,
+    nothing but enrolment is open to them (``SecondFactorRequiredMiddleware``, the API)."""
+    return second_factor_required(user) and not has_second_factor(user)
 
 
 def has_second_factor(user: User) -> bool:
@@ -135,3 +153,60 @@ def second_factor_within(request: HttpRequest, window: timedelta) -> bool:
     """True when a second factor was checked in this session within ``window``."""
     at = second_factor_at(request)
     return at is not None and timezone.now() - at <= window
+
+
+# --- enrolment before anything else ---------------------------------------------------------
+
+ENROLMENT_REQUIRED_CODE = "second_factor_required"
+ENROLMENT_REQUIRED_MESSAGE = (
+    "Your role needs a second factor. Set one up at /accounts/2fa/ (an authenticator app or a "
+    "security key); until then, nothing else is open to you."
+)
+# The pages a user who must enrol may still reach: enrolment itself, "confirm it is you", the
+# recovery codes shown after enrolment, and signing out.
+ENROLMENT_ROUTES = frozenset(
+    {
+        "mfa_index",
+        "mfa_activate_totp",
+        "mfa_add_webauthn",
+        "mfa_reauthenticate",
+        "mfa_view_recovery_codes",
+        "mfa_download_recovery_codes",
+        "account_reauthenticate",
+        "account_logout",
+        "account_inactive",
+    }
+)
+
+
+def template_context(request: HttpRequest) -> dict:
+    """Context processor: ``mfa_enrolment_missing``, asked only by the pages that show it."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {"mfa_enrolment_missing": partial(enrolment_missing, user)}
+
+
+class SecondFactorRequiredMiddleware:
+    """A signed-in user of a role that needs a second factor, who has none yet, is sent to
+    enrolment from every page (the API answers 403 ``second_factor_required``). Token callers
+    of the API are refused by ``accounts.permissions.SecondFactorEnrolled`` and at the token endpoint."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if user.is_authenticated and not self._open(request) and enrolment_missing(user):
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": ENROLMENT_REQUIRED_MESSAGE, "code": ENROLMENT_REQUIRED_CODE}, status=403)
+            return redirect("mfa_index")
+        return self.get_response(request)
+
+    @staticmethod
+    def _open(request: HttpRequest) -> bool:
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return False
+        return match.url_name in ENROLMENT_ROUTES and not match.namespace

@@ -123,3 +123,34 @@ class User(AbstractUser):
     @property
     def display_name(self) -> str:
         return self.get_full_name() or self.username
+
+
+class SecondFactorReset(models.Model):
+    """A reset of a user's second factors (every authenticator app, security key and recovery
+    code). For a staff account it is proposed by one staff member and carried out only when
+    another confirms it (``accounts.actions.second_factor_reset_confirm``); for anyone else it
+    is carried out at once, and this row records who did it."""
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="second_factor_resets")
+    reason = models.TextField()
+    proposed_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField(auto_now_add=True)
+    confirmed_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-proposed_at"]
+        constraints = [
+            # One pending proposal per user at a time.
+            models.UniqueConstraint(
+                fields=["user"], condition=models.Q(done_at__isnull=True), name="one_pending_factor_reset"
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "done" if self.done_at else "awaiting a second staff member"
+        return f"Second-factor reset of {self.user.username} ({state})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.done_at is None

@@ -87,6 +87,9 @@ MIDDLEWARE = [
     # Before the login requirement: a timed-out session goes on as anonymous and is sent to log in.
     "accounts.timeouts.SessionTimeoutMiddleware",
     "accounts.middleware.SessionAwareLoginRequiredMiddleware",
+    # A signed-in user whose role needs a second factor and who has none yet reaches only the
+    # enrolment pages (accounts.factors).
+    "accounts.factors.SecondFactorRequiredMiddleware",
     "accounts.middleware.TimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -112,6 +115,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.navigation",
                 "accounts.sso.context",
+                "accounts.factors.template_context",
                 "accounts.middleware.kept_input",
                 "investigations.context_processors.oversight",
             ],
@@ -232,6 +236,11 @@ MFA_TOTP_ISSUER = env.str("CUSTOS_MFA_ISSUER", default="Custos")
 # once (allauth remembers used codes in the cache).
 MFA_TOTP_TOLERANCE = 1
 MFA_WEBAUTHN_USER_VERIFICATION = "preferred"
+# Roles whose members must have a second factor: taken to enrolment at first sign-in and refused
+# everything else until then ("staff" stands for staff accounts). Investigators can be added.
+CUSTOS_MFA_REQUIRED_ROLES = env.list(
+    "CUSTOS_MFA_REQUIRED_ROLES", default=["legal_reviewer", "senior_legal_reviewer", "auditor", "staff"]
+)
 # WebAuthn needs https, except on localhost (a secure context for browsers): the embedded
 # default and the browser tests run on http://localhost.
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env.bool("CUSTOS_WEBAUTHN_ALLOW_HTTP", default=DEBUG or EMBEDDED)
@@ -663,7 +672,11 @@ REST_FRAMEWORK = {
         "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        # A role that needs a second factor, none enrolled: 403 second_factor_required.
+        "accounts.permissions.SecondFactorEnrolled",
+    ],
     "DEFAULT_PARSER_CLASSES": ["investigations.api.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",

@@ -7,6 +7,8 @@ Tests that need PostgreSQL, Redis, a worker or Chromium are marked (``postgres``
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import shutil
 
@@ -14,6 +16,7 @@ import pytest
 from django.conf import settings
 
 from accounts.actions import user_create
+from accounts.factors import second_factor_required
 from accounts.models import User
 from accounts.roles import Role
 
@@ -25,6 +28,21 @@ from .worker import CeleryWorker
 allow_flush()  # transactional tests flush the database; the audit triggers refuse that otherwise
 
 PASSWORD = "a-long-test-password-42"
+
+
+def persona_secret(username: str) -> str:
+    """The TOTP secret of a persona whose role needs a second factor (known to the tests, one
+    per persona so that sign-ins of different personas never wait for a fresh code)."""
+    return base64.b32encode(hashlib.sha256(f"custos-test-{username}".encode()).digest()[:20]).decode()
+
+
+def enrol_totp(user: User) -> str:
+    """Give ``user`` an authenticator app with the persona's known secret; the secret."""
+    from accounts.actions import second_factor_enrol_totp
+
+    secret = persona_secret(user.username)
+    second_factor_enrol_totp(actor=None, user=user, secret=secret)
+    return secret
 
 
 def on_postgres() -> bool:
@@ -60,7 +78,11 @@ def pytest_collection_modifyitems(config, items):
 # --- personas ----------------------------------------------------------------------------
 
 
-def make_user(username: str, roles: list[str] = (), *, is_staff: bool = False, **extra) -> User:
+def make_user(
+    username: str, roles: list[str] = (), *, is_staff: bool = False, enrolled: bool | None = None, **extra
+) -> User:
+    """A persona. One whose role needs a second factor is enrolled (an authenticator app with
+    ``persona_secret(username)``) unless ``enrolled=False``."""
     # A transactional test's flush empties the tables, role groups (made by a data migration)
     # included; put them back so that every persona really holds its roles.
     from django.contrib.auth.models import Group
@@ -80,6 +102,10 @@ def make_user(username: str, roles: list[str] = (), *, is_staff: bool = False, *
         for field, value in extra.items():
             setattr(user, field, value)
         user.save(update_fields=list(extra))
+    if enrolled is None:
+        enrolled = second_factor_required(user)
+    if enrolled:
+        enrol_totp(user)
     return user
 
 
@@ -94,6 +120,8 @@ def make_legacy_user(username: str, roles: list[str]) -> User:
     user = make_user(username)
     user.groups.set(Group.objects.filter(name__in=[str(role) for role in roles]))
     user.__dict__.pop("role_names", None)
+    if second_factor_required(user):
+        enrol_totp(user)
     return user
 
 
@@ -157,13 +185,29 @@ def inactive_user(db) -> User:
     return make_user("inactive", [Role.INVESTIGATOR], is_active=False)
 
 
+def sign_in(client, user: User, password: str = PASSWORD):
+    """Sign ``user`` in the real way: the password on the login page, then, for a user with an
+    authenticator app, a TOTP code computed here. Returns the client."""
+    from django.urls import reverse
+
+    from tests.totp import fresh_code
+
+    response = client.post(reverse("account_login"), {"login": user.username, "password": password})
+    assert response.status_code == 302, f"{user.username}: the password was refused"
+    if response["Location"] == reverse("mfa_authenticate"):
+        response = client.post(reverse("mfa_authenticate"), {"code": fresh_code(persona_secret(user.username))})
+        assert response.status_code == 302, f"{user.username}: the TOTP code was refused"
+    assert "_auth_user_id" in client.session
+    return client
+
+
 @pytest.fixture
 def login(client):
-    """Log a persona into the test client: ``login(user)`` returns the client."""
+    """Sign a persona into the test client (password, then the second factor if enrolled):
+    ``login(user)`` returns the client."""
 
     def _login(user: User):
-        client.force_login(user)
-        return client
+        return sign_in(client, user)
 
     return _login
 

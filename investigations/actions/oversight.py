@@ -575,6 +575,28 @@ def _on_locked_out(event: AuditEvent) -> list[Draft]:
     ]
 
 
+def _on_second_factor_reset(event: AuditEvent) -> list[Draft]:
+    """A user's second factor was reset by staff (``user.second_factor_reset``): the account can
+    be enrolled anew by whoever signs in next with its password, so oversight looks at who asked
+    for it and why. A staff account's reset is critical."""
+    details = event.details or {}
+    username = details.get("username") or "?"
+    by = details.get("proposed_by") or _who(event)
+    if details.get("confirmed_by"):
+        by = f"{by}, confirmed by {details['confirmed_by']}"
+    return [
+        Draft(
+            kind=AlertKind.SECOND_FACTOR_RESET,
+            severity=AlertSeverity.CRITICAL if details.get("is_staff") else AlertSeverity.WARNING,
+            summary=f"Second factor of {username} reset by {by}: {details.get('reason', '')}",
+            details={
+                name: details.get(name) for name in ("username", "is_staff", "proposed_by", "confirmed_by", "reason")
+            },
+            user_id=_int(event.target_id) if event.target_type == USER_TYPE else None,
+        )
+    ]
+
+
 # --- detectors: evidence custody -----------------------------------------------------------
 
 
@@ -675,6 +697,7 @@ DETECTORS = {
     Action.CASE_MEMBER_ADDED: _on_team_change,
     Action.CASE_MEMBER_REMOVED: _on_team_change,
     Action.AUTH_LOCKED_OUT: _on_locked_out,
+    Action.USER_SECOND_FACTOR_RESET: _on_second_factor_reset,
     Action.AUTH_SSO_REFUSED: _on_sso_refused,
     Action.AUTH_BREAK_GLASS: _on_break_glass,
     Action.STREAM_PAUSED: _on_stream_silenced,

@@ -33,6 +33,7 @@ class AlertKind(models.TextChoices):
     PRIVILEGE_GRANTED = "privilege_granted", "Staff or superuser status granted"
     SIGN_IN_LOCKED = "sign_in_locked", "Sign-in locked after a burst of failures"
     IDENTIFIER_PROBING = "identifier_probing", "Repeated subject lookups in drafts"
+    SECOND_FACTOR_RESET = "second_factor_reset", "Second factor reset"
     EVIDENCE_INTEGRITY = "evidence_integrity", "Stored evidence changed or missing"
     SSO_REFUSED = "sso_refused", "Single sign-on refused"
     BREAK_GLASS_SIGN_IN = "break_glass_sign_in", "Break-glass account signed in"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.conftest import PASSWORD, chromium_path
+from tests.conftest import PASSWORD, chromium_path, persona_secret
 from tests.investigations.conftest import (  # noqa: F401  (fixtures)
     active_grant,
     evidence_store,
@@ -19,6 +19,7 @@ from tests.investigations.conftest import (  # noqa: F401  (fixtures)
     submitted_request,
     wide_grant,
 )
+from tests.totp import fresh_code
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -54,6 +55,20 @@ def page(browser, live_server):
     context.close()
 
 
+def sign_in(page, username: str, password: str = PASSWORD) -> None:
+    """Sign in on the login page; an enrolled persona then types the code its authenticator
+    app would show now (computed here from the persona's secret)."""
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    if "/accounts/2fa/authenticate/" in page.url:
+        page.get_by_label("Code").fill(fresh_code(persona_secret(username)))
+        page.get_by_role("button", name="Verify").click()
+        page.wait_for_url(lambda url: "/accounts/2fa/authenticate/" not in url)
+
+
 class Journey:
     """Named steps with a screenshot each, so a failure says which step broke."""
 
@@ -83,11 +98,7 @@ class Journey:
         self.page.screenshot(path=str(self.folder / f"{self.count:02d}-{name}.png"), full_page=True)
 
     def login(self, username: str, password: str = PASSWORD) -> None:
-        self.page.goto("/accounts/login/")
-        self.page.get_by_label("Username").fill(username)
-        self.page.get_by_label("Password").fill(password)
-        self.page.get_by_role("button", name="Log in").click()
-        self.page.wait_for_url(lambda url: "/accounts/login/" not in url)
+        sign_in(self.page, username, password)
 
     def nav(self, label: str) -> None:
         """Follow an entry of the main navigation."""

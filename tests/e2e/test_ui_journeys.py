@@ -13,7 +13,7 @@ from investigations import actions
 from tests.investigations.conftest import file_request, open_case_for
 
 from .axe import assert_accessible
-from .conftest import OUTPUT
+from .conftest import OUTPUT, sign_in
 
 pytestmark = [
     pytest.mark.browser,
@@ -119,7 +119,6 @@ def test_notification_centre(journey, live_server, world, auditor):
 
 
 def test_decide_page_reads_at_390_px(browser, live_server, world, second_reviewer):
-    from tests.conftest import PASSWORD
     from tests.investigations.conftest import file_request as new_request
 
     pending = actions.request_submit(
@@ -128,11 +127,7 @@ def test_decide_page_reads_at_390_px(browser, live_server, world, second_reviewe
     context = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844})
     page = context.new_page()
     try:
-        page.goto("/accounts/login/")
-        page.get_by_label("Username").fill(second_reviewer.username)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url(lambda url: "/accounts/login/" not in url)
+        sign_in(page, second_reviewer.username)
         page.goto(f"/requests/{pending.pk}/decide/")
         expect(page.get_by_role("heading", name=f"Decide data-pull request {pending.pk}")).to_be_visible()
         overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")

@@ -29,7 +29,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from accounts.actions import user_set_privileges
 from audit.actions import Action
 from audit.models import AuditEvent
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, enrol_totp
 
 from .matrix import events_since, ledger_mark, parse
 from .test_case_matrix import CELLS as CASE_CELLS
@@ -49,9 +49,9 @@ account_inactive                           -       200    200    200    200    2
 account_reauthenticate                     -       200    200    200    200    200    200    200    200    login  login
 mfa_index                                  -       200    200    200    200    200    200    200    200    login  login
 mfa_authenticate                           -       302    302    302    302    302    302    302    302    302    302
-mfa_reauthenticate                         -       302    302    302    302    302    302    302    302    login  login
+mfa_reauthenticate                         -       302    302    302    200    200    200    200    200    login  login
 mfa_activate_totp                          -       302    302    302    302    302    302    302    302    login  login
-mfa_deactivate_totp                        -       404    404    404    404    404    404    404    404    login  login
+mfa_deactivate_totp                        -       404    404    404    302    302    302    302    302    login  login
 mfa_view_recovery_codes                    -       404    404    404    404    404    404    404    404    login  login
 mfa_generate_recovery_codes                -       302    302    302    302    302    302    302    302    login  login
 mfa_download_recovery_codes                -       404    404    404    404    404    404    404    404    login  login
@@ -179,6 +179,7 @@ django_celery_beat.solarschedule    -       login  login  login  login  login  l
 django_celery_beat.clockedschedule  -       login  login  login  login  login  login  403    200    login  login
 axes.accessattempt                  -       login  login  login  login  login  login  403    200    login  login
 socialaccount.socialaccount         -       login  login  login  login  login  login  403    200    login  login
+accounts.secondfactorreset          -       login  login  login  login  login  login  403    200    login  login
 """
 # fmt: on
 
@@ -677,6 +678,7 @@ def test_no_row_names_a_route_that_does_not_exist():
 def test_staff_status_granted_to_an_investigator_opens_nothing_of_a_case(lead, active_grant, client):
     """The admin persona is plain staff; an investigator made staff keeps exactly their case access."""
     user_set_privileges(actor=None, user=lead, is_staff=True)
+    enrol_totp(lead)  # staff need a second factor
     client.force_login(lead)
     assert client.get("/admin/").status_code == 200
     for model in ("case", "datapullrequest", "grant", "dataquery"):

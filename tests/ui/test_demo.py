@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.test import Client
 from django.urls import reverse
 
 from accounts.roles import Role
 from investigations.demo import DEMO_ACCOUNTS, JOURNALIST, seed_story
+from investigations.management.commands.seed_demo import DEMO_PASSWORD
 from investigations.models import Case, DataPullRequest, GrantReport, QueryStatus
+from tests.totp import fresh_code
 from userdata.seed import describe_accounts, seed_userdata
 
 from ..conftest import make_user
@@ -87,8 +90,16 @@ def test_the_readme_names_the_accounts_the_demo_cases_name(store):
 def test_seed_demo_prints_the_logins_last(capsys):
     call_command("seed_demo", accounts=40)
     output = capsys.readouterr().out.strip().splitlines()
-    assert output[-7].startswith("Demo logins (password for all:")
-    assert [line.split()[0] for line in output[-6:]] == ["ines", "omar", "lena", "sam", "aude", "adam"]
+    assert output[-13].startswith("Demo logins (password for all:")
+    assert [line.split()[0] for line in output[-12:-6]] == ["ines", "omar", "lena", "sam", "aude", "adam"]
+    # Then the authenticator-app secrets of the users whose role needs a second factor.
+    assert output[-6].startswith("Second factor:")
+    secrets = {line.split()[0]: line.split()[1] for line in output[-4:]}
+    assert list(secrets) == ["lena", "sam", "aude", "adam"]
+    client = Client()
+    client.post(reverse("account_login"), {"login": "lena", "password": DEMO_PASSWORD})
+    client.post(reverse("mfa_authenticate"), {"code": fresh_code(secrets["lena"])})
+    assert client.get(reverse("home")).status_code == 200
     assert Case.objects.count() == 4 and DataPullRequest.objects.count() == 4
     call_command("seed_demo", accounts=40)  # a second run changes nothing
     assert Case.objects.count() == 4

@@ -3,12 +3,21 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.test.utils import override_settings
 
-from accounts.actions import user_create
+from accounts.actions import second_factor_enrol_totp, user_create
+from accounts.factors import second_factor_required
 from accounts.models import User
 from investigations.demo import DEMO_ACCOUNTS, seed_story
 from userdata.seed import describe_accounts, seed_userdata, store_is_empty
 
 DEMO_PASSWORD = "custos-demo-2026"  # noqa: S105  (embedded default only; refused elsewhere)
+# Authenticator-app (TOTP) secrets of the demo users whose role needs a second factor
+# (CUSTOS_MFA_REQUIRED_ROLES): add one to any authenticator app to sign in as that user.
+DEMO_TOTP_SECRETS = {
+    "lena": "LENADEMOCUSTOSTOTPSECRETAAAAAAAA",
+    "sam": "SAMDEMOCUSTOSTOTPSECRETAAAAAAAAA",
+    "aude": "AUDEDEMOCUSTOSTOTPSECRETAAAAAAAA",
+    "adam": "ADAMDEMOCUSTOSTOTPSECRETAAAAAAAA",
+}
 DEMO_USERS = [
     # username, full name, roles, staff
     ("ines", "Ines Investigator", ["investigator"], False),
@@ -59,6 +68,10 @@ class Command(BaseCommand):
         for username, name, roles, staff in DEMO_USERS:
             role_text = ", ".join(roles) or ("admin (staff)" if staff else "")
             lines.append(f"  {username:<6} {name:<20} {role_text}")
+        lines.append("Second factor: these users' roles need one; add the secret to any authenticator app")
+        lines.append("(TOTP, 6 digits, 30 s; or scan it from the otpauth link) and type its code after the password:")
+        for username, secret in DEMO_TOTP_SECRETS.items():
+            lines.append(f"  {username:<6} {secret}  otpauth://totp/Custos:{username}?secret={secret}&issuer=Custos")
         return "\n".join(lines)
 
     def _users(self) -> dict[str, User]:
@@ -78,4 +91,6 @@ class Command(BaseCommand):
                 is_staff=staff,
                 validate=False,
             )
+            if username in DEMO_TOTP_SECRETS and second_factor_required(people[username]):
+                second_factor_enrol_totp(actor=None, user=people[username], secret=DEMO_TOTP_SECRETS[username])
         return people
