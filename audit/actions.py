@@ -45,6 +45,7 @@ class Action(models.TextChoices):
     CASE_NOTE_EDITED = "case.note_edited", "Case note edited"
     CASE_CLASSIFIED = "case.classified", "Case priority or tags changed"
     CASE_REPORT_PRODUCED = "case_report.produced", "Case report produced"
+    CASE_REPORT_READ = "case_report.read", "Case report read"
     CASE_TEMPLATE_CHANGED = "case_template.changed", "Case template changed"
     TASK_CREATED = "task.created", "Task added"
     TASK_UPDATED = "task.updated", "Task changed"

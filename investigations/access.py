@@ -315,13 +315,13 @@ def case_for_auditor(user: User, reference: str) -> Case:
 def report_audience(user: User, case: Case) -> str:
     """Which version of the case report ``user`` gets (``ReportAudience``).
 
-    Legal reviewers off the case team get everything (``LEGAL``), as their request pages show
-    it; everyone else who sees the case gets the team's version (``TEAM``), which before a
-    decision holds nothing that depends on the user-data store or the registry (invariant 10).
-    The same test as ``sees_protection_detail``, so a legacy user with two roles on the team
-    gets the team's version.
+    Legal reviewers never involved in the case get everything (``LEGAL``), as their request
+    pages show it; everyone else who sees the case gets the team's version (``TEAM``), which
+    before a decision holds nothing that depends on the user-data store or the registry
+    (invariant 10). The same test as ``sees_protection_detail``: involvement is historical, so
+    an ex-member made a reviewer, or a legacy user with two roles, gets the team's version.
     """
-    if _is_real(user) and user.is_reviewer and not case.is_on_team(user):
+    if _is_real(user) and user.is_reviewer and not involvement_in(user, case.pk):
         return ReportAudience.LEGAL
     return ReportAudience.TEAM
 
@@ -447,11 +447,12 @@ def requests_visible_to(user: User) -> QuerySet[DataPullRequest]:
     if not _is_real(user):
         return DataPullRequest.objects.none()
     on_team = CaseMember.objects.filter(case=OuterRef("case"), user=user)
-    # The team test is kept on each row (for this viewer), so pages and the API can tell who
-    # sees protection detail without one query per listed request (sees_protection_detail).
+    # The team and involvement tests are kept on each row (for this viewer), so pages and the
+    # API can tell who sees protection detail without one query per listed request
+    # (sees_protection_detail).
     return (
         DataPullRequest.objects.filter(case__in=cases_visible_to(user))
-        .annotate(viewer_pk=Value(user.pk), viewer_on_team=Exists(on_team))
+        .annotate(viewer_pk=Value(user.pk), viewer_on_team=Exists(on_team), viewer_involved=_involved(user, "case"))
         .filter(Q(viewer_on_team=True) | Q(submitted_at__isnull=False))
     )
 
@@ -529,13 +530,14 @@ def can_decide(user: User, request: DataPullRequest) -> bool:
 
 def sees_protection_detail(user: User, request: DataPullRequest) -> bool:
     """Which protected account a request touches, and through which link, is for legal reviewers
-    off the case team: to the team it would disclose what the store knows (a shared phone or
-    device) without a grant. The team sees only that the protected policy applies."""
+    never involved in the case: to the team it would disclose what the store knows (a shared
+    phone or device) without a grant. The team, past members included (whatever role they hold
+    now), sees only that the protected policy applies."""
     if not (_is_real(user) and user.is_reviewer):
         return False
     if getattr(request, "viewer_pk", None) == user.pk:  # loaded by requests_visible_to(user)
-        return not request.viewer_on_team
-    return not request.case.is_on_team(user)
+        return not request.viewer_involved
+    return not involvement_in(user, request.case_id)
 
 
 def can_file_request(user: User, case: Case) -> bool:

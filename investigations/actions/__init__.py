@@ -45,7 +45,7 @@ from .query import (
     results_download,
     results_view,
 )
-from .report import case_report_produce
+from .report import case_report_produce, case_report_read
 from .request import (
     approval_problems,
     approvals_still_needed,
@@ -78,6 +78,7 @@ __all__ = [
     "case_reject",
     "case_remove_member",
     "case_report_produce",
+    "case_report_read",
     "case_resubmit",
     "case_resume",
     "case_revoke_grants",

@@ -63,3 +63,18 @@ def case_report_produce(*, actor: User, case: Case) -> CaseReport:
             },
         )
     return report
+
+
+def case_report_read(*, actor: User, report: CaseReport, via: str) -> CaseReport:
+    """Record that ``actor`` (who got ``report`` from ``access.get_case_report_for``) reads it, as
+    ``via`` ("html", "pdf", "api_pdf"). The report holds subjects, grants and what was queried:
+    reading it is an event like reading results or evidence (invariant 7). Recorded before the
+    bytes are served; if the ledger cannot be written, nothing is served."""
+    audit.record(
+        action=Action.CASE_REPORT_READ,
+        actor=actor,
+        target=report,
+        case_reference=report.case.reference,
+        details={"report": report.pk, "audience": report.audience, "via": via, "sha256": report.sha256},
+    )
+    return report

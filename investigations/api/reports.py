@@ -103,7 +103,8 @@ class CaseReportPdfView(APIView):
         summary="Download a produced case report's PDF (the bytes whose SHA-256 the ledger holds)",
     )
     def get(self, request: Request, id: str):
-        return pdf_response(access.get_case_report_for(request.user, id))
+        report = access.get_case_report_for(request.user, id)
+        return pdf_response(actions.case_report_read(actor=request.user, report=report, via="api_pdf"))
 
 
 class LegalHoldWriteSerializer(serializers.Serializer):

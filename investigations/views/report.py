@@ -31,13 +31,14 @@ def case_report_produce(request: HttpRequest, pk: int) -> HttpResponse:
 
 def case_report_html(request: HttpRequest, pk: int) -> HttpResponse:
     """The printable page, as produced."""
-    report = get_case_report_for(request.user, pk)
+    report = actions.case_report_read(actor=request.user, report=get_case_report_for(request.user, pk), via="html")
     return HttpResponse(report.html, content_type="text/html; charset=utf-8")
 
 
 def case_report_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     """The PDF, as produced (the ledger holds its SHA-256)."""
-    return pdf_response(get_case_report_for(request.user, pk))
+    report = actions.case_report_read(actor=request.user, report=get_case_report_for(request.user, pk), via="pdf")
+    return pdf_response(report)
 
 
 def pdf_response(report: CaseReport) -> HttpResponse:
