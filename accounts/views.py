@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import authenticate, update_session_auth_hash
 from django.contrib.auth.forms import PasswordChangeForm
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -15,6 +15,22 @@ from .actions import user_set_password, user_update
 from .models import User, available_timezones
 
 
+class CountedPasswordChangeForm(PasswordChangeForm):
+    """The current password is checked through ``authenticate()``, like a sign-in: a wrong one is
+    an ``auth.login_failed`` event and counts towards the lockout (django-axes), so a borrowed
+    session cannot guess the password here without limit."""
+
+    def __init__(self, user, data=None, *, request: HttpRequest):
+        self.request = request
+        super().__init__(user, data)
+
+    def clean_old_password(self):
+        old_password = self.cleaned_data["old_password"]
+        if authenticate(self.request, username=self.user.get_username(), password=old_password) is None:
+            raise ValidationError(self.error_messages["password_incorrect"], code="password_incorrect")
+        return old_password
+
+
 @sensitive_post_parameters("old_password", "new_password1", "new_password2")
 def password_change(request: HttpRequest) -> HttpResponse:
     """Change one's own password: the current one, then the new one twice (the validators:
@@ -23,7 +39,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
     user = request.user
     if not user.has_usable_password():  # signs in through the organisation's sign-on
         return render(request, "accounts/password_change.html", {"form": None})
-    form = PasswordChangeForm(user, request.POST or None)
+    form = CountedPasswordChangeForm(user, request.POST or None, request=request)
     if request.method == "POST" and form.is_valid():
         try:
             user_set_password(actor=user, user=user, password=form.cleaned_data["new_password1"])

@@ -93,3 +93,19 @@ def test_a_user_without_a_local_password_is_told_where_it_is_managed(lead, clien
 def test_anonymous_visitors_are_sent_to_log_in(client):
     response = client.get(URL)
     assert response.status_code == 302 and reverse("account_login") in response["Location"]
+
+
+def test_guessing_the_current_password_is_recorded_and_locks_like_a_sign_in(lead, settings):
+    """A borrowed session cannot guess the password on this page without limit: each wrong
+    current password is an auth.login_failed event and counts towards the lockout, after which
+    even the right one is refused and nothing changes."""
+    client = _signed_in()
+    before = AuditEvent.objects.filter(action=Action.AUTH_LOGIN_FAILED).count()
+    for attempt in range(settings.AXES_FAILURE_LIMIT - 1):
+        response = _change(client, old=f"guess-{attempt}")
+        assert response.status_code == 200 and "old_password" in response.context["form"].errors
+    assert _change(client, old="last-guess").status_code == 429  # the failure that starts the lockout
+    assert AuditEvent.objects.filter(action=Action.AUTH_LOGIN_FAILED).count() - before == settings.AXES_FAILURE_LIMIT
+    assert _change(client).status_code == 429  # locked: the right password does not change it now
+    lead.refresh_from_db()
+    assert lead.check_password(PASSWORD) and not lead.check_password(NEW)
