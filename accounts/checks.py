@@ -70,3 +70,31 @@ def single_sign_on(app_configs, **kwargs) -> list[checks.CheckMessage]:
             )
         )
     return messages
+
+
+PROCESS_LOCAL_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django_prometheus.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def shared_cache(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """The default cache must be shared by the web processes: the TOTP codes already used, and the
+    throttle counters, live there. In a process-local cache another process accepts the same
+    code again and counts every limit from zero."""
+    from django.conf import settings
+
+    backend = settings.CACHES["default"]["BACKEND"]
+    if backend not in PROCESS_LOCAL_CACHES:
+        return []
+    return [
+        checks.Warning(
+            f"The default cache ({backend}) is local to each process: a TOTP code accepted by one web "
+            "process is accepted again by another, and throttles count per process.",
+            hint="Set CACHE_URL to a Redis database (redis://HOST:6379/N), or leave it unset on one "
+            "machine (a file cache under the var folder).",
+            id="accounts.W002",
+        )
+    ]

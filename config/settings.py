@@ -647,11 +647,14 @@ OPERATIONS_HEALTH_PROBES = ["audit.streams.health_probes"]
 
 # --- REST API ----------------------------------------------------------------------------
 
-# Throttle counters live in the default cache: on several web processes, point CACHE_URL at
-# Redis (e.g. redis://127.0.0.1:6379/1) so that a limit holds across processes. Django's own
-# Redis cache stays unmetered: django-prometheus's metered one imports django-redis, which Custos
-# does not install (it made every process fail at start-up with a Redis CACHE_URL).
-CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://custos")}
+# The default cache holds what must hold across web processes: throttle counters, and the TOTP
+# codes already accepted (allauth refuses a code seen in the cache: one use only). The embedded
+# default keeps it in files under var/, shared by its processes on one machine; with several
+# machines point CACHE_URL at Redis (e.g. redis://127.0.0.1:6379/1). A process-local cache
+# (locmem) is reported by check --deploy (accounts.W002). Django's own Redis cache stays
+# unmetered: django-prometheus's metered one imports django-redis, which Custos does not install
+# (it made every process fail at start-up with a Redis CACHE_URL).
+CACHES = {"default": env.cache_url("CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}")}
 _METERED_CACHES = {
     "django.core.cache.backends.locmem.LocMemCache": "django_prometheus.cache.backends.locmem.LocMemCache",
     "django.core.cache.backends.filebased.FileBasedCache": "django_prometheus.cache.backends.filebased.FileBasedCache",

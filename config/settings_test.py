@@ -10,6 +10,7 @@ from .settings import *  # noqa: F403
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast; tests only
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "custos-tests"}}
 AUDIT_SIGNING_KEY_AUTOGENERATE = True  # tests (and their worker processes) make their own key
 
 # Worker processes started by the reliability tests: mail they send goes to files the test
