@@ -26,6 +26,8 @@ API_PAGES = {"api/docs/"}
 # For machines with their own credential (a bearer token or an allowed network), not a
 # login: without it, 404 (tests/investigations/test_metrics.py).
 MACHINE_ROUTES = {"metrics"}
+# For load balancers and monitors: which dependency is up, nothing else (config/health.py).
+HEALTH = "health"
 
 CONVERTER_SAMPLES = {"int": "1", "str": "x", "slug": "x", "uuid": "00000000-0000-0000-0000-000000000001", "path": "x"}
 
@@ -54,7 +56,7 @@ def all_routes() -> list[str]:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("route", all_routes())
+@pytest.mark.parametrize("route", [route for route in all_routes() if route != HEALTH])
 def test_anonymous_visitor_is_sent_to_login(client, route):
     response = client.get("/" + route)
     if route in PUBLIC:
@@ -82,3 +84,11 @@ def test_anonymous_visitor_is_sent_to_login(client, route):
 
 def test_the_route_list_is_not_empty():
     assert len(all_routes()) > 3
+
+
+@pytest.mark.django_db(databases=["default", "userdata"])
+def test_the_health_check_answers_without_a_login_and_names_only_dependencies(client):
+    assert HEALTH in all_routes()
+    response = client.get("/" + HEALTH)
+    assert response.status_code == 200, response.content
+    assert response.json() == {"status": "ok", "dependencies": {"database": "ok", "userdata": "ok", "broker": "ok"}}
