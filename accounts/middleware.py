@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
 KEPT_INPUT = "kept_input"
-NOT_KEPT = {"csrfmiddlewaretoken", "password", "password1", "password2"}
+NOT_KEPT = {"csrfmiddlewaretoken", "password", "password1", "password2", "step_up_code"}
 MAX_KEPT_CHARS = 100_000  # a session is not a file store
 
 

@@ -322,6 +322,12 @@ BREAK_GLASS_USERNAME = env.str("CUSTOS_BREAK_GLASS_USERNAME", default="")
 if not LOCAL_LOGIN and not SSO_ISSUER:
     raise ImproperlyConfigured("CUSTOS_LOCAL_LOGIN=false needs single sign-on: set CUSTOS_OIDC_ISSUER.")
 
+# Step-up (accounts.stepup, docs/identity.md): decisions, registry changes, revocations and
+# user or role changes need a second-factor check within this many minutes.
+CUSTOS_STEP_UP_MINUTES = env.int("CUSTOS_STEP_UP_MINUTES", default=10)
+if CUSTOS_STEP_UP_MINUTES < 1:
+    raise ImproperlyConfigured("CUSTOS_STEP_UP_MINUTES must be 1 or more.")
+
 # --- i18n, time --------------------------------------------------------------------------
 
 LANGUAGE_CODE = "en-gb"

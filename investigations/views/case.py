@@ -10,8 +10,11 @@ from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+
+from accounts.stepup import confirm_page, step_up_required
 
 from .. import actions
 from ..access import (
@@ -264,24 +267,50 @@ def _transition_view(
     return view
 
 
-case_approve = _transition_view(
-    actions.case_approve, "Case {reference} approved: it is open.", "case_queue", find=get_case_to_decide
-)
 case_resubmit = _transition_view(actions.case_resubmit, "Case {reference} sent back to legal for approval.")
 case_hold = _transition_view(actions.case_hold, "Case {reference} is on hold.")
 case_resume = _transition_view(actions.case_resume, "Case {reference} resumed.")
 
 
-def case_reject(request: HttpRequest, pk: int) -> HttpResponse:
+def _reviewable_case(request: HttpRequest, pk: int, verb: str) -> Case:
+    """The case, if the user may decide it (else 404, or 403 recorded; a reviewer who just lost
+    the race to another one: ``InvalidTransition``)."""
+    case = get_case_to_decide(request.user, pk)
+    check_case_reviewer(request.user, case, verb)
+    return case
+
+
+@require_POST
+@step_up_required
+def case_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    """A legal reviewer never involved in the case approves it while pending: it opens for requests."""
     try:
-        case = get_case_to_decide(request.user, pk)
+        case = _reviewable_case(request, pk, "approve")
     except InvalidTransition as lost:  # another reviewer decided it first
         return conflict(request, str(lost))
-    check_case_reviewer(request.user, case, "reject")
+    if not case.awaits_approval:
+        return conflict(request, f"The case is {case.status_phrase}, not pending approval.", case=case)
+    if not request.step_up.ok:
+        cancel = reverse("investigations:case_detail", args=[case.pk])
+        return confirm_page(request, what=f"Approve case {case.reference}: {case.title}.", cancel_url=cancel)
+    try:
+        actions.case_approve(actor=request.user, case=case)
+    except InvalidTransition as error:
+        return conflict(request, str(error), case=case)
+    messages.success(request, f"Case {case.reference} approved: it is open.")
+    return redirect("investigations:case_queue")
+
+
+@step_up_required
+def case_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        case = _reviewable_case(request, pk, "reject")
+    except InvalidTransition as lost:  # another reviewer decided it first
+        return conflict(request, str(lost))
     if not case.awaits_approval:
         return conflict(request, "The case is not pending approval.", case=case)
     form = RejectForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and request.step_up.ok:
         try:
             actions.case_reject(actor=request.user, case=case, reason=form.cleaned_data["reason"])
         except ValidationError as error:

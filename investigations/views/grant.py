@@ -11,6 +11,8 @@ from django.shortcuts import redirect, render
 from django.template import TemplateDoesNotExist
 from django.template.loader import select_template
 
+from accounts.stepup import step_up_required
+
 from .. import access, actions
 from ..errors import InvalidTransition
 from ..filters import GrantFilter
@@ -72,10 +74,11 @@ def grant_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "investigations/grant_detail.html", context)
 
 
+@step_up_required
 def grant_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     grant = access.get_grant_for(request.user, pk, perm="revoke")
     form = ReasonForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and request.step_up.ok:
         try:
             actions.grant_revoke(actor=request.user, grant=grant, reason=form.cleaned_data["reason"])
         except ValidationError as error:

@@ -11,7 +11,10 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
+
+from accounts.stepup import confirm_page, step_up_required
 
 from .. import access, actions, policy
 from ..errors import InvalidTransition
@@ -36,10 +39,11 @@ def protected_list(request: HttpRequest) -> HttpResponse:
     return render(request, "investigations/protected_list.html", {"entries": entries, "proposals": proposals})
 
 
+@step_up_required
 def protected_add(request: HttpRequest) -> HttpResponse:
     access.registry_for(request.user)
     form = ProtectedSubjectForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and request.step_up.ok:
         try:
             subject = actions.protected_subject_add(actor=request.user, **form.cleaned_data)
         except ValidationError as error:
@@ -50,13 +54,14 @@ def protected_add(request: HttpRequest) -> HttpResponse:
     return render(request, "investigations/protected_form.html", {"form": form})
 
 
+@step_up_required
 def protected_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Change an entry; a weaker category becomes a proposal for a second senior reviewer."""
     subject = access.get_protected_for(request.user, pk)
     if request.method == "GET":
         registry_viewed(request, "protected_edit", subject)
     form = ProtectedChangeForm(request.POST or None, initial=ProtectedChangeForm.initial_from(subject))
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and request.step_up.ok:
         data = form.cleaned_data
         weaker = policy.is_weaker(subject.category, data["category"])
         try:
@@ -82,13 +87,14 @@ def _proposed(subject: ProtectedSubject, what: str) -> str:
     )
 
 
+@step_up_required
 def protected_remove(request: HttpRequest, pk: int) -> HttpResponse:
     """Propose removing an entry (a second senior reviewer confirms)."""
     subject = access.get_protected_for(request.user, pk)
     if request.method == "GET":
         registry_viewed(request, "protected_remove", subject)
     form = ProtectedRemoveForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and request.step_up.ok:
         try:
             actions.protected_weakening_propose(actor=request.user, subject=subject, reason=form.cleaned_data["reason"])
         except ValidationError as error:
@@ -101,8 +107,12 @@ def protected_remove(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
+@step_up_required
 def proposal_confirm(request: HttpRequest, pk: int) -> HttpResponse:
     proposal = access.get_proposal_for(request.user, pk)
+    if not request.step_up.ok:
+        what = f"Confirm the proposal to weaken the protection of account {proposal.subject.account_id}."
+        return confirm_page(request, what=what, cancel_url=reverse("investigations:protected_list"))
     try:
         actions.protected_weakening_confirm(actor=request.user, proposal=proposal)
     except InvalidTransition as error:

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.models import User
+from accounts.stepup import CODE_FIELD, step_up_required
 
 from .. import access, actions, policy
 from ..errors import InvalidTransition
@@ -136,12 +137,13 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     return render(request, "investigations/review_queue.html", context | {"queue": context["page"].object_list})
 
 
+@step_up_required
 def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
     pull = access.get_request_for(request.user, pk, perm="decide")
     if pull.status != RequestStatus.SUBMITTED:
         return conflict(request, f"The request is {pull.get_status_display().lower()}; it cannot be decided.")
     form = DecisionForm(request.POST or None, request=pull, initial=DecisionForm.initial_from(pull))
-    if request.method == "POST" and form.is_valid() and not request.POST.get("change"):
+    if request.method == "POST" and form.is_valid() and not request.POST.get("change") and request.step_up.ok:
         if _needs_confirmation(pull, form, request):
             return _confirm_protected_approval(request, pull, form)
         try:
@@ -196,7 +198,10 @@ def _needs_confirmation(pull: DataPullRequest, form: DecisionForm, request: Http
 def _confirm_protected_approval(request: HttpRequest, pull: DataPullRequest, form: DecisionForm) -> HttpResponse:
     """Say what the approval does (oversight is told) and carry the posted decision to the confirmation."""
     carried = [
-        (name, value) for name, values in request.POST.lists() if name != "csrfmiddlewaretoken" for value in values
+        (name, value)
+        for name, values in request.POST.lists()
+        if name not in ("csrfmiddlewaretoken", CODE_FIELD)
+        for value in values
     ]
     narrowed = form.cleaned_data["outcome"] == "approve_narrowed"
     context = {

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from investigations import actions
 from investigations.models import DataPullRequest, Grant, GrantStatus, RequestStatus
+from tests.stepup import stepped_up
 
 from .conftest import JUSTIFICATION, file_request
 
@@ -165,7 +166,7 @@ def test_decide_refused_with_a_clear_message(submitted_request, member, client):
     ],
 )
 def test_grant_matrix(active_grant, request, client, persona, detail, revoke):
-    client.force_login(request.getfixturevalue(persona))
+    stepped_up(client, request.getfixturevalue(persona))  # revoking needs a recent second factor
     assert client.get(reverse("investigations:grant_detail", args=[active_grant.pk])).status_code == detail
     assert client.get(reverse("investigations:grant_revoke", args=[active_grant.pk])).status_code == revoke
     response = client.post(reverse("investigations:grant_revoke", args=[active_grant.pk]), {"reason": "Stop."})
@@ -177,7 +178,7 @@ def test_grant_matrix(active_grant, request, client, persona, detail, revoke):
 
 
 def test_revoking_twice_answers_409(active_grant, lead, client):
-    client.force_login(lead)
+    stepped_up(client, lead)
     url = reverse("investigations:grant_revoke", args=[active_grant.pk])
     assert client.post(url, {"reason": "Done."}).status_code == 302
     assert client.post(url, {"reason": "Again."}).status_code == 409

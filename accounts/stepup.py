@@ -1,0 +1,160 @@
+"""Step-up: the decisions that matter need a second-factor check within the last few minutes.
+
+``CUSTOS_STEP_UP_MINUTES`` (default 10) says how recent. The views that need it carry
+``@step_up_required`` (pages) or ``@api_step_up_required`` (API); these decorators are the one
+place the rule lives:
+
+- **Pages.** The decorator looks at the session's last second-factor check
+  (``factors.second_factor_at``). When it is too old and the form carries a code
+  (``step_up_code``), the code is checked first (``factors.check_second_factor``: a TOTP code,
+  used once, or an unused recovery code; wrong codes are counted towards the second-factor
+  lockout) and a good one is recorded (``auth.second_factor_passed``, method ``step_up``). The
+  view acts only when ``request.step_up.ok``; otherwise it renders its own form again, bound to
+  what was posted, and the ``accounts/_step_up.html`` field asks for the code. A form without
+  typed input (a single button) gets ``confirm_page``: the posted values carried, a code field.
+- **API.** A token remembers when it was obtained or stepped up with a code
+  (``TokenSecondFactor``); a session used with the API, its session's check. The view calls
+  ``request.step_up.demand()`` at the point it would act, after the object lookup and the
+  permission check, so that only a caller who could act ever hears ``step_up_required``
+  (403), never someone the chokepoints refuse.
+
+A user without a second factor cannot pass: these actions need an enrolled factor, and the
+page says so with a link to enrolment. See docs/identity.md, "Step-up".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import wraps
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from rest_framework import exceptions
+
+from . import factors
+
+CODE_FIELD = "step_up_code"
+STEP_UP_CODE = "step_up_required"
+METHOD = "step_up"
+WRONG_CODE = (
+    "That code was not accepted: enter the code your authenticator app shows now, or an unused recovery code."
+)
+
+
+def window() -> timedelta:
+    return timedelta(minutes=settings.CUSTOS_STEP_UP_MINUTES)
+
+
+def is_recent(checked_at: datetime | None, now: datetime | None = None) -> bool:
+    """True when a second factor was checked within the step-up window before ``now``."""
+    return checked_at is not None and (now or timezone.now()) - checked_at <= window()
+
+
+class StepUpRequired(exceptions.PermissionDenied):
+    """The API's refusal: 403 with ``code`` ``step_up_required``."""
+
+    default_code = STEP_UP_CODE
+
+    def __init__(self, enrolled: bool = True) -> None:
+        minutes = settings.CUSTOS_STEP_UP_MINUTES
+        if enrolled:
+            detail = (
+                f"This action needs a second-factor check within the last {minutes} minutes: "
+                "POST a code from your authenticator app to /api/v1/auth/step-up/, or get a new "
+                "token with one (the otp field of /api/v1/auth/token/)."
+            )
+        else:
+            detail = "This action needs a second factor, and you have none: enrol an authenticator app first."
+        super().__init__(detail, code=STEP_UP_CODE)
+
+
+@dataclass
+class StepUp:
+    """Where this request stands: a recent check, an enrolled factor, a code that failed."""
+
+    ok: bool
+    enrolled: bool
+    error: str = ""
+    posted: bool = field(default=False)  # a POST that the step-up held back
+
+    @property
+    def minutes(self) -> int:
+        return settings.CUSTOS_STEP_UP_MINUTES
+
+    def demand(self) -> None:
+        """The API's gate: raise ``StepUpRequired`` unless the check is recent."""
+        if not self.ok:
+            raise StepUpRequired(enrolled=self.enrolled)
+
+
+def _page_step_up(request: HttpRequest) -> StepUp:
+    user = request.user
+    enrolled = factors.has_second_factor(user)
+    if enrolled and is_recent(factors.second_factor_at(request)):
+        return StepUp(ok=True, enrolled=enrolled)
+    state = StepUp(ok=False, enrolled=enrolled, posted=request.method == "POST")
+    if not state.posted or CODE_FIELD not in request.POST or not enrolled:
+        return state
+    code = request.POST[CODE_FIELD].strip()
+    if not code:
+        state.error = "Enter the code from your authenticator app."
+    elif factors.check_second_factor(user, code, request=request):
+        factors.record_second_factor(request, method=METHOD)
+        state.ok = True
+    else:
+        state.error = WRONG_CODE
+    return state
+
+
+def _api_step_up(request) -> StepUp:
+    from .models import TokenSecondFactor
+
+    user = request.user
+    enrolled = factors.has_second_factor(user)
+    token = request.auth
+    if token is None:  # a browser session using the API: the session's check
+        checked_at = factors.second_factor_at(request._request)
+    else:
+        checked_at = TokenSecondFactor.checked_at_for(token)
+    return StepUp(ok=enrolled and is_recent(checked_at), enrolled=enrolled)
+
+
+def step_up_required(view):
+    """Mark a page view as one that acts only after a recent second-factor check; the view
+    finds ``request.step_up`` (a ``StepUp``) and acts only when ``request.step_up.ok``."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        request.step_up = _page_step_up(request)
+        return view(request, *args, **kwargs)
+
+    wrapped.step_up_required = True
+    return wrapped
+
+
+def api_step_up_required(method):
+    """The same for an API view method: ``request.step_up.demand()`` where it would act."""
+
+    @wraps(method)
+    def wrapped(self, request, *args, **kwargs):
+        request.step_up = _api_step_up(request)
+        return method(self, request, *args, **kwargs)
+
+    wrapped.step_up_required = True
+    return wrapped
+
+
+def confirm_page(request: HttpRequest, *, what: str, cancel_url: str) -> HttpResponse:
+    """For a protected action posted by a single button: what it does, the code field, and the
+    posted values carried to the same address (the code itself is never carried)."""
+    carried = [
+        (name, value)
+        for name, values in request.POST.lists()
+        if name not in ("csrfmiddlewaretoken", CODE_FIELD)
+        for value in values
+    ]
+    context = {"what": what, "cancel_url": cancel_url, "carried": carried, "action": request.path}
+    return render(request, "accounts/step_up_confirm.html", context)
