@@ -18,7 +18,7 @@ import audit
 from audit.actions import Action
 
 from .lockout import username_key
-from .models import SecondFactorReset, User
+from .models import SecondFactorReset, TokenSecondFactor, User
 from .roles import ALL_ROLES, role_conflicts
 
 
@@ -225,6 +225,22 @@ def api_token_revoke(*, actor: User | None, token: AuthToken) -> None:
             target=owner,
             details={"token_key": key, "by_self": actor is not None and actor.pk == owner.pk},
         )
+
+
+def api_token_second_factor(*, actor: User, token: AuthToken, method: str, request=None) -> TokenSecondFactor:
+    """Record that ``token`` passed a second factor now (``method``: ``token`` when it was issued
+    with a code, ``step_up`` when stepped up later): for ``CUSTOS_STEP_UP_MINUTES`` it may act on
+    the endpoints that need a recent check. The code itself was checked by the caller."""
+    with transaction.atomic():
+        record, _ = TokenSecondFactor.objects.update_or_create(token=token, defaults={"checked_at": timezone.now()})
+        audit.record(
+            action=Action.AUTH_SECOND_FACTOR_PASSED,
+            actor=actor,
+            target=actor,
+            details={"method": method, "token_key": token.token_key},
+            request=request,
+        )
+    return record
 
 
 def lockout_clear(*, actor: User, username: str = "", address: str = "") -> int:

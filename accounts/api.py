@@ -4,6 +4,11 @@ Tokens are django-rest-knox's: only a SHA-512 digest is stored, each expires aft
 ``API_TOKEN_TTL_HOURS``. A token is obtained exactly like a page login: Django's
 ``authenticate`` (so a failure fires ``user_login_failed`` and lands on the ledger) and a
 success fires ``user_logged_in`` (recorded too).
+
+A token obtained with a code from the user's second factor (``otp``), or stepped up later at
+``POST /api/v1/auth/step-up/``, may act on the endpoints that need a recent second-factor check
+for ``CUSTOS_STEP_UP_MINUTES`` (``accounts.stepup``); any other token gets 403
+``step_up_required`` there.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from knox.models import get_token_model
 from knox.settings import knox_settings
 from knox.views import LogoutView as KnoxLogoutView
 from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, AuthenticationFailed, PermissionDenied
+from rest_framework.exceptions import APIException, AuthenticationFailed, PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,7 +30,8 @@ from rest_framework.views import APIView
 
 from audit.context import client_ip
 
-from . import factors
+from . import factors, stepup
+from .actions import api_token_second_factor
 from .lockout import locked_out_message
 from .models import User
 
@@ -52,15 +58,46 @@ class MeSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class InvalidCode(AuthenticationFailed):
+    default_code = "otp_invalid"
+
+
+OTP_HELP = (
+    "A code from the user's authenticator app (or an unused recovery code). With it, the token may act on "
+    "the endpoints that need a recent second-factor check for CUSTOS_STEP_UP_MINUTES."
+)
+
+
 class CredentialsSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+    otp = serializers.CharField(max_length=64, required=False, allow_blank=True, help_text=OTP_HELP)
 
 
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField(help_text="Send as `Authorization: Token <token>`. Shown once; stored hashed.")
     expiry = serializers.DateTimeField()
+    second_factor_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the token last passed a second factor (null: never; see step-up)."
+    )
     user = MeSerializer()
+
+
+class StepUpSerializer(serializers.Serializer):
+    otp = serializers.CharField(max_length=64, help_text=OTP_HELP)
+
+
+class StepUpResultSerializer(serializers.Serializer):
+    second_factor_at = serializers.DateTimeField()
+    step_up_until = serializers.DateTimeField(help_text="The step-up endpoints accept the caller until then.")
+
+
+def _check_code(request: Request, user: User, code: str) -> None:
+    """Refuse unless ``code`` is a current code of ``user``'s own second factor (counted when wrong)."""
+    if not factors.has_second_factor(user):
+        raise ValidationError({"otp": ["You have no second factor: enrol an authenticator app first."]})
+    if not factors.check_second_factor(user, code.strip(), request=request._request):
+        raise InvalidCode(stepup.WRONG_CODE)
 
 
 class TokenCreateView(APIView):
@@ -74,6 +111,7 @@ class TokenCreateView(APIView):
     def post(self, request: Request) -> Response:
         credentials = CredentialsSerializer(data=request.data)
         credentials.is_valid(raise_exception=True)
+        code = credentials.validated_data.pop("otp", "")
         user = authenticate(request, **credentials.validated_data)  # a failure is audited by the signal
         if getattr(request, "axes_locked_out", False):
             # The same answer for every username, existing or not, right password or wrong.
@@ -86,10 +124,41 @@ class TokenCreateView(APIView):
             live = user.auth_token_set.filter(expiry__gt=timezone.now())
             if live.count() >= knox_settings.TOKEN_LIMIT_PER_USER:
                 raise PermissionDenied("Too many live tokens: log out of one first.", code="token_limit")
+        if code:
+            _check_code(request, user, code)
         instance, token = get_token_model().objects.create(user=user, expiry=knox_settings.TOKEN_TTL)
         user_logged_in.send(sender=user.__class__, request=request, user=user)
-        body = {"token": token, "expiry": instance.expiry, "user": user}
+        checked_at = None
+        if code:
+            factor = api_token_second_factor(actor=user, token=instance, method="token", request=request)
+            checked_at = factor.checked_at
+        body = {"token": token, "expiry": instance.expiry, "second_factor_at": checked_at, "user": user}
         return Response(TokenSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+class StepUpView(APIView):
+    """Step up the caller's token (or, used with a browser session, the session) with a code."""
+
+    throttle_classes = [ClientAddressThrottle]
+    throttle_scope = "auth_token"
+
+    @extend_schema(
+        request=StepUpSerializer,
+        responses={200: StepUpResultSerializer},
+        summary="Step up: a code from your second factor lets this token decide for a few minutes",
+    )
+    def post(self, request: Request) -> Response:
+        body = StepUpSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        _check_code(request, request.user, body.validated_data["otp"])
+        if request.auth is None:  # a browser session
+            factors.record_second_factor(request._request, method=stepup.METHOD)
+            checked_at = factors.second_factor_at(request._request)
+        else:
+            checked_at = api_token_second_factor(
+                actor=request.user, token=request.auth, method=stepup.METHOD, request=request
+            ).checked_at
+        return Response({"second_factor_at": checked_at, "step_up_until": checked_at + stepup.window()})
 
 
 class TokenLogoutView(KnoxLogoutView):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cached_property, lru_cache
 from zoneinfo import available_timezones as _zones
 
@@ -154,3 +155,18 @@ class SecondFactorReset(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.done_at is None
+
+
+class TokenSecondFactor(models.Model):
+    """When an API token last passed a second factor: when it was issued with a code (the ``otp``
+    of ``POST /api/v1/auth/token/``) or stepped up (``POST /api/v1/auth/step-up/``). Ends with
+    the token. A token without one never passes the step-up (``accounts.stepup``)."""
+
+    token = models.OneToOneField(
+        "knox.AuthToken", on_delete=models.CASCADE, primary_key=True, related_name="second_factor"
+    )
+    checked_at = models.DateTimeField()
+
+    @classmethod
+    def checked_at_for(cls, token) -> datetime | None:
+        return cls.objects.filter(token=token).values_list("checked_at", flat=True).first()

@@ -24,11 +24,15 @@ page says so with a link to enrolment. See docs/identity.md, "Step-up".
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import wraps
 
+from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -39,9 +43,7 @@ from . import factors
 CODE_FIELD = "step_up_code"
 STEP_UP_CODE = "step_up_required"
 METHOD = "step_up"
-WRONG_CODE = (
-    "That code was not accepted: enter the code your authenticator app shows now, or an unused recovery code."
-)
+WRONG_CODE = "That code was not accepted: enter the code your authenticator app shows now, or an unused recovery code."
 
 
 def window() -> timedelta:
@@ -90,6 +92,11 @@ class StepUp:
             raise StepUpRequired(enrolled=self.enrolled)
 
 
+_current: ContextVar[StepUp | None] = ContextVar("step_up", default=None)
+
+CODE_LABEL = "Confirm with your authenticator code"
+
+
 def _page_step_up(request: HttpRequest) -> StepUp:
     user = request.user
     enrolled = factors.has_second_factor(user)
@@ -122,14 +129,26 @@ def _api_step_up(request) -> StepUp:
     return StepUp(ok=enrolled and is_recent(checked_at), enrolled=enrolled)
 
 
+@contextmanager
+def guard(request: HttpRequest):
+    """Within this block the request is a protected one: ``request.step_up`` is set (a posted
+    code checked first) and forms built meanwhile with ``StepUpFormMixin`` carry the code field."""
+    request.step_up = _page_step_up(request)
+    token = _current.set(request.step_up)
+    try:
+        yield request.step_up
+    finally:
+        _current.reset(token)
+
+
 def step_up_required(view):
     """Mark a page view as one that acts only after a recent second-factor check; the view
     finds ``request.step_up`` (a ``StepUp``) and acts only when ``request.step_up.ok``."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        request.step_up = _page_step_up(request)
-        return view(request, *args, **kwargs)
+        with guard(request):
+            return view(request, *args, **kwargs)
 
     wrapped.step_up_required = True
     return wrapped
@@ -158,3 +177,87 @@ def confirm_page(request: HttpRequest, *, what: str, cancel_url: str) -> HttpRes
     ]
     context = {"what": what, "cancel_url": cancel_url, "carried": carried, "action": request.path}
     return render(request, "accounts/step_up_confirm.html", context)
+
+
+class StepUpCodeField(forms.CharField):
+    """The code field of a form whose request needs a step-up: the code itself was checked by
+    ``guard`` before the view ran; the field only makes the form invalid until it passed."""
+
+    def __init__(self, step_up: StepUp, **kwargs) -> None:
+        attrs = {"inputmode": "numeric", "autocomplete": "one-time-code", "spellcheck": "false"}
+        if step_up.posted:
+            attrs["autofocus"] = True
+        help_text = (
+            f"This change needs a second-factor check within the last {step_up.minutes} minutes: enter the "
+            "code your authenticator app shows now (or an unused recovery code); the change is saved with it."
+        )
+        if not step_up.enrolled:
+            help_text = "This change needs a second factor, and your account has none: set up an authenticator app."
+        widget = forms.TextInput(attrs)
+        super().__init__(label=CODE_LABEL, required=False, max_length=64, help_text=help_text, widget=widget, **kwargs)
+        self.step_up = step_up
+
+    def clean(self, value):
+        if not self.step_up.ok:
+            if not self.step_up.enrolled:
+                raise ValidationError("You need an enrolled second factor for this change.", code=STEP_UP_CODE)
+            message = self.step_up.error or "Enter the code from your authenticator app."
+            raise ValidationError(message, code=STEP_UP_CODE)
+        return ""
+
+
+class StepUpFormMixin:
+    """A form that, built within ``guard`` while the check is too old, carries the code field
+    (``step_up_code``) and is invalid until a code passed: the page re-renders it, typed values kept."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        step_up = _current.get()
+        if step_up is not None and not step_up.ok:
+            self.fields[CODE_FIELD] = StepUpCodeField(step_up)
+
+
+def needs_code_field() -> bool:
+    """True within ``guard`` while the check is too old (a form being built will carry the field)."""
+    step_up = _current.get()
+    return step_up is not None and not step_up.ok
+
+
+class StepUpAdminMixin:
+    """A ModelAdmin whose every change (add, change, delete, admin actions) needs a recent
+    second-factor check. The add and change forms carry the code field (rendered by
+    ``admin/_step_up_field.html``); a delete or an action posted while the check is too old gets
+    ``confirm_page`` with the selection carried."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        with guard(request):
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def changelist_view(self, request, extra_context=None):
+        with guard(request):
+            return super().changelist_view(request, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        with guard(request):
+            if request.method == "POST" and not request.step_up.ok:
+                what = f"Delete {self.opts.verbose_name} {object_id}."
+                return confirm_page(request, what=what, cancel_url=request.path)
+            return super().delete_view(request, object_id, extra_context)
+
+    def response_action(self, request, queryset):
+        if not request.step_up.ok:
+            what = _action_label(self, request, request.POST.get("action", ""))
+            return confirm_page(request, what=what, cancel_url=request.path)
+        return super().response_action(request, queryset)
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if needs_code_field() and not issubclass(form, StepUpFormMixin):
+            form = type(form.__name__, (StepUpFormMixin, form), {})
+        return form
+
+
+def _action_label(model_admin, request, name: str) -> str:
+    labels = dict(model_admin.get_action_choices(request, default_choices=[]))
+    count = len(request.POST.getlist("_selected_action"))
+    return f"{labels.get(name, name)} ({count} selected)."

@@ -20,7 +20,18 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+STEP_UP_403 = (
+    "Visible but not allowed, with a code; `step_up_required` when the caller may act but its token "
+    "(or session) has no second-factor check within CUSTOS_STEP_UP_MINUTES: step up at "
+    "POST /api/v1/auth/step-up/ (or get a token with `otp`) and send the same request again."
+)
+
+
 class CustosAutoSchema(AutoSchema):
+    def _needs_step_up(self) -> bool:
+        handler = getattr(self.view, getattr(self.view, "action", None) or self.method.lower(), None)
+        return getattr(handler, "step_up_required", False)
+
     def _error_codes(self) -> list[str]:
         codes = ["400", "401", "403", "404"]
         if self.method in ("POST", "PUT", "PATCH", "DELETE"):
@@ -42,6 +53,7 @@ class CustosAutoSchema(AutoSchema):
                 response = {"content": {"application/json": {"schema": FIELD_ERRORS_SCHEMA}}}
             else:
                 response = self._get_response_for_code(ErrorSerializer, code, direction=direction)
-            response["description"] = ERROR_DESCRIPTIONS[code]
+            step_up = code == "403" and self._needs_step_up()
+            response["description"] = STEP_UP_403 if step_up else ERROR_DESCRIPTIONS[code]
             responses[code] = response
         return responses

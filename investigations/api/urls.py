@@ -3,7 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from accounts.api import MeView, TokenCreateView, TokenLogoutView
+from accounts.api import MeView, StepUpView, TokenCreateView, TokenLogoutView
 from audit.api import EventListView, VerifyView
 
 from . import evidence, reports, views, workspace
@@ -22,6 +22,7 @@ router.register("evidence", evidence.EvidenceViewSet, basename="evidence")
 urlpatterns = [
     path("auth/token/", TokenCreateView.as_view(), name="token"),
     path("auth/logout/", TokenLogoutView.as_view(), name="logout"),
+    path("auth/step-up/", StepUpView.as_view(), name="step-up"),
     path("me/", MeView.as_view(), name="me"),
     path("reviews/", views.ReviewQueueView.as_view(), name="reviews"),
     path("tags/", views.TagListView.as_view(), name="tags"),

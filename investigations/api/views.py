@@ -2,7 +2,9 @@
 
 No permission logic and no state change lives here. The order of checks follows the pages:
 find the object (404), check the caller's right (403, recorded where the page records it),
-check the state (409), validate the body (400), then call the action.
+check the state (409), validate the body (400), then, on the endpoints marked
+``@api_step_up_required``, the recent second-factor check (403 ``step_up_required``), then call
+the action. Only a caller who could act is ever asked to step up.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from accounts.models import User
+from accounts.stepup import api_step_up_required
 
 from .. import access, actions
 from ..actions.query import results_problem
@@ -163,6 +166,13 @@ class CaseViewSet(ChokepointViewSet):
         actions.case_update(actor=request.user, case=case, **form.cleaned_data)
         return _case_response(request.user, case)
 
+    def _reviewable(self, request: Request, id: str, verb: str) -> Case:
+        """The case, if the caller may decide it (else 404, 403 recorded, or 409 for a reviewer who
+        just lost the race to another one)."""
+        case = access.get_case_to_decide(request.user, id)
+        access.check_case_reviewer(request.user, case, verb)
+        return case
+
     def _transition(self, request: Request, id: str, change: Callable[..., Case], find=access.get_case_for) -> Response:
         case = find(request.user, id)
         change(actor=request.user, case=case)
@@ -170,16 +180,22 @@ class CaseViewSet(ChokepointViewSet):
 
     @extend_schema(**CASE_ACTION, summary="Legal: approve a pending case")
     @action(detail=True, methods=["post"])
+    @api_step_up_required
     def approve(self, request: Request, id: str) -> Response:
-        return self._transition(request, id, actions.case_approve, find=access.get_case_to_decide)
+        case = self._reviewable(request, id, "approve")
+        _conflict_unless(case.awaits_approval, f"The case is {case.status_phrase}, not pending approval.")
+        request.step_up.demand()
+        actions.case_approve(actor=request.user, case=case)
+        return _case_response(request.user, case)
 
     @extend_schema(request=s.ReasonSerializer, responses=s.CaseDetailSerializer, summary="Legal: reject a pending case")
     @action(detail=True, methods=["post"])
+    @api_step_up_required
     def reject(self, request: Request, id: str) -> Response:
-        case = access.get_case_to_decide(request.user, id)
-        access.check_case_reviewer(request.user, case, "reject")
+        case = self._reviewable(request, id, "reject")
         _conflict_unless(case.awaits_approval, "The case is not pending approval.")
         form = _valid(RejectForm(_body(request, s.ReasonSerializer)))
+        request.step_up.demand()
         actions.case_reject(actor=request.user, case=case, reason=form.cleaned_data["reason"])
         return _case_response(request.user, case)
 
@@ -361,6 +377,7 @@ class RequestViewSet(ChokepointViewSet):
         summary="Legal: approve (optionally narrowed), reject or return",
     )
     @action(detail=True, methods=["post"])
+    @api_step_up_required
     def decisions(self, request: Request, id: str) -> Response:
         pull = access.get_request_for(request.user, id, perm="decide")
         _conflict_unless(
@@ -368,6 +385,7 @@ class RequestViewSet(ChokepointViewSet):
             f"The request is {pull.get_status_display().lower()}; it cannot be decided.",
         )
         form = _valid(_decision_form(pull, _body(request, s.DecisionWriteSerializer)))
+        request.step_up.demand()
         data = form.cleaned_data
         narrowed = data["outcome"] == DecisionOutcome.APPROVE_NARROWED
         decision = actions.request_decide(
@@ -447,9 +465,11 @@ class GrantViewSet(ChokepointViewSet):
 
     @extend_schema(request=s.ReasonSerializer, responses=s.GrantSerializer, summary="Revoke now, with a reason")
     @action(detail=True, methods=["post"])
+    @api_step_up_required
     def revoke(self, request: Request, id: str) -> Response:
         grant = access.get_grant_for(request.user, id, perm="revoke")
         form = _valid(ReasonForm(_body(request, s.ReasonSerializer)))
+        request.step_up.demand()
         grant = actions.grant_revoke(actor=request.user, grant=grant, reason=form.cleaned_data["reason"])
         return Response(s.GrantSerializer(access.get_grant_for(request.user, grant.pk)).data)
 

@@ -11,8 +11,10 @@ import time
 import pytest
 from rest_framework.test import APIClient
 
-from tests.conftest import PASSWORD
+from accounts.models import User
 from tests.investigations.conftest import JUSTIFICATION, window
+
+from .conftest import token_client
 
 pytestmark = [
     pytest.mark.worker,
@@ -24,11 +26,8 @@ WAIT_SECONDS = 120
 
 
 def login(username: str) -> APIClient:
-    response = APIClient().post("/api/v1/auth/token/", {"username": username, "password": PASSWORD}, format="json")
-    assert response.status_code == 201, response.content
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
-    return client
+    """A token from ``POST /api/v1/auth/token/``: password, and a code for a user with a second factor."""
+    return token_client(User.objects.get(username=username))
 
 
 def ok(response, status: int = 200) -> dict:

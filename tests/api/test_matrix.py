@@ -10,8 +10,11 @@ objects the caller may not see: 404, always.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from investigations import actions
 from investigations.models import DataPullRequest, GrantStatus, QueryStatus
@@ -19,6 +22,7 @@ from tests.investigations.conftest import JUSTIFICATION
 from tests.investigations.matrix import check_ledger, events_since, ledger_mark
 from tests.investigations.test_case_matrix import CELLS, FIXTURE_OF, build_case, evidence_file
 from tests.investigations.test_requests_views import PERSONAS, STATES, _expected, _in_state
+from tests.stepup import enrol
 
 from .conftest import token_client
 
@@ -142,7 +146,9 @@ GRANT_MATRIX = [
 
 @pytest.mark.parametrize(("persona", "detail", "revoke", "query"), GRANT_MATRIX)
 def test_grant_matrix_on_the_api(active_grant, request, persona, detail, revoke, query):
-    client = token_client(request.getfixturevalue(persona))
+    user = request.getfixturevalue(persona)
+    enrol(user)  # revoking needs a recent second factor: every persona's token has one here
+    client = token_client(user)
     url = f"/api/v1/grants/{active_grant.pk}/"
     assert client.get(url).status_code == detail
     response = client.post(url + "queries/", {"category": "ip_logs"}, format="json")
@@ -272,3 +278,89 @@ def test_unauthenticated_is_401_everywhere(active_grant):
     for url in ("/api/v1/cases/", "/api/v1/me/", "/api/v1/audit/events/", reverse("api-schema")):
         response = client.get(url)
         assert response.status_code == 401 and response["WWW-Authenticate"] == "Token", url
+
+
+# --- step-up: the endpoints that need a recent second factor ----------------------------------
+
+
+def _pending_case(lead):
+    return actions.case_open(
+        actor=lead, title="Expense fraud", allegation="Claims twice.", case_type="misconduct", purpose="Check claims."
+    )
+
+
+# operation -> (the caller who may act, build the object, path, body, success, "did it happen?")
+STEP_UP_OPERATIONS = {
+    ("POST", "/api/v1/cases/{id}/approve/"): (
+        "reviewer",
+        lambda f: _pending_case(f("lead")),
+        None,
+        200,
+        lambda case: case.__class__.objects.get(pk=case.pk).status == "open",
+    ),
+    ("POST", "/api/v1/cases/{id}/reject/"): (
+        "reviewer",
+        lambda f: _pending_case(f("lead")),
+        {"reason": "Not a legitimate investigation."},
+        200,
+        lambda case: case.__class__.objects.get(pk=case.pk).status == "rejected",
+    ),
+    ("POST", "/api/v1/requests/{id}/decisions/"): (
+        "second_reviewer",
+        lambda f: f("submitted_request"),
+        {"decision": "approve", "reason": "Proportionate."},
+        201,
+        lambda pull: DataPullRequest.objects.get(pk=pull.pk).status == "approved",
+    ),
+    ("POST", "/api/v1/grants/{id}/revoke/"): (
+        "second_reviewer",
+        lambda f: f("active_grant"),
+        {"reason": "Stop."},
+        200,
+        lambda grant: grant.__class__.objects.get(pk=grant.pk).status == GrantStatus.REVOKED,
+    ),
+}
+
+
+def test_every_step_up_operation_of_the_schema_is_in_the_table():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    marked = {
+        (method.upper(), path)
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if "step_up_required" in operation.get("responses", {}).get("403", {}).get("description", "")
+    }
+    assert marked == set(STEP_UP_OPERATIONS)
+
+
+@pytest.mark.parametrize("operation", sorted(STEP_UP_OPERATIONS), ids=" ".join)
+@pytest.mark.parametrize("token", ["without_otp", "stale", "fresh", "stepped_up"])
+def test_step_up_matrix_on_the_api(request, store, settings, operation, token):
+    """The caller who may act: a token without a second factor, or with one older than the window,
+    is refused with 403 ``step_up_required`` and nothing changes (nothing recorded but the refusal's
+    absence); a token issued with a code, or stepped up, acts."""
+    from accounts.models import TokenSecondFactor
+    from tests.stepup import totp_code
+
+    persona, build, body, success, happened = STEP_UP_OPERATIONS[operation]
+    target = build(request.getfixturevalue)
+    user = request.getfixturevalue(persona)
+    client = token_client(user, otp="" if token in ("without_otp", "stepped_up") else None)
+    if token == "stale":
+        TokenSecondFactor.objects.filter(token__user=user).update(
+            checked_at=timezone.now() - timedelta(minutes=settings.CUSTOS_STEP_UP_MINUTES, seconds=1)
+        )
+    if token == "stepped_up":
+        assert client.post("/api/v1/auth/step-up/", {"otp": totp_code()}, format="json").status_code == 200
+    mark = ledger_mark()
+    response = client.post(operation[1].replace("{id}", str(target.pk)), body, format="json")
+    if token in ("without_otp", "stale"):
+        assert response.status_code == 403, response.content
+        assert response.json()["code"] == "step_up_required"
+        assert not happened(target), f"{operation} acted without a recent second factor"
+        assert events_since(mark) == []
+    else:
+        assert response.status_code == success, response.content
+        assert happened(target)
