@@ -1,4 +1,6 @@
-"""The user admin: every change goes through an accounts action, so each one is on the ledger.
+"""The user admin: every change goes through an accounts action, so each one is on the ledger,
+and needs a recent second-factor check (``accounts.stepup.StepUpAdminMixin``): users, roles,
+passwords, tokens, unlocking.
 
 Creating a user, setting a password, changing the username or name, staff status and roles:
 ``user_create``, ``user_set_password``, ``user_update``, ``user_set_privileges``,
@@ -47,6 +49,7 @@ from .actions import (
 )
 from .models import SecondFactorReset, User
 from .roles import role_conflicts
+from .stepup import StepUpAdminMixin, StepUpFormMixin, guard
 
 # Django's password view builds its form with a fixed signature; the form reads who is acting here.
 _acting_admin: ContextVar[User | None] = ContextVar("acting_admin", default=None)
@@ -69,7 +72,7 @@ class UserCreationForm(BaseUserCreationForm):
         fields = ("username",)
 
 
-class AdminPasswordChangeForm(BaseAdminPasswordChangeForm):
+class AdminPasswordChangeForm(StepUpFormMixin, BaseAdminPasswordChangeForm):
     def save(self, commit: bool = True) -> User:
         """Through ``user_set_password``: recorded, and the user's sessions and tokens end."""
         password = self.cleaned_data["password1"] if self.cleaned_data.get("set_usable_password", True) else None
@@ -77,8 +80,9 @@ class AdminPasswordChangeForm(BaseAdminPasswordChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(StepUpAdminMixin, BaseUserAdmin):
     form = UserChangeForm
+    change_user_password_template = "admin/accounts/user/change_password.html"  # noqa: S105 (a template)
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("username", "password1", "password2")}),)
@@ -123,7 +127,8 @@ class UserAdmin(BaseUserAdmin):
     def user_change_password(self, request: HttpRequest, id, form_url=""):
         token = _acting_admin.set(request.user)
         try:
-            return super().user_change_password(request, id, form_url)
+            with guard(request):
+                return super().user_change_password(request, id, form_url)
         finally:
             _acting_admin.reset(token)
 
@@ -158,7 +163,7 @@ admin.site.unregister(Authenticator)
 
 
 @admin.register(AuthToken)
-class AuthTokenAdmin(admin.ModelAdmin):
+class AuthTokenAdmin(StepUpAdminMixin, admin.ModelAdmin):
     """API tokens, read-only: none is made here (a token for someone else is acting as them);
     deleting one revokes it through ``api_token_revoke``, recorded."""
 
@@ -192,7 +197,7 @@ class AuthTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(AccessAttempt)
-class LockoutAdmin(admin.ModelAdmin):
+class LockoutAdmin(StepUpAdminMixin, admin.ModelAdmin):
     """Failed sign-ins counted by the lockout; staff lift a lockout here, on the record.
 
     Read-only: attempts are never edited or deleted by hand (that would lift a lockout without

@@ -16,6 +16,7 @@ from django.http import HttpRequest
 
 from accounts.admin import UserAdmin as AccountsUserAdmin
 from accounts.models import User
+from accounts.stepup import StepUpAdminMixin
 
 from . import policy
 from .access import may_manage_registry
@@ -60,7 +61,7 @@ WEAKER_IN_ADMIN = (
 
 
 @admin.register(ProtectedSubject)
-class ProtectedSubjectAdmin(admin.ModelAdmin):
+class ProtectedSubjectAdmin(StepUpAdminMixin, admin.ModelAdmin):
     """Adds and strengthening changes, through ``actions.protected`` (audited); the account of an
     entry is fixed. Nothing here removes an entry or weakens its category: that is two senior
     legal reviewers' proposal and confirmation on the registry page. Views are recorded."""
