@@ -54,3 +54,24 @@ def stepped_up(client, user):
     client.force_login(user)
     check_second_factor_now(client, user)
     return client
+
+
+def unused_code(user, secret: str = SECRET) -> str:
+    """A code of ``user``'s authenticator that is accepted now and not used yet (a code is accepted
+    once: allauth remembers used ones in the cache; the steps either side of now are accepted too).
+    Waits for the next step when all three were used."""
+    from django.core.cache import cache
+
+    totp = TOTP(Authenticator.objects.get(user=user, type=Authenticator.Type.TOTP))
+    while True:
+        for offset in (0, 1, -1):
+            code = totp_code(secret, offset=offset)
+            if cache.get(totp._get_used_cache_key(code)) is None:
+                return code
+        time.sleep(app_settings.TOTP_PERIOD - time.time() % app_settings.TOTP_PERIOD + 0.1)
+
+
+def wrong_code(secret: str = SECRET) -> str:
+    """Six digits that none of the accepted codes (now and the steps either side) is."""
+    accepted = {totp_code(secret, offset=offset) for offset in (-1, 0, 1)}
+    return next(code for code in ("000000", "111111", "222222", "333333") if code not in accepted)

@@ -17,6 +17,7 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from accounts.factors import has_second_factor
+from accounts.models import User
 from tests.conftest import PASSWORD
 from tests.investigations.conftest import (  # noqa: F401  (fixtures)
     active_grant,
@@ -31,33 +32,26 @@ from tests.investigations.conftest import (  # noqa: F401  (fixtures)
     wide_grant,
 )
 from tests.investigations.test_case_matrix import cast  # noqa: F401  (fixture)
-from tests.stepup import SECRET, totp_code
+from tests.stepup import unused_code
 
 
 @pytest.fixture(autouse=True)
 def api_settings(settings, tmp_path):
     settings.AUDIT_CHECKPOINT_DIR = tmp_path / "checkpoints"
     cache.clear()  # throttle counters and used codes must not leak from one test to the next
-    _codes_given.clear()
     yield
     cache.clear()
 
 
-# A code is accepted once; the codes of the steps next to now are accepted too (MFA_TOTP_TOLERANCE).
-_CODE_STEPS = (0, 1, -1)
-_codes_given: dict[int, int] = {}
 _addresses = (f"198.51.100.{n}" for n in itertools.cycle(range(1, 255)))
 
 
 def obtain_token(user, *, otp: str | None = None) -> dict:
     """``POST /api/v1/auth/token/`` as ``user`` (each from its own address: the endpoint is throttled
-    per address). ``otp``: a code to send, by default the next unused one of the user's factor."""
+    per address). ``otp``: a code to send, by default an unused one of the user's factor."""
     body = {"username": user.username, "password": PASSWORD}
     if otp is None and has_second_factor(user):
-        given = _codes_given.get(user.pk, 0)
-        assert given < len(_CODE_STEPS), f"more than {len(_CODE_STEPS)} tokens with a code for {user} in one test"
-        _codes_given[user.pk] = given + 1
-        otp = totp_code(SECRET, offset=_CODE_STEPS[given])
+        otp = unused_code(user)
     if otp:
         body["otp"] = otp
     response = APIClient().post("/api/v1/auth/token/", body, format="json", REMOTE_ADDR=next(_addresses))
@@ -70,7 +64,7 @@ def token_client(user, *, otp: str | None = None) -> APIClient:
 
     An inactive user cannot obtain one: theirs is made directly, as one issued before they were
     deactivated (it must answer 401 all the same)."""
-    if user.is_active:
+    if User.objects.filter(pk=user.pk, is_active=True).exists():
         token = obtain_token(user, otp=otp)["token"]
     else:
         _, token = AuthToken.objects.create(user=user)

@@ -16,6 +16,7 @@ from investigations.api.throttles import QuerySubmitThrottle
 from investigations.models import Case, DataPullRequest, DataQuery, Decision, Grant, GrantStatus, RequestStatus
 from tests.investigations.conftest import JUSTIFICATION, window
 from tests.investigations.matrix import events_since, ledger_mark
+from tests.stepup import enrol
 
 from .conftest import token_client
 
@@ -182,9 +183,10 @@ def test_grant_server_owned_fields_are_refused(field, lead, active_grant):
 
 @pytest.mark.parametrize("field", sorted(QUERY_OWNED))
 def test_query_server_owned_fields_are_refused(field, lead, active_grant):
+    client = token_client(lead)  # obtaining a token is a login, on the ledger: before the mark
     before, mark = snapshot(), ledger_mark()
     body = {"category": "ip_logs", field: QUERY_OWNED[field]}
-    _refused(token_client(lead).post(f"/api/v1/grants/{active_grant.pk}/queries/", body, format="json"), field)
+    _refused(client.post(f"/api/v1/grants/{active_grant.pk}/queries/", body, format="json"), field)
     assert snapshot() == before and events_since(mark) == []
 
 
@@ -396,6 +398,7 @@ def test_results_of_a_revoked_grant_are_withheld(lead, succeeded_query, reviewer
 
 
 def test_transitions_not_allowed_from_the_state_are_409(lead, active_grant, submitted_request):
+    enrol(lead)  # revoking needs a recent second factor
     client = token_client(lead)
     revoke = f"/api/v1/grants/{active_grant.pk}/revoke/"
     assert client.post(revoke, {"reason": "Done."}, format="json").status_code == 200

@@ -342,7 +342,7 @@ def test_step_up_matrix_on_the_api(request, store, settings, operation, token):
     is refused with 403 ``step_up_required`` and nothing changes (nothing recorded but the refusal's
     absence); a token issued with a code, or stepped up, acts."""
     from accounts.models import TokenSecondFactor
-    from tests.stepup import totp_code
+    from tests.stepup import unused_code
 
     persona, build, body, success, happened = STEP_UP_OPERATIONS[operation]
     target = build(request.getfixturevalue)
@@ -353,7 +353,7 @@ def test_step_up_matrix_on_the_api(request, store, settings, operation, token):
             checked_at=timezone.now() - timedelta(minutes=settings.CUSTOS_STEP_UP_MINUTES, seconds=1)
         )
     if token == "stepped_up":
-        assert client.post("/api/v1/auth/step-up/", {"otp": totp_code()}, format="json").status_code == 200
+        assert client.post("/api/v1/auth/step-up/", {"otp": unused_code(user)}, format="json").status_code == 200
     mark = ledger_mark()
     response = client.post(operation[1].replace("{id}", str(target.pk)), body, format="json")
     if token in ("without_otp", "stale"):

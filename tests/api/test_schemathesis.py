@@ -56,7 +56,9 @@ schema.app = get_wsgi_application()
 
 @pytest.fixture
 def wsgi_app():
-    """Django's WSGI handler runs inside the test's transaction: it must not close the connection."""
+    """Django's WSGI handler runs inside the test's transaction: it must not close the connection.
+    (Requested after the token fixtures: the test client that obtains a token reconnects the
+    handler it disconnects.)"""
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     try:
@@ -86,13 +88,13 @@ BOUNDED = settings(
 
 @schema.parametrize()
 @BOUNDED
-def test_api_contract_as_an_investigator(case, wsgi_app, investigator_headers):
+def test_api_contract_as_an_investigator(case, investigator_headers, wsgi_app):
     case.call_and_validate(headers=investigator_headers, checks=CHECKS)
 
 
 @schema.parametrize()
 @BOUNDED
-def test_api_contract_as_an_auditor(case, wsgi_app, auditor_headers):
+def test_api_contract_as_an_auditor(case, auditor_headers, wsgi_app):
     case.call_and_validate(headers=auditor_headers, checks=CHECKS)
 
 
@@ -111,6 +113,6 @@ def _hostile(case, value: str):
 
 @schema.parametrize()
 @settings(BOUNDED, max_examples=1)
-def test_api_hostile_values_as_an_investigator(case, wsgi_app, investigator_headers):
+def test_api_hostile_values_as_an_investigator(case, investigator_headers, wsgi_app):
     for value in HOSTILE:
         _hostile(case, value).call_and_validate(headers=investigator_headers, checks=HOSTILE_CHECKS)

@@ -14,7 +14,7 @@ from audit.actions import Action
 from audit.models import AuditEvent
 from investigations.models import RequestStatus
 from tests.conftest import PASSWORD, make_user
-from tests.stepup import SECRET, age_second_factor, check_second_factor_now, enrol, totp_code
+from tests.stepup import SECRET, age_second_factor, check_second_factor_now, enrol, totp_code, unused_code, wrong_code
 
 from .conftest import obtain_token, token_client
 
@@ -51,7 +51,7 @@ def test_a_token_without_a_code_has_none(second_reviewer):
 
 
 def test_a_wrong_code_gets_no_token_and_is_recorded(second_reviewer):
-    response = _token(second_reviewer, "000000" if totp_code() != "000000" else "111111")
+    response = _token(second_reviewer, wrong_code())
     assert response.status_code == 401 and response.json()["code"] == "otp_invalid"
     assert not AuthToken.objects.filter(user=second_reviewer).exists()
     assert AuditEvent.objects.filter(action=Action.AUTH_SECOND_FACTOR_FAILED, actor=second_reviewer).count() == 1
@@ -71,7 +71,7 @@ def test_a_token_without_otp_cannot_decide_and_steps_up_with_a_code(submitted_re
     submitted_request.refresh_from_db()
     assert submitted_request.status == RequestStatus.SUBMITTED
 
-    stepped = client.post("/api/v1/auth/step-up/", {"otp": totp_code()}, format="json")
+    stepped = client.post("/api/v1/auth/step-up/", {"otp": unused_code(second_reviewer)}, format="json")
     assert stepped.status_code == 200, stepped.content
     assert set(stepped.json()) == {"second_factor_at", "step_up_until"}
     assert _decide(client, submitted_request).status_code == 201
@@ -87,7 +87,7 @@ def test_a_user_without_a_factor_is_told_to_enrol(active_grant, lead):
 
 def test_the_same_code_is_refused_the_second_time(second_reviewer):
     """Replaying a code within its 30 seconds (seen over a shoulder, or from a proxy log)."""
-    code = totp_code()
+    code = unused_code(second_reviewer)
     first, second = token_client(second_reviewer, otp=""), token_client(second_reviewer, otp="")
     assert first.post("/api/v1/auth/step-up/", {"otp": code}, format="json").status_code == 200
     replay = second.post("/api/v1/auth/step-up/", {"otp": code}, format="json")
@@ -110,7 +110,7 @@ def test_guessing_codes_pauses_them_all(second_reviewer):
     client = token_client(second_reviewer, otp="")
     for guess in ("000000", "123456", "111111", "999999", "424242"):
         client.post("/api/v1/auth/step-up/", {"otp": guess}, format="json")
-    assert client.post("/api/v1/auth/step-up/", {"otp": totp_code()}, format="json").status_code == 401
+    assert client.post("/api/v1/auth/step-up/", {"otp": unused_code(second_reviewer)}, format="json").status_code == 401
     assert not TokenSecondFactor.objects.exists()
 
 
@@ -128,7 +128,8 @@ def test_a_browser_session_on_the_api_uses_the_sessions_check(submitted_request,
     body = {"decision": "return", "reason": "Say which report."}
     response = client.post(url, body, content_type="application/json")
     assert response.status_code == 403 and response.json()["code"] == "step_up_required"
-    stepped = client.post("/api/v1/auth/step-up/", {"otp": totp_code()}, content_type="application/json")
+    code = {"otp": unused_code(second_reviewer)}
+    stepped = client.post("/api/v1/auth/step-up/", code, content_type="application/json")
     assert stepped.status_code == 200
     assert client.post(url, body, content_type="application/json").status_code == 201
 

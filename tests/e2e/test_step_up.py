@@ -9,7 +9,7 @@ from django.test import Client
 from playwright.sync_api import expect
 
 from investigations.models import Decision, RequestStatus
-from tests.stepup import age_second_factor, check_second_factor_now, enrol, totp_code
+from tests.stepup import age_second_factor, check_second_factor_now, enrol, unused_code, wrong_code
 
 from .axe import assert_accessible
 
@@ -56,14 +56,14 @@ def test_a_stale_reviewer_is_asked_inline_and_the_approval_completes(
         assert not Decision.objects.filter(request=submitted_request).exists()
         assert_accessible(page)
     with journey.step("a wrong code: an error on the field, still nothing recorded"):
-        code.fill("000000" if totp_code() != "000000" else "111111")
+        code.fill(wrong_code())
         page.get_by_role("button", name="Record decision").click()
         expect(page.locator("#id_step_up_code_error")).to_be_visible()
         expect(page.get_by_label("Confirm with your authenticator code")).to_have_attribute("aria-invalid", "true")
         expect(page.get_by_label("Reason", exact=True)).to_have_value(REASONS)
         assert not Decision.objects.filter(request=submitted_request).exists()
     with journey.step("the code from the authenticator: the approval completes"):
-        page.get_by_label("Confirm with your authenticator code").fill(totp_code())
+        page.get_by_label("Confirm with your authenticator code").fill(unused_code(second_reviewer))
         page.get_by_role("button", name="Record decision").click()
         expect(page.get_by_role("status")).to_contain_text("Decision recorded")
         decision = Decision.objects.get(request=submitted_request)

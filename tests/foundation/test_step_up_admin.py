@@ -16,7 +16,7 @@ from knox.models import AuthToken
 from accounts.models import User
 from accounts.roles import Role
 from investigations.models import ProtectedSubject
-from tests.stepup import age_second_factor, stepped_up, totp_code
+from tests.stepup import age_second_factor, stepped_up, unused_code, wrong_code
 
 from .test_admin_users import NEW_PASSWORD, _change_form
 
@@ -40,6 +40,10 @@ def stale_admin(client, superuser):
     return client
 
 
+def _code() -> str:
+    return unused_code(User.objects.get(username="root"))
+
+
 def _roles(user: User) -> set[str]:
     return set(User.objects.get(pk=user.pk).groups.values_list("name", flat=True))
 
@@ -53,16 +57,14 @@ def test_changing_roles_with_a_stale_check_changes_nothing_and_keeps_the_form(st
     assert response.status_code == 200 and FIELD in page
     assert 'value="Typed-Name"' in page, "the typed values are lost"
     assert _roles(member) == {Role.INVESTIGATOR} and User.objects.get(pk=member.pk).first_name == ""
-    response = stale_admin.post(url, {**data, "step_up_code": totp_code()})
+    response = stale_admin.post(url, {**data, "step_up_code": _code()})
     assert response.status_code == 302
     assert _roles(member) == {Role.AUDITOR} and User.objects.get(pk=member.pk).first_name == "Typed-Name"
 
 
 def test_a_wrong_code_in_the_admin_is_a_field_error(stale_admin, member):
     url = reverse("admin:accounts_user_change", args=[member.pk])
-    data = _change_form(member, groups=[Group.objects.get(name=Role.AUDITOR).pk], step_up_code="000000")
-    if totp_code() == "000000":
-        data["step_up_code"] = "111111"
+    data = _change_form(member, groups=[Group.objects.get(name=Role.AUDITOR).pk], step_up_code=wrong_code())
     response = stale_admin.post(url, data)
     assert response.status_code == 200
     assert "step_up_code" in response.context["adminform"].form.errors
@@ -74,7 +76,7 @@ def test_adding_a_user_needs_the_step_up(stale_admin):
     response = stale_admin.post(reverse("admin:accounts_user_add"), data)
     assert response.status_code == 200 and FIELD in response.content.decode()
     assert not User.objects.filter(username="newcomer").exists()
-    response = stale_admin.post(reverse("admin:accounts_user_add"), {**data, "step_up_code": totp_code()})
+    response = stale_admin.post(reverse("admin:accounts_user_add"), {**data, "step_up_code": _code()})
     assert response.status_code == 302 and User.objects.filter(username="newcomer").exists()
 
 
@@ -84,7 +86,7 @@ def test_setting_a_password_needs_the_step_up(stale_admin, member):
     response = stale_admin.post(url, data)
     assert response.status_code == 200 and FIELD in response.content.decode()
     assert not User.objects.get(pk=member.pk).check_password(NEW_PASSWORD)
-    assert stale_admin.post(url, {**data, "step_up_code": totp_code()}).status_code == 302
+    assert stale_admin.post(url, {**data, "step_up_code": _code()}).status_code == 302
     assert User.objects.get(pk=member.pk).check_password(NEW_PASSWORD)
 
 
@@ -98,7 +100,7 @@ def test_revoking_a_token_needs_the_step_up(stale_admin, member):
     response = _action(stale_admin, url, "revoke_selected", [instance.pk])
     assert response.status_code == 200 and FIELD in response.content.decode()
     assert AuthToken.objects.filter(pk=instance.pk).exists()
-    response = _action(stale_admin, url, "revoke_selected", [instance.pk], step_up_code=totp_code())
+    response = _action(stale_admin, url, "revoke_selected", [instance.pk], step_up_code=_code())
     assert response.status_code == 302 and not AuthToken.objects.filter(pk=instance.pk).exists()
 
 
@@ -110,7 +112,7 @@ def test_unlocking_needs_the_step_up(stale_admin):
     response = _action(stale_admin, url, "unlock_usernames", [attempt.pk])
     assert response.status_code == 200 and "(1 selected)" in response.content.decode()
     assert AccessAttempt.objects.filter(pk=attempt.pk).exists()
-    response = _action(stale_admin, url, "unlock_usernames", [attempt.pk], step_up_code=totp_code())
+    response = _action(stale_admin, url, "unlock_usernames", [attempt.pk], step_up_code=_code())
     assert response.status_code == 302 and not AccessAttempt.objects.filter(pk=attempt.pk).exists()
 
 
@@ -119,7 +121,7 @@ def test_deactivating_needs_the_step_up(stale_admin, member):
     response = _action(stale_admin, url, "deactivate_selected", [member.pk])
     assert response.status_code == 200 and FIELD in response.content.decode()
     assert User.objects.get(pk=member.pk).is_active
-    _action(stale_admin, url, "deactivate_selected", [member.pk], step_up_code=totp_code())
+    _action(stale_admin, url, "deactivate_selected", [member.pk], step_up_code=_code())
     assert not User.objects.get(pk=member.pk).is_active
 
 
@@ -129,7 +131,7 @@ def test_adding_to_the_registry_in_the_admin_needs_the_step_up(stale_admin):
     assert response.status_code == 200 and FIELD in response.content.decode()
     assert not ProtectedSubject.objects.filter(account_id=11).exists()
     response = stale_admin.post(
-        reverse("admin:investigations_protectedsubject_add"), {**data, "step_up_code": totp_code()}
+        reverse("admin:investigations_protectedsubject_add"), {**data, "step_up_code": _code()}
     )
     assert response.status_code == 302 and ProtectedSubject.objects.filter(account_id=11).exists()
 

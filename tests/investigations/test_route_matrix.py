@@ -98,6 +98,7 @@ api:grant-list                             -       200    200    200    200    2
 api:grant-detail                           active  200    200    404    200    404    404    404    404    401    401
 api:grant-queries                          active  202    403    404    404    404    404    404    404    401    401
 api:grant-revoke                           active  200    403    404    200    404    404    404    404    401    401
+api:step-up                                -       400    400    400    401    401    401    401    401    401    401
 api:query-detail                           done    200    404    404    404    404    200    404    404    401    401
 api:query-results                          done    200    404    404    404    404    403    404    404    401    401
 api:tags                                   -       200    200    200    200    200    200    200    200    401    401
@@ -354,6 +355,15 @@ def DOCUMENT(world: World) -> int:
     return world.once("document", _document)
 
 
+def _enrolled(username: str) -> bool:
+    from accounts.models import User
+    from tests.stepup import enrol
+
+    for user in User.objects.filter(username=username):
+        enrol(user)
+    return True
+
+
 def _get(name: str, *ids: Callable[[World], object], kind: str = "page"):
     """A GET of route ``name``, its URL arguments taken from the world when the row runs."""
     return lambda world, username: (kind, "get", reverse(name, args=[of(world) for of in ids]), {})
@@ -425,7 +435,15 @@ CALLS: dict[str, Callable[[World, str], tuple[str, str, str, dict]]] = {
     "api:grant-detail": _get("api:grant-detail", _grant, kind="api"),
     # The two below change the grant they are called on: a new one for each persona.
     "api:grant-queries": _post("api:grant-queries", _fresh_grant, data={"category": "ip_logs"}, kind="api"),
-    "api:grant-revoke": _post("api:grant-revoke", _fresh_grant, data={"reason": "Stop."}, kind="api"),
+    # Revoking needs a recent second factor: the persona enrols one (its token then carries a code).
+    "api:grant-revoke": lambda world, username: (
+        _enrolled(username) and "api",
+        "post",
+        reverse("api:grant-revoke", args=[_fresh_grant(world)]),
+        {"reason": "Stop."},
+    ),
+    # A code that is never right: 401 for a user with a second factor, 400 (none to check) without.
+    "api:step-up": _post("api:step-up", data={"otp": "not-a-code"}, kind="api"),
     "api:query-detail": _get("api:query-detail", _query, kind="api"),
     "api:query-results": _get("api:query-results", _query, kind="api"),
     "api:tags": _get("api:tags", kind="api"),

@@ -27,7 +27,7 @@ from investigations.models import (
     RequestStatus,
 )
 from tests.conftest import make_user
-from tests.stepup import SECRET, age_second_factor, enrol, stepped_up, totp_code
+from tests.stepup import SECRET, age_second_factor, enrol, stepped_up, totp_code, unused_code, wrong_code
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 
@@ -211,7 +211,7 @@ def test_a_stale_check_changes_nothing_and_asks_for_the_code_in_the_same_form(sc
     if scenario.kept:
         assert scenario.kept in page, "what was typed is lost"
     # The same submit with a good code completes it and records the step-up.
-    response = client.post(scenario.url, {**scenario.data, "step_up_code": totp_code()})
+    response = client.post(scenario.url, {**scenario.data, "step_up_code": unused_code(scenario.actor)})
     assert response.status_code == 302, response.content.decode()[:500]
     assert scenario.done()
     passed = AuditEvent.objects.filter(action=Action.AUTH_SECOND_FACTOR_PASSED, actor=scenario.actor).last()
@@ -221,7 +221,7 @@ def test_a_stale_check_changes_nothing_and_asks_for_the_code_in_the_same_form(sc
 def test_a_wrong_code_is_a_field_error_changes_nothing_and_is_recorded(scenario, client):
     stepped_up(client, scenario.actor)
     age_second_factor(client)
-    wrong = f"{(int(totp_code()) + 1) % 1_000_000:06d}"
+    wrong = wrong_code()
     response = client.post(scenario.url, {**scenario.data, "step_up_code": wrong})
     page = response.content.decode()
     assert response.status_code == 200 and not scenario.done()
@@ -267,7 +267,7 @@ def test_a_stolen_session_cookie_without_the_authenticator_cannot_decide(submitt
     url = reverse("investigations:request_decide", args=[submitted_request.pk])
     for guess in ("000000", "123456", "111111", "999999", "424242"):
         client.post(url, {"outcome": "approve", "reason": REASON, "step_up_code": guess})
-    response = client.post(url, {"outcome": "approve", "reason": REASON, "step_up_code": totp_code()})
+    response = client.post(url, {"outcome": "approve", "reason": REASON, "step_up_code": unused_code(second_reviewer)})
     assert response.status_code == 200
     submitted_request.refresh_from_db()
     assert submitted_request.status == RequestStatus.SUBMITTED
@@ -277,7 +277,7 @@ def test_a_stolen_session_cookie_without_the_authenticator_cannot_decide(submitt
 def test_the_same_code_cannot_be_used_twice(store, request, client):
     """A code seen over a shoulder (or replayed) within its 30 seconds is refused the second time."""
     first, second = _reject_case(request), _approve_case(request)
-    code = totp_code()
+    code = unused_code(first.actor)
     stepped_up(client, first.actor)
     age_second_factor(client)
     assert client.post(first.url, {**first.data, "step_up_code": code}).status_code == 302
@@ -304,6 +304,7 @@ def test_the_protected_approval_confirmation_keeps_the_step_up(protected_request
     stepped_up(client, second_reviewer)
     age_second_factor(client)
     url = reverse("investigations:request_decide", args=[protected_request.pk])
-    response = client.post(url, {"outcome": "approve", "reason": REASON, "step_up_code": totp_code()})
+    code = unused_code(second_reviewer)
+    response = client.post(url, {"outcome": "approve", "reason": REASON, "step_up_code": code})
     page = response.content.decode()
     assert "Confirm approval" in page and "step_up_code" not in page
