@@ -201,6 +201,28 @@ def sign_in(client, user: User, password: str = PASSWORD):
     return client
 
 
+@pytest.fixture(autouse=True)
+def force_login_passes_the_second_factor(monkeypatch):
+    """``Client.force_login`` stands for a whole sign-in: for a user with a second factor, that
+    includes the factor, checked at that moment (so the step-up of ``accounts.stepup`` sees a
+    recent check, as after a real sign-in). Tests of a stale check move it back in time
+    (``tests.stepup.age_second_factor``)."""
+    from django.test import Client
+
+    from accounts.factors import has_second_factor
+
+    from .stepup import check_second_factor_now
+
+    force_login = Client.force_login
+
+    def signed_in_with_the_factor(self, user, backend=None):
+        force_login(self, user, backend)
+        if has_second_factor(user):
+            check_second_factor_now(self, user)
+
+    monkeypatch.setattr(Client, "force_login", signed_in_with_the_factor)
+
+
 @pytest.fixture
 def login(client):
     """Sign a persona into the test client (password, then the second factor if enrolled):

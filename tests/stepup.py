@@ -1,5 +1,6 @@
-"""Test helpers for second factors and step-up: enrol a user with a known TOTP secret, compute
-its current code (allauth's own TOTP functions), and move a session's last check back in time."""
+"""Test helpers for second factors and step-up: enrol a user with a known TOTP secret (or read the
+secret a persona was enrolled with), compute codes (``tests.totp``, written from the RFC, not the
+library under test), and move a session's last check back in time."""
 
 from __future__ import annotations
 
@@ -8,20 +9,32 @@ import time
 from allauth.account.authentication import AUTHENTICATION_METHODS_SESSION_KEY
 from allauth.mfa import app_settings
 from allauth.mfa.models import Authenticator
-from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, hotp_value
+from allauth.mfa.totp.internal.auth import TOTP
+from allauth.mfa.utils import decrypt
 from django.conf import settings
+
+from .totp import totp
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 
-def enrol(user, secret: str = SECRET) -> None:
-    if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
-        TOTP.activate(user, secret)
+def secret_of(user) -> str | None:
+    """The TOTP secret ``user`` is enrolled with (as their authenticator app holds it), or None."""
+    authenticator = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
+    return decrypt(authenticator.data["secret"]) if authenticator else None
+
+
+def enrol(user, secret: str = SECRET) -> str:
+    """Give ``user`` an authenticator app (unless they have one); its secret."""
+    if (known := secret_of(user)) is not None:
+        return known
+    TOTP.activate(user, secret)
+    return secret
 
 
 def totp_code(secret: str = SECRET, *, offset: int = 0) -> str:
     """The code an authenticator app shows now (``offset`` periods later or earlier)."""
-    return format_hotp_value(hotp_value(secret, int(time.time()) // app_settings.TOTP_PERIOD + offset))
+    return totp(secret, time.time() + offset * app_settings.TOTP_PERIOD, step=app_settings.TOTP_PERIOD)
 
 
 def age_second_factor(client, minutes: float | None = None) -> None:
@@ -56,22 +69,24 @@ def stepped_up(client, user):
     return client
 
 
-def unused_code(user, secret: str = SECRET) -> str:
+def unused_code(user) -> str:
     """A code of ``user``'s authenticator that is accepted now and not used yet (a code is accepted
     once: allauth remembers used ones in the cache; the steps either side of now are accepted too).
     Waits for the next step when all three were used."""
     from django.core.cache import cache
 
-    totp = TOTP(Authenticator.objects.get(user=user, type=Authenticator.Type.TOTP))
+    factor = TOTP(Authenticator.objects.get(user=user, type=Authenticator.Type.TOTP))
+    secret = secret_of(user)
     while True:
         for offset in (0, 1, -1):
             code = totp_code(secret, offset=offset)
-            if cache.get(totp._get_used_cache_key(code)) is None:
+            if cache.get(factor._get_used_cache_key(code)) is None:
                 return code
         time.sleep(app_settings.TOTP_PERIOD - time.time() % app_settings.TOTP_PERIOD + 0.1)
 
 
-def wrong_code(secret: str = SECRET) -> str:
-    """Six digits that none of the accepted codes (now and the steps either side) is."""
+def wrong_code(user=None) -> str:
+    """Six digits that none of the accepted codes of ``user`` (now and the steps either side) is."""
+    secret = secret_of(user) if user is not None else SECRET
     accepted = {totp_code(secret, offset=offset) for offset in (-1, 0, 1)}
     return next(code for code in ("000000", "111111", "222222", "333333") if code not in accepted)

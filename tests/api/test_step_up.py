@@ -14,7 +14,15 @@ from audit.actions import Action
 from audit.models import AuditEvent
 from investigations.models import RequestStatus
 from tests.conftest import PASSWORD, make_user
-from tests.stepup import SECRET, age_second_factor, check_second_factor_now, enrol, totp_code, unused_code, wrong_code
+from tests.stepup import (
+    age_second_factor,
+    check_second_factor_now,
+    enrol,
+    secret_of,
+    totp_code,
+    unused_code,
+    wrong_code,
+)
 
 from .conftest import obtain_token, token_client
 
@@ -51,7 +59,7 @@ def test_a_token_without_a_code_has_none(second_reviewer):
 
 
 def test_a_wrong_code_gets_no_token_and_is_recorded(second_reviewer):
-    response = _token(second_reviewer, wrong_code())
+    response = _token(second_reviewer, wrong_code(second_reviewer))
     assert response.status_code == 401 and response.json()["code"] == "otp_invalid"
     assert not AuthToken.objects.filter(user=second_reviewer).exists()
     assert AuditEvent.objects.filter(action=Action.AUTH_SECOND_FACTOR_FAILED, actor=second_reviewer).count() == 1
@@ -97,12 +105,12 @@ def test_the_same_code_is_refused_the_second_time(second_reviewer):
 
 def test_a_code_from_another_users_authenticator_is_refused(submitted_request, second_reviewer):
     accomplice = make_user("accomplice", [Role.LEGAL_REVIEWER])
-    enrol(accomplice, OTHER_SECRET)
+    other = enrol(accomplice, OTHER_SECRET)
     client = token_client(second_reviewer, otp="")
-    response = client.post("/api/v1/auth/step-up/", {"otp": totp_code(OTHER_SECRET)}, format="json")
+    response = client.post("/api/v1/auth/step-up/", {"otp": totp_code(other)}, format="json")
     assert response.status_code == 401
     assert _decide(client, submitted_request).status_code == 403
-    assert totp_code(OTHER_SECRET) != totp_code(SECRET)
+    assert totp_code(other) != totp_code(secret_of(second_reviewer))
 
 
 def test_guessing_codes_pauses_them_all(second_reviewer):

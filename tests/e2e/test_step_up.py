@@ -56,7 +56,7 @@ def test_a_stale_reviewer_is_asked_inline_and_the_approval_completes(
         assert not Decision.objects.filter(request=submitted_request).exists()
         assert_accessible(page)
     with journey.step("a wrong code: an error on the field, still nothing recorded"):
-        code.fill(wrong_code())
+        code.fill(wrong_code(second_reviewer))
         page.get_by_role("button", name="Record decision").click()
         expect(page.locator("#id_step_up_code_error")).to_be_visible()
         expect(page.get_by_label("Confirm with your authenticator code")).to_have_attribute("aria-invalid", "true")

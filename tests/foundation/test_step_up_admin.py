@@ -44,6 +44,10 @@ def _code() -> str:
     return unused_code(User.objects.get(username="root"))
 
 
+def _wrong() -> str:
+    return wrong_code(User.objects.get(username="root"))
+
+
 def _roles(user: User) -> set[str]:
     return set(User.objects.get(pk=user.pk).groups.values_list("name", flat=True))
 
@@ -64,7 +68,7 @@ def test_changing_roles_with_a_stale_check_changes_nothing_and_keeps_the_form(st
 
 def test_a_wrong_code_in_the_admin_is_a_field_error(stale_admin, member):
     url = reverse("admin:accounts_user_change", args=[member.pk])
-    data = _change_form(member, groups=[Group.objects.get(name=Role.AUDITOR).pk], step_up_code=wrong_code())
+    data = _change_form(member, groups=[Group.objects.get(name=Role.AUDITOR).pk], step_up_code=_wrong())
     response = stale_admin.post(url, data)
     assert response.status_code == 200
     assert "step_up_code" in response.context["adminform"].form.errors
@@ -130,9 +134,7 @@ def test_adding_to_the_registry_in_the_admin_needs_the_step_up(stale_admin):
     response = stale_admin.post(reverse("admin:investigations_protectedsubject_add"), data)
     assert response.status_code == 200 and FIELD in response.content.decode()
     assert not ProtectedSubject.objects.filter(account_id=11).exists()
-    response = stale_admin.post(
-        reverse("admin:investigations_protectedsubject_add"), {**data, "step_up_code": _code()}
-    )
+    response = stale_admin.post(reverse("admin:investigations_protectedsubject_add"), {**data, "step_up_code": _code()})
     assert response.status_code == 302 and ProtectedSubject.objects.filter(account_id=11).exists()
 
 

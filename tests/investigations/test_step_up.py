@@ -27,7 +27,7 @@ from investigations.models import (
     RequestStatus,
 )
 from tests.conftest import make_user
-from tests.stepup import SECRET, age_second_factor, enrol, stepped_up, totp_code, unused_code, wrong_code
+from tests.stepup import age_second_factor, enrol, secret_of, stepped_up, totp_code, unused_code, wrong_code
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 
@@ -221,7 +221,7 @@ def test_a_stale_check_changes_nothing_and_asks_for_the_code_in_the_same_form(sc
 def test_a_wrong_code_is_a_field_error_changes_nothing_and_is_recorded(scenario, client):
     stepped_up(client, scenario.actor)
     age_second_factor(client)
-    wrong = wrong_code()
+    wrong = wrong_code(scenario.actor)
     response = client.post(scenario.url, {**scenario.data, "step_up_code": wrong})
     page = response.content.decode()
     assert response.status_code == 200 and not scenario.done()
@@ -290,12 +290,12 @@ def test_the_same_code_cannot_be_used_twice(store, request, client):
 def test_a_code_from_another_users_authenticator_is_refused(store, request, client):
     scenario = _decide(request)
     accomplice = make_user("accomplice", [Role.LEGAL_REVIEWER])
-    enrol(accomplice, OTHER_SECRET)
+    other = enrol(accomplice, OTHER_SECRET)
     stepped_up(client, scenario.actor)
     age_second_factor(client)
-    response = client.post(scenario.url, {**scenario.data, "step_up_code": totp_code(OTHER_SECRET)})
+    response = client.post(scenario.url, {**scenario.data, "step_up_code": totp_code(other)})
     assert response.status_code == 200 and not scenario.done()
-    assert totp_code(OTHER_SECRET) != totp_code(SECRET)
+    assert totp_code(other) != totp_code(secret_of(scenario.actor))
 
 
 def test_the_protected_approval_confirmation_keeps_the_step_up(protected_request, second_reviewer, client):
