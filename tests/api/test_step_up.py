@@ -104,7 +104,7 @@ def test_the_same_code_is_refused_the_second_time(second_reviewer):
 
 
 def test_a_code_from_another_users_authenticator_is_refused(submitted_request, second_reviewer):
-    accomplice = make_user("accomplice", [Role.LEGAL_REVIEWER])
+    accomplice = make_user("accomplice", [Role.INVESTIGATOR])
     other = enrol(accomplice, OTHER_SECRET)
     client = token_client(second_reviewer, otp="")
     response = client.post("/api/v1/auth/step-up/", {"otp": totp_code(other)}, format="json")

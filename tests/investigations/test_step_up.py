@@ -289,7 +289,7 @@ def test_the_same_code_cannot_be_used_twice(store, request, client):
 
 def test_a_code_from_another_users_authenticator_is_refused(store, request, client):
     scenario = _decide(request)
-    accomplice = make_user("accomplice", [Role.LEGAL_REVIEWER])
+    accomplice = make_user("accomplice", [Role.INVESTIGATOR])
     other = enrol(accomplice, OTHER_SECRET)
     stepped_up(client, scenario.actor)
     age_second_factor(client)
