@@ -1,8 +1,9 @@
 """Step-up: the decisions that matter need a second-factor check within the last few minutes.
 
 ``CUSTOS_STEP_UP_MINUTES`` (default 10) says how recent. The views that need it carry
-``@step_up_required`` (pages) or ``@api_step_up_required`` (API); these decorators are the one
-place the rule lives:
+``@step_up_required`` (pages) or ``@api_step_up_required`` (API), and the admin pages that
+change users, roles, tokens, lockouts or the registry ``StepUpAdminMixin``; this module is the
+one place the rule lives:
 
 - **Pages.** The decorator looks at the session's last second-factor check
   (``factors.second_factor_at``). When it is too old and the form carries a code
@@ -12,6 +13,8 @@ place the rule lives:
   view acts only when ``request.step_up.ok``; otherwise it renders its own form again, bound to
   what was posted, and the ``accounts/_step_up.html`` field asks for the code. A form without
   typed input (a single button) gets ``confirm_page``: the posted values carried, a code field.
+  Admin forms built within ``guard`` carry the code as a form field (``StepUpFormMixin``) and
+  are simply invalid until it passed, so the admin re-renders them the usual way.
 - **API.** A token remembers when it was obtained or stepped up with a code
   (``TokenSecondFactor``); a session used with the API, its session's check. The view calls
   ``request.step_up.demand()`` at the point it would act, after the object lookup and the
@@ -39,6 +42,7 @@ from django.utils import timezone
 from rest_framework import exceptions
 
 from . import factors
+from .models import TokenSecondFactor
 
 CODE_FIELD = "step_up_code"
 STEP_UP_CODE = "step_up_required"
@@ -117,8 +121,6 @@ def _page_step_up(request: HttpRequest) -> StepUp:
 
 
 def _api_step_up(request) -> StepUp:
-    from .models import TokenSecondFactor
-
     user = request.user
     enrolled = factors.has_second_factor(user)
     token = request.auth
