@@ -104,7 +104,9 @@ CODE_LABEL = "Confirm with your authenticator code"
 def _page_step_up(request: HttpRequest) -> StepUp:
     user = request.user
     enrolled = factors.has_second_factor(user)
-    if enrolled and is_recent(factors.second_factor_at(request)):
+    # A recent check counts whatever it was (a code here, or the identity provider's second
+    # factor at single sign-on, which records it too).
+    if is_recent(factors.second_factor_at(request)):
         return StepUp(ok=True, enrolled=enrolled)
     state = StepUp(ok=False, enrolled=enrolled, posted=request.method == "POST")
     if not state.posted or CODE_FIELD not in request.POST or not enrolled:
@@ -128,7 +130,7 @@ def _api_step_up(request) -> StepUp:
         checked_at = factors.second_factor_at(request._request)
     else:
         checked_at = TokenSecondFactor.checked_at_for(token)
-    return StepUp(ok=enrolled and is_recent(checked_at), enrolled=enrolled)
+    return StepUp(ok=is_recent(checked_at), enrolled=enrolled)
 
 
 @contextmanager
