@@ -37,10 +37,13 @@ def totp_code(secret: str = SECRET, *, offset: int = 0) -> str:
     return totp(secret, time.time() + offset * app_settings.TOTP_PERIOD, step=app_settings.TOTP_PERIOD)
 
 
-def age_second_factor(client, minutes: float | None = None) -> None:
-    """Move the session's second-factor checks back past the step-up window (or by ``minutes``)."""
+def age_second_factor(client, minutes: float | None = None, *, session_key: str | None = None) -> None:
+    """Move the session's second-factor checks back past the step-up window (or by ``minutes``):
+    the test client's session, or the one of ``session_key`` (a browser's)."""
+    from django.contrib.sessions.backends.db import SessionStore
+
     minutes = settings.CUSTOS_STEP_UP_MINUTES + 1 if minutes is None else minutes
-    session = client.session
+    session = client.session if session_key is None else SessionStore(session_key)
     records = session.get(AUTHENTICATION_METHODS_SESSION_KEY) or []
     for record in records:
         record["at"] -= minutes * 60
