@@ -277,8 +277,8 @@ def test_a_stolen_session_cookie_without_the_authenticator_cannot_decide(submitt
 def test_the_same_code_cannot_be_used_twice(store, request, client):
     """A code seen over a shoulder (or replayed) within its 30 seconds is refused the second time."""
     first, second = _reject_case(request), _approve_case(request)
-    code = unused_code(first.actor)
     stepped_up(client, first.actor)
+    code = unused_code(first.actor)
     age_second_factor(client)
     assert client.post(first.url, {**first.data, "step_up_code": code}).status_code == 302
     age_second_factor(client)
