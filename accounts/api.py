@@ -126,6 +126,12 @@ class TokenCreateView(APIView):
                 raise PermissionDenied("Too many live tokens: log out of one first.", code="token_limit")
         if code:
             _check_code(request, user, code)
+        elif factors.has_second_factor(user):
+            # Signing in here is signing in: a user with a second factor gives its code, as on the
+            # login page; a password alone gets no token.
+            raise AuthenticationFailed(
+                "Give the code of your second factor (otp) with your password.", code="otp_required"
+            )
         instance, token = get_token_model().objects.create(user=user, expiry=knox_settings.TOKEN_TTL)
         user_logged_in.send(sender=user.__class__, request=request, user=user)
         checked_at = None

@@ -9,10 +9,13 @@ from django.utils import timezone
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
+from accounts.factors import has_second_factor
+from accounts.models import User
 from audit.actions import Action
 from audit.models import AuditEvent
 from tests.conftest import PASSWORD
 from tests.investigations.matrix import events_since, ledger_mark
+from tests.stepup import unused_code
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +23,12 @@ TOKEN_URL = "/api/v1/auth/token/"
 
 
 def _token(username: str, password: str = PASSWORD):
-    return APIClient().post(TOKEN_URL, {"username": username, "password": password}, format="json")
+    """A token request as a client would send it: with a code when the user has a second factor."""
+    body = {"username": username, "password": password}
+    user = User.objects.filter(username=username).first()
+    if user is not None and has_second_factor(user):
+        body["otp"] = unused_code(user)
+    return APIClient().post(TOKEN_URL, body, format="json")
 
 
 def test_token_for_username_and_password_is_stored_hashed_and_expires(lead, settings):

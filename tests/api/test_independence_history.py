@@ -10,6 +10,7 @@ from accounts.models import User
 from accounts.roles import Role
 from investigations import actions
 from investigations.models import CaseStatus, Decision, Grant, RequestStatus
+from tests.conftest import enrol_totp
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 
@@ -19,6 +20,7 @@ def insider(open_case, lead, member) -> User:
     """``member``, taken off the team and given the legal reviewer role instead."""
     actions.case_remove_member(actor=lead, case=open_case, user=member)
     user_set_roles(actor=None, user=member, roles=[Role.LEGAL_REVIEWER])
+    enrol_totp(member)  # the reviewer role needs a second factor before anything else
     return User.objects.get(pk=member.pk)
 
 
@@ -35,6 +37,7 @@ def pending_case(lead, member, other_investigator) -> tuple:
     )
     actions.case_remove_member(actor=lead, case=case, user=other_investigator)
     user_set_roles(actor=None, user=other_investigator, roles=[Role.LEGAL_REVIEWER])
+    enrol_totp(other_investigator)
     return case, User.objects.get(pk=other_investigator.pk)
 
 

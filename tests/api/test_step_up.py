@@ -53,9 +53,15 @@ def test_a_token_with_a_code_records_when(second_reviewer):
     assert passed.details == {"method": "token", "token_key": token.token_key}
 
 
-def test_a_token_without_a_code_has_none(second_reviewer):
-    assert obtain_token(second_reviewer, otp="")["second_factor_at"] is None
-    assert not TokenSecondFactor.objects.exists()
+def test_a_user_with_a_second_factor_gets_no_token_with_the_password_alone(second_reviewer, reviewer):
+    """Signing in through the API is signing in: the password alone opens nothing for a user with
+    a second factor, as on the login page."""
+    for user in (second_reviewer, reviewer):
+        response = APIClient().post(
+            "/api/v1/auth/token/", {"username": user.username, "password": PASSWORD}, format="json"
+        )
+        assert response.status_code == 401 and response.json()["code"] == "otp_required"
+    assert not AuthToken.objects.exists() and not TokenSecondFactor.objects.exists()
 
 
 def test_a_wrong_code_gets_no_token_and_is_recorded(second_reviewer):

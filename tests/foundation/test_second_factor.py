@@ -188,9 +188,9 @@ def test_second_factor_at_follows_this_session(newcomer):
     at = factors.second_factor_at(request)
     assert at is not None and timezone.now() - at < timedelta(minutes=1)
     assert factors.second_factor_within(request, timedelta(minutes=1))
-    # Another session of the same user has checked nothing.
+    # Another session of the same user, which passed only the password, has checked nothing.
     other = Client()
-    other.force_login(newcomer)
+    _password(other, "newcomer")
     request.session = other.session
     assert factors.second_factor_at(request) is None
 
