@@ -191,6 +191,7 @@ def sign_in(client, user: User, password: str = PASSWORD):
     from django.urls import reverse
 
 
+    client.logout()  # a sign-in starts from no session (allauth sends a signed-in visitor away)
     response = client.post(reverse("account_login"), {"login": user.username, "password": password})
     assert response.status_code == 302, f"{user.username}: the password was refused"
     if response["Location"] == reverse("mfa_authenticate"):
