@@ -149,6 +149,19 @@ def second_factor_at(request: HttpRequest) -> datetime | None:
     return datetime.fromtimestamp(max(times), tz=UTC) if times else None
 
 
+def asserted_by_provider(request: HttpRequest) -> bool:
+    """True when this session's sign-in came with a second factor the organisation's identity
+    provider asserted (``amr``/``acr``, recorded by single sign-on): it counts as the second
+    factor, so such a session is not sent to enrol one of Custos's own."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return False
+    return any(
+        record.get("method") == "mfa" and record.get("type") == "sso"
+        for record in get_authentication_records(request, user)
+    )
+
+
 def second_factor_within(request: HttpRequest, window: timedelta) -> bool:
     """True when a second factor was checked in this session within ``window``."""
     at = second_factor_at(request)
@@ -197,7 +210,12 @@ class SecondFactorRequiredMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
-        if user.is_authenticated and not self._open(request) and enrolment_missing(user):
+        if (
+            user.is_authenticated
+            and not self._open(request)
+            and enrolment_missing(user)
+            and not asserted_by_provider(request)
+        ):
             if request.path.startswith("/api/"):
                 return JsonResponse({"detail": ENROLMENT_REQUIRED_MESSAGE, "code": ENROLMENT_REQUIRED_CODE}, status=403)
             return redirect("mfa_index")

@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from investigations import actions
 from investigations.models import Case, CaseNote
+from tests.e2e.test_journeys import label
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,12 +32,12 @@ def test_case_from_a_template_tasks_and_an_edited_note(journey, live_server, adm
     with journey.step("2 investigator opens a leak case with priority and tags: it starts with the tasks"):
         journey.login("lead")
         journey.nav("New case")
-        page.get_by_label("Title", exact=True).fill("Leak of the board minutes")
-        page.get_by_label("Allegation", exact=True).fill("The March board minutes reached a newspaper.")
-        page.get_by_label("Type", exact=True).select_option("leak")
-        page.get_by_label("Purpose", exact=True).fill("Find which internal account forwarded the minutes.")
-        page.get_by_label("Priority", exact=True).select_option("high")
-        page.get_by_label("Tags", exact=True).fill("Board, Press")
+        page.get_by_label(label("Title")).fill("Leak of the board minutes")
+        page.get_by_label(label("Allegation")).fill("The March board minutes reached a newspaper.")
+        page.get_by_label(label("Type")).select_option("leak")
+        page.get_by_label(label("Purpose")).fill("Find which internal account forwarded the minutes.")
+        page.get_by_label(label("Priority")).select_option("high")
+        page.get_by_label(label("Tags")).fill("Board, Press")
         page.get_by_role("button", name="Open case").click()
         case = Case.objects.get()
         tasks = page.locator("#tasks-heading + table tbody tr")
