@@ -72,7 +72,7 @@ def stepped_up(client, user):
     return client
 
 
-def unused_code(user) -> str:
+def unused_code(user, order: tuple[int, ...] = (0, 1, -1)) -> str:
     """A code of ``user``'s authenticator that is accepted now and not used yet (a code is accepted
     once: allauth remembers used ones in the cache; the steps either side of now are accepted too).
     Waits for the next step when all three were used."""
@@ -81,7 +81,7 @@ def unused_code(user) -> str:
     factor = TOTP(Authenticator.objects.get(user=user, type=Authenticator.Type.TOTP))
     secret = secret_of(user)
     while True:
-        for offset in (0, 1, -1):
+        for offset in order:
             code = totp_code(secret, offset=offset)
             if cache.get(factor._get_used_cache_key(code)) is None:
                 return code

@@ -366,21 +366,16 @@ def _enrolled(username: str) -> bool:
 
 def _token_body(username: str) -> dict:
     """A token request as a client sends it: with a code when the persona has a second factor."""
-    from allauth.mfa.models import Authenticator
-    from allauth.mfa.totp.internal.auth import TOTP
-
     from accounts.factors import has_second_factor
     from accounts.models import User
-    from tests.stepup import secret_of, totp_code
+    from tests.stepup import unused_code
 
     body = {"username": username, "password": PASSWORD}
     user = User.objects.filter(username=username).first()
     if user is not None and has_second_factor(user):
         # The client of this row gets its own token first, with the first unused code of the
         # steps now, next, previous (tests.stepup.unused_code): this request takes the last one.
-        factor = TOTP(Authenticator.objects.get(user=user, type=Authenticator.Type.TOTP))
-        codes = [totp_code(secret_of(user), offset=offset) for offset in (-1, 1, 0)]
-        body["otp"] = next(code for code in codes if cache.get(factor._get_used_cache_key(code)) is None)
+        body["otp"] = unused_code(user, order=(-1, 1, 0))
     return body
 
 
