@@ -15,7 +15,7 @@ from django.utils import timezone
 from knox.models import AuthToken
 
 import audit
-from audit.actions import Action
+from audit.events import Action
 
 from .lockout import username_key
 from .models import SecondFactorReset, TokenSecondFactor, User

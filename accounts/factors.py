@@ -31,7 +31,7 @@ from django.urls import Resolver404, resolve
 from django.utils import timezone
 
 import audit
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 
 from .models import User

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.dispatch import receiver
 
 import audit
-from audit.actions import Action
+from audit.events import Action
 
 from .lockout import lockout_started
 from .models import User

@@ -43,7 +43,7 @@ from django.http import HttpRequest
 from django.shortcuts import render
 
 import audit
-from audit.actions import Action
+from audit.events import Action
 
 from .lockout import username_key
 from .models import User

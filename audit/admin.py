@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 
 from . import streams
 from .access import is_auditor
-from .actions import Action
+from .events import Action
 from .ledger import record
 from .models import AuditEvent, StreamDestination
 

@@ -10,7 +10,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 
 from .access import AUDITOR_GROUP
-from .actions import Action
+from .events import Action
 from .ledger import record
 from .verification import Verification
 

@@ -15,8 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .access import require_auditor
-from .actions import Action
 from .alerts import alert_verification_failed
+from .events import Action
 from .ledger import record
 from .models import AuditEvent
 from .verification import verify

@@ -31,7 +31,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
-from .actions import Action
+from .events import Action
 from .ledger import format_time, record
 from .models import ChainHead
 

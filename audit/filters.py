@@ -10,7 +10,7 @@ from django import forms
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from .actions import Action
+from .events import Action
 from .models import AuditEvent
 from .summary import DENIALS
 

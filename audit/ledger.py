@@ -52,8 +52,8 @@ from django.db.models import F, Model
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from .actions import Action
 from .context import current_meta, meta_from_request
+from .events import Action
 from .models import AuditEvent, ChainHead
 
 GENESIS_HASH = "0" * 64
@@ -238,7 +238,7 @@ def _payload(
 ) -> dict[str, Any]:
     """The hashed content of one event, cleaned so the database stores it unchanged."""
     if action not in _KNOWN_ACTIONS:
-        raise ValueError(f"unknown audit action {action!r}; add it to audit.actions.Action")
+        raise ValueError(f"unknown audit action {action!r}; add it to audit.events.Action")
     if request is not None:
         meta = meta_from_request(request)
     event = {"actor": actor, "target": target, "case_reference": case_reference, "details": details}
@@ -332,7 +332,7 @@ def _payloads(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             raise TypeError(f"unexpected audit event keys: {sorted(event.keys() - _EVENT_KEYS)}")
         action = event["action"]
         if action not in _KNOWN_ACTIONS:
-            raise ValueError(f"unknown audit action {action!r}; add it to audit.actions.Action")
+            raise ValueError(f"unknown audit action {action!r}; add it to audit.events.Action")
         request = event.get("request")
         if request is not None:
             origin = _origin(meta_from_request(request))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from .actions import Action
+from .events import Action
 from .fields import GrowingChoicesField
 
 

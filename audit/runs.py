@@ -12,8 +12,8 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from .actions import Action
 from .alerts import alert_verification_failed
+from .events import Action
 from .ledger import record
 from .models import AuditEvent, ChainHead, VerificationRun, VerificationRunStatus
 from .verification import Verification, verify

@@ -51,7 +51,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .actions import Action
+from .events import Action
 from .ledger import HASHED_FIELDS, format_time, record
 from .models import AuditEvent, StreamDestination, StreamKind
 

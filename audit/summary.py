@@ -12,7 +12,7 @@ from datetime import datetime, time
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from .actions import Action
+from .events import Action
 from .models import AuditEvent
 
 DENIALS = (Action.ACCESS_DENIED, Action.QUERY_DENIED, Action.AUTH_LOGIN_FAILED)

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import checkpoints, runs
 from .access import require_auditor
-from .actions import Action
+from .events import Action
 from .export import csv_lines, export_rows, jsonl_lines
 from .filters import NEWEST_FIRST, OLDEST_FIRST, EventFilter
 from .ledger import compute_hash, record

@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 import audit
-from audit.actions import Action
+from audit.events import Action
 from investigations.access import cases_visible_to
 from investigations.actions.lifecycle import grants_expire_due
 from investigations.models import Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission

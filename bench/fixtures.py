@@ -49,7 +49,7 @@ def grant_for(grantee: User, subjects: list[int], *, categories: tuple[str, ...]
     """An active grant on a new open case, ``grantee`` on it, window = the last 30 days."""
     today = timezone.now().date()
     [parent] = cases(1, grantee, f"G{next(_grant_cases)}")
-    pull = DataPullRequest.objects.create(
+    data_request = DataPullRequest.objects.create(
         case=parent,
         requested_by=grantee,
         status="approved",
@@ -63,12 +63,12 @@ def grant_for(grantee: User, subjects: list[int], *, categories: tuple[str, ...]
     )
     now = timezone.now()
     grant = Grant.objects.create(
-        request=pull,
+        request=data_request,
         case=parent,
         subjects=subjects,
         categories=list(categories),
-        window_start=pull.window_start,
-        window_end=pull.window_end,
+        window_start=data_request.window_start,
+        window_end=data_request.window_end,
         starts_at=now - timedelta(hours=1),
         expires_at=now + timedelta(hours=23),
     )
@@ -142,7 +142,7 @@ def chain_events(count: int, *, case_reference: str) -> None:
 
     from django.db import connection
 
-    from audit.actions import Action
+    from audit.events import Action
     from audit.ledger import GENESIS_HASH, HASHED_FIELDS, hash_values
     from audit.models import ChainHead
 

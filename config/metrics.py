@@ -29,8 +29,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from audit.actions import Action
 from audit.context import client_ip
+from audit.events import Action
 from audit.models import AuditEvent, StreamDestination
 from audit.streams import state as stream_state
 from investigations.models import Alert, DataPullRequest, DataQuery, Grant

@@ -23,7 +23,7 @@ from django.http import Http404
 import audit
 from accounts.models import User
 from audit.access import is_auditor
-from audit.actions import Action
+from audit.events import Action
 
 from .errors import InvalidTransition
 from .gateway import DIRECT_KINDS

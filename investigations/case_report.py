@@ -60,16 +60,17 @@ def ledger_range(case: Case, user: User) -> LedgerRange:
 # --- requests, as the producer may see them -----------------------------------------------------
 
 
-def _requested(user: User, pull: DataPullRequest) -> dict:
-    withheld = access.withholds_resolution(user, pull)
+def _requested(user: User, data_request: DataPullRequest) -> dict:
+    withheld = access.withholds_resolution(user, data_request)
     return {
-        "subjects": access.subjects_shown_to(user, pull),
+        "subjects": access.subjects_shown_to(user, data_request),
         "withheld": withheld,
-        "typed_indirect": withheld and any(entry.get("kind") not in DIRECT_KINDS for entry in pull.subject_inputs),
-        "categories": list(pull.categories),
-        "window_start": pull.window_start,
-        "window_end": pull.window_end,
-        "duration_hours": pull.duration_hours,
+        "typed_indirect": withheld
+        and any(entry.get("kind") not in DIRECT_KINDS for entry in data_request.subject_inputs),
+        "categories": list(data_request.categories),
+        "window_start": data_request.window_start,
+        "window_end": data_request.window_end,
+        "duration_hours": data_request.duration_hours,
     }
 
 
@@ -85,25 +86,25 @@ def _approved(grant: Grant | None) -> dict | None:
     }
 
 
-def _request_entry(user: User, pull: DataPullRequest, grants: dict[int, Grant]) -> dict:
-    requested = _requested(user, pull)
-    grant = grants.get(pull.pk) if pull.status == RequestStatus.APPROVED else None
+def _request_entry(user: User, data_request: DataPullRequest, grants: dict[int, Grant]) -> dict:
+    requested = _requested(user, data_request)
+    grant = grants.get(data_request.pk) if data_request.status == RequestStatus.APPROVED else None
     return {
-        "request": pull,
+        "request": data_request,
         "requested": requested,
         "approved": _approved(grant),
         "grant": grant,
-        "protected": pull.is_protected and not requested["withheld"],
+        "protected": data_request.is_protected and not requested["withheld"],
         "decisions": [
             {"decision": decision, "approving": decision.outcome in APPROVING_OUTCOMES}
-            for decision in access.decisions_shown_to(user, pull)
+            for decision in access.decisions_shown_to(user, data_request)
         ],
     }
 
 
 def _requests(user: User, case: Case, grants: dict[int, Grant]) -> list[dict]:
-    pulls = access.requests_visible_to(user).filter(case=case).select_related("requested_by").order_by("pk")
-    return [_request_entry(user, pull, grants) for pull in pulls]
+    data_requests = access.requests_visible_to(user).filter(case=case).select_related("requested_by").order_by("pk")
+    return [_request_entry(user, data_request, grants) for data_request in data_requests]
 
 
 # --- grants and what was queried under them -------------------------------------------------------

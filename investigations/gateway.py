@@ -39,7 +39,7 @@ from typing import Any
 from django.conf import settings
 
 import audit
-from audit.actions import Action
+from audit.events import Action
 from userdata.catalogue import CATEGORIES, owner_column
 from userdata.models import Account, Device, LoginEvent
 

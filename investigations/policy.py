@@ -4,7 +4,7 @@
 touching it needs, how many of them by senior legal reviewers, and which legal bases are
 acceptable; ``CUSTOS["PURPOSE_LIMITS"]`` says, per case type, which data categories may be
 asked about accounts that are not employees, and whether anything else is refused or
-escalated to the protected policy. The actions in ``actions.request`` apply these rules;
+escalated to the protected policy. The actions in ``actions.request`` and ``actions.grant`` apply these rules;
 pages only show them.
 """
 

@@ -24,6 +24,16 @@ class Scope:
     window_end: date
     duration_hours: int
 
+    def as_record(self) -> dict:
+        """The scope as the ledger records it (dates in ISO format)."""
+        return {
+            "subjects": list(self.subjects),
+            "categories": list(self.categories),
+            "window_start": self.window_start.isoformat(),
+            "window_end": self.window_end.isoformat(),
+            "duration_hours": self.duration_hours,
+        }
+
 
 def check_scope(scope: Scope) -> None:
     """Raise a field-keyed ``ValidationError`` listing everything wrong with ``scope``."""

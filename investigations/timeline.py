@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from accounts.models import User
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 
 from . import access
@@ -108,8 +108,9 @@ SENTENCES: dict[str, tuple[str, Sentence]] = {
     ),
     Action.EVIDENCE_PURGED: (
         "evidence",
-        lambda who, e: f"The file of evidence #{e.target_id} was purged after the retention period "
-        "(record and hash kept)",
+        lambda who, e: (
+            f"The file of evidence #{e.target_id} was purged after the retention period (record and hash kept)"
+        ),
     ),
     Action.CASE_LEGAL_HOLD_SET: ("case", lambda who, e: f"{who} placed the case under legal hold"),
     Action.CASE_LEGAL_HOLD_LIFTED: ("case", lambda who, e: f"{who} lifted the legal hold"),
@@ -138,7 +139,11 @@ def case_events(case: Case, *, kind: str = "", person: str = "", viewer: User | 
     actions = [action for action, (group, _) in SENTENCES.items() if not kind or group == kind]
     events = AuditEvent.objects.filter(case_reference=case.reference, action__in=actions).order_by("seq")
     if viewer is not None:
-        withheld = [str(pull.pk) for pull in case.requests.all() if access.withholds_resolution(viewer, pull)]
+        withheld = [
+            str(data_request.pk)
+            for data_request in case.requests.all()
+            if access.withholds_resolution(viewer, data_request)
+        ]
         events = events.exclude(
             action=Action.DECISION_RECORDED, target_id__in=withheld, details__outcome__in=sorted(APPROVING_OUTCOMES)
         )

@@ -14,7 +14,7 @@ from django.db import models, transaction
 from django_celery_beat.models import PeriodicTask
 
 import audit
-from audit.actions import Action
+from audit.events import Action
 
 
 def _label(entry: models.Model) -> str:

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import models
+from django.db.models import Model
 
-from . import models as m
+from . import models
 
 
 @dataclass(frozen=True)
 class DataCategory:
     name: str
     label: str
-    model: type[models.Model]
+    model: type[Model]
     fields: tuple[str, ...]
     time_field: str | None  # None: not windowed (the current state, e.g. the profile)
     subject_field: str
@@ -36,7 +36,7 @@ CATEGORIES: dict[str, DataCategory] = {
         DataCategory(
             name="profile",
             label="Profile",
-            model=m.Account,
+            model=models.Account,
             fields=("id", "handle", "display_name", "email", "phone", "country", "created_at"),
             # A profile is the account as it is now, not a series of events: the request's
             # window does not limit it (filtering on the account's creation date hid it).
@@ -48,7 +48,7 @@ CATEGORIES: dict[str, DataCategory] = {
         DataCategory(
             name="ip_logs",
             label="IP logs",
-            model=m.LoginEvent,
+            model=models.LoginEvent,
             fields=("account_id", "ip", "user_agent", "occurred_at"),
             time_field="occurred_at",
             subject_field="account_id",
@@ -57,7 +57,7 @@ CATEGORIES: dict[str, DataCategory] = {
         DataCategory(
             name="devices",
             label="Devices",
-            model=m.Device,
+            model=models.Device,
             fields=("account_id", "device_id", "model", "os", "first_seen", "last_seen"),
             time_field="last_seen",
             subject_field="account_id",
@@ -66,7 +66,7 @@ CATEGORIES: dict[str, DataCategory] = {
         DataCategory(
             name="location",
             label="Location",
-            model=m.LocationEvent,
+            model=models.LocationEvent,
             fields=("account_id", "city", "country", "latitude", "longitude", "occurred_at"),
             time_field="occurred_at",
             subject_field="account_id",
@@ -75,7 +75,7 @@ CATEGORIES: dict[str, DataCategory] = {
         DataCategory(
             name="contacts",
             label="Contacts (metadata)",
-            model=m.Connection,
+            model=models.Connection,
             fields=("account_id", "contact_id", "kind", "created_at", "last_interaction_at"),
             time_field="last_interaction_at",
             subject_field="account_id",
@@ -85,7 +85,7 @@ CATEGORIES: dict[str, DataCategory] = {
 }
 
 
-def owner_column(model: type[models.Model]) -> str:
+def owner_column(model: type[Model]) -> str:
     """The column naming the account a row is about, whatever a category filters on.
 
     Every model of the store belongs to one account through its ``account`` foreign key
@@ -93,9 +93,7 @@ def owner_column(model: type[models.Model]) -> str:
     this, independently of the catalogue's ``subject_field``, so a catalogue mistake (a filter
     that reaches other accounts' rows through a join) cannot leak them.
     """
-    return "id" if model is m.Account else "account_id"
+    return "id" if model is models.Account else "account_id"
 
 
 CATEGORY_CHOICES = [(category.name, category.label) for category in CATEGORIES.values()]
-
-

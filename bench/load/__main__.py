@@ -158,7 +158,7 @@ def _drain(limit: float = 90) -> int:
 def _checks(records: list[dict], seeded_queries: int, seeded_seq: int) -> dict:
     from django.db.models import Count, Max, Min
 
-    from audit.actions import Action
+    from audit.events import Action
     from audit.models import AuditEvent
     from investigations.models import DataQuery
 

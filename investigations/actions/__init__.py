@@ -26,6 +26,7 @@ from .evidence import (
     evidence_verify_due,
     evidence_view,
 )
+from .grant import case_revoke_grants, grant_revoke
 from .note import case_add_note, note_edit
 from .notification import notifications_mark_read, notify
 from .protected import (
@@ -49,8 +50,6 @@ from .report import case_report_produce, case_report_read
 from .request import (
     approval_problems,
     approvals_still_needed,
-    case_revoke_grants,
-    grant_revoke,
     lapse_overdue_requests,
     request_create,
     request_decide,

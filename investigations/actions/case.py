@@ -9,7 +9,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 import audit
 from accounts.models import User
-from audit.actions import Action
+from audit.events import Action
 
 from ..access import (
     CASE_PERMS,
@@ -33,8 +33,8 @@ from ..models import (
 )
 from ..models.case import TAG_MAX, TAGS_PER_CASE, TEXT_MAX, normalise_tag
 from . import membership, oversight
+from .grant import case_revoke_grants, grants_leave
 from .locks import locked, retry_on_conflict
-from .request import case_revoke_grants, grants_leave
 from .task import tasks_from_template
 
 EDITABLE_FIELDS = ("title", "allegation", "case_type", "purpose")

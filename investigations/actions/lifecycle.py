@@ -18,7 +18,7 @@ from django.db.models.functions import Now
 from django.urls import reverse
 
 import audit
-from audit.actions import Action
+from audit.events import Action
 
 from ..models import Case, Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission, NotificationKind
 from ..notify import rendered_for, site_url

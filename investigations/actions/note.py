@@ -13,7 +13,7 @@ from django.utils import timezone
 
 import audit
 from accounts.models import User
-from audit.actions import Action
+from audit.events import Action
 
 from .. import notify as mail
 from ..access import CONTRIBUTE_PERM, NOTE_EDIT_DENIED, object_perms, record_denial

@@ -42,7 +42,7 @@ from django.utils import timezone
 import audit
 from accounts.models import User
 from audit.access import is_auditor
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 
 from .. import notify

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 import audit
 from accounts.models import User
-from audit.actions import Action
+from audit.events import Action
 
 from .. import policy
 from ..access import may_manage_registry

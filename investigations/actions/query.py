@@ -24,7 +24,7 @@ from django.utils import timezone
 
 import audit
 from accounts.models import User
-from audit.actions import Action
+from audit.events import Action
 from userdata.catalogue import CATEGORIES
 
 from .. import gateway

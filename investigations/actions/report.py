@@ -9,7 +9,7 @@ from django.utils import timezone
 
 import audit
 from accounts.models import User
-from audit.actions import Action
+from audit.events import Action
 
 from .. import case_report
 from ..access import report_audience

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 import audit
 from accounts.models import User
-from audit.actions import Action
+from audit.events import Action
 
 from .. import custody
 from ..access import get_case_for_legal_hold
@@ -136,9 +136,7 @@ def _purge_batch(case_id: int, keep: timedelta, batch_size: int) -> int:
         case = locked(Case.objects, skip_locked=True).filter(pk=case_id).first()
         if case is None or not case.evidence_purge_due(timezone.now(), keep):
             return 0
-        items = list(
-            locked(Evidence.objects.stored(), skip_locked=True).filter(case=case).order_by("pk")[:batch_size]
-        )
+        items = list(locked(Evidence.objects.stored(), skip_locked=True).filter(case=case).order_by("pk")[:batch_size])
         if not items:
             return 0
         now = timezone.now()

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 import audit
 from accounts.models import User
-from audit.actions import Action
+from audit.events import Action
 
 from .. import notify as mail
 from ..access import CONTRIBUTE_PERM, TASKS_DENIED, object_perms, record_denial

@@ -8,7 +8,7 @@ from guardian.models import UserObjectPermission
 
 import audit
 from accounts.models import User
-from audit.actions import Action
+from audit.events import Action
 
 from ..models import (
     CaseUserObjectPermission,
@@ -16,8 +16,8 @@ from ..models import (
     GrantUserObjectPermission,
     RequestUserObjectPermission,
 )
+from .grant import grants_leave
 from .locks import locked
-from .request import grants_leave
 
 DIRECT_PERMISSION_MODELS = (
     CaseUserObjectPermission,

@@ -38,7 +38,7 @@ from ..forms.request import DecisionForm, OptionalReasonForm, ReasonForm, Reques
 from ..models import Case, DataPullRequest, DataQuery, DecisionOutcome, Grant, RequestStatus
 from ..models.case import normalise_tag
 from ..scope import Scope
-from . import serializers as s
+from . import serializers
 from .errors import NON_FIELD, form_errors
 from .throttles import QuerySubmitThrottle
 
@@ -53,7 +53,7 @@ def _body(request: Request, serializer_class: type[Serializer], *, partial: bool
     allowed = set(serializer_class().fields)
     unknown = sorted(str(name) for name in data if name not in allowed)
     if unknown:
-        raise ValidationError({name: [s.SERVER_OWNED] for name in unknown})
+        raise ValidationError({name: [serializers.SERVER_OWNED] for name in unknown})
     serializer = serializer_class(data=data, partial=partial)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
@@ -117,37 +117,41 @@ def _case_queryset(user: User):
 def _case_response(user: User, case: Case, code: int = status.HTTP_200_OK) -> Response:
     case = access.get_case_for(user, case.pk)
     context = {"flags": access.case_flags(user, case)}
-    return Response(s.CaseDetailSerializer(case, context=context).data, status=code)
+    return Response(serializers.CaseDetailSerializer(case, context=context).data, status=code)
 
 
-CASE_ACTION = {"request": None, "responses": s.CaseDetailSerializer}
+CASE_ACTION = {"request": None, "responses": serializers.CaseDetailSerializer}
 
 
 @extend_schema_view(
-    list=extend_schema(parameters=[s.CaseFilterSerializer], summary="Cases visible to the caller"),
-    create=extend_schema(request=s.CaseOpenSerializer, responses={201: s.CaseDetailSerializer}, summary="Open a case"),
-    retrieve=extend_schema(responses=s.CaseDetailSerializer),
+    list=extend_schema(parameters=[serializers.CaseFilterSerializer], summary="Cases visible to the caller"),
+    create=extend_schema(
+        request=serializers.CaseOpenSerializer, responses={201: serializers.CaseDetailSerializer}, summary="Open a case"
+    ),
+    retrieve=extend_schema(responses=serializers.CaseDetailSerializer),
     partial_update=extend_schema(
-        request=s.CaseWriteSerializer, responses=s.CaseDetailSerializer, summary="Edit a case before approval"
+        request=serializers.CaseWriteSerializer,
+        responses=serializers.CaseDetailSerializer,
+        summary="Edit a case before approval",
     ),
 )
 class CaseViewSet(ChokepointViewSet):
     queryset = Case.objects.none()  # for the schema; lists come from cases_visible_to
-    serializer_class = s.CaseSerializer
+    serializer_class = serializers.CaseSerializer
 
     def list(self, request: Request) -> Response:
-        filters = _query_params(request, s.CaseFilterSerializer)
+        filters = _query_params(request, serializers.CaseFilterSerializer)
         cases = _case_queryset(request.user)
         if filters.get("status"):
             cases = cases.filter(status=filters.pop("status"))
         cases = cases.matching(**filters)
         page = self.paginate_queryset(cases)
-        return self.get_paginated_response(s.CaseSerializer(page, many=True).data)
+        return self.get_paginated_response(serializers.CaseSerializer(page, many=True).data)
 
     def create(self, request: Request) -> Response:
         if not request.user.is_investigator:
             raise PermissionDenied("Only investigators open cases.")
-        body = _body(request, s.CaseOpenSerializer)
+        body = _body(request, serializers.CaseOpenSerializer)
         tags = body.pop("tags", [])
         form = _valid(CaseOpenForm(body))
         case = actions.case_open(actor=request.user, **(form.cleaned_data | {"tags": tags}))
@@ -159,7 +163,7 @@ class CaseViewSet(ChokepointViewSet):
     def partial_update(self, request: Request, id: str) -> Response:
         case = access.get_case_for(request.user, id, perm="change_case")
         _conflict_unless(access.case_flags(request.user, case)["can_edit"], "An approved case cannot be edited.")
-        changes = _body(request, s.CaseWriteSerializer, partial=True)
+        changes = _body(request, serializers.CaseWriteSerializer, partial=True)
         current = Case.objects.get(pk=case.pk)
         data = {name: getattr(current, name) for name in CaseForm._meta.fields} | changes
         form = _valid(CaseForm(data, instance=current))
@@ -188,13 +192,17 @@ class CaseViewSet(ChokepointViewSet):
         actions.case_approve(actor=request.user, case=case)
         return _case_response(request.user, case)
 
-    @extend_schema(request=s.ReasonSerializer, responses=s.CaseDetailSerializer, summary="Legal: reject a pending case")
+    @extend_schema(
+        request=serializers.ReasonSerializer,
+        responses=serializers.CaseDetailSerializer,
+        summary="Legal: reject a pending case",
+    )
     @action(detail=True, methods=["post"])
     @api_step_up_required
     def reject(self, request: Request, id: str) -> Response:
         case = self._reviewable(request, id, "reject")
         _conflict_unless(case.awaits_approval, "The case is not pending approval.")
-        form = _valid(RejectForm(_body(request, s.ReasonSerializer)))
+        form = _valid(RejectForm(_body(request, serializers.ReasonSerializer)))
         request.step_up.demand()
         actions.case_reject(actor=request.user, case=case, reason=form.cleaned_data["reason"])
         return _case_response(request.user, case)
@@ -214,12 +222,16 @@ class CaseViewSet(ChokepointViewSet):
     def resume(self, request: Request, id: str) -> Response:
         return self._transition(request, id, actions.case_resume)
 
-    @extend_schema(request=s.SummarySerializer, responses=s.CaseDetailSerializer, summary="Lead: close the case")
+    @extend_schema(
+        request=serializers.SummarySerializer,
+        responses=serializers.CaseDetailSerializer,
+        summary="Lead: close the case",
+    )
     @action(detail=True, methods=["post"])
     def close(self, request: Request, id: str) -> Response:
         case = access.get_case_for(request.user, id, perm="close_case")
         _conflict_unless(case.may_close, f"The case is {case.status_phrase}.")
-        body = _body(request, s.SummarySerializer)
+        body = _body(request, serializers.SummarySerializer)
         # The page's confirmation box is the browser's way of asking; an API call to close is the intent.
         form = _valid(CloseForm({**body, "confirm": True}))
         actions.case_close(
@@ -231,30 +243,36 @@ class CaseViewSet(ChokepointViewSet):
         return _case_response(request.user, case)
 
     @extend_schema(
-        request=s.ClassifySerializer, responses=s.CaseDetailSerializer, summary="Lead: set the priority and tags"
+        request=serializers.ClassifySerializer,
+        responses=serializers.CaseDetailSerializer,
+        summary="Lead: set the priority and tags",
     )
     @action(detail=True, methods=["post"])
     def classification(self, request: Request, id: str) -> Response:
         case = access.get_case_for(request.user, id, perm="change_case")
         _conflict_unless(case.is_active, f"The case is {case.status_phrase}; its priority and tags no longer change.")
-        actions.case_classify(actor=request.user, case=case, **_body(request, s.ClassifySerializer))
+        actions.case_classify(actor=request.user, case=case, **_body(request, serializers.ClassifySerializer))
         return _case_response(request.user, case)
 
-    @extend_schema(request=s.NoteWriteSerializer, responses={201: s.NoteSerializer}, summary="Team: add a note")
+    @extend_schema(
+        request=serializers.NoteWriteSerializer, responses={201: serializers.NoteSerializer}, summary="Team: add a note"
+    )
     @action(detail=True, methods=["post"])
     def notes(self, request: Request, id: str) -> Response:
         case = access.get_case_for(request.user, id, perm="add_note")
-        form = _valid(NoteForm(_body(request, s.NoteWriteSerializer)))
+        form = _valid(NoteForm(_body(request, serializers.NoteWriteSerializer)))
         note = actions.case_add_note(actor=request.user, case=case, text=form.cleaned_data["text"])
-        return Response(s.NoteSerializer(note).data, status=status.HTTP_201_CREATED)
+        return Response(serializers.NoteSerializer(note).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        request=s.MemberAddSerializer, responses={201: s.CaseDetailSerializer}, summary="Lead: add a team member"
+        request=serializers.MemberAddSerializer,
+        responses={201: serializers.CaseDetailSerializer},
+        summary="Lead: add a team member",
     )
     @action(detail=True, methods=["post"])
     def members(self, request: Request, id: str) -> Response:
         case = access.get_case_for(request.user, id, perm="manage_team")
-        form = _valid(MemberAddForm(_body(request, s.MemberAddSerializer)))
+        form = _valid(MemberAddForm(_body(request, serializers.MemberAddSerializer)))
         try:
             actions.case_add_member(actor=request.user, case=case, user=form.cleaned_data["username"])
         except DjangoValidationError as error:  # the page shows these next to the username too
@@ -280,14 +298,14 @@ class CaseViewSet(ChokepointViewSet):
 # --- data-pull requests ------------------------------------------------------------------
 
 
-def _request_response(user: User, pull: DataPullRequest, code: int = status.HTTP_200_OK) -> Response:
-    pull = access.get_request_for(user, pull.pk)
+def _request_response(user: User, data_request: DataPullRequest, code: int = status.HTTP_200_OK) -> Response:
+    data_request = access.get_request_for(user, data_request.pk)
     context = {
         "user": user,
-        "flags": access.request_flags(user, pull),
-        "grant_id": access.grants_visible_to(user).filter(request=pull).values_list("pk", flat=True).first(),
+        "flags": access.request_flags(user, data_request),
+        "grant_id": access.grants_visible_to(user).filter(request=data_request).values_list("pk", flat=True).first(),
     }
-    return Response(s.RequestDetailSerializer(pull, context=context).data, status=code)
+    return Response(serializers.RequestDetailSerializer(data_request, context=context).data, status=code)
 
 
 def _request_form_data(values: dict) -> dict:
@@ -299,109 +317,122 @@ def _request_form_data(values: dict) -> dict:
 
 
 @extend_schema_view(
-    list=extend_schema(parameters=[s.RequestFilterSerializer], summary="Requests visible to the caller"),
+    list=extend_schema(parameters=[serializers.RequestFilterSerializer], summary="Requests visible to the caller"),
     create=extend_schema(
-        request=s.RequestWriteSerializer, responses={201: s.RequestDetailSerializer}, summary="File a draft request"
+        request=serializers.RequestWriteSerializer,
+        responses={201: serializers.RequestDetailSerializer},
+        summary="File a draft request",
     ),
-    retrieve=extend_schema(responses=s.RequestDetailSerializer),
+    retrieve=extend_schema(responses=serializers.RequestDetailSerializer),
     partial_update=extend_schema(
-        request=s.RequestUpdateSerializer,
-        responses=s.RequestDetailSerializer,
+        request=serializers.RequestUpdateSerializer,
+        responses=serializers.RequestDetailSerializer,
         summary="Requester: edit a draft or returned request",
     ),
 )
 class RequestViewSet(ChokepointViewSet):
     queryset = DataPullRequest.objects.none()
-    serializer_class = s.RequestSerializer
+    serializer_class = serializers.RequestSerializer
 
     def list(self, request: Request) -> Response:
-        filters = _query_params(request, s.RequestFilterSerializer)
-        pulls = access.requests_visible_to(request.user).select_related("case", "requested_by")
+        filters = _query_params(request, serializers.RequestFilterSerializer)
+        data_requests = access.requests_visible_to(request.user).select_related("case", "requested_by")
         if filters.get("case"):
-            pulls = pulls.filter(case_id=filters["case"])
+            data_requests = data_requests.filter(case_id=filters["case"])
         if filters.get("status"):
-            pulls = pulls.filter(status=filters["status"])
-        page = self.paginate_queryset(pulls.order_by("-created_at", "-id"))
-        return self.get_paginated_response(s.RequestSerializer(page, many=True, context={"user": request.user}).data)
+            data_requests = data_requests.filter(status=filters["status"])
+        page = self.paginate_queryset(data_requests.order_by("-created_at", "-id"))
+        return self.get_paginated_response(
+            serializers.RequestSerializer(page, many=True, context={"user": request.user}).data
+        )
 
     def create(self, request: Request) -> Response:
         data = request.data if isinstance(request.data, dict) else {}
         try:  # the case first: who may file on it is decided before the body is looked at
-            case_id = s.RequestWriteSerializer().fields["case"].run_validation(data.get("case", empty))
+            case_id = serializers.RequestWriteSerializer().fields["case"].run_validation(data.get("case", empty))
         except ValidationError as error:
             raise ValidationError({"case": error.detail}) from error
         case = access.get_case_for(request.user, case_id, perm="file_request")
-        values = _body(request, s.RequestWriteSerializer)
+        values = _body(request, serializers.RequestWriteSerializer)
         values.pop("case")
         form = _valid(RequestForm(_request_form_data(values)))
-        pull = actions.request_create(actor=request.user, case=case, **form.action_kwargs())
-        return _request_response(request.user, pull, status.HTTP_201_CREATED)
+        data_request = actions.request_create(actor=request.user, case=case, **form.action_kwargs())
+        return _request_response(request.user, data_request, status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, id: str) -> Response:
         return _request_response(request.user, access.get_request_for(request.user, id))
 
     def partial_update(self, request: Request, id: str) -> Response:
-        pull = access.get_request_for(request.user, id, perm="edit")
+        data_request = access.get_request_for(request.user, id, perm="edit")
         _conflict_unless(
-            pull.is_editable, f"The request is {pull.get_status_display().lower()}; it can no longer be edited."
+            data_request.is_editable,
+            f"The request is {data_request.get_status_display().lower()}; it can no longer be edited.",
         )
-        changes = _body(request, s.RequestUpdateSerializer, partial=True)
-        data = RequestForm.initial_from(pull) | _request_form_data(changes)
+        changes = _body(request, serializers.RequestUpdateSerializer, partial=True)
+        data = RequestForm.initial_from(data_request) | _request_form_data(changes)
         form = _valid(RequestForm(data))
-        actions.request_update(actor=request.user, request=pull, **form.action_kwargs())
-        return _request_response(request.user, pull)
+        actions.request_update(actor=request.user, request=data_request, **form.action_kwargs())
+        return _request_response(request.user, data_request)
 
-    @extend_schema(request=None, responses=s.RequestDetailSerializer, summary="Requester: send to legal")
+    @extend_schema(request=None, responses=serializers.RequestDetailSerializer, summary="Requester: send to legal")
     @action(detail=True, methods=["post"])
     def submit(self, request: Request, id: str) -> Response:
-        pull = access.get_request_for(request.user, id, perm="submit")
-        actions.request_submit(actor=request.user, request=pull)
-        return _request_response(request.user, pull)
+        data_request = access.get_request_for(request.user, id, perm="submit")
+        actions.request_submit(actor=request.user, request=data_request)
+        return _request_response(request.user, data_request)
 
     @extend_schema(
-        request=s.OptionalReasonSerializer, responses=s.RequestDetailSerializer, summary="Withdraw a draft or returned"
+        request=serializers.OptionalReasonSerializer,
+        responses=serializers.RequestDetailSerializer,
+        summary="Withdraw a draft or returned",
     )
     @action(detail=True, methods=["post"])
     def withdraw(self, request: Request, id: str) -> Response:
-        pull = access.get_request_for(request.user, id, perm="withdraw")
+        data_request = access.get_request_for(request.user, id, perm="withdraw")
         _conflict_unless(
-            pull.is_editable, f"The request is {pull.get_status_display().lower()}; it cannot be withdrawn."
+            data_request.is_editable,
+            f"The request is {data_request.get_status_display().lower()}; it cannot be withdrawn.",
         )
-        form = _valid(OptionalReasonForm(_body(request, s.OptionalReasonSerializer)))
-        actions.request_withdraw(actor=request.user, request=pull, reason=form.cleaned_data["reason"])
-        return _request_response(request.user, pull)
+        form = _valid(OptionalReasonForm(_body(request, serializers.OptionalReasonSerializer)))
+        actions.request_withdraw(actor=request.user, request=data_request, reason=form.cleaned_data["reason"])
+        return _request_response(request.user, data_request)
 
     @extend_schema(
-        request=s.DecisionWriteSerializer,
-        responses={201: s.DecisionResultSerializer},
+        request=serializers.DecisionWriteSerializer,
+        responses={201: serializers.DecisionResultSerializer},
         summary="Legal: approve (optionally narrowed), reject or return",
     )
     @action(detail=True, methods=["post"])
     @api_step_up_required
     def decisions(self, request: Request, id: str) -> Response:
-        pull = access.get_request_for(request.user, id, perm="decide")
+        data_request = access.get_request_for(request.user, id, perm="decide")
         _conflict_unless(
-            pull.status == RequestStatus.SUBMITTED,
-            f"The request is {pull.get_status_display().lower()}; it cannot be decided.",
+            data_request.status == RequestStatus.SUBMITTED,
+            f"The request is {data_request.get_status_display().lower()}; it cannot be decided.",
         )
-        form = _valid(_decision_form(pull, _body(request, s.DecisionWriteSerializer)))
+        form = _valid(_decision_form(data_request, _body(request, serializers.DecisionWriteSerializer)))
         request.step_up.demand()
         data = form.cleaned_data
         narrowed = data["outcome"] == DecisionOutcome.APPROVE_NARROWED
         decision = actions.request_decide(
             actor=request.user,
-            request=pull,
+            request=data_request,
             outcome=data["outcome"],
             reason=data["reason"],
             scope=Scope(**form.narrowed_fields()) if narrowed else None,
             grantees=list(data["grantees"]),
         )
-        pull.refresh_from_db()
+        data_request.refresh_from_db()
         body = {
-            "decision": s.DecisionSerializer(decision).data,
-            "request": s.RequestSerializer(pull, context={"user": request.user}).data,
-            "grant": access.grants_visible_to(request.user).filter(request=pull).values_list("pk", flat=True).first(),
-            "still_needed": actions.approvals_still_needed(pull) if pull.status == RequestStatus.SUBMITTED else "",
+            "decision": serializers.DecisionSerializer(decision).data,
+            "request": serializers.RequestSerializer(data_request, context={"user": request.user}).data,
+            "grant": access.grants_visible_to(request.user)
+            .filter(request=data_request)
+            .values_list("pk", flat=True)
+            .first(),
+            "still_needed": actions.approvals_still_needed(data_request)
+            if data_request.status == RequestStatus.SUBMITTED
+            else "",
         }
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -409,7 +440,7 @@ class RequestViewSet(ChokepointViewSet):
 SCOPE_FIELDS = ("subjects", "categories", "window_start", "window_end", "duration_hours")
 
 
-def _decision_form(pull: DataPullRequest, values: dict) -> DecisionForm:
+def _decision_form(data_request: DataPullRequest, values: dict) -> DecisionForm:
     """The page's ``DecisionForm`` on the API's values; scope fields not given keep the request's."""
     outcome = values["decision"]
     narrowing = [name for name in SCOPE_FIELDS if name in values]
@@ -417,7 +448,7 @@ def _decision_form(pull: DataPullRequest, values: dict) -> DecisionForm:
         raise ValidationError({name: ["Only an approval takes a scope."] for name in narrowing})
     if outcome == DecisionOutcome.APPROVE and narrowing:
         outcome = DecisionOutcome.APPROVE_NARROWED
-    scope = DecisionForm.initial_from(pull) | {name: values[name] for name in narrowing}
+    scope = DecisionForm.initial_from(data_request) | {name: values[name] for name in narrowing}
     data = QueryDict(mutable=True)
     data["outcome"] = outcome
     data["reason"] = values.get("reason", "")
@@ -427,16 +458,16 @@ def _decision_form(pull: DataPullRequest, values: dict) -> DecisionForm:
         data[name] = scope[name].isoformat()
     data["duration_hours"] = str(scope["duration_hours"])
     data.setlist("grantees", [str(pk) for pk in values.get("grantees", [])])
-    return DecisionForm(data, request=pull)
+    return DecisionForm(data, request=data_request)
 
 
 class ReviewQueueView(APIView):
-    @extend_schema(responses=s.ReviewItemSerializer(many=True), summary="Legal: the caller's review queue")
+    @extend_schema(responses=serializers.ReviewItemSerializer(many=True), summary="Legal: the caller's review queue")
     def get(self, request: Request) -> Response:
         if not request.user.is_reviewer:
             raise PermissionDenied("The review queue is for legal reviewers.")
         queue = access.review_queue_for(request.user)[:200]
-        return Response(s.ReviewItemSerializer(queue, many=True).data)
+        return Response(serializers.ReviewItemSerializer(queue, many=True).data)
 
 
 # --- grants and queries --------------------------------------------------------------------
@@ -448,7 +479,7 @@ class ReviewQueueView(APIView):
 )
 class GrantViewSet(ChokepointViewSet):
     queryset = Grant.objects.none()
-    serializer_class = s.GrantSerializer
+    serializer_class = serializers.GrantSerializer
 
     def list(self, request: Request) -> Response:
         grants = (
@@ -458,33 +489,35 @@ class GrantViewSet(ChokepointViewSet):
             .order_by("-starts_at", "-id")
         )
         page = self.paginate_queryset(grants)
-        return self.get_paginated_response(s.GrantSerializer(page, many=True).data)
+        return self.get_paginated_response(serializers.GrantSerializer(page, many=True).data)
 
     def retrieve(self, request: Request, id: str) -> Response:
-        return Response(s.GrantSerializer(access.get_grant_for(request.user, id)).data)
+        return Response(serializers.GrantSerializer(access.get_grant_for(request.user, id)).data)
 
-    @extend_schema(request=s.ReasonSerializer, responses=s.GrantSerializer, summary="Revoke now, with a reason")
+    @extend_schema(
+        request=serializers.ReasonSerializer, responses=serializers.GrantSerializer, summary="Revoke now, with a reason"
+    )
     @action(detail=True, methods=["post"])
     @api_step_up_required
     def revoke(self, request: Request, id: str) -> Response:
         grant = access.get_grant_for(request.user, id, perm="revoke")
-        form = _valid(ReasonForm(_body(request, s.ReasonSerializer)))
+        form = _valid(ReasonForm(_body(request, serializers.ReasonSerializer)))
         request.step_up.demand()
         grant = actions.grant_revoke(actor=request.user, grant=grant, reason=form.cleaned_data["reason"])
-        return Response(s.GrantSerializer(access.get_grant_for(request.user, grant.pk)).data)
+        return Response(serializers.GrantSerializer(access.get_grant_for(request.user, grant.pk)).data)
 
     @extend_schema(
-        request=s.QueryWriteSerializer,
-        responses={202: s.QuerySerializer},
+        request=serializers.QueryWriteSerializer,
+        responses={202: serializers.QuerySerializer},
         summary="Grantee: submit a query (202; a refused attempt is 403 with a code, and recorded)",
     )
     @action(detail=True, methods=["post"], throttle_classes=[QuerySubmitThrottle])
     def queries(self, request: Request, id: str) -> Response:
         grant = access.get_grant_for_query(request.user, id)
-        values = _body(request, s.QueryWriteSerializer)
+        values = _body(request, serializers.QueryWriteSerializer)
         form = _valid(QueryForm(values, grant=grant))
         query = actions.query_submit(actor=request.user, grant=grant, **form.cleaned_data)
-        return Response(s.QuerySerializer(query).data, status=status.HTTP_202_ACCEPTED)
+        return Response(serializers.QuerySerializer(query).data, status=status.HTTP_202_ACCEPTED)
 
 
 PAGE = OpenApiParameter("page", OpenApiTypes.INT, OpenApiParameter.QUERY, description="1-based page of rows.")
@@ -492,15 +525,17 @@ PAGE = OpenApiParameter("page", OpenApiTypes.INT, OpenApiParameter.QUERY, descri
 
 class QueryViewSet(ChokepointViewSet):
     queryset = DataQuery.objects.none()
-    serializer_class = s.QueryDetailSerializer
+    serializer_class = serializers.QueryDetailSerializer
 
     @extend_schema(summary="A query's record: status, row count, digest (never the rows)")
     def retrieve(self, request: Request, id: str) -> Response:
         query = access.get_query_for(request.user, id)
         context = {"results_available": results_problem(request.user, query) is None}
-        return Response(s.QueryDetailSerializer(query, context=context).data)
+        return Response(serializers.QueryDetailSerializer(query, context=context).data)
 
-    @extend_schema(parameters=[PAGE], responses=s.ResultsPageSerializer, summary="Grantee: a page of rows (recorded)")
+    @extend_schema(
+        parameters=[PAGE], responses=serializers.ResultsPageSerializer, summary="Grantee: a page of rows (recorded)"
+    )
     @action(detail=True, methods=["get"])
     def results(self, request: Request, id: str) -> Response:
         number = _page_number(request)
@@ -540,8 +575,8 @@ def _page_number(request: Request) -> int:
 class TagListView(APIView):
     """Tags on the cases the caller sees, for autocompletion."""
 
-    @extend_schema(parameters=[s.TagFilterSerializer], responses=OpenApiTypes.OBJECT, summary="Tags in use")
+    @extend_schema(parameters=[serializers.TagFilterSerializer], responses=OpenApiTypes.OBJECT, summary="Tags in use")
     def get(self, request: Request) -> Response:
-        prefix = normalise_tag(_query_params(request, s.TagFilterSerializer).get("q", ""))
+        prefix = normalise_tag(_query_params(request, serializers.TagFilterSerializer).get("q", ""))
         tags = access.tags_visible_to(request.user).filter(name__startswith=prefix)
         return Response({"tags": list(tags.values_list("name", flat=True)[:50])})

@@ -14,7 +14,7 @@ from django.utils import timezone
 import audit
 from audit import summary
 from audit.access import is_auditor
-from audit.actions import Action
+from audit.events import Action
 
 from .. import access
 from ..filters import DecisionFilter

@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 
 import audit
 from audit.access import require_auditor
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 
 from .. import access

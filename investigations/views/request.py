@@ -43,85 +43,95 @@ def request_create(request: HttpRequest, case_pk: int) -> HttpResponse:
 
 
 def request_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    pull = access.get_request_for(request.user, pk, perm="edit")
-    if not pull.is_editable:
-        return conflict(request, f"The request is {pull.get_status_display().lower()}; it can no longer be edited.")
-    form = RequestForm(request.POST or None, initial=RequestForm.initial_from(pull))
+    data_request = access.get_request_for(request.user, pk, perm="edit")
+    if not data_request.is_editable:
+        return conflict(
+            request, f"The request is {data_request.get_status_display().lower()}; it can no longer be edited."
+        )
+    form = RequestForm(request.POST or None, initial=RequestForm.initial_from(data_request))
     if request.method == "POST" and form.is_valid():
         try:
-            actions.request_update(actor=request.user, request=pull, **form.action_kwargs())
+            actions.request_update(actor=request.user, request=data_request, **form.action_kwargs())
         except ValidationError as error:
             apply_errors(form, error)
         except InvalidTransition as error:
             return conflict(request, str(error))
         else:
             messages.success(request, "Request updated.")
-            return redirect("investigations:request_detail", pk=pull.pk)
-    context = {"form": form, "case": pull.case, "pull": pull, "limits": limits(), "returned": _return_decision(pull)}
+            return redirect("investigations:request_detail", pk=data_request.pk)
+    context = {
+        "form": form,
+        "case": data_request.case,
+        "data_request": data_request,
+        "limits": limits(),
+        "returned": _return_decision(data_request),
+    }
     return render(request, "investigations/request_form.html", context)
 
 
-def _return_decision(pull: DataPullRequest):
-    """The decision that returned ``pull`` for changes (its reason belongs on the edit form)."""
-    if pull.status != RequestStatus.RETURNED:
+def _return_decision(data_request: DataPullRequest):
+    """The decision that returned ``data_request`` for changes (its reason belongs on the edit form)."""
+    if data_request.status != RequestStatus.RETURNED:
         return None
-    returns = pull.decisions.filter(outcome=DecisionOutcome.RETURN).select_related("reviewer")
+    returns = data_request.decisions.filter(outcome=DecisionOutcome.RETURN).select_related("reviewer")
     return returns.order_by("-created_at", "-id").first()
 
 
-def _approved_narrowed(pull: DataPullRequest, decisions) -> bool:
+def _approved_narrowed(data_request: DataPullRequest, decisions) -> bool:
     """An approved request whose final round narrowed the scope (the badge says so)."""
-    if pull.status != RequestStatus.APPROVED:
+    if data_request.status != RequestStatus.APPROVED:
         return False
-    return any(d.review_round == pull.review_round and d.outcome == DecisionOutcome.APPROVE_NARROWED for d in decisions)
+    return any(
+        d.review_round == data_request.review_round and d.outcome == DecisionOutcome.APPROVE_NARROWED for d in decisions
+    )
 
 
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    pull = access.get_request_for(request.user, pk)
-    grant = access.grants_visible_to(request.user).filter(request=pull).first()
-    protection = _protection(request.user, pull)
-    pending = pull.status == RequestStatus.SUBMITTED and not protection["withheld"]
-    decisions = access.decisions_shown_to(request.user, pull)
+    data_request = access.get_request_for(request.user, pk)
+    grant = access.grants_visible_to(request.user).filter(request=data_request).first()
+    protection = _protection(request.user, data_request)
+    pending = data_request.status == RequestStatus.SUBMITTED and not protection["withheld"]
+    decisions = access.decisions_shown_to(request.user, data_request)
     context = {
-        "pull": pull,
-        "case": pull.case,
+        "data_request": data_request,
+        "case": data_request.case,
         "decisions": decisions,
         "grant": grant,
-        "narrowed": _approved_narrowed(pull, decisions),
-        "still_needed": actions.approvals_still_needed(pull) if pending else "",
+        "narrowed": _approved_narrowed(data_request, decisions),
+        "still_needed": actions.approvals_still_needed(data_request) if pending else "",
         **protection,
-        **access.request_flags(request.user, pull),
+        **access.request_flags(request.user, data_request),
     }
     return render(request, "investigations/request_detail.html", context)
 
 
 @require_POST
 def request_submit(request: HttpRequest, pk: int) -> HttpResponse:
-    pull = access.get_request_for(request.user, pk, perm="submit")
+    data_request = access.get_request_for(request.user, pk, perm="submit")
     try:
-        actions.request_submit(actor=request.user, request=pull)
+        actions.request_submit(actor=request.user, request=data_request)
     except InvalidTransition as error:
         return conflict(request, str(error))
     except ValidationError as error:
         messages.error(request, " ".join(error.messages) + " Edit the request and submit again.")
-        return redirect("investigations:request_detail", pk=pull.pk)
+        return redirect("investigations:request_detail", pk=data_request.pk)
     messages.success(request, "Submitted to legal for a decision.")
-    return redirect("investigations:request_detail", pk=pull.pk)
+    return redirect("investigations:request_detail", pk=data_request.pk)
 
 
 def request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
-    pull = access.get_request_for(request.user, pk, perm="withdraw")
-    if not pull.is_editable:
-        return conflict(request, f"The request is {pull.get_status_display().lower()}; it cannot be withdrawn.")
+    data_request = access.get_request_for(request.user, pk, perm="withdraw")
+    if not data_request.is_editable:
+        return conflict(request, f"The request is {data_request.get_status_display().lower()}; it cannot be withdrawn.")
     form = OptionalReasonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            actions.request_withdraw(actor=request.user, request=pull, reason=form.cleaned_data["reason"])
+            actions.request_withdraw(actor=request.user, request=data_request, reason=form.cleaned_data["reason"])
         except InvalidTransition as error:
             return conflict(request, str(error))
         messages.success(request, "Request withdrawn.")
-        return redirect("investigations:request_detail", pk=pull.pk)
-    return render(request, "investigations/request_withdraw.html", {"form": form, "pull": pull})
+        return redirect("investigations:request_detail", pk=data_request.pk)
+    return render(request, "investigations/request_withdraw.html", {"form": form, "data_request": data_request})
 
 
 def review_queue(request: HttpRequest) -> HttpResponse:
@@ -139,35 +149,35 @@ def review_queue(request: HttpRequest) -> HttpResponse:
 
 @step_up_required
 def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
-    pull = access.get_request_for(request.user, pk, perm="decide")
-    if pull.status != RequestStatus.SUBMITTED:
-        return conflict(request, f"The request is {pull.get_status_display().lower()}; it cannot be decided.")
-    form = DecisionForm(request.POST or None, request=pull, initial=DecisionForm.initial_from(pull))
+    data_request = access.get_request_for(request.user, pk, perm="decide")
+    if data_request.status != RequestStatus.SUBMITTED:
+        return conflict(request, f"The request is {data_request.get_status_display().lower()}; it cannot be decided.")
+    form = DecisionForm(request.POST or None, request=data_request, initial=DecisionForm.initial_from(data_request))
     if request.method == "POST" and form.is_valid() and not request.POST.get("change") and request.step_up.ok:
-        if _needs_confirmation(pull, form, request):
-            return _confirm_protected_approval(request, pull, form)
+        if _needs_confirmation(data_request, form, request):
+            return _confirm_protected_approval(request, data_request, form)
         try:
-            _decide(request.user, pull, form)
+            _decide(request.user, data_request, form)
         except ValidationError as error:
             apply_errors(form, error)
         except InvalidTransition as error:
             return conflict(request, str(error))
         else:
             messages.success(request, "Decision recorded.")
-            return redirect("investigations:request_detail", pk=pull.pk)
-    earlier = pull.decisions.filter(review_round=pull.review_round).select_related("reviewer")
+            return redirect("investigations:request_detail", pk=data_request.pk)
+    earlier = data_request.decisions.filter(review_round=data_request.review_round).select_related("reviewer")
     context = {
-        "pull": pull,
-        "case": pull.case,
+        "data_request": data_request,
+        "case": data_request.case,
         "form": form,
         "earlier": earlier,
-        "still_needed": actions.approvals_still_needed(pull),
-        **_protection(request.user, pull),
+        "still_needed": actions.approvals_still_needed(data_request),
+        **_protection(request.user, data_request),
     }
     return render(request, "investigations/request_decide.html", context)
 
 
-def _protection(user: User, pull: DataPullRequest) -> dict:
+def _protection(user: User, data_request: DataPullRequest) -> dict:
     """What the request pages show of the resolution and the protected policy.
 
     To whoever ``access.withholds_resolution`` names (the case team before approval), nothing
@@ -175,27 +185,31 @@ def _protection(user: User, pull: DataPullRequest) -> dict:
     identifiers reach. Legal reviewers off the team see the accounts, the protected subjects,
     the policy and what stops an approval now.
     """
-    withheld = access.withholds_resolution(user, pull)
-    detail = not withheld and access.sees_protection_detail(user, pull)
+    withheld = access.withholds_resolution(user, data_request)
+    detail = not withheld and access.sees_protection_detail(user, data_request)
     return {
         "withheld": withheld,
-        "shown_subjects": access.subjects_shown_to(user, pull),
-        "typed_indirect": any(entry.get("kind") not in DIRECT_KINDS for entry in pull.subject_inputs),
-        "hits": policy.protected_hits(pull) if detail else [],
-        "policy": policy.request_policy(pull),
-        "refusals": actions.approval_problems(pull) if detail and pull.status == RequestStatus.SUBMITTED else [],
+        "shown_subjects": access.subjects_shown_to(user, data_request),
+        "typed_indirect": any(entry.get("kind") not in DIRECT_KINDS for entry in data_request.subject_inputs),
+        "hits": policy.protected_hits(data_request) if detail else [],
+        "policy": policy.request_policy(data_request),
+        "refusals": actions.approval_problems(data_request)
+        if detail and data_request.status == RequestStatus.SUBMITTED
+        else [],
         "show_resolution": detail,
         "limits": limits(),
     }
 
 
-def _needs_confirmation(pull: DataPullRequest, form: DecisionForm, request: HttpRequest) -> bool:
+def _needs_confirmation(data_request: DataPullRequest, form: DecisionForm, request: HttpRequest) -> bool:
     """Approving a request under the protected policy (registry or purpose limit) takes a second, explicit step."""
     approving = form.cleaned_data["outcome"] in APPROVING_OUTCOMES
-    return pull.needs_protected_policy and approving and request.POST.get("confirm_protected") != "yes"
+    return data_request.needs_protected_policy and approving and request.POST.get("confirm_protected") != "yes"
 
 
-def _confirm_protected_approval(request: HttpRequest, pull: DataPullRequest, form: DecisionForm) -> HttpResponse:
+def _confirm_protected_approval(
+    request: HttpRequest, data_request: DataPullRequest, form: DecisionForm
+) -> HttpResponse:
     """Say what the approval does (oversight is told) and carry the posted decision to the confirmation."""
     carried = [
         (name, value)
@@ -205,33 +219,33 @@ def _confirm_protected_approval(request: HttpRequest, pull: DataPullRequest, for
     ]
     narrowed = form.cleaned_data["outcome"] == "approve_narrowed"
     context = {
-        "pull": pull,
-        "case": pull.case,
+        "data_request": data_request,
+        "case": data_request.case,
         "carried": carried,
-        "scope": Scope(**form.narrowed_fields()) if narrowed else Scope(**_requested_fields(pull)),
+        "scope": Scope(**form.narrowed_fields()) if narrowed else Scope(**_requested_fields(data_request)),
         "outcome": dict(form.fields["outcome"].choices)[form.cleaned_data["outcome"]],
         "reason": form.cleaned_data["reason"],
-        "still_needed": actions.approvals_still_needed(pull),
+        "still_needed": actions.approvals_still_needed(data_request),
     }
     return render(request, "investigations/request_decide_confirm.html", context)
 
 
-def _requested_fields(pull: DataPullRequest) -> dict:
+def _requested_fields(data_request: DataPullRequest) -> dict:
     return {
-        "subjects": tuple(pull.subjects),
-        "categories": tuple(pull.categories),
-        "window_start": pull.window_start,
-        "window_end": pull.window_end,
-        "duration_hours": pull.duration_hours,
+        "subjects": tuple(data_request.subjects),
+        "categories": tuple(data_request.categories),
+        "window_start": data_request.window_start,
+        "window_end": data_request.window_end,
+        "duration_hours": data_request.duration_hours,
     }
 
 
-def _decide(user: User, pull: DataPullRequest, form: DecisionForm) -> None:
+def _decide(user: User, data_request: DataPullRequest, form: DecisionForm) -> None:
     data = form.cleaned_data
     scope = Scope(**form.narrowed_fields()) if data["outcome"] == "approve_narrowed" else None
     actions.request_decide(
         actor=user,
-        request=pull,
+        request=data_request,
         outcome=data["outcome"],
         reason=data["reason"],
         scope=scope,

@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 import audit
-from audit.actions import Action
+from audit.events import Action
 
 from .. import timeline
 from ..access import case_for_auditor, get_case_for

@@ -22,7 +22,7 @@ from pygal.style import Style
 
 import audit
 from audit.access import require_auditor
-from audit.actions import Action
+from audit.events import Action
 from userdata.catalogue import CATEGORY_CHOICES
 
 from .. import transparency

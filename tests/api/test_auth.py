@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from accounts.factors import has_second_factor
 from accounts.models import User
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from tests.conftest import PASSWORD
 from tests.investigations.matrix import events_since, ledger_mark

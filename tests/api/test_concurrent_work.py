@@ -139,8 +139,8 @@ def test_concurrent_decisions_and_filings_with_the_scan_running(
     approved = list(open_case.requests.filter(status=RequestStatus.APPROVED))
     assert len(approved) == PREFILED + 3 * FILED_PER_TOKEN
     assert not open_case.requests.filter(status=RequestStatus.SUBMITTED).exists()
-    for pull in approved:
-        assert Grant.objects.filter(request=pull).count() == 1
-        assert Decision.objects.filter(request=pull).count() == 1
+    for data_request in approved:
+        assert Grant.objects.filter(request=data_request).count() == 1
+        assert Decision.objects.filter(request=data_request).count() == 1
     result = verify()
     assert result.ok, result.summary()

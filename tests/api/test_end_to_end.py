@@ -51,16 +51,18 @@ def test_token_case_approval_request_query_results_and_audit(
     assert ok(legal.post(f"/api/v1/cases/{case['id']}/approve/"))["status"] == "open"
 
     start, end = window(360)
-    pull = ok(investigator.post("/api/v1/requests/", {
+    data_request = ok(investigator.post("/api/v1/requests/", {
         "case": case["id"], "subjects": ["1", "2"], "categories": ["ip_logs"],
         "window_start": start.isoformat(), "window_end": end.isoformat(),
         "justification": JUSTIFICATION, "legal_basis": "internal_policy", "duration_hours": 24,
     }, format="json"), 201)  # fmt: skip
-    assert ok(investigator.post(f"/api/v1/requests/{pull['id']}/submit/"))["status"] == "submitted"
+    assert ok(investigator.post(f"/api/v1/requests/{data_request['id']}/submit/"))["status"] == "submitted"
 
     second = login("second_reviewer")
-    assert [item["id"] for item in ok(second.get("/api/v1/reviews/"))] == [pull["id"]]
-    decided = ok(second.post(f"/api/v1/requests/{pull['id']}/decisions/", {"decision": "approve"}, format="json"), 201)
+    assert [item["id"] for item in ok(second.get("/api/v1/reviews/"))] == [data_request["id"]]
+    decided = ok(
+        second.post(f"/api/v1/requests/{data_request['id']}/decisions/", {"decision": "approve"}, format="json"), 201
+    )
     grant = ok(investigator.get(f"/api/v1/grants/{decided['grant']}/"))
     assert grant["status"] == "active" and grant["subjects"] == [1, 2]
 
@@ -82,8 +84,17 @@ def test_token_case_approval_request_query_results_and_audit(
         page = ok(audit.get(url))
         seen += [event["action"] for event in page["results"]]
         url = page["next"]
-    for action in ("case.opened", "case.approved", "request.created", "request.submitted", "decision.recorded",
-                   "grant.issued", "query.requested", "query.completed", "results.viewed"):
+    for action in (
+        "case.opened",
+        "case.approved",
+        "request.created",
+        "request.submitted",
+        "decision.recorded",
+        "grant.issued",
+        "query.requested",
+        "query.completed",
+        "results.viewed",
+    ):
         assert action in seen, f"{action} missing from the case's events"
     verification = ok(audit.get("/api/v1/audit/verify/"))
     assert verification["ok"] is True and verification["first_bad_seq"] is None

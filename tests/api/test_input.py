@@ -10,7 +10,7 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent, ChainHead
 from investigations.api.throttles import QuerySubmitThrottle
 from investigations.models import Case, DataPullRequest, DataQuery, Decision, Grant, GrantStatus, RequestStatus

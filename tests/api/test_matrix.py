@@ -111,17 +111,19 @@ def test_request_matrix_on_the_api(state, persona, request, open_case, lead, sen
     client = token_client(user)
     failures = []
     for operation, (method, suffix, body, success) in REQUEST_OPERATIONS.items():
-        pull = _in_state(state, open_case, lead, senior_reviewer)
+        data_request = _in_state(state, open_case, lead, senior_reviewer)
         expected = _expected(persona, state, operation)
         expected = success if expected in (200, 302) else expected
-        response = getattr(client, method)(f"/api/v1/requests/{pull.pk}/{suffix}", body, format="json")
+        response = getattr(client, method)(f"/api/v1/requests/{data_request.pk}/{suffix}", body, format="json")
         if response.status_code != expected:
             failures.append(f"{operation}: expected {expected}, got {response.status_code} {response.content[:200]!r}")
         if expected == 404:
             text = response.content.decode()
-            assert pull.case.reference not in text and JUSTIFICATION not in text, f"request {pull.pk} leaked"
+            assert data_request.case.reference not in text and JUSTIFICATION not in text, (
+                f"request {data_request.pk} leaked"
+            )
         if expected >= 400:
-            assert DataPullRequest.objects.get(pk=pull.pk).status == state, f"{operation} changed the request"
+            assert DataPullRequest.objects.get(pk=data_request.pk).status == state, f"{operation} changed the request"
     assert not failures, f"{persona} on a {state} request:\n" + "\n".join(failures)
 
 
@@ -310,7 +312,7 @@ STEP_UP_OPERATIONS = {
         lambda f: f("submitted_request"),
         {"decision": "approve", "reason": "Proportionate."},
         201,
-        lambda pull: DataPullRequest.objects.get(pk=pull.pk).status == "approved",
+        lambda data_request: DataPullRequest.objects.get(pk=data_request.pk).status == "approved",
     ),
     ("POST", "/api/v1/grants/{id}/revoke/"): (
         "second_reviewer",

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import TokenSecondFactor
 from accounts.roles import Role
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations.models import RequestStatus
 from tests.conftest import PASSWORD, make_user
@@ -38,9 +38,11 @@ def _token(user, otp: str | None) -> object:
     return APIClient().post("/api/v1/auth/token/", body, format="json")
 
 
-def _decide(client, pull):
+def _decide(client, data_request):
     return client.post(
-        f"/api/v1/requests/{pull.pk}/decisions/", {"decision": "approve", "reason": "Proportionate."}, format="json"
+        f"/api/v1/requests/{data_request.pk}/decisions/",
+        {"decision": "approve", "reason": "Proportionate."},
+        format="json",
     )
 
 

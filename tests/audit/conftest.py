@@ -10,7 +10,7 @@ from django.db import connection
 
 import audit
 from audit import triggers
-from audit.actions import Action
+from audit.events import Action
 from audit.ledger import GENESIS_HASH, HASHED_FIELDS, hash_values
 from audit.models import AuditEvent, ChainHead
 

@@ -12,8 +12,8 @@ from django.conf import settings
 from django.core import mail
 from django.core.management import call_command
 
-from audit.actions import Action
 from audit.checkpoints import published_public_key
+from audit.events import Action
 from audit.models import AuditEvent
 from audit.tasks import seal_audit_checkpoint, verify_audit_chain
 from tests.conftest import make_user

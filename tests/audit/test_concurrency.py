@@ -9,7 +9,7 @@ import pytest
 from django.db import connection, connections, transaction
 
 import audit
-from audit.actions import Action
+from audit.events import Action
 from audit.ledger import GENESIS_HASH
 from audit.models import AuditEvent
 from audit.verification import verify

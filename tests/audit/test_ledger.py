@@ -9,7 +9,7 @@ from django.db import DatabaseError, connection, transaction
 
 import audit
 from audit import triggers
-from audit.actions import Action
+from audit.events import Action
 from audit.ledger import GENESIS_HASH, compute_hash
 from audit.models import AppendOnlyError, AuditEvent, ChainHead
 from audit.verification import verify

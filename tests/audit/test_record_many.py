@@ -10,7 +10,7 @@ from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 import audit
-from audit.actions import Action
+from audit.events import Action
 from audit.ledger import GENESIS_HASH, compute_hash
 from audit.models import AppendOnlyError, AuditEvent, ChainHead
 from audit.verification import verify

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 import audit
 from audit import streams
-from audit.actions import Action
+from audit.events import Action
 from audit.ledger import PAYLOAD_FIELDS, chain_hash, payload_digest
 from audit.models import AuditEvent, StreamDestination
 from investigations.actions.oversight import alerts_scan

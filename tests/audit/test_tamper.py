@@ -15,8 +15,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 import audit
-from audit.actions import Action
 from audit.checkpoints import Checkpoint, seal
+from audit.events import Action
 from audit.ledger import HASHED_FIELDS, hash_values
 from audit.verification import verify
 

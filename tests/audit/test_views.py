@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 import audit
-from audit.actions import Action
+from audit.events import Action
 from audit.export import csv_cell
 from audit.models import AuditEvent
 from audit.views import PAGE_SIZE

@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from tests.conftest import PASSWORD
 

@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts.roles import Role
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from tests.conftest import PASSWORD, make_user
 from tests.totp import fresh_code

@@ -4,16 +4,15 @@ a second factor asserted by the provider lands signed in; without one, Custos as
 from __future__ import annotations
 
 import pytest
-from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.urls import reverse
 from playwright.sync_api import expect
 
 from accounts.actions import user_link_sso
 from accounts.models import User
 from accounts.roles import Role
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
-from tests.conftest import make_user
+from tests.conftest import make_user, persona_secret
 from tests.sso.conftest import IDP_PASSWORD, configure
 from tests.totp import fresh_code
 
@@ -52,17 +51,11 @@ def test_sign_on_with_the_providers_second_factor_lands_signed_in(journey, provi
     assert AuditEvent.objects.get(action=Action.AUTH_SECOND_FACTOR_PASSED, actor=rita).details == {"method": "sso"}
 
 
-@pytest.mark.xfail(
-    reason="Known failure since the MFA requirement: the persona is enrolled twice (IntegrityError on "
-    "mfa_authenticator); tracked in the stop note as the first thing to fix",
-    strict=False,
-)
 def test_sign_on_without_the_providers_second_factor_asks_for_custos_own(journey, provider, live_server):
     # A reviewer with an authenticator app in Custos, linked to their identity at the provider,
     # signs in there with a password only: Custos asks for its own code before anything opens.
-    reviewer = make_user("sam.reviewer", [Role.LEGAL_REVIEWER])
-    secret = generate_totp_secret()
-    TOTP.activate(reviewer, secret)
+    reviewer = make_user("sam.reviewer", [Role.LEGAL_REVIEWER])  # enrolled with the persona's secret
+    secret = persona_secret(reviewer.username)
     sub = provider.add_user("sam.idp", IDP_PASSWORD, email="sam@idp.example.org", groups=["idp-legal"])
     user_link_sso(actor=None, user=reviewer, provider="sso", sub=sub)
     _sign_in_at_the_provider(journey, provider, "sam.idp")

@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from accounts.roles import ALL_ROLES
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db

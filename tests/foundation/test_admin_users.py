@@ -17,7 +17,7 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from tests.conftest import PASSWORD
 from tests.investigations.matrix import events_since, ledger_mark

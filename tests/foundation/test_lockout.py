@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.actions import lockout_clear
-from audit.actions import Action
 from audit.context import client_ip
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations.actions.oversight import alerts_scan
 from investigations.models import Alert, AlertKind

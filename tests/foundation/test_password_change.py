@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 from knox.models import AuthToken
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from tests.conftest import PASSWORD
 

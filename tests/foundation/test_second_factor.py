@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts import factors
 from accounts.roles import Role
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from tests.conftest import PASSWORD, make_user, persona_secret
 from tests.totp import fresh_code, totp

@@ -14,7 +14,7 @@ from knox.models import AuthToken
 from accounts import factors
 from accounts.actions import second_factor_reset, second_factor_reset_confirm
 from accounts.models import SecondFactorReset
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations.actions.oversight import alerts_scan
 from investigations.models import Alert, AlertKind, AlertSeverity

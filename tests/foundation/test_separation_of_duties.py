@@ -14,7 +14,7 @@ from django.urls import reverse
 from accounts.actions import user_create, user_set_roles
 from accounts.models import User
 from accounts.roles import Role, role_conflicts
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from tests.conftest import make_legacy_user, make_user
 

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.timeouts import SEEN_AT, SIGNED_IN_AT
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from tests.conftest import PASSWORD
 

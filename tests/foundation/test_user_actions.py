@@ -10,7 +10,7 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from accounts.actions import user_set_password
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from tests.conftest import PASSWORD
 

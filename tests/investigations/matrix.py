@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.shortcuts import resolve_url
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 
 

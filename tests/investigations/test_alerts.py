@@ -13,7 +13,7 @@ from django.db import transaction
 import audit
 from accounts.models import User
 from accounts.roles import Role
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations import actions
 from investigations.actions import oversight

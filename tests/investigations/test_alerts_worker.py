@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations import actions
 from investigations.actions import oversight

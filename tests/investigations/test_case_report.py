@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 from pypdf import PdfReader
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations import actions, timeline
 from investigations.models import CaseReport, ReportAudience
@@ -33,17 +33,17 @@ def pdf_text(data: bytes) -> str:
 def worked_case(lead, member, reviewer, second_reviewer, store):
     """An open case with a narrowed approval, a query, a task, a note."""
     case = open_case_for(lead, reviewer, team=[member])
-    pull = file_request(case, lead, subjects=("1", "2", "3"))
-    actions.request_submit(actor=lead, request=pull)
+    data_request = file_request(case, lead, subjects=("1", "2", "3"))
+    actions.request_submit(actor=lead, request=data_request)
     actions.request_decide(
         actor=second_reviewer,
-        request=pull,
+        request=data_request,
         outcome="approve_narrowed",
         reason="Two subjects suffice.",
-        scope=narrowed(pull, subjects=pull.subjects[:2]),
+        scope=narrowed(data_request, subjects=data_request.subjects[:2]),
     )
-    pull.refresh_from_db()
-    actions.query_execute_now(actor=lead, grant=pull.grant, category="ip_logs")
+    data_request.refresh_from_db()
+    actions.query_execute_now(actor=lead, grant=data_request.grant, category="ip_logs")
     task = actions.task_create(actor=member, case=case, title="Interview finance", assignee=lead)
     actions.task_set_status(actor=lead, task=task, status="done")
     actions.case_add_note(actor=member, case=case, text="Spoke to **finance** about the Q3 draft.")
@@ -197,27 +197,27 @@ def pending_protected(lead, member, reviewer, admin_user, store, userdata_guard)
     with userdata_guard.allow():  # the test reads the email to type
         email = Account.objects.using("userdata").get(pk=7).email
     actions.protected_subject_add(actor=admin_user, account_id=7, category="journalist")
-    pull = file_request(case, lead, subjects=("1", email), legal_basis="legal_process")
-    actions.request_submit(actor=lead, request=pull)
-    return case, pull
+    data_request = file_request(case, lead, subjects=("1", email), legal_basis="legal_process")
+    actions.request_submit(actor=lead, request=data_request)
+    return case, data_request
 
 
-def _subjects_cell(html: str, pull) -> str:
-    article = html.split(f"<h3>Request {pull.pk} ")[1].split("</article>")[0]
+def _subjects_cell(html: str, data_request) -> str:
+    article = html.split(f"<h3>Request {data_request.pk} ")[1].split("</article>")[0]
     return re.search(r'<td class="subjects">(.*?)</td>', article).group(1)
 
 
 def test_the_team_version_holds_no_oracle_before_a_decision(pending_protected, lead, second_reviewer, senior_reviewer):
-    case, pull = pending_protected
-    actions.request_decide(actor=second_reviewer, request=pull, outcome="approve")  # one of two approvals
-    pull.refresh_from_db()
-    assert pull.status == "submitted"
+    case, data_request = pending_protected
+    actions.request_decide(actor=second_reviewer, request=data_request, outcome="approve")  # one of two approvals
+    data_request.refresh_from_db()
+    assert data_request.status == "submitted"
     team = actions.case_report_produce(actor=lead, case=case)
     legal = actions.case_report_produce(actor=senior_reviewer, case=case)
-    assert _subjects_cell(team.html, pull).startswith("1 and the accounts a typed email")
-    assert _subjects_cell(legal.html, pull) == "1, 7"
+    assert _subjects_cell(team.html, data_request).startswith("1 and the accounts a typed email")
+    assert _subjects_cell(legal.html, data_request) == "1, 7"
     team_text, legal_text = pdf_text(bytes(team.pdf)), pdf_text(bytes(legal.pdf))
-    badge = f"Request {pull.pk} · Submitted · protected subject"
+    badge = f"Request {data_request.pk} · Submitted · protected subject"
     assert badge not in team_text and badge in legal_text
     # The approval that did not end the round: not in the team's decisions, nor in its timeline.
     assert "second_reviewer" not in team_text and "second_reviewer" in legal_text
@@ -225,12 +225,12 @@ def test_the_team_version_holds_no_oracle_before_a_decision(pending_protected, l
 
 
 def test_a_legacy_user_with_two_roles_on_the_team_gets_the_team_version(pending_protected, lead):
-    case, pull = pending_protected
+    case, data_request = pending_protected
     legacy = make_legacy_user("dual", ["investigator", "legal_reviewer"])
     actions.case_add_member(actor=lead, case=case, user=legacy)
     report = actions.case_report_produce(actor=legacy, case=case)
     assert report.audience == ReportAudience.TEAM
-    assert _subjects_cell(report.html, pull).startswith("1 and the accounts")
+    assert _subjects_cell(report.html, data_request).startswith("1 and the accounts")
 
 
 def test_the_team_version_is_the_same_whatever_the_email_reaches(
@@ -244,15 +244,15 @@ def test_the_team_version_is_the_same_whatever_the_email_reaches(
             actions.protected_subject_add(actor=admin_user, account_id=account, category="journalist")
         with userdata_guard.allow():  # the test reads the email to type
             email = Account.objects.using("userdata").get(pk=account).email
-        pull = file_request(case, lead, subjects=("1", email), legal_basis="legal_process")
-        actions.request_submit(actor=lead, request=pull)
+        data_request = file_request(case, lead, subjects=("1", email), legal_basis="legal_process")
+        actions.request_submit(actor=lead, request=data_request)
         html = actions.case_report_produce(actor=lead, case=case).html
-        bodies.append(_normalised(html, case, pull))
+        bodies.append(_normalised(html, case, data_request))
     assert bodies[0] == bodies[1]
 
 
-def _normalised(html: str, case, pull) -> str:
-    html = html.replace(case.reference, "REF").replace(f"Request {pull.pk} ", "Request N ")
+def _normalised(html: str, case, data_request) -> str:
+    html = html.replace(case.reference, "REF").replace(f"Request {data_request.pk} ", "Request N ")
     html = re.sub(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}[^\"<]*)?", "TIME", html)
     html = re.sub(r"#\d+|events \d+ to \d+|request #\d+", "SEQ", html)
     return re.sub(r"grant \d+|report \d+", "ID", html)

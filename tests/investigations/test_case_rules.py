@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations import actions
 from investigations.errors import InvalidTransition

@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.test import RequestFactory
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations import access, actions, custody, gateway
 from investigations.actions import evidence as evidence_actions

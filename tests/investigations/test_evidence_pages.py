@@ -16,7 +16,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from audit.actions import Action
+from audit.events import Action
 from investigations import actions
 from investigations.actions import lifecycle
 from investigations.models import Evidence, Grant
@@ -68,10 +68,10 @@ def ex_member(open_case, lead):
 
 def _shared_grant(open_case, lead, ex_member, second_reviewer) -> Grant:
     """A grant to the lead and the soon-to-be ex-member, with a finished ip_logs query by the lead."""
-    pull = actions.request_submit(actor=lead, request=file_request(open_case, lead, subjects=("1", "2", "3")))
-    actions.request_decide(actor=second_reviewer, request=pull, outcome="approve", grantees=[lead, ex_member])
-    pull.refresh_from_db()
-    return pull.grant
+    data_request = actions.request_submit(actor=lead, request=file_request(open_case, lead, subjects=("1", "2", "3")))
+    actions.request_decide(actor=second_reviewer, request=data_request, outcome="approve", grantees=[lead, ex_member])
+    data_request.refresh_from_db()
+    return data_request.grant
 
 
 def _item_in(state: str, *, open_case, lead, member, ex_member, reviewer, second_reviewer) -> Evidence:

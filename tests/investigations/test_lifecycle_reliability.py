@@ -19,7 +19,7 @@ import pytest
 from django.db.models import F
 from django.utils import timezone
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from audit.verification import verify
 from investigations import actions, gateway

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from audit.verification import verify
 from investigations.actions.lifecycle import grants_expire_due

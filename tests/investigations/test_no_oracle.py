@@ -25,7 +25,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations import actions
 from investigations.actions.oversight import alerts_scan

@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations import actions, gateway
 from investigations.actions.oversight import alerts_scan

@@ -11,7 +11,7 @@ from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations import actions
 from investigations.actions.lifecycle import grants_expire_due

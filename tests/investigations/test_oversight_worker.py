@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations import actions
 from investigations.errors import QueryDenied

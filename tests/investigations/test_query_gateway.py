@@ -10,7 +10,7 @@ from django.db import connections, transaction
 from kombu.exceptions import OperationalError as BrokerDown
 
 import audit
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations import actions, gateway
 from investigations.actions import query as query_actions

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from kombu.exceptions import OperationalError as BrokerDown
 
-from audit.actions import Action
+from audit.events import Action
 from audit.export import csv_cell
 from audit.models import AuditEvent
 from investigations import actions

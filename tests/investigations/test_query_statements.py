@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import audit
-from audit.actions import Action
+from audit.events import Action
 from investigations import actions
 from investigations.models import QueryStatus
 from userdata.models import LoginEvent

@@ -11,7 +11,7 @@ import pytest
 from django.db import connection, transaction
 from django.urls import reverse
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations import actions, gateway
 from investigations.models import DataQuery, DenialReason, QueryResult, QueryStatus

@@ -28,16 +28,16 @@ def pending_protected(lead, member, reviewer, admin_user, store, userdata_guard)
     with userdata_guard.allow():
         email = Account.objects.using("userdata").get(pk=7).email
     actions.protected_subject_add(actor=admin_user, account_id=7, category="journalist")
-    pull = file_request(case, lead, subjects=("1", email), legal_basis="legal_process")
-    actions.request_submit(actor=lead, request=pull)
-    return case, pull
+    data_request = file_request(case, lead, subjects=("1", email), legal_basis="legal_process")
+    actions.request_submit(actor=lead, request=data_request)
+    return case, data_request
 
 
 def test_an_ex_member_made_reviewer_does_not_get_the_legal_version(pending_protected, lead):
     """An investigator on the team, removed, then given the legal reviewer role, is not independent
     of the case: the report they produce is the team's version, without what the typed e-mail
     reaches (7) or the protected badge."""
-    case, pull = pending_protected
+    case, data_request = pending_protected
     insider = make_user("insider", ["investigator"])
     actions.case_add_member(actor=lead, case=case, user=insider)
     actions.case_remove_member(actor=lead, case=case, user=insider)
@@ -46,7 +46,7 @@ def test_an_ex_member_made_reviewer_does_not_get_the_legal_version(pending_prote
     insider.__dict__.pop("role_names", None)
     report = actions.case_report_produce(actor=insider, case=case)
     assert report.audience == ReportAudience.TEAM
-    assert "7" not in _subjects_cell(report.html, pull)
+    assert "7" not in _subjects_cell(report.html, data_request)
 
 
 def test_a_legacy_ex_member_does_not_get_the_legal_version(pending_protected, lead):
@@ -76,7 +76,7 @@ def test_an_ex_member_made_reviewer_sees_no_protection_detail_on_the_request(pen
     only that the protected policy applies, not which account or link."""
     from investigations import access
 
-    case, pull = pending_protected
+    case, data_request = pending_protected
     insider = make_user("insider", ["investigator"])
     actions.case_add_member(actor=lead, case=case, user=insider)
     actions.case_remove_member(actor=lead, case=case, user=insider)
@@ -84,4 +84,4 @@ def test_an_ex_member_made_reviewer_sees_no_protection_detail_on_the_request(pen
     insider.refresh_from_db()
     insider.__dict__.pop("role_names", None)
     assert not access.can_review_case(insider, case)
-    assert not access.sees_protection_detail(insider, pull)
+    assert not access.sees_protection_detail(insider, data_request)

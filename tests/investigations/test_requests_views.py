@@ -94,18 +94,20 @@ OPERATIONS = {
 @pytest.mark.parametrize("state", STATES)
 @pytest.mark.parametrize("persona", PERSONAS)
 def test_request_matrix(state, persona, request, open_case, lead, senior_reviewer, store, client):
-    pull = _in_state(state, open_case, lead, senior_reviewer)
+    data_request = _in_state(state, open_case, lead, senior_reviewer)
     user = request.getfixturevalue(persona)
     client.force_login(user)
     for operation, (method, name) in OPERATIONS.items():
-        response = getattr(client, method)(reverse(name, args=[pull.pk]))
+        response = getattr(client, method)(reverse(name, args=[data_request.pk]))
         expected = _expected(persona, state, operation)
         assert response.status_code == expected, f"{persona} {operation} on {state}: {response.status_code}"
         if expected == 404:
             page = response.content.decode()
-            assert pull.case.reference not in page and JUSTIFICATION not in page, f"request {pull.pk} leaked"
-    pull.refresh_from_db()
-    assert pull.status in (state, "submitted")  # only the requester's submit moves it
+            assert data_request.case.reference not in page and JUSTIFICATION not in page, (
+                f"request {data_request.pk} leaked"
+            )
+    data_request.refresh_from_db()
+    assert data_request.status in (state, "submitted")  # only the requester's submit moves it
 
 
 def test_inactive_user_sees_nothing(submitted_request, lead, client, admin_user):
@@ -220,11 +222,11 @@ def _form(**overrides):
 def test_file_a_request_from_the_page(open_case, lead, store, client):
     client.force_login(lead)
     response = client.post(reverse("investigations:request_create", args=[open_case.pk]), _form())
-    pull = DataPullRequest.objects.get()
+    data_request = DataPullRequest.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse(
-        "investigations:request_detail", args=[pull.pk]
+        "investigations:request_detail", args=[data_request.pk]
     )
-    assert pull.subjects == [1, 2, 3] and pull.status == RequestStatus.DRAFT
+    assert data_request.subjects == [1, 2, 3] and data_request.status == RequestStatus.DRAFT
     page = client.get(response["Location"]).content.decode()
     assert "Submit to legal" in page and "Edit" in page
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations import actions
 from investigations.actions import query as query_actions

@@ -9,7 +9,7 @@ import pytest
 from django.core.files.storage import storages
 from django.utils import timezone
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations import actions
 from investigations.models import Case, Evidence

@@ -27,7 +27,7 @@ from django.shortcuts import resolve_url
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 
 from accounts.actions import user_set_privileges
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from tests.conftest import PASSWORD, enrol_totp
 
@@ -262,10 +262,10 @@ def _fresh_grant(world: World) -> int:
     from .conftest import file_request
 
     world.store  # noqa: B018  (the accounts the request names)
-    pull = actions.request_submit(actor=world.lead, request=file_request(world.open_case, world.lead))
-    actions.request_decide(actor=world.second_reviewer, request=pull, outcome="approve")
-    pull.refresh_from_db()
-    return pull.grant.pk
+    data_request = actions.request_submit(actor=world.lead, request=file_request(world.open_case, world.lead))
+    actions.request_decide(actor=world.second_reviewer, request=data_request, outcome="approve")
+    data_request.refresh_from_db()
+    return data_request.grant.pk
 
 
 def _query(world: World) -> int:

@@ -13,7 +13,7 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from accounts.roles import Role
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations import actions, policy
 from investigations.models import (
@@ -45,24 +45,24 @@ class Scenario:
 
 
 def _decide(request) -> Scenario:
-    pull = request.getfixturevalue("submitted_request")
+    data_request = request.getfixturevalue("submitted_request")
     member = request.getfixturevalue("member")
     return Scenario(
         actor=request.getfixturevalue("second_reviewer"),
-        url=reverse("investigations:request_decide", args=[pull.pk]),
+        url=reverse("investigations:request_decide", args=[data_request.pk]),
         data={"outcome": "approve", "reason": REASON, "grantees": [member.pk]},
-        done=lambda: DataPullRequest.objects.get(pk=pull.pk).status == RequestStatus.APPROVED,
+        done=lambda: DataPullRequest.objects.get(pk=data_request.pk).status == RequestStatus.APPROVED,
         kept=REASON,
     )
 
 
 def _return_request(request) -> Scenario:
-    pull = request.getfixturevalue("submitted_request")
+    data_request = request.getfixturevalue("submitted_request")
     return Scenario(
         actor=request.getfixturevalue("second_reviewer"),
-        url=reverse("investigations:request_decide", args=[pull.pk]),
+        url=reverse("investigations:request_decide", args=[data_request.pk]),
         data={"outcome": "return", "reason": REASON},
-        done=lambda: DataPullRequest.objects.get(pk=pull.pk).status == RequestStatus.RETURNED,
+        done=lambda: DataPullRequest.objects.get(pk=data_request.pk).status == RequestStatus.RETURNED,
         kept=REASON,
     )
 

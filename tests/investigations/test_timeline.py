@@ -22,14 +22,14 @@ def _sentences(client, case, **filters) -> list[str]:
 
 def test_timeline_tells_the_case_as_sentences(client, lead, member, reviewer, second_reviewer, store):
     case = open_case_for(lead, reviewer, team=[member])
-    pull = file_request(case, lead, subjects=("1", "2", "3"))
-    actions.request_submit(actor=lead, request=pull)
+    data_request = file_request(case, lead, subjects=("1", "2", "3"))
+    actions.request_submit(actor=lead, request=data_request)
     actions.request_decide(
         actor=second_reviewer,
-        request=pull,
+        request=data_request,
         outcome="approve_narrowed",
         reason="Two subjects suffice.",
-        scope=narrowed(pull, subjects=pull.subjects[:2]),
+        scope=narrowed(data_request, subjects=data_request.subjects[:2]),
     )
     task = actions.task_create(actor=member, case=case, title="Interview", assignee=lead)
     actions.task_set_status(actor=lead, task=task, status="done")
@@ -38,9 +38,10 @@ def test_timeline_tells_the_case_as_sentences(client, lead, member, reviewer, se
     sentences = _sentences(client, case)
     assert sentences[0] == "lead opened the case."
     assert "reviewer approved the case." in sentences
-    assert f"lead submitted request #{pull.pk} to legal." in sentences
+    assert f"lead submitted request #{data_request.pk} to legal." in sentences
     assert any(
-        line.startswith(f"second_reviewer approved request #{pull.pk}, narrowed to 2 subjects") for line in sentences
+        line.startswith(f"second_reviewer approved request #{data_request.pk}, narrowed to 2 subjects")
+        for line in sentences
     )
     assert "member added the task “Interview”." in sentences and "lead finished the task “Interview”." in sentences
     assert _sentences(client, case, kind="tasks") == [
@@ -52,8 +53,8 @@ def test_timeline_tells_the_case_as_sentences(client, lead, member, reviewer, se
 
 def test_timeline_never_names_subjects_or_protection(client, lead, reviewer, store):
     case = open_case_for(lead, reviewer)
-    pull = file_request(case, lead, subjects=("7",))
-    actions.request_submit(actor=lead, request=pull)
+    data_request = file_request(case, lead, subjects=("7",))
+    actions.request_submit(actor=lead, request=data_request)
     client.force_login(lead)
     page = client.get(reverse("investigations:case_timeline", args=[case.pk])).content.decode()
     assert "looked up" not in page and "protected" not in page.lower()
@@ -74,7 +75,7 @@ def test_timeline_api_matches_the_page(lead, member, reviewer, other_investigato
 def test_auditors_get_the_same_timeline_as_a_second_view_and_the_read_is_recorded(
     client, lead, member, reviewer, auditor, other_investigator
 ):
-    from audit.actions import Action
+    from audit.events import Action
     from audit.models import AuditEvent
 
     case = open_case_for(lead, reviewer, team=[member])
@@ -102,9 +103,9 @@ def test_an_approval_that_did_not_decide_the_request_is_not_the_teams_to_see(
 
     case = open_case_for(lead, reviewer, team=[member])
     actions.protected_subject_add(actor=admin_user, account_id=1, category="journalist")
-    pull = actions.request_submit(actor=lead, request=file_request(case, lead, legal_basis="legal_process"))
-    actions.request_decide(actor=second_reviewer, request=pull, outcome="approve")
-    approval = f"second_reviewer approved request #{pull.pk}."
+    data_request = actions.request_submit(actor=lead, request=file_request(case, lead, legal_basis="legal_process"))
+    actions.request_decide(actor=second_reviewer, request=data_request, outcome="approve")
+    approval = f"second_reviewer approved request #{data_request.pk}."
     client.force_login(member)
     page = client.get(reverse("investigations:case_timeline", args=[case.pk])).content.decode()
     assert approval not in page and "second_reviewer" not in page  # nor in the person filter
@@ -115,6 +116,6 @@ def test_an_approval_that_did_not_decide_the_request_is_not_the_teams_to_see(
     client.force_login(auditor)
     audit_page = client.get(reverse("investigations:audit_case_timeline", args=[case.reference])).content.decode()
     assert approval in audit_page
-    actions.request_decide(actor=senior_reviewer, request=pull, outcome="approve")
+    actions.request_decide(actor=senior_reviewer, request=data_request, outcome="approve")
     client.force_login(member)
     assert approval in _sentences(client, case)

@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 
 from audit import checkpoints
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations import actions, transparency
 from investigations.transparency import SUPPRESSED, Period, suppress_group

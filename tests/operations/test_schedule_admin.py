@@ -8,7 +8,7 @@ from django.urls import reverse
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from accounts.models import User
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from tests.investigations.matrix import events_since, ledger_mark
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from accounts.factors import has_second_factor
 from accounts.models import User
 from accounts.sso import is_break_glass_name
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations.actions.oversight import alerts_scan
 from investigations.models import Alert, AlertKind, AlertSeverity

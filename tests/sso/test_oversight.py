@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.sso import Assertion, SignOnRefused, record_refusal
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations.actions.oversight import alerts_scan
 from investigations.models import Alert, AlertKind, AlertSeverity

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from accounts.actions import user_link_sso
 from accounts.factors import second_factor_at
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from tests.conftest import make_user
 from tests.totp import fresh_code

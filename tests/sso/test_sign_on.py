@@ -9,7 +9,7 @@ from django.core.management import call_command
 
 from accounts.actions import user_link_sso
 from accounts.models import User
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations.actions import user_deactivate
 from investigations.actions.oversight import alerts_scan

@@ -10,7 +10,7 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils.html import escape
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from investigations import actions
 from investigations.models import Grant, RequestStatus
@@ -23,15 +23,15 @@ pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 # --- 1. decide form: a plain approval never drops scope edits -------------------------------
 
 
-def _decide_data(pull, **change) -> dict:
+def _decide_data(data_request, **change) -> dict:
     return {
         "outcome": "approve",
         "reason": "",
-        "subjects": [str(s) for s in pull.subjects],
-        "categories": list(pull.categories),
-        "window_start": pull.window_start.isoformat(),
-        "window_end": pull.window_end.isoformat(),
-        "duration_hours": str(pull.duration_hours),
+        "subjects": [str(s) for s in data_request.subjects],
+        "categories": list(data_request.categories),
+        "window_start": data_request.window_start.isoformat(),
+        "window_end": data_request.window_end.isoformat(),
+        "duration_hours": str(data_request.duration_hours),
         **change,
     }
 

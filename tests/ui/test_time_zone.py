@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.actions import user_update
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from audit import runs
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent, VerificationRun
 
 pytestmark = pytest.mark.django_db

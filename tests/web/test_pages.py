@@ -9,7 +9,7 @@ from django.core import mail
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
-from audit.actions import Action
+from audit.events import Action
 from audit.models import AuditEvent
 from config.views import server_error
 from investigations import actions

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 import audit
-from audit.actions import Action
+from audit.events import Action
 from investigations.models import (
     Alert,
     Case,
