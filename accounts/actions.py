@@ -41,6 +41,13 @@ def _check_roles(roles: Iterable[str]) -> list[str]:
     return roles
 
 
+def _role_groups(roles: list[str]) -> list[Group]:
+    """The groups that hold ``roles`` (checked names). A role's group is made by a migration; one
+    deleted since (in the admin, or a test database flushed) is made again, so that a role given
+    is never silently dropped."""
+    return [Group.objects.get_or_create(name=role)[0] for role in roles]
+
+
 def user_create(
     *,
     actor: User | None,
@@ -65,7 +72,7 @@ def user_create(
     with transaction.atomic():
         user.set_password(password)
         user.save()
-        user.groups.set(Group.objects.filter(name__in=roles))
+        user.groups.set(_role_groups(roles))
         audit.record(
             action=Action.USER_CREATED,
             actor=actor,
@@ -81,7 +88,7 @@ def user_set_roles(*, actor: User | None, user: User, roles: Iterable[str], sour
     roles = _check_roles(roles)
     with transaction.atomic():
         before = sorted(user.groups.values_list("name", flat=True))
-        user.groups.set(Group.objects.filter(name__in=roles))
+        user.groups.set(_role_groups(roles))
         user.__dict__.pop("role_names", None)
         audit.record(
             action=Action.USER_ROLES_CHANGED,

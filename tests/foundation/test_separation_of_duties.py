@@ -128,3 +128,16 @@ def test_check_deploy_fails_the_command(lead):
     make_legacy_user("legacy_insider", [INVESTIGATOR, LEGAL])
     with pytest.raises(CommandError, match=r"accounts\.E001"):
         call_command("check", "--deploy", "--fail-level", "ERROR")
+
+
+@pytest.mark.parametrize("action", ["create", "set_roles"])
+def test_a_role_whose_group_was_deleted_is_still_given(action):
+    # A role's group deleted since the migration made it (in the admin, or by a flushed test
+    # database) must not make a role given silently vanish.
+    someone = make_user("later.auditor")  # (make_user puts every role's group back)
+    Group.objects.filter(name=Role.AUDITOR).delete()
+    if action == "create":
+        user = user_create(actor=None, username="new.auditor", password=None, roles=[Role.AUDITOR])
+    else:
+        user = user_set_roles(actor=None, user=someone, roles=[Role.AUDITOR])
+    assert User.objects.get(pk=user.pk).roles_sorted == [Role.AUDITOR]
