@@ -6,7 +6,11 @@ often POST-only (answering 405 after login) and the typed input is gone; for a s
 the login page arrives with 200 where JSON was expected. Here:
 
 - a POST keeps its input in the (new, anonymous) session and returns after login to the page
-  that held the form, which fills the form back in (``kept_input``, ``static/js/keep-input.js``);
+  that held the form, which fills the form back in (``kept_input``, ``static/js/keep-input.js``).
+  The input is bound to the user whose session timed out on this browser
+  (``timeouts.TIMED_OUT_USER``) and handed back to that user only: anyone else who signs in
+  next on the browser never sees it (it is dropped), and a POST from a browser whose signed-in
+  user is unknown (never signed in, or its session gone) keeps nothing;
 - a request for JSON gets 401 with ``{"signed_out": true}`` so a poller can stop and say so.
 """
 
@@ -22,6 +26,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import resolve_url
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+
+from .timeouts import TIMED_OUT_USER
 
 KEPT_INPUT = "kept_input"
 NOT_KEPT = {"csrfmiddlewaretoken", "password", "password1", "password2", "step_up_code"}
@@ -57,19 +63,26 @@ def form_page(request: HttpRequest) -> str | None:
 
 
 def keep_input(request: HttpRequest, page: str) -> None:
+    owner = request.session.get(TIMED_OUT_USER)
+    if owner is None:  # whose input it is cannot be told: it is handed to no one
+        return
     fields = {name: request.POST.getlist(name) for name in request.POST if name not in NOT_KEPT}
     if sum(len(value) for values in fields.values() for value in values) > MAX_KEPT_CHARS:
         return
-    request.session[KEPT_INPUT] = {"page": urlsplit(page).path, "action": request.path, "fields": fields}
+    request.session[KEPT_INPUT] = {"user": owner, "page": urlsplit(page).path, "action": request.path, "fields": fields}
 
 
 def kept_input(request: HttpRequest) -> dict:
-    """Context processor: the input kept for this page, handed over once (then forgotten)."""
+    """Context processor: the input kept for this page, handed over once (then forgotten), to
+    the user who typed it only; for anyone else it is dropped at once."""
     session = getattr(request, "session", None)
     user = getattr(request, "user", None)
     if session is None or user is None or not user.is_authenticated:
         return {}
     kept = session.get(KEPT_INPUT)
+    if kept and kept.get("user") != user.pk:
+        del session[KEPT_INPUT]
+        return {}
     if not kept or kept.get("page") != request.path:
         return {}
     del session[KEPT_INPUT]

@@ -12,6 +12,10 @@ from django.http import HttpRequest, HttpResponse
 
 SIGNED_IN_AT = "custos_signed_in_at"
 SEEN_AT = "custos_seen_at"
+# Whose session this browser's timed out one was (kept in the anonymous session that follows,
+# until the next sign-in): input posted meanwhile is kept for that user only
+# (``accounts.middleware.keep_input``).
+TIMED_OUT_USER = "custos_timed_out_user"
 # The last-seen time is written at most this often: not every request needs a session write.
 SEEN_RESOLUTION_SECONDS = 30
 
@@ -23,6 +27,7 @@ def start_session_clock(request: HttpRequest) -> None:
     if session is None or SESSION_KEY not in session:
         return
     now = int(time.time())
+    request.session.pop(TIMED_OUT_USER, None)
     request.session[SIGNED_IN_AT] = now
     request.session[SEEN_AT] = now
 
@@ -66,7 +71,9 @@ class SessionTimeoutMiddleware:
         reason = expired_because(session, now)
         if reason is not None:
             request.session_end_reason = reason
+            user_pk = request.user.pk
             logout(request)
+            request.session[TIMED_OUT_USER] = user_pk
             return
         if now - session.get(SEEN_AT, 0) >= SEEN_RESOLUTION_SECONDS:
             session[SEEN_AT] = int(now)

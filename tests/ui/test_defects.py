@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.test import override_settings
 from django.urls import reverse
 from django.utils.html import escape
 
+from accounts.middleware import KEPT_INPUT
+from accounts.timeouts import SEEN_AT, SIGNED_IN_AT
 from audit.events import Action
 from audit.models import AuditEvent
 from investigations import actions
@@ -108,14 +111,28 @@ def test_an_empty_result_says_why(active_grant, lead, client):
 # --- 4. an expired session keeps the typed input and stops the poller -------------------------
 
 
-def test_post_after_the_session_ended_returns_to_the_form_page_with_the_input(open_case, lead, client):
-    case_url = reverse("investigations:case_detail", args=[open_case.pk])
-    note_url = reverse("investigations:case_note_add", args=[open_case.pk])
-    response = client.post(
-        note_url, {"text": "Witness B confirmed the dates."}, HTTP_REFERER=f"http://testserver{case_url}"
-    )
+def _session_timed_out(client, user) -> None:
+    """``user`` signed in on this browser, then left it idle past the timeout."""
+    client.force_login(user)
+    session = client.session
+    idle = int(settings.SESSION_IDLE_TIMEOUT.total_seconds()) + 1
+    session[SIGNED_IN_AT] -= idle
+    session[SEEN_AT] -= idle
+    session.save()
+
+
+def _post_note_after_timeout(client, case, user, text: str):
+    _session_timed_out(client, user)
+    case_url = reverse("investigations:case_detail", args=[case.pk])
+    note_url = reverse("investigations:case_note_add", args=[case.pk])
+    response = client.post(note_url, {"text": text}, HTTP_REFERER=f"http://testserver{case_url}")
     assert response.status_code == 302
     assert response["Location"] == f"{reverse('account_login')}?next={case_url}"
+    return response, case_url, note_url
+
+
+def test_post_after_the_session_ended_returns_to_the_form_page_with_the_input(open_case, lead, client):
+    response, case_url, note_url = _post_note_after_timeout(client, open_case, lead, "Witness B confirmed the dates.")
     after_login = client.post(response["Location"], {"login": lead.username, "password": PASSWORD})
     assert after_login.status_code == 302 and after_login["Location"] == case_url
     page = client.get(case_url).content.decode()
@@ -123,6 +140,29 @@ def test_post_after_the_session_ended_returns_to_the_form_page_with_the_input(op
     assert "Witness B confirmed the dates." in page and note_url in page
     # handed over once
     assert "Your session had ended" not in client.get(case_url).content.decode()
+
+
+def test_kept_input_is_never_offered_to_the_next_user_of_the_browser(open_case, lead, member, client):
+    """The insider's attack: a colleague's session timed out with a note half-sent; the next
+    person to sign in on that browser must not be handed what the colleague typed."""
+    response, case_url, _ = _post_note_after_timeout(client, open_case, lead, "Witness B named the source.")
+    after_login = client.post(response["Location"], {"login": member.username, "password": PASSWORD})
+    assert after_login.status_code == 302
+    page = client.get(case_url).content.decode()
+    assert "Witness B named the source." not in page and "Your session had ended" not in page
+    # dropped, not kept for later: the one who typed it does not get it back on this session either
+    assert KEPT_INPUT not in client.session
+
+
+def test_input_posted_without_a_signed_in_session_is_not_kept(open_case, lead, client):
+    """A form posted by a browser no one was signed in on (or whose session is gone, so whose it
+    was is unknown) is bound to no one: nothing is kept to hand to whoever signs in next."""
+    case_url = reverse("investigations:case_detail", args=[open_case.pk])
+    note_url = reverse("investigations:case_note_add", args=[open_case.pk])
+    response = client.post(note_url, {"text": "Planted text."}, HTTP_REFERER=f"http://testserver{case_url}")
+    assert response["Location"] == f"{reverse('account_login')}?next={case_url}"
+    client.post(response["Location"], {"login": lead.username, "password": PASSWORD})
+    assert "Planted text." not in client.get(case_url).content.decode()
 
 
 def test_status_poll_after_the_session_ended_answers_401_json(succeeded_query, client):
