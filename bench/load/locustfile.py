@@ -1,7 +1,8 @@
 """The load test's users: investigators, legal reviewers and one auditor on the REST API.
 
 Each locust user signs in once as its own account (``POST /api/v1/auth/token/``, the real
-way) and then works like a person at a desk, a few seconds between actions:
+way: reviewers and the auditor, whose roles need a second factor, send the ``otp`` of the
+authenticator app the seed enrolled them with) and then works like a person at a desk, a few seconds between actions:
 
 - investigators list their cases, open one, file and submit a new request now and then, and
   submit queries under their grant, polling each until it ends (the poll-to-end time is
@@ -26,7 +27,8 @@ from datetime import date, timedelta
 
 from locust import HttpUser, between, events, task
 
-from bench.load.seed import SUBJECTS, usernames
+from bench.load.seed import SUBJECTS, totp_secret, usernames
+from tests.totp import totp
 
 PASSWORD = os.environ["LOAD_PASSWORD"]
 USERS = int(os.environ.get("LOAD_USERS", "50"))
@@ -34,6 +36,24 @@ OUT = os.environ["LOAD_OUT"]
 POLL_LIMIT = 60.0  # seconds a query may take before the poll gives up (and the run reports it)
 
 _accounts = {role: itertools.cycle(names) for role, names in usernames(USERS).items()}
+# Roles the seed enrolled with an authenticator app (CUSTOS_MFA_REQUIRED_ROLES' default).
+SECOND_FACTOR_ROLES = {"legal_reviewer", "auditor"}
+# A code is accepted once per account: should two locust users share an account (more users of
+# a role than accounts), the second takes a neighbouring step's code (one step each side is valid).
+_used_codes: set[tuple[str, str]] = set()
+
+
+def one_time_code(username: str) -> str:
+    """A current TOTP code of ``username``'s enrolled secret that this run has not sent yet."""
+    secret = totp_secret(username)
+    while True:
+        now = time.time()
+        for shift in (0, -30, 30):
+            code = totp(secret, now + shift)
+            if (username, code) not in _used_codes:
+                _used_codes.add((username, code))
+                return code
+        time.sleep(30 - now % 30 + 0.1)
 
 
 def record(**fields) -> None:
@@ -42,7 +62,8 @@ def record(**fields) -> None:
 
 
 @events.request.add_listener
-def _outcomes(request_type, name, response, exception, **kwargs) -> None:
+def _outcomes(request_type, name, exception=None, response=None, **kwargs) -> None:
+    # ``query end to end`` is fired by hand, with no response: nothing to record for it here.
     if response is None:
         return
     if response.status_code == 0:  # no answer at all: the connection was reset, refused or timed out
@@ -64,9 +85,12 @@ class Desk(HttpUser):
 
     def on_start(self) -> None:
         self.username = next(_accounts[self.role])
+        credentials = {"username": self.username, "password": PASSWORD}
+        if self.role in SECOND_FACTOR_ROLES:
+            credentials["otp"] = one_time_code(self.username)
         with self.client.post(
             "/api/v1/auth/token/",
-            json={"username": self.username, "password": PASSWORD},
+            json=credentials,
             name="auth/token",
             catch_response=True,
         ) as response:

@@ -3,6 +3,9 @@
 Run by ``python -m bench.load`` in its own process (``python -m bench.load.seed USERS``):
 - accounts ``load-inv-NNN`` (investigators), ``load-rev-NN`` (legal reviewers) and
   ``load-aud-1`` (auditor), created by ``user_create`` with the password in ``LOAD_PASSWORD``;
+  the roles that must have a second factor (``CUSTOS_MFA_REQUIRED_ROLES``) are enrolled with an
+  authenticator app whose secret is ``totp_secret(username)``, so that locust can compute the
+  ``otp`` its sign-in sends;
 - a small synthetic user-data store (``seed_userdata``, 500 accounts);
 - per investigator: a case opened and approved by a reviewer, a request for two accounts'
   IP logs submitted and approved, so each investigator holds one active grant to query.
@@ -11,6 +14,8 @@ Nothing is written to a table directly: every row and ledger event comes from an
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import sys
 from datetime import timedelta
@@ -31,12 +36,18 @@ def usernames(users: int) -> dict[str, list[str]]:
     }
 
 
+def totp_secret(username: str) -> str:
+    """The known TOTP secret of a load account (a throwaway database's: derived from the name)."""
+    return base64.b32encode(hashlib.sha256(f"custos-load-{username}".encode()).digest()[:20]).decode()
+
+
 def seed(users: int, password: str) -> None:
     from django.db import transaction
     from django.test.utils import override_settings
     from django.utils import timezone
 
-    from accounts.actions import user_create
+    from accounts import factors
+    from accounts.actions import second_factor_enrol_totp, user_create
     from investigations import actions
     from userdata.seed import seed_userdata, store_is_empty
 
@@ -57,6 +68,9 @@ def seed(users: int, password: str) -> None:
             )
             for name in names
         ]
+        for person in people[role]:
+            if factors.second_factor_required(person):
+                second_factor_enrol_totp(actor=None, user=person, secret=totp_secret(person.username))
     reviewers = people["legal_reviewer"]
     end = timezone.now().date()
     # E-mails to reviewers go nowhere: the load test measures the web, the worker and the ledger.
