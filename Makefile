@@ -40,8 +40,10 @@ run: migrate
 test: $(VENV)/.dev .env
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.dev
+# mypy's settings and its list of modules not checked yet: pyproject.toml, [tool.mypy].
+lint: $(VENV)/.dev .env
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 bench: $(VENV)/.dev .env

@@ -7,11 +7,12 @@ from django.contrib import messages
 from django.contrib.auth import authenticate, update_session_auth_hash
 from django.contrib.auth.forms import PasswordChangeForm
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 
 from .actions import user_set_password, user_update
+from .http import SignedInRequest
 from .models import User, available_timezones
 
 
@@ -20,7 +21,7 @@ class CountedPasswordChangeForm(PasswordChangeForm):
     an ``auth.login_failed`` event and counts towards the lockout (django-axes), so a borrowed
     session cannot guess the password here without limit."""
 
-    def __init__(self, user, data=None, *, request: HttpRequest):
+    def __init__(self, user, data=None, *, request: SignedInRequest):
         self.request = request
         super().__init__(user, data)
 
@@ -32,7 +33,7 @@ class CountedPasswordChangeForm(PasswordChangeForm):
 
 
 @sensitive_post_parameters("old_password", "new_password1", "new_password2")
-def password_change(request: HttpRequest) -> HttpResponse:
+def password_change(request: SignedInRequest) -> HttpResponse:
     """Change one's own password: the current one, then the new one twice (the validators:
     at least 12 characters, not a common password, not like the username, not all digits).
     Every other session and every API token of the user ends; this session goes on."""
@@ -70,7 +71,7 @@ class SettingsForm(forms.ModelForm):
         self.fields["time_zone"].choices = [(zone, zone.replace("_", " ")) for zone in sorted(available_timezones())]
 
 
-def user_settings(request: HttpRequest) -> HttpResponse:
+def user_settings(request: SignedInRequest) -> HttpResponse:
     """The signed-in user's own settings (the time zone they read times in); recorded as ``user.updated``."""
     user = request.user
     form = SettingsForm(request.POST or None, instance=User.objects.get(pk=user.pk))

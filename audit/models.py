@@ -19,7 +19,7 @@ class AppendOnlyError(Exception):
     """Raised when code tries to change or remove an audit event, or to write one by hand."""
 
 
-class AuditEventQuerySet(models.QuerySet):
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def update(self, **kwargs):
         raise AppendOnlyError("audit events cannot be updated")
 

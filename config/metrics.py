@@ -126,7 +126,7 @@ def _tasks() -> GaugeMetricFamily:
         "task_last_success_timestamp_seconds", "When each Celery task last succeeded (Unix time).", ("task",)
     )
     for task, moment in TaskHealth.objects.exclude(last_succeeded_at=None).values_list("task", "last_succeeded_at"):
-        metric.add_metric([task], moment.timestamp())
+        metric.add_metric([task], moment.timestamp())  # type: ignore[union-attr]  # None excluded above
     return metric
 
 

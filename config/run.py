@@ -81,7 +81,7 @@ class Supervisor:
             threading.Thread(target=self._pump, args=(name, child), daemon=True).start()
 
     def _pump(self, name: str, child: subprocess.Popen) -> None:
-        for line in child.stdout:
+        for line in child.stdout:  # type: ignore[union-attr]  # started with stdout=PIPE
             self.say(name, line)
 
     def announce_when_ready(self, banner: str) -> None:

@@ -16,7 +16,7 @@ handler500 = "config.views.server_error"
 
 # The admin signs in through the one login page (password, then the second factor): its own
 # login form would skip the second factor.
-admin.site.login = secure_admin_login(admin.site.login)
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
     # The start page needs investigations data (cases, grants): it lives there, named "home".

@@ -55,7 +55,7 @@ def server_error(request: HttpRequest, template_name: str = "500.html") -> HttpR
     if database_unavailable(sys.exc_info()[1]):
         return unavailable(request)
     try:
-        html = loader.render_to_string(template_name, {"custos_version": settings.CUSTOS_VERSION})
+        html: str = loader.render_to_string(template_name, {"custos_version": settings.CUSTOS_VERSION})
     except Exception:  # the error page must never raise
         logger.exception("the 500 page could not be rendered")
         html = FALLBACK_500
@@ -68,7 +68,7 @@ def unavailable(request: HttpRequest) -> HttpResponse:
     if wants_json(request):
         return JsonResponse(DATABASE_UNAVAILABLE, status=503, headers=headers)
     try:
-        html = loader.render_to_string("503.html", {"custos_version": settings.CUSTOS_VERSION})
+        html: str = loader.render_to_string("503.html", {"custos_version": settings.CUSTOS_VERSION})
     except Exception:  # the error page must never raise
         logger.exception("the 503 page could not be rendered")
         html = FALLBACK_503

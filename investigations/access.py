@@ -14,6 +14,7 @@ permissions open nothing. Inactive users hold nothing.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypeVar
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, Model, OuterRef, Q, QuerySet, Subquery, Value
@@ -56,7 +57,14 @@ from .models import (
     RequestStatus,
     Tag,
 )
+from .models.case import CaseQuerySet
+from .models.evidence import EvidenceQuerySet
+from .models.grant import GrantQuerySet
+from .models.protected import ProtectedSubjectQuerySet
 from .models.request import APPROVING_OUTCOMES, EDITABLE_STATUSES
+from .models.task import CaseTaskQuerySet
+
+_M = TypeVar("_M", bound=Model)
 
 CASE_PERMS = ("view_case", "change_case", "manage_team", "close_case", "add_note", "file_request")
 LEAD_PERMS = CASE_PERMS
@@ -97,9 +105,13 @@ def object_perms(user: User, obj: Case | Grant) -> set[str]:
     fresh from the database (no cache)."""
     if not _is_real(user):
         return set()
+    # Each table's ``content_object`` is a direct foreign key declared on the concrete subclass
+    # (guardian's direct-FK tables), which the type of the dict's values does not show.
     user_model, group_model = _PERMISSION_TABLES[type(obj)]
-    direct = user_model.objects.filter(content_object=obj, user=user).values_list("permission__codename")
-    via_group = group_model.objects.filter(content_object=obj, group__user=user).values_list("permission__codename")
+    direct = user_model.objects.filter(content_object=obj, user=user).values_list("permission__codename")  # type: ignore[misc]
+    via_group = group_model.objects.filter(content_object=obj, group__user=user).values_list(  # type: ignore[misc]
+        "permission__codename"
+    )
     return {codename for (codename,) in direct.order_by().union(via_group.order_by())}
 
 
@@ -118,7 +130,7 @@ def _reviewer_case_ids(user: User) -> list[QuerySet]:
     ]
 
 
-def cases_visible_to(user: User) -> QuerySet[Case]:
+def cases_visible_to(user: User) -> CaseQuerySet:
     """The only way lists get cases.
 
     One UNION of the ids the user may see (see ``_perm_ids``), so a page costs time in
@@ -246,7 +258,7 @@ PERMISSION_MESSAGES = {
 }
 
 
-def _get_visible(queryset: QuerySet, pk) -> Model:
+def _get_visible(queryset: QuerySet[_M], pk) -> _M:
     try:
         pk = int(str(pk), 10)
     except (TypeError, ValueError):
@@ -367,7 +379,7 @@ def _team_case_ids(user: User) -> QuerySet:
     return _perm_ids(CaseUserObjectPermission, CaseGroupObjectPermission, user, "view_case")
 
 
-def evidence_visible_to(user: User) -> QuerySet[Evidence]:
+def evidence_visible_to(user: User) -> EvidenceQuerySet:
     """The only way anything gets evidence.
 
     * Team documents: the current case team (those holding ``view_case`` on the case: the
@@ -392,7 +404,7 @@ def get_evidence_for(user: User, pk) -> Evidence:
     return _get_visible(queryset, pk)
 
 
-def case_evidence_for(user: User, case: Case) -> QuerySet[Evidence]:
+def case_evidence_for(user: User, case: Case) -> EvidenceQuerySet:
     """The items of ``case`` that ``user`` may read, newest first (versions included)."""
     return evidence_visible_to(user).filter(case=case).select_related("uploaded_by", "superseded_by")
 
@@ -411,7 +423,7 @@ def check_add_evidence(user: User, case: Case) -> None:
 # --- tasks -------------------------------------------------------------------------------
 
 
-def tasks_visible_to(user: User) -> QuerySet[CaseTask]:
+def tasks_visible_to(user: User) -> CaseTaskQuerySet:
     """Tasks on the cases ``user`` sees."""
     return CaseTask.objects.filter(case__in=cases_visible_to(user))
 
@@ -536,7 +548,7 @@ def sees_protection_detail(user: User, request: DataPullRequest) -> bool:
     if not (_is_real(user) and user.is_reviewer):
         return False
     if getattr(request, "viewer_pk", None) == user.pk:  # loaded by requests_visible_to(user)
-        return not request.viewer_involved
+        return not request.viewer_involved  # type: ignore[attr-defined]  # annotated with viewer_pk
     return not involvement_in(user, request.case_id)
 
 
@@ -576,7 +588,7 @@ def review_queue_for(user: User) -> QuerySet[DataPullRequest]:
 # --- grants ------------------------------------------------------------------------------
 
 
-def grants_visible_to(user: User) -> QuerySet[Grant]:
+def grants_visible_to(user: User) -> GrantQuerySet:
     """Grants on cases the user sees (team, lead, legal reviewers who see the case) or held by them.
 
     Auditors and superusers see none by status: they see the ledger, not the grants.
@@ -741,7 +753,7 @@ def may_manage_registry(user: User) -> bool:
     return _is_real(user) and (user.is_staff or user.is_senior_reviewer)
 
 
-def registry_for(user: User) -> QuerySet[ProtectedSubject]:
+def registry_for(user: User) -> ProtectedSubjectQuerySet:
     """The registry, for its page: senior legal reviewers only; anyone else gets 404.
 
     The entries in force: listed ones, and removed ones still in their cooling period.

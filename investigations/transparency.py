@@ -117,7 +117,8 @@ def _requests(period: Period) -> dict[str, Any]:
         .values_list("request_id", flat=True)
     )
     by_category: dict[str, Counter] = {value: Counter() for value, _ in CATEGORY_CHOICES}
-    by_outcome, protected = Counter(), Counter()
+    by_outcome: Counter[str] = Counter()
+    protected: Counter[str] = Counter()
     for request in submitted:
         outcome = _outcome(request, narrowed)
         by_outcome[outcome] += 1

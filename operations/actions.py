@@ -37,7 +37,7 @@ def _value(entry: models.Model, field: str) -> str:
 def schedule_entry_save(*, actor, entry: models.Model, changed: Iterable[str], adding: bool) -> models.Model:
     """Save a periodic task or schedule edited by a person, recording each changed field before and after."""
     with transaction.atomic():
-        stored = None if adding else type(entry).objects.select_for_update().get(pk=entry.pk)
+        stored = None if adding else type(entry).objects.select_for_update().get(pk=entry.pk)  # type: ignore[attr-defined]
         fields = {
             field: [None if stored is None else _value(stored, field), _value(entry, field)]
             for field in changed

@@ -18,7 +18,7 @@ from .models import TaskHealth
 logger = logging.getLogger(__name__)
 
 # task id -> monotonic start time, in the pool process that runs the task.
-_started: dict[str, float] = {}
+_started: dict[str | None, float] = {}
 
 
 def _save(task: str, **fields) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
+
+from accounts.http import SignedInRequest
 
 from .health import OVERDUE_FACTOR, probe_rows, schedule_health
 
@@ -14,7 +16,7 @@ def require_staff(user) -> None:
         raise Http404
 
 
-def schedules(request: HttpRequest) -> HttpResponse:
+def schedules(request: SignedInRequest) -> HttpResponse:
     require_staff(request.user)
     rows, probes = schedule_health(), probe_rows()
     context = {

@@ -231,7 +231,7 @@ def describe_accounts(ids, using: str = "userdata") -> list[dict[str, str]]:
 
 def _describe(ids, using: str) -> list[dict[str, str]]:
     accounts = Account.objects.using(using).filter(pk__in=ids).order_by("pk")
-    first_ip = {}
+    first_ip: dict[int, str] = {}
     for account_id, ip in LoginEvent.objects.using(using).filter(account_id__in=ids).order_by("pk").values_list(
         "account_id", "ip"
     ):

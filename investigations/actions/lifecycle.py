@@ -138,7 +138,7 @@ def grants_warn_expiring(*, batch_size: int | None = None) -> int:
                 Grant.objects.filter(pk__in=ids).update(**{field: Now()})
                 grants = list(Grant.objects.filter(pk__in=ids).select_related("case").prefetch_related("grantees"))
                 _notify_expiring(grants, label)
-                transaction.on_commit(lambda grants=grants, label=label: _send_warnings(grants, label))
+                transaction.on_commit(lambda grants=grants, label=label: _send_warnings(grants, label))  # type: ignore[misc]
                 sent += len(ids)
     return sent
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connections
-from django.db.models import Model, QuerySet
+from django.db.models import Manager, Model, QuerySet
 
 logger = logging.getLogger("investigations.actions.retry")
 
@@ -36,7 +36,7 @@ M = TypeVar("M", bound=Model)
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 
-def locked(queryset: QuerySet[M], **options: bool) -> QuerySet[M]:
+def locked(queryset: QuerySet[M] | Manager[M], **options: bool) -> QuerySet[M]:
     """``queryset`` locked for update in the documented way: its own rows, ``FOR NO KEY UPDATE``.
 
     ``options`` go to ``select_for_update`` (``skip_locked``). SQLite ignores row locks: its

@@ -49,7 +49,7 @@ def grantee_left(*, grant: Grant, user: User) -> None:
 def decision_pending(case: Case) -> dict:
     """What is awaiting a legal decision on ``case`` (empty when nothing): a team change now is
     recorded with this and alerts oversight."""
-    pending = {}
+    pending: dict[str, bool | list[int]] = {}
     if case.awaits_approval:
         pending["case"] = True
     submitted = list(

@@ -918,9 +918,9 @@ def scope_diff(grant: Grant, queries: list[DataQuery]) -> dict:
     """Approved scope against what the grant's succeeded queries read: ids, dates and counts only."""
     succeeded = [query for query in queries if query.status == QueryStatus.SUCCEEDED]
     rows = Counter({subject: 0 for subject in grant.subjects})
-    asked = Counter()
+    asked: Counter[int] = Counter()
     by_category = {category: {"queries": 0, "rows": 0} for category in grant.categories}
-    windows = Counter()
+    windows: Counter[tuple[str, str]] = Counter()
     missing_counts = 0
     for query in succeeded:
         asked.update(query.subjects)

@@ -11,9 +11,10 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from accounts.http import SignedInAPIRequest
 
 from .. import access, actions
 from ..actions.query import results_problem
@@ -96,7 +97,7 @@ class CaseEvidenceView(APIView):
     parser_classes = [MultiPartParser]
 
     @extend_schema(responses=EvidenceSerializer(many=True), summary="Evidence of a case the caller may read")
-    def get(self, request: Request, id: str) -> Response:
+    def get(self, request: SignedInAPIRequest, id: str) -> Response:
         case = access.get_case_for(request.user, id)
         items = access.case_evidence_for(request.user, case).select_related("case").order_by("-created_at", "-id")
         return Response(EvidenceSerializer(items, many=True).data)
@@ -106,7 +107,7 @@ class CaseEvidenceView(APIView):
         responses={201: EvidenceSerializer},
         summary="Team: upload a document or a new version (SHA-256 computed by Custos)",
     )
-    def post(self, request: Request, id: str) -> Response:
+    def post(self, request: SignedInAPIRequest, id: str) -> Response:
         case = access.get_case_for(request.user, id, perm=access.CONTRIBUTE_PERM)
         form = _valid(EvidenceUploadForm(request.data, request.FILES))
         previous = None
@@ -132,14 +133,14 @@ class EvidenceViewSet(ChokepointViewSet):
     serializer_class = EvidenceSerializer
     http_method_names = ["get", "head", "options"]
 
-    def retrieve(self, request: Request, id: str) -> Response:
+    def retrieve(self, request: SignedInAPIRequest, id: str) -> Response:
         evidence = access.get_evidence_for(request.user, id)
         actions.evidence_view(actor=request.user, evidence=evidence, via="api")
         return Response(EvidenceSerializer(evidence).data)
 
     @extend_schema(responses={200: FILE}, summary="Download the stored file (recorded)")
     @action(detail=True, methods=["get"])
-    def download(self, request: Request, id: str) -> FileResponse:
+    def download(self, request: SignedInAPIRequest, id: str) -> FileResponse:
         evidence = access.get_evidence_for(request.user, id)
         return _file_response(actions.evidence_download(actor=request.user, evidence=evidence, via="api"), evidence)
 
@@ -152,7 +153,7 @@ class QueryEvidenceView(APIView):
         responses={201: EvidenceSerializer(many=True)},
         summary="Grantee: save a query's result as case evidence (CSV and/or JSON)",
     )
-    def post(self, request: Request, id: str) -> Response:
+    def post(self, request: SignedInAPIRequest, id: str) -> Response:
         query = access.get_query_for(request.user, id)
         problem = results_problem(request.user, query)
         if problem:

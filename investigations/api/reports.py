@@ -12,10 +12,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.renderers import BaseRenderer, JSONRenderer
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
+
+from accounts.http import SignedInAPIRequest
 
 from .. import access, actions
 from ..models import CaseReport, ReportAudience
@@ -74,7 +75,7 @@ class CaseReportListView(APIView):
     """``/cases/{id}/reports/``: the case's reports the caller may open; produce a new one."""
 
     @extend_schema(responses=CaseReportSerializer(many=True), summary="Reports of a case (the caller's version)")
-    def get(self, request: Request, id: str) -> Response:
+    def get(self, request: SignedInAPIRequest, id: str) -> Response:
         case = access.get_case_for(request.user, id)
         return Response(CaseReportSerializer(access.case_reports_visible_to(request.user, case), many=True).data)
 
@@ -83,7 +84,7 @@ class CaseReportListView(APIView):
         responses={201: CaseReportSerializer},
         summary="Produce the case report (team or legal version, by who asks); recorded with its hash",
     )
-    def post(self, request: Request, id: str) -> Response:
+    def post(self, request: SignedInAPIRequest, id: str) -> Response:
         case = access.get_case_for(request.user, id)
         report = actions.case_report_produce(actor=request.user, case=case)
         return Response(CaseReportSerializer(report).data, status=status.HTTP_201_CREATED)
@@ -91,7 +92,7 @@ class CaseReportListView(APIView):
 
 class CaseReportView(APIView):
     @extend_schema(responses=CaseReportSerializer, summary="A produced case report's record")
-    def get(self, request: Request, id: str) -> Response:
+    def get(self, request: SignedInAPIRequest, id: str) -> Response:
         return Response(CaseReportSerializer(access.get_case_report_for(request.user, id)).data)
 
 
@@ -102,7 +103,7 @@ class CaseReportPdfView(APIView):
         responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The stored PDF.")},
         summary="Download a produced case report's PDF (the bytes whose SHA-256 the ledger holds)",
     )
-    def get(self, request: Request, id: str):
+    def get(self, request: SignedInAPIRequest, id: str):
         report = access.get_case_report_for(request.user, id)
         return pdf_response(actions.case_report_read(actor=request.user, report=report, via="api_pdf"))
 
@@ -127,7 +128,7 @@ class CaseLegalHoldView(APIView):
         responses=LegalHoldSerializer,
         summary="Legal reviewer: place or lift the case's legal hold (keeps its evidence past retention)",
     )
-    def post(self, request: Request, id: str) -> Response:
+    def post(self, request: SignedInAPIRequest, id: str) -> Response:
         case = access.get_case_for_legal_hold(request.user, id)
         values = _body(request, LegalHoldWriteSerializer)
         change = actions.case_legal_hold_set if values["hold"] else actions.case_legal_hold_lift

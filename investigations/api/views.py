@@ -10,6 +10,7 @@ the action. Only a caller who could act is ever asked to step up.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Paginator
@@ -21,11 +22,11 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.fields import empty
 from rest_framework.metadata import SimpleMetadata
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
+from accounts.http import SignedInAPIRequest
 from accounts.models import User
 from accounts.stepup import api_step_up_required
 
@@ -45,7 +46,7 @@ from .throttles import QuerySubmitThrottle
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _body(request: Request, serializer_class: type[Serializer], *, partial: bool = False) -> dict:
+def _body(request: SignedInAPIRequest, serializer_class: type[Serializer], *, partial: bool = False) -> dict:
     """The body checked for shape; any key the serializer does not accept is refused, not ignored."""
     data = request.data
     if not isinstance(data, dict):
@@ -59,7 +60,7 @@ def _body(request: Request, serializer_class: type[Serializer], *, partial: bool
     return dict(serializer.validated_data)
 
 
-def _query_params(request: Request, serializer_class: type[Serializer]) -> dict:
+def _query_params(request: SignedInAPIRequest, serializer_class: type[Serializer]) -> dict:
     known = set(serializer_class().fields)
     serializer = serializer_class(data={k: v for k, v in request.query_params.items() if k in known})
     serializer.is_valid(raise_exception=True)
@@ -94,7 +95,7 @@ class DescriptionMetadata(SimpleMetadata):
 class ChokepointViewSet(viewsets.GenericViewSet):
     """Objects come from ``access.py`` only: there is deliberately no generic ``get_object``."""
 
-    metadata_class = DescriptionMetadata
+    metadata_class = DescriptionMetadata  # type: ignore[assignment]  # the stubs say an instance; DRF takes a class
     lookup_url_kwarg = "id"
     lookup_value_regex = "[^/]+"  # anything that is not a visible id is a 404 from the chokepoint
 
@@ -120,7 +121,7 @@ def _case_response(user: User, case: Case, code: int = status.HTTP_200_OK) -> Re
     return Response(serializers.CaseDetailSerializer(case, context=context).data, status=code)
 
 
-CASE_ACTION = {"request": None, "responses": serializers.CaseDetailSerializer}
+CASE_ACTION: dict[str, Any] = {"request": None, "responses": serializers.CaseDetailSerializer}
 
 
 @extend_schema_view(
@@ -139,7 +140,7 @@ class CaseViewSet(ChokepointViewSet):
     queryset = Case.objects.none()  # for the schema; lists come from cases_visible_to
     serializer_class = serializers.CaseSerializer
 
-    def list(self, request: Request) -> Response:
+    def list(self, request: SignedInAPIRequest) -> Response:
         filters = _query_params(request, serializers.CaseFilterSerializer)
         cases = _case_queryset(request.user)
         if filters.get("status"):
@@ -148,7 +149,7 @@ class CaseViewSet(ChokepointViewSet):
         page = self.paginate_queryset(cases)
         return self.get_paginated_response(serializers.CaseSerializer(page, many=True).data)
 
-    def create(self, request: Request) -> Response:
+    def create(self, request: SignedInAPIRequest) -> Response:
         if not request.user.is_investigator:
             raise PermissionDenied("Only investigators open cases.")
         body = _body(request, serializers.CaseOpenSerializer)
@@ -157,27 +158,29 @@ class CaseViewSet(ChokepointViewSet):
         case = actions.case_open(actor=request.user, **(form.cleaned_data | {"tags": tags}))
         return _case_response(request.user, case, status.HTTP_201_CREATED)
 
-    def retrieve(self, request: Request, id: str) -> Response:
+    def retrieve(self, request: SignedInAPIRequest, id: str) -> Response:
         return _case_response(request.user, access.get_case_for(request.user, id))
 
-    def partial_update(self, request: Request, id: str) -> Response:
+    def partial_update(self, request: SignedInAPIRequest, id: str) -> Response:
         case = access.get_case_for(request.user, id, perm="change_case")
         _conflict_unless(access.case_flags(request.user, case)["can_edit"], "An approved case cannot be edited.")
         changes = _body(request, serializers.CaseWriteSerializer, partial=True)
         current = Case.objects.get(pk=case.pk)
-        data = {name: getattr(current, name) for name in CaseForm._meta.fields} | changes
+        data = {name: getattr(current, name) for name in CaseForm._meta.fields} | changes  # type: ignore[misc, union-attr]
         form = _valid(CaseForm(data, instance=current))
         actions.case_update(actor=request.user, case=case, **form.cleaned_data)
         return _case_response(request.user, case)
 
-    def _reviewable(self, request: Request, id: str, verb: str) -> Case:
+    def _reviewable(self, request: SignedInAPIRequest, id: str, verb: str) -> Case:
         """The case, if the caller may decide it (else 404, 403 recorded, or 409 for a reviewer who
         just lost the race to another one)."""
         case = access.get_case_to_decide(request.user, id)
         access.check_case_reviewer(request.user, case, verb)
         return case
 
-    def _transition(self, request: Request, id: str, change: Callable[..., Case], find=access.get_case_for) -> Response:
+    def _transition(
+        self, request: SignedInAPIRequest, id: str, change: Callable[..., Case], find=access.get_case_for
+    ) -> Response:
         case = find(request.user, id)
         change(actor=request.user, case=case)
         return _case_response(request.user, case)
@@ -185,7 +188,7 @@ class CaseViewSet(ChokepointViewSet):
     @extend_schema(**CASE_ACTION, summary="Legal: approve a pending case")
     @action(detail=True, methods=["post"])
     @api_step_up_required
-    def approve(self, request: Request, id: str) -> Response:
+    def approve(self, request: SignedInAPIRequest, id: str) -> Response:
         case = self._reviewable(request, id, "approve")
         _conflict_unless(case.awaits_approval, f"The case is {case.status_phrase}, not pending approval.")
         request.step_up.demand()
@@ -199,7 +202,7 @@ class CaseViewSet(ChokepointViewSet):
     )
     @action(detail=True, methods=["post"])
     @api_step_up_required
-    def reject(self, request: Request, id: str) -> Response:
+    def reject(self, request: SignedInAPIRequest, id: str) -> Response:
         case = self._reviewable(request, id, "reject")
         _conflict_unless(case.awaits_approval, "The case is not pending approval.")
         form = _valid(RejectForm(_body(request, serializers.ReasonSerializer)))
@@ -209,17 +212,17 @@ class CaseViewSet(ChokepointViewSet):
 
     @extend_schema(**CASE_ACTION, summary="Lead: send a rejected case back to legal")
     @action(detail=True, methods=["post"])
-    def resubmit(self, request: Request, id: str) -> Response:
+    def resubmit(self, request: SignedInAPIRequest, id: str) -> Response:
         return self._transition(request, id, actions.case_resubmit)
 
     @extend_schema(**CASE_ACTION, summary="Lead: put an open case on hold (its grants stop working)")
     @action(detail=True, methods=["post"])
-    def hold(self, request: Request, id: str) -> Response:
+    def hold(self, request: SignedInAPIRequest, id: str) -> Response:
         return self._transition(request, id, actions.case_hold)
 
     @extend_schema(**CASE_ACTION, summary="Lead: resume a case on hold")
     @action(detail=True, methods=["post"])
-    def resume(self, request: Request, id: str) -> Response:
+    def resume(self, request: SignedInAPIRequest, id: str) -> Response:
         return self._transition(request, id, actions.case_resume)
 
     @extend_schema(
@@ -228,7 +231,7 @@ class CaseViewSet(ChokepointViewSet):
         summary="Lead: close the case",
     )
     @action(detail=True, methods=["post"])
-    def close(self, request: Request, id: str) -> Response:
+    def close(self, request: SignedInAPIRequest, id: str) -> Response:
         case = access.get_case_for(request.user, id, perm="close_case")
         _conflict_unless(case.may_close, f"The case is {case.status_phrase}.")
         body = _body(request, serializers.SummarySerializer)
@@ -248,7 +251,7 @@ class CaseViewSet(ChokepointViewSet):
         summary="Lead: set the priority and tags",
     )
     @action(detail=True, methods=["post"])
-    def classification(self, request: Request, id: str) -> Response:
+    def classification(self, request: SignedInAPIRequest, id: str) -> Response:
         case = access.get_case_for(request.user, id, perm="change_case")
         _conflict_unless(case.is_active, f"The case is {case.status_phrase}; its priority and tags no longer change.")
         actions.case_classify(actor=request.user, case=case, **_body(request, serializers.ClassifySerializer))
@@ -258,7 +261,7 @@ class CaseViewSet(ChokepointViewSet):
         request=serializers.NoteWriteSerializer, responses={201: serializers.NoteSerializer}, summary="Team: add a note"
     )
     @action(detail=True, methods=["post"])
-    def notes(self, request: Request, id: str) -> Response:
+    def notes(self, request: SignedInAPIRequest, id: str) -> Response:
         case = access.get_case_for(request.user, id, perm="add_note")
         form = _valid(NoteForm(_body(request, serializers.NoteWriteSerializer)))
         note = actions.case_add_note(actor=request.user, case=case, text=form.cleaned_data["text"])
@@ -270,7 +273,7 @@ class CaseViewSet(ChokepointViewSet):
         summary="Lead: add a team member",
     )
     @action(detail=True, methods=["post"])
-    def members(self, request: Request, id: str) -> Response:
+    def members(self, request: SignedInAPIRequest, id: str) -> Response:
         case = access.get_case_for(request.user, id, perm="manage_team")
         form = _valid(MemberAddForm(_body(request, serializers.MemberAddSerializer)))
         try:
@@ -286,7 +289,7 @@ class CaseViewSet(ChokepointViewSet):
         summary="Lead: remove a team member",
     )
     @action(detail=True, methods=["delete"], url_path=r"members/(?P<user_id>[^/]+)")
-    def remove_member(self, request: Request, id: str, user_id: str) -> Response:
+    def remove_member(self, request: SignedInAPIRequest, id: str, user_id: str) -> Response:
         case = access.get_case_for(request.user, id, perm="manage_team")
         membership = case.members.select_related("user").filter(user_id=user_id if user_id.isdigit() else 0).first()
         if membership is None:
@@ -334,7 +337,7 @@ class RequestViewSet(ChokepointViewSet):
     queryset = DataPullRequest.objects.none()
     serializer_class = serializers.RequestSerializer
 
-    def list(self, request: Request) -> Response:
+    def list(self, request: SignedInAPIRequest) -> Response:
         filters = _query_params(request, serializers.RequestFilterSerializer)
         data_requests = access.requests_visible_to(request.user).select_related("case", "requested_by")
         if filters.get("case"):
@@ -346,7 +349,7 @@ class RequestViewSet(ChokepointViewSet):
             serializers.RequestSerializer(page, many=True, context={"user": request.user}).data
         )
 
-    def create(self, request: Request) -> Response:
+    def create(self, request: SignedInAPIRequest) -> Response:
         data = request.data if isinstance(request.data, dict) else {}
         try:  # the case first: who may file on it is decided before the body is looked at
             case_id = serializers.RequestWriteSerializer().fields["case"].run_validation(data.get("case", empty))
@@ -359,10 +362,10 @@ class RequestViewSet(ChokepointViewSet):
         data_request = actions.request_create(actor=request.user, case=case, **form.action_kwargs())
         return _request_response(request.user, data_request, status.HTTP_201_CREATED)
 
-    def retrieve(self, request: Request, id: str) -> Response:
+    def retrieve(self, request: SignedInAPIRequest, id: str) -> Response:
         return _request_response(request.user, access.get_request_for(request.user, id))
 
-    def partial_update(self, request: Request, id: str) -> Response:
+    def partial_update(self, request: SignedInAPIRequest, id: str) -> Response:
         data_request = access.get_request_for(request.user, id, perm="edit")
         _conflict_unless(
             data_request.is_editable,
@@ -376,7 +379,7 @@ class RequestViewSet(ChokepointViewSet):
 
     @extend_schema(request=None, responses=serializers.RequestDetailSerializer, summary="Requester: send to legal")
     @action(detail=True, methods=["post"])
-    def submit(self, request: Request, id: str) -> Response:
+    def submit(self, request: SignedInAPIRequest, id: str) -> Response:
         data_request = access.get_request_for(request.user, id, perm="submit")
         actions.request_submit(actor=request.user, request=data_request)
         return _request_response(request.user, data_request)
@@ -387,7 +390,7 @@ class RequestViewSet(ChokepointViewSet):
         summary="Withdraw a draft or returned",
     )
     @action(detail=True, methods=["post"])
-    def withdraw(self, request: Request, id: str) -> Response:
+    def withdraw(self, request: SignedInAPIRequest, id: str) -> Response:
         data_request = access.get_request_for(request.user, id, perm="withdraw")
         _conflict_unless(
             data_request.is_editable,
@@ -404,7 +407,7 @@ class RequestViewSet(ChokepointViewSet):
     )
     @action(detail=True, methods=["post"])
     @api_step_up_required
-    def decisions(self, request: Request, id: str) -> Response:
+    def decisions(self, request: SignedInAPIRequest, id: str) -> Response:
         data_request = access.get_request_for(request.user, id, perm="decide")
         _conflict_unless(
             data_request.status == RequestStatus.SUBMITTED,
@@ -463,7 +466,7 @@ def _decision_form(data_request: DataPullRequest, values: dict) -> DecisionForm:
 
 class ReviewQueueView(APIView):
     @extend_schema(responses=serializers.ReviewItemSerializer(many=True), summary="Legal: the caller's review queue")
-    def get(self, request: Request) -> Response:
+    def get(self, request: SignedInAPIRequest) -> Response:
         if not request.user.is_reviewer:
             raise PermissionDenied("The review queue is for legal reviewers.")
         queue = access.review_queue_for(request.user)[:200]
@@ -481,7 +484,7 @@ class GrantViewSet(ChokepointViewSet):
     queryset = Grant.objects.none()
     serializer_class = serializers.GrantSerializer
 
-    def list(self, request: Request) -> Response:
+    def list(self, request: SignedInAPIRequest) -> Response:
         grants = (
             access.grants_visible_to(request.user)
             .select_related("case", "revoked_by")
@@ -491,7 +494,7 @@ class GrantViewSet(ChokepointViewSet):
         page = self.paginate_queryset(grants)
         return self.get_paginated_response(serializers.GrantSerializer(page, many=True).data)
 
-    def retrieve(self, request: Request, id: str) -> Response:
+    def retrieve(self, request: SignedInAPIRequest, id: str) -> Response:
         return Response(serializers.GrantSerializer(access.get_grant_for(request.user, id)).data)
 
     @extend_schema(
@@ -499,7 +502,7 @@ class GrantViewSet(ChokepointViewSet):
     )
     @action(detail=True, methods=["post"])
     @api_step_up_required
-    def revoke(self, request: Request, id: str) -> Response:
+    def revoke(self, request: SignedInAPIRequest, id: str) -> Response:
         grant = access.get_grant_for(request.user, id, perm="revoke")
         form = _valid(ReasonForm(_body(request, serializers.ReasonSerializer)))
         request.step_up.demand()
@@ -512,7 +515,7 @@ class GrantViewSet(ChokepointViewSet):
         summary="Grantee: submit a query (202; a refused attempt is 403 with a code, and recorded)",
     )
     @action(detail=True, methods=["post"], throttle_classes=[QuerySubmitThrottle])
-    def queries(self, request: Request, id: str) -> Response:
+    def queries(self, request: SignedInAPIRequest, id: str) -> Response:
         grant = access.get_grant_for_query(request.user, id)
         values = _body(request, serializers.QueryWriteSerializer)
         form = _valid(QueryForm(values, grant=grant))
@@ -528,7 +531,7 @@ class QueryViewSet(ChokepointViewSet):
     serializer_class = serializers.QueryDetailSerializer
 
     @extend_schema(summary="A query's record: status, row count, digest (never the rows)")
-    def retrieve(self, request: Request, id: str) -> Response:
+    def retrieve(self, request: SignedInAPIRequest, id: str) -> Response:
         query = access.get_query_for(request.user, id)
         context = {"results_available": results_problem(request.user, query) is None}
         return Response(serializers.QueryDetailSerializer(query, context=context).data)
@@ -537,7 +540,7 @@ class QueryViewSet(ChokepointViewSet):
         parameters=[PAGE], responses=serializers.ResultsPageSerializer, summary="Grantee: a page of rows (recorded)"
     )
     @action(detail=True, methods=["get"])
-    def results(self, request: Request, id: str) -> Response:
+    def results(self, request: SignedInAPIRequest, id: str) -> Response:
         number = _page_number(request)
         query = access.get_query_for(request.user, id)
         problem = results_problem(request.user, query)
@@ -562,7 +565,7 @@ class QueryViewSet(ChokepointViewSet):
         return Response(body)
 
 
-def _page_number(request: Request) -> int:
+def _page_number(request: SignedInAPIRequest) -> int:
     raw = request.query_params.get("page", "1")
     if not raw.isdigit() or not 1 <= int(raw) < 2**31:
         raise ValidationError({"page": ["A page number: a whole number from 1."]})
@@ -576,7 +579,7 @@ class TagListView(APIView):
     """Tags on the cases the caller sees, for autocompletion."""
 
     @extend_schema(parameters=[serializers.TagFilterSerializer], responses=OpenApiTypes.OBJECT, summary="Tags in use")
-    def get(self, request: Request) -> Response:
+    def get(self, request: SignedInAPIRequest) -> Response:
         prefix = normalise_tag(_query_params(request, serializers.TagFilterSerializer).get("q", ""))
         tags = access.tags_visible_to(request.user).filter(name__startswith=prefix)
         return Response({"tags": list(tags.values_list("name", flat=True)[:50])})

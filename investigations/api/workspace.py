@@ -12,9 +12,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from accounts.http import SignedInAPIRequest
 
 from .. import access, actions, timeline
 from ..errors import InvalidTransition
@@ -109,12 +110,12 @@ class CaseTaskListView(APIView):
     """``/cases/{id}/tasks/``: the case's tasks; the team adds one."""
 
     @extend_schema(responses=TaskSerializer(many=True), summary="Tasks of a case")
-    def get(self, request: Request, id: str) -> Response:
+    def get(self, request: SignedInAPIRequest, id: str) -> Response:
         case = access.get_case_for(request.user, id)
         return Response(TaskSerializer(case.tasks.select_related("case", "assignee"), many=True).data)
 
     @extend_schema(request=TaskWriteSerializer, responses={201: TaskSerializer}, summary="Team: add a task")
-    def post(self, request: Request, id: str) -> Response:
+    def post(self, request: SignedInAPIRequest, id: str) -> Response:
         case = access.get_case_for(request.user, id, perm=access.CONTRIBUTE_PERM)
         _closed_conflict(case)
         form = _valid(TaskForm(_task_form_data(_body(request, TaskWriteSerializer)), case=case))
@@ -131,14 +132,14 @@ class TaskViewSet(ChokepointViewSet):
     queryset = CaseTask.objects.none()
     serializer_class = TaskSerializer
 
-    def list(self, request: Request) -> Response:
+    def list(self, request: SignedInAPIRequest) -> Response:
         page = self.paginate_queryset(access.my_open_tasks(request.user).select_related("case", "assignee"))
         return self.get_paginated_response(TaskSerializer(page, many=True).data)
 
-    def retrieve(self, request: Request, id: str) -> Response:
+    def retrieve(self, request: SignedInAPIRequest, id: str) -> Response:
         return Response(TaskSerializer(access.get_task_for(request.user, id)).data)
 
-    def partial_update(self, request: Request, id: str) -> Response:
+    def partial_update(self, request: SignedInAPIRequest, id: str) -> Response:
         task = access.get_task_for(request.user, id, change=True)
         _closed_conflict(task.case)
         values = _body(request, TaskWriteSerializer, partial=True)
@@ -149,7 +150,7 @@ class TaskViewSet(ChokepointViewSet):
 
     @extend_schema(request=TaskStatusSerializer, responses=TaskSerializer, summary="Team: move a task")
     @action(detail=True, methods=["post"], url_path="status")
-    def set_status(self, request: Request, id: str) -> Response:
+    def set_status(self, request: SignedInAPIRequest, id: str) -> Response:
         task = access.get_task_for(request.user, id, change=True)
         _closed_conflict(task.case)
         form = _valid(TaskStatusForm(_body(request, TaskStatusSerializer)))
@@ -164,7 +165,7 @@ def _template_data(template: CaseTemplate | None, case_type: str) -> dict:
 
 class CaseTemplateListView(APIView):
     @extend_schema(responses=CaseTemplateSerializer(many=True), summary="Staff: the case templates")
-    def get(self, request: Request) -> Response:
+    def get(self, request: SignedInAPIRequest) -> Response:
         templates = {template.case_type: template for template in access.case_templates_for(request.user)}
         return Response([_template_data(templates.get(value), value) for value in CaseType.values])
 
@@ -176,7 +177,7 @@ class CaseTemplateView(APIView):
         responses=CaseTemplateSerializer,
         summary="Staff: set the default tasks of a case type",
     )
-    def put(self, request: Request, case_type: str) -> Response:
+    def put(self, request: SignedInAPIRequest, case_type: str) -> Response:
         access.case_templates_for(request.user)  # 404 for anyone but staff
         if case_type not in CaseType.values:
             raise Http404
@@ -206,10 +207,10 @@ class NoteViewSet(ChokepointViewSet):
     serializer_class = NoteSerializer
     http_method_names = ["get", "patch", "head", "options"]
 
-    def retrieve(self, request: Request, id: str) -> Response:
+    def retrieve(self, request: SignedInAPIRequest, id: str) -> Response:
         return Response(NoteSerializer(access.get_note_for(request.user, id)).data)
 
-    def partial_update(self, request: Request, id: str) -> Response:
+    def partial_update(self, request: SignedInAPIRequest, id: str) -> Response:
         note = access.get_note_for(request.user, id, edit=True)
         if note.case.is_closed:
             raise InvalidTransition("The case is closed; its notes no longer change.")
@@ -219,7 +220,7 @@ class NoteViewSet(ChokepointViewSet):
 
     @extend_schema(responses=NoteVersionSerializer(many=True), summary="Every version of a note, oldest first")
     @action(detail=True, methods=["get"])
-    def versions(self, request: Request, id: str) -> Response:
+    def versions(self, request: SignedInAPIRequest, id: str) -> Response:
         note = access.get_note_for(request.user, id)
         return Response(NoteVersionSerializer(note.versions.order_by("number"), many=True).data)
 
@@ -248,7 +249,7 @@ class CaseTimelineView(APIView):
         responses=TimelineEntrySerializer(many=True),
         summary="The case timeline (filter by kind and person)",
     )
-    def get(self, request: Request, id: str) -> Response:
+    def get(self, request: SignedInAPIRequest, id: str) -> Response:
         case = access.get_case_for(request.user, id)
         filters = _query_params(request, TimelineFilterSerializer)
         events = timeline.case_events(

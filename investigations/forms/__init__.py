@@ -4,7 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 
-def apply_errors(form: forms.Form, error: ValidationError) -> None:
+def apply_errors(form: forms.BaseForm, error: ValidationError) -> None:
     """Put an action's field-keyed errors next to the fields (unknown keys go to the top)."""
     if not hasattr(error, "error_dict"):
         form.add_error(None, error)

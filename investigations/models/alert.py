@@ -45,7 +45,7 @@ class AlertSeverity(models.TextChoices):
     CRITICAL = "critical", "Critical"
 
 
-class AlertQuerySet(models.QuerySet):
+class AlertQuerySet(models.QuerySet["Alert"]):
     def open(self) -> AlertQuerySet:
         return self.filter(acknowledged_at__isnull=True)
 

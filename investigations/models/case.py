@@ -56,7 +56,7 @@ class CaseReferenceCounter(models.Model):
         return f"{self.year}: {self.last_number}"
 
 
-class CaseQuerySet(models.QuerySet):
+class CaseQuerySet(models.QuerySet["Case"]):
     def open(self) -> CaseQuerySet:
         return self.filter(status=CaseStatus.OPEN)
 

@@ -40,7 +40,7 @@ class Integrity(models.TextChoices):
     MISSING = "missing", "File missing"
 
 
-class EvidenceQuerySet(models.QuerySet):
+class EvidenceQuerySet(models.QuerySet["Evidence"]):
     def documents(self) -> EvidenceQuerySet:
         return self.filter(kind=EvidenceKind.DOCUMENT)
 

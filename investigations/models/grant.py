@@ -40,7 +40,7 @@ def db_now() -> datetime:
     return value
 
 
-class GrantQuerySet(models.QuerySet):
+class GrantQuerySet(models.QuerySet["Grant"]):
     def usable(self) -> GrantQuerySet:
         """Grants usable right now by the database clock (status alone is not trusted)."""
         return self.filter(

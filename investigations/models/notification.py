@@ -26,7 +26,7 @@ class NotificationKind(models.TextChoices):
     TASK_ASSIGNED = "task_assigned", "Task assigned"
 
 
-class NotificationQuerySet(models.QuerySet):
+class NotificationQuerySet(models.QuerySet["Notification"]):
     def for_user(self, user) -> NotificationQuerySet:
         return self.filter(recipient=user)
 

@@ -24,7 +24,7 @@ def cooling_period() -> timedelta:
     return timedelta(days=settings.CUSTOS["REGISTRY_COOLING_DAYS"])
 
 
-class ProtectedSubjectQuerySet(models.QuerySet):
+class ProtectedSubjectQuerySet(models.QuerySet["ProtectedSubject"]):
     def listed(self) -> ProtectedSubjectQuerySet:
         """Entries on the registry now (not removed)."""
         return self.filter(removed_at__isnull=True)

@@ -20,7 +20,7 @@ class TaskStatus(models.TextChoices):
 FINISHED_TASK_STATUSES = (TaskStatus.DONE, TaskStatus.CANCELLED)
 
 
-class CaseTaskQuerySet(models.QuerySet):
+class CaseTaskQuerySet(models.QuerySet["CaseTask"]):
     def unfinished(self) -> CaseTaskQuerySet:
         return self.exclude(status__in=FINISHED_TASK_STATUSES)
 

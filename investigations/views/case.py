@@ -8,12 +8,13 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from accounts.http import SignedInRequest
 from accounts.stepup import confirm_page, step_up_required
 
 from .. import actions
@@ -49,11 +50,11 @@ from .evidence import case_evidence
 PAGE_SIZE = 25
 
 
-def _paginate(request: HttpRequest, queryset):
+def _paginate(request: SignedInRequest, queryset):
     return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
-def case_list(request: HttpRequest) -> HttpResponse:
+def case_list(request: SignedInRequest) -> HttpResponse:
     """The cases the user may see: filtered, sorted and counted from the URL (bookmarkable)."""
     visible = cases_visible_to(request.user)
     listing = CaseFilter(request.GET, queryset=visible.select_related("lead").prefetch_related("tags"))
@@ -71,7 +72,7 @@ def case_list(request: HttpRequest) -> HttpResponse:
     return render(request, "investigations/case_list.html", context)
 
 
-def case_create(request: HttpRequest) -> HttpResponse:
+def case_create(request: SignedInRequest) -> HttpResponse:
     if not request.user.is_investigator:
         raise PermissionDenied("Only investigators open cases.")
     form = CaseOpenForm(request.POST or None)
@@ -88,7 +89,7 @@ def case_create(request: HttpRequest) -> HttpResponse:
 
 
 def case_detail(
-    request: HttpRequest,
+    request: SignedInRequest,
     pk: int,
     note_form: NoteForm | None = None,
     classify_form: ClassifyForm | None = None,
@@ -124,7 +125,7 @@ def _grants_with_queries(user, case: Case) -> list:
     return list(grants.prefetch_related(Prefetch("queries", queryset=queries, to_attr="visible_queries")))
 
 
-def case_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def case_edit(request: SignedInRequest, pk: int) -> HttpResponse:
     case = get_case_for(request.user, pk, perm="change_case")
     if not case_flags(request.user, case)["can_edit"]:
         return conflict(request, "An approved case cannot be edited.", case=case)
@@ -142,7 +143,7 @@ def case_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "investigations/case_form.html", {"form": form, "case": case})
 
 
-def case_members(request: HttpRequest, pk: int) -> HttpResponse:
+def case_members(request: SignedInRequest, pk: int) -> HttpResponse:
     """The team page: add an investigator; each member has a remove button."""
     case = get_case_for(request.user, pk, perm="manage_team")
     form = MemberAddForm(request.POST or None)
@@ -162,7 +163,7 @@ def case_members(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-def case_member_remove(request: HttpRequest, pk: int) -> HttpResponse:
+def case_member_remove(request: SignedInRequest, pk: int) -> HttpResponse:
     case = get_case_for(request.user, pk, perm="manage_team")
     form = MemberRemoveForm(request.POST, case=case)
     if not form.is_valid():
@@ -181,7 +182,7 @@ def case_member_remove(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-def case_note_add(request: HttpRequest, pk: int) -> HttpResponse:
+def case_note_add(request: SignedInRequest, pk: int) -> HttpResponse:
     case = get_case_for(request.user, pk, perm="add_note")
     form = NoteForm(request.POST)
     if form.is_valid():
@@ -197,7 +198,7 @@ def case_note_add(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-def case_classify(request: HttpRequest, pk: int) -> HttpResponse:
+def case_classify(request: SignedInRequest, pk: int) -> HttpResponse:
     """Set the priority and tags (the lead, while the case is not over)."""
     case = get_case_for(request.user, pk, perm="change_case")
     if not case.is_active:
@@ -215,7 +216,7 @@ def case_classify(request: HttpRequest, pk: int) -> HttpResponse:
     return case_detail(request, pk, classify_form=form, status=400)
 
 
-def case_close(request: HttpRequest, pk: int) -> HttpResponse:
+def case_close(request: SignedInRequest, pk: int) -> HttpResponse:
     """Close with a summary, after a confirmation that says the grants will be revoked."""
     case = get_case_for(request.user, pk, perm="close_case")
     if not case.may_close:
@@ -249,7 +250,7 @@ def _transition_view(
     action: Callable[..., Case], done: str, redirect_to: str = "case_detail", find: Callable[..., Case] = get_case_for
 ):
     @require_POST
-    def view(request: HttpRequest, pk: int) -> HttpResponse:
+    def view(request: SignedInRequest, pk: int) -> HttpResponse:
         try:
             case = find(request.user, pk)
         except InvalidTransition as lost:  # another reviewer decided it first
@@ -272,7 +273,7 @@ case_hold = _transition_view(actions.case_hold, "Case {reference} is on hold.")
 case_resume = _transition_view(actions.case_resume, "Case {reference} resumed.")
 
 
-def _reviewable_case(request: HttpRequest, pk: int, verb: str) -> Case:
+def _reviewable_case(request: SignedInRequest, pk: int, verb: str) -> Case:
     """The case, if the user may decide it (else 404, or 403 recorded; a reviewer who just lost
     the race to another one: ``InvalidTransition``)."""
     case = get_case_to_decide(request.user, pk)
@@ -282,7 +283,7 @@ def _reviewable_case(request: HttpRequest, pk: int, verb: str) -> Case:
 
 @require_POST
 @step_up_required
-def case_approve(request: HttpRequest, pk: int) -> HttpResponse:
+def case_approve(request: SignedInRequest, pk: int) -> HttpResponse:
     """A legal reviewer never involved in the case approves it while pending: it opens for requests."""
     try:
         case = _reviewable_case(request, pk, "approve")
@@ -302,7 +303,7 @@ def case_approve(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @step_up_required
-def case_reject(request: HttpRequest, pk: int) -> HttpResponse:
+def case_reject(request: SignedInRequest, pk: int) -> HttpResponse:
     try:
         case = _reviewable_case(request, pk, "reject")
     except InvalidTransition as lost:  # another reviewer decided it first
@@ -323,7 +324,7 @@ def case_reject(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "investigations/case_reject.html", {"case": case, "form": form})
 
 
-def case_queue(request: HttpRequest) -> HttpResponse:
+def case_queue(request: SignedInRequest) -> HttpResponse:
     """Legal's queue: cases awaiting approval (description and team; never user data)."""
     if not request.user.is_reviewer:
         raise PermissionDenied("Only legal reviewers approve cases.")

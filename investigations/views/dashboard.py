@@ -7,11 +7,12 @@ COUNT each, so the page costs the same number of queries with ten rows or ten th
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 import audit
+from accounts.http import SignedInRequest
 from audit import summary
 from audit.access import is_auditor
 from audit.events import Action
@@ -49,7 +50,7 @@ def _reviewer(user) -> dict:
     }
 
 
-def _auditor(request: HttpRequest) -> summary.Today:
+def _auditor(request: SignedInRequest) -> summary.Today:
     today = summary.today()
     audit.record(
         action=Action.AUDIT_VIEWED,
@@ -60,7 +61,7 @@ def _auditor(request: HttpRequest) -> summary.Today:
     return today
 
 
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: SignedInRequest) -> HttpResponse:
     user = request.user
     context = {
         "today": timezone.localdate(),
@@ -71,7 +72,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "investigations/dashboard.html", context)
 
 
-def decision_list(request: HttpRequest) -> HttpResponse:
+def decision_list(request: SignedInRequest) -> HttpResponse:
     """A legal reviewer's own decisions, newest first."""
     if not request.user.is_reviewer:
         raise PermissionDenied("The list of decisions is for legal reviewers.")

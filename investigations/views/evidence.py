@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.http import SignedInRequest
 
 from .. import access, actions
 from ..actions.query import results_problem
@@ -38,7 +40,7 @@ def versions_of(evidence: Evidence) -> list[Evidence]:
     return chain
 
 
-def _detail(request: HttpRequest, evidence: Evidence, *, version_form=None, status: int = 200) -> HttpResponse:
+def _detail(request: SignedInRequest, evidence: Evidence, *, version_form=None, status: int = 200) -> HttpResponse:
     case = evidence.case
     versions = versions_of(evidence)
     can_add_version = (
@@ -57,7 +59,7 @@ def _detail(request: HttpRequest, evidence: Evidence, *, version_form=None, stat
 
 
 @require_POST
-def case_evidence_add(request: HttpRequest, pk: int) -> HttpResponse:
+def case_evidence_add(request: SignedInRequest, pk: int) -> HttpResponse:
     """Upload a document, or (``supersedes``) a new version of one, to the case."""
     from .case import case_detail
 
@@ -87,7 +89,7 @@ def case_evidence_add(request: HttpRequest, pk: int) -> HttpResponse:
     return case_detail(request, case.pk, evidence_form=form)
 
 
-def evidence_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def evidence_detail(request: SignedInRequest, pk: int) -> HttpResponse:
     """The item's record: hash, type, origin, custody state and versions (the read is recorded)."""
     evidence = access.get_evidence_for(request.user, pk)
     actions.evidence_view(actor=request.user, evidence=evidence)
@@ -102,7 +104,7 @@ def _file_response(handle, evidence: Evidence) -> FileResponse:
     return response
 
 
-def evidence_download(request: HttpRequest, pk: int) -> HttpResponse:
+def evidence_download(request: SignedInRequest, pk: int) -> HttpResponse | FileResponse:
     evidence = access.get_evidence_for(request.user, pk)
     try:
         handle = actions.evidence_download(actor=request.user, evidence=evidence)
@@ -112,7 +114,7 @@ def evidence_download(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def evidence_release(request: HttpRequest, pk: int) -> HttpResponse:
+def evidence_release(request: SignedInRequest, pk: int) -> HttpResponse | FileResponse:
     """Hand a copy outside the case: who receives it and why go on the ledger, then the file."""
     evidence = access.get_evidence_for(request.user, pk)
     form = ReleaseForm(request.POST if request.method == "POST" else None)
@@ -130,7 +132,7 @@ def evidence_release(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def query_save_evidence(request: HttpRequest, pk: int) -> HttpResponse:
+def query_save_evidence(request: SignedInRequest, pk: int) -> HttpResponse:
     """A grantee saves a query's rows into the case's evidence while the grant is in force."""
     query = access.get_query_for(request.user, pk)
     problem = results_problem(request.user, query)

@@ -6,11 +6,12 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template import TemplateDoesNotExist
 from django.template.loader import select_template
 
+from accounts.http import SignedInRequest
 from accounts.stepup import step_up_required
 
 from .. import access, actions
@@ -26,7 +27,7 @@ QUERY_PANEL = "investigations/_grant_queries.html"
 PAGE_SIZE = 25
 
 
-def grant_list(request: HttpRequest) -> HttpResponse:
+def grant_list(request: SignedInRequest) -> HttpResponse:
     """Grants the user can see; the ones they hold first."""
     held = Grant.grantees.through.objects.filter(grant=OuterRef("pk"), user=request.user)
     visible = access.grants_visible_to(request.user)
@@ -56,7 +57,7 @@ def _has_query_panel() -> bool:
     return True
 
 
-def grant_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def grant_detail(request: SignedInRequest, pk: int) -> HttpResponse:
     grant = access.get_grant_for(request.user, pk)
     can_query = grant.is_usable_by(request.user)
     context = {
@@ -75,7 +76,7 @@ def grant_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @step_up_required
-def grant_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+def grant_revoke(request: SignedInRequest, pk: int) -> HttpResponse:
     grant = access.get_grant_for(request.user, pk, perm="revoke")
     form = ReasonForm(request.POST or None)
     if request.method == "POST" and form.is_valid() and request.step_up.ok:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest
+
+from accounts.http import SignedInRequest
 
 NOT_FILTERS = ("page", "sort")
 
 
 def filtered_page(
-    request: HttpRequest, filter_class, visible: QuerySet, *, default_order: tuple[str, ...], page_size: int = 25
+    request: SignedInRequest, filter_class, visible: QuerySet, *, default_order: tuple[str, ...], page_size: int = 25
 ) -> dict:
     """Context for a list page: ``page``, ``filter``, ``total`` (before filtering) and ``filtered``."""
     listing = filter_class(request.GET, queryset=visible)

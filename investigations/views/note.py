@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+
+from accounts.http import SignedInRequest
 
 from .. import actions
 from ..access import get_note_for
@@ -16,7 +18,7 @@ from ..forms.case import NoteForm
 from . import conflict
 
 
-def note_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def note_edit(request: SignedInRequest, pk: int) -> HttpResponse:
     note = get_note_for(request.user, pk, edit=True)
     if note.case.is_closed:
         return conflict(request, "The case is closed; its notes no longer change.", case=note.case)
@@ -34,7 +36,7 @@ def note_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "investigations/note_form.html", {"note": note, "case": note.case, "form": form})
 
 
-def note_history(request: HttpRequest, pk: int) -> HttpResponse:
+def note_history(request: SignedInRequest, pk: int) -> HttpResponse:
     note = get_note_for(request.user, pk)
     versions = note.versions.order_by("-number")
     return render(request, "investigations/note_history.html", {"note": note, "case": note.case, "versions": versions})

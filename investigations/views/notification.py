@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
+
+from accounts.http import SignedInRequest
 
 from .. import actions
 from ..models import Notification
@@ -16,7 +18,7 @@ PAGE_SIZE = 30
 
 
 @require_GET
-def notification_list(request: HttpRequest) -> HttpResponse:
+def notification_list(request: SignedInRequest) -> HttpResponse:
     mine = Notification.objects.for_user(request.user)
     show = "unread" if request.GET.get("show") == "unread" else "all"
     listed = mine.unread() if show == "unread" else mine
@@ -26,7 +28,7 @@ def notification_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def notification_open(request: HttpRequest, pk: int) -> HttpResponse:
+def notification_open(request: SignedInRequest, pk: int) -> HttpResponse:
     """Mark one of the user's own notifications read and follow its link (someone else's: 404)."""
     notification = Notification.objects.for_user(request.user).filter(pk=pk).first()
     if notification is None:
@@ -37,7 +39,7 @@ def notification_open(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-def notification_read_all(request: HttpRequest) -> HttpResponse:
+def notification_read_all(request: SignedInRequest) -> HttpResponse:
     marked = actions.notifications_mark_read(actor=request.user)
     messages.success(request, f"{marked} notification{'s' if marked != 1 else ''} marked read.")
     return redirect("investigations:notification_list")

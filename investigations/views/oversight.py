@@ -9,10 +9,11 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
 import audit
+from accounts.http import SignedInRequest
 from audit.access import require_auditor
 from audit.events import Action
 from audit.models import AuditEvent
@@ -29,12 +30,12 @@ from .listing import filtered_page
 PAGE_SIZE = 50
 
 
-def _viewed(request: HttpRequest, page: str, target=None, **details) -> None:
+def _viewed(request: SignedInRequest, page: str, target=None, **details) -> None:
     details = {"page": page, **details}
     audit.record(action=Action.AUDIT_VIEWED, actor=request.user, target=target, details=details, request=request)
 
 
-def alert_list(request: HttpRequest) -> HttpResponse:
+def alert_list(request: SignedInRequest) -> HttpResponse:
     require_auditor(request.user)
     visible = access.alerts_visible_to(request.user).select_related("case", "acknowledged_by")
     context = filtered_page(request, AlertFilter, visible, default_order=("-event_seq", "-id"), page_size=PAGE_SIZE)
@@ -43,7 +44,7 @@ def alert_list(request: HttpRequest) -> HttpResponse:
     return render(request, "investigations/alert_list.html", context | {"alerts": context["page"].object_list})
 
 
-def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def alert_detail(request: SignedInRequest, pk: int) -> HttpResponse:
     alert = access.get_alert_for(request.user, pk)
     event = AuditEvent.objects.filter(seq=alert.event_seq).first()
     _viewed(request, "alert_detail", target=alert)
@@ -55,7 +56,7 @@ def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "investigations/alert_detail.html", context)
 
 
-def alert_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
+def alert_acknowledge(request: SignedInRequest, pk: int) -> HttpResponse:
     alert = access.get_alert_for(request.user, pk)
     if alert.is_acknowledged:
         return conflict(request, "This alert has already been acknowledged.")
@@ -74,7 +75,7 @@ def alert_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "investigations/alert_acknowledge.html", {"alert": alert, "form": form, "problem": problem})
 
 
-def report_list(request: HttpRequest) -> HttpResponse:
+def report_list(request: SignedInRequest) -> HttpResponse:
     require_auditor(request.user)
     reports = access.reports_visible_to(request.user)
     page = Paginator(reports, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -82,7 +83,7 @@ def report_list(request: HttpRequest) -> HttpResponse:
     return render(request, "investigations/report_list.html", {"page": page, "reports": page.object_list})
 
 
-def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def report_detail(request: SignedInRequest, pk: int) -> HttpResponse:
     report = access.get_report_for(request.user, pk)
     if request.user.is_auditor:
         _viewed(request, "report_detail", target=report)

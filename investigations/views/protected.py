@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts.http import SignedInRequest
 from accounts.stepup import confirm_page, step_up_required
 
 from .. import access, actions, policy
@@ -26,21 +27,21 @@ from . import conflict
 LIST_LIMIT = 1000
 
 
-def registry_viewed(request: HttpRequest, page: str, subject: ProtectedSubject | None = None, **details) -> None:
+def registry_viewed(request: SignedInRequest, page: str, subject: ProtectedSubject | None = None, **details) -> None:
     actions.registry_viewed(actor=request.user, page=page, subject=subject, request=request, **details)
 
 
-def protected_list(request: HttpRequest) -> HttpResponse:
+def protected_list(request: SignedInRequest) -> HttpResponse:
     entries = list(access.registry_for(request.user).order_by("account_id")[:LIST_LIMIT])
     proposals = list(access.proposals_for(request.user).filter(status="pending"))
     for proposal in proposals:
-        proposal.mine = proposal.proposed_by_id == request.user.pk
+        proposal.mine = proposal.proposed_by_id == request.user.pk  # type: ignore[attr-defined]  # for the template
     registry_viewed(request, "protected_list", shown=len(entries))
     return render(request, "investigations/protected_list.html", {"entries": entries, "proposals": proposals})
 
 
 @step_up_required
-def protected_add(request: HttpRequest) -> HttpResponse:
+def protected_add(request: SignedInRequest) -> HttpResponse:
     access.registry_for(request.user)
     form = ProtectedSubjectForm(request.POST or None)
     if request.method == "POST" and form.is_valid() and request.step_up.ok:
@@ -55,7 +56,7 @@ def protected_add(request: HttpRequest) -> HttpResponse:
 
 
 @step_up_required
-def protected_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def protected_edit(request: SignedInRequest, pk: int) -> HttpResponse:
     """Change an entry; a weaker category becomes a proposal for a second senior reviewer."""
     subject = access.get_protected_for(request.user, pk)
     if request.method == "GET":
@@ -88,7 +89,7 @@ def _proposed(subject: ProtectedSubject, what: str) -> str:
 
 
 @step_up_required
-def protected_remove(request: HttpRequest, pk: int) -> HttpResponse:
+def protected_remove(request: SignedInRequest, pk: int) -> HttpResponse:
     """Propose removing an entry (a second senior reviewer confirms)."""
     subject = access.get_protected_for(request.user, pk)
     if request.method == "GET":
@@ -108,7 +109,7 @@ def protected_remove(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @step_up_required
-def proposal_confirm(request: HttpRequest, pk: int) -> HttpResponse:
+def proposal_confirm(request: SignedInRequest, pk: int) -> HttpResponse:
     proposal = access.get_proposal_for(request.user, pk)
     if not request.step_up.ok:
         what = f"Confirm the proposal to weaken the protection of account {proposal.subject.account_id}."
@@ -121,7 +122,7 @@ def proposal_confirm(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("investigations:protected_list")
 
 
-def proposal_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+def proposal_withdraw(request: SignedInRequest, pk: int) -> HttpResponse:
     proposal = access.get_proposal_for(request.user, pk)
     form = WithdrawProposalForm(request.POST or None)
     if request.method == "POST" and form.is_valid():

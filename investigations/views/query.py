@@ -7,11 +7,12 @@ import csv
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts.http import SignedInRequest
 from audit.export import csv_cell
 
 from .. import access, actions
@@ -36,7 +37,7 @@ def _grant_queries_context(user, grant) -> dict:
 
 
 @require_http_methods(["GET", "POST"])
-def query_create(request: HttpRequest, grant_pk: int) -> HttpResponse:
+def query_create(request: SignedInRequest, grant_pk: int) -> HttpResponse:
     grant = access.get_grant_for_query(request.user, grant_pk)
     form = QueryForm(request.POST or None, grant=grant)
     status, denied = 200, None
@@ -59,7 +60,7 @@ def query_create(request: HttpRequest, grant_pk: int) -> HttpResponse:
 
 
 @require_GET
-def query_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def query_detail(request: SignedInRequest, pk: int) -> HttpResponse:
     query = access.get_query_for(request.user, pk)
     context = {
         "query": query,
@@ -70,7 +71,7 @@ def query_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
-def query_status(request: HttpRequest, pk: int) -> JsonResponse:
+def query_status(request: SignedInRequest, pk: int) -> JsonResponse:
     query = access.get_query_for(request.user, pk)
     can_see_results = query.status == QueryStatus.SUCCEEDED and results_problem(request.user, query) is None
     return JsonResponse(
@@ -87,7 +88,7 @@ def query_status(request: HttpRequest, pk: int) -> JsonResponse:
     )
 
 
-def _page_number(request: HttpRequest) -> int:
+def _page_number(request: SignedInRequest) -> int:
     try:
         return max(1, int(request.GET.get("page", "1")))
     except ValueError:
@@ -95,7 +96,7 @@ def _page_number(request: HttpRequest) -> int:
 
 
 @require_GET
-def query_results(request: HttpRequest, pk: int) -> HttpResponse:
+def query_results(request: SignedInRequest, pk: int) -> HttpResponse:
     query = access.get_query_for(request.user, pk)
     number = _page_number(request)
     result = actions.results_view(actor=request.user, query=query, page=number)
@@ -105,7 +106,7 @@ def query_results(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
-def query_download(request: HttpRequest, pk: int) -> HttpResponse:
+def query_download(request: SignedInRequest, pk: int) -> HttpResponse:
     query: DataQuery = access.get_query_for(request.user, pk)
     result = actions.results_download(actor=request.user, query=query)
     response = HttpResponse(content_type="text/csv; charset=utf-8")

@@ -9,10 +9,12 @@ from __future__ import annotations
 import base64
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+
+from accounts.http import SignedInRequest
 
 from .. import actions
 from ..access import get_case_for, get_case_report_for
@@ -20,7 +22,7 @@ from ..models import CaseReport
 
 
 @require_POST
-def case_report_produce(request: HttpRequest, pk: int) -> HttpResponse:
+def case_report_produce(request: SignedInRequest, pk: int) -> HttpResponse:
     """Whoever sees the case may produce its report (``access.report_audience`` picks the version)."""
     report = actions.case_report_produce(actor=request.user, case=get_case_for(request.user, pk))
     messages.success(
@@ -29,13 +31,13 @@ def case_report_produce(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(reverse("investigations:case_detail", args=[pk]) + "#case-reports")
 
 
-def case_report_html(request: HttpRequest, pk: int) -> HttpResponse:
+def case_report_html(request: SignedInRequest, pk: int) -> HttpResponse:
     """The printable page, as produced."""
     report = actions.case_report_read(actor=request.user, report=get_case_report_for(request.user, pk), via="html")
     return HttpResponse(report.html, content_type="text/html; charset=utf-8")
 
 
-def case_report_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+def case_report_pdf(request: SignedInRequest, pk: int) -> HttpResponse:
     """The PDF, as produced (the ledger holds its SHA-256)."""
     report = actions.case_report_read(actor=request.user, report=get_case_report_for(request.user, pk), via="pdf")
     return pdf_response(report)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts.http import SignedInRequest
 from accounts.models import User
 from accounts.stepup import CODE_FIELD, step_up_required
 
@@ -26,7 +27,7 @@ from .listing import filtered_page
 QUEUE_PAGE_SIZE = 25
 
 
-def request_create(request: HttpRequest, case_pk: int) -> HttpResponse:
+def request_create(request: SignedInRequest, case_pk: int) -> HttpResponse:
     case = access.get_case_for(request.user, case_pk, perm="file_request")
     form = RequestForm(request.POST or None, initial={"duration_hours": 24, "legal_basis": "internal_policy"})
     if request.method == "POST" and form.is_valid():
@@ -42,7 +43,7 @@ def request_create(request: HttpRequest, case_pk: int) -> HttpResponse:
     return render(request, "investigations/request_form.html", {"form": form, "case": case, "limits": limits()})
 
 
-def request_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def request_edit(request: SignedInRequest, pk: int) -> HttpResponse:
     data_request = access.get_request_for(request.user, pk, perm="edit")
     if not data_request.is_editable:
         return conflict(
@@ -86,7 +87,7 @@ def _approved_narrowed(data_request: DataPullRequest, decisions) -> bool:
     )
 
 
-def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def request_detail(request: SignedInRequest, pk: int) -> HttpResponse:
     data_request = access.get_request_for(request.user, pk)
     grant = access.grants_visible_to(request.user).filter(request=data_request).first()
     protection = _protection(request.user, data_request)
@@ -106,7 +107,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-def request_submit(request: HttpRequest, pk: int) -> HttpResponse:
+def request_submit(request: SignedInRequest, pk: int) -> HttpResponse:
     data_request = access.get_request_for(request.user, pk, perm="submit")
     try:
         actions.request_submit(actor=request.user, request=data_request)
@@ -119,7 +120,7 @@ def request_submit(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("investigations:request_detail", pk=data_request.pk)
 
 
-def request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+def request_withdraw(request: SignedInRequest, pk: int) -> HttpResponse:
     data_request = access.get_request_for(request.user, pk, perm="withdraw")
     if not data_request.is_editable:
         return conflict(request, f"The request is {data_request.get_status_display().lower()}; it cannot be withdrawn.")
@@ -134,7 +135,7 @@ def request_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "investigations/request_withdraw.html", {"form": form, "data_request": data_request})
 
 
-def review_queue(request: HttpRequest) -> HttpResponse:
+def review_queue(request: SignedInRequest) -> HttpResponse:
     if not request.user.is_reviewer:
         raise PermissionDenied("The review queue is for legal reviewers.")
     context = filtered_page(
@@ -148,7 +149,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
 
 
 @step_up_required
-def request_decide(request: HttpRequest, pk: int) -> HttpResponse:
+def request_decide(request: SignedInRequest, pk: int) -> HttpResponse:
     data_request = access.get_request_for(request.user, pk, perm="decide")
     if data_request.status != RequestStatus.SUBMITTED:
         return conflict(request, f"The request is {data_request.get_status_display().lower()}; it cannot be decided.")
@@ -201,14 +202,14 @@ def _protection(user: User, data_request: DataPullRequest) -> dict:
     }
 
 
-def _needs_confirmation(data_request: DataPullRequest, form: DecisionForm, request: HttpRequest) -> bool:
+def _needs_confirmation(data_request: DataPullRequest, form: DecisionForm, request: SignedInRequest) -> bool:
     """Approving a request under the protected policy (registry or purpose limit) takes a second, explicit step."""
     approving = form.cleaned_data["outcome"] in APPROVING_OUTCOMES
     return data_request.needs_protected_policy and approving and request.POST.get("confirm_protected") != "yes"
 
 
 def _confirm_protected_approval(
-    request: HttpRequest, data_request: DataPullRequest, form: DecisionForm
+    request: SignedInRequest, data_request: DataPullRequest, form: DecisionForm
 ) -> HttpResponse:
     """Say what the approval does (oversight is told) and carry the posted decision to the confirmation."""
     carried = [
@@ -223,7 +224,7 @@ def _confirm_protected_approval(
         "case": data_request.case,
         "carried": carried,
         "scope": Scope(**form.narrowed_fields()) if narrowed else Scope(**_requested_fields(data_request)),
-        "outcome": dict(form.fields["outcome"].choices)[form.cleaned_data["outcome"]],
+        "outcome": dict(form.fields["outcome"].choices)[form.cleaned_data["outcome"]],  # type: ignore[attr-defined]
         "reason": form.cleaned_data["reason"],
         "still_needed": actions.approvals_still_needed(data_request),
     }

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
+
+from accounts.http import SignedInRequest
 
 from .. import actions
 from ..access import get_case_for_legal_hold
@@ -15,7 +17,7 @@ from ..forms.case import LegalHoldForm
 from . import conflict
 
 
-def case_legal_hold(request: HttpRequest, pk: int) -> HttpResponse:
+def case_legal_hold(request: SignedInRequest, pk: int) -> HttpResponse:
     case = get_case_for_legal_hold(request.user, pk)
     offered = "lift" if case.legal_hold else "place"
     form = LegalHoldForm(request.POST or None, initial={"action": offered})

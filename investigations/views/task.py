@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+
+from accounts.http import SignedInRequest
 
 from .. import actions
 from ..access import CONTRIBUTE_PERM, case_templates_for, get_case_for, get_task_for
@@ -21,7 +23,7 @@ def _back_to(case_id: int) -> HttpResponse:
     return redirect("investigations:case_detail", pk=case_id)
 
 
-def task_create(request: HttpRequest, pk: int) -> HttpResponse:
+def task_create(request: SignedInRequest, pk: int) -> HttpResponse:
     case = get_case_for(request.user, pk, perm=CONTRIBUTE_PERM)
     if case.is_closed:
         return conflict(request, "The case is closed; its tasks no longer change.", case=case)
@@ -37,7 +39,7 @@ def task_create(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "investigations/task_form.html", {"case": case, "form": form, "task": None})
 
 
-def task_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def task_edit(request: SignedInRequest, pk: int) -> HttpResponse:
     task = get_task_for(request.user, pk, change=True)
     if task.case.is_closed:
         return conflict(request, "The case is closed; its tasks no longer change.", case=task.case)
@@ -54,7 +56,7 @@ def task_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-def task_status(request: HttpRequest, pk: int) -> HttpResponse:
+def task_status(request: SignedInRequest, pk: int) -> HttpResponse:
     task = get_task_for(request.user, pk, change=True)
     form = TaskStatusForm(request.POST)
     if not form.is_valid():
@@ -67,14 +69,14 @@ def task_status(request: HttpRequest, pk: int) -> HttpResponse:
     return _back_to(task.case_id)
 
 
-def case_template_list(request: HttpRequest) -> HttpResponse:
+def case_template_list(request: SignedInRequest) -> HttpResponse:
     """Staff: the default tasks of each case type."""
     templates = {template.case_type: template for template in case_templates_for(request.user)}
     rows = [(value, label, templates.get(value)) for value, label in CaseType.choices]
     return render(request, "investigations/case_template_list.html", {"rows": rows})
 
 
-def case_template_edit(request: HttpRequest, case_type: str) -> HttpResponse:
+def case_template_edit(request: SignedInRequest, case_type: str) -> HttpResponse:
     templates = case_templates_for(request.user)
     if case_type not in CaseType.values:
         raise Http404

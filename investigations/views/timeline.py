@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django import forms
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 import audit
+from accounts.http import SignedInRequest
 from audit.events import Action
 
 from .. import timeline
@@ -22,12 +23,12 @@ class TimelineFilterForm(forms.Form):
     person = forms.CharField(required=False, max_length=150)
 
 
-def case_timeline(request: HttpRequest, pk: int) -> HttpResponse:
+def case_timeline(request: SignedInRequest, pk: int) -> HttpResponse:
     """Who did what on the case, oldest first; the team sees it (and whoever sees the case)."""
     return _timeline(request, get_case_for(request.user, pk), for_auditor=False)
 
 
-def audit_case_timeline(request: HttpRequest, reference: str) -> HttpResponse:
+def audit_case_timeline(request: SignedInRequest, reference: str) -> HttpResponse:
     """The auditors' second view of a case's ledger: the same sentences, the read recorded."""
     case = case_for_auditor(request.user, reference)
     audit.record(
@@ -40,7 +41,7 @@ def audit_case_timeline(request: HttpRequest, reference: str) -> HttpResponse:
     return _timeline(request, case, for_auditor=True)
 
 
-def _timeline(request: HttpRequest, case, *, for_auditor: bool) -> HttpResponse:
+def _timeline(request: SignedInRequest, case, *, for_auditor: bool) -> HttpResponse:
     filters = TimelineFilterForm(request.GET or None)
     chosen = filters.cleaned_data if filters.is_valid() else {}
     viewer = None if for_auditor else request.user

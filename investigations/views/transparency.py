@@ -14,13 +14,14 @@ import re
 
 import pygal
 from csp.decorators import csp_update
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from pygal.style import Style
 
 import audit
+from accounts.http import SignedInRequest
 from audit.access import require_auditor
 from audit.events import Action
 from userdata.catalogue import CATEGORY_CHOICES
@@ -47,7 +48,7 @@ LABELS = {
 }
 
 
-def _report(request: HttpRequest, fmt: str) -> tuple[TransparencyForm, dict]:
+def _report(request: SignedInRequest, fmt: str) -> tuple[TransparencyForm, dict]:
     require_auditor(request.user)
     form = TransparencyForm(request.GET or None, today=timezone.now().date())
     document = transparency.report(form.period(), timezone.now())
@@ -61,11 +62,11 @@ def _report(request: HttpRequest, fmt: str) -> tuple[TransparencyForm, dict]:
     return form, document
 
 
-def _query(request: HttpRequest) -> str:
+def _query(request: SignedInRequest) -> str:
     return request.GET.urlencode()
 
 
-def report_page(request: HttpRequest) -> HttpResponse:
+def report_page(request: SignedInRequest) -> HttpResponse:
     form, document = _report(request, "html")
     query = _query(request)
     charts = [
@@ -96,7 +97,7 @@ def _rows(figures: dict) -> dict:
     }
 
 
-def report_json(request: HttpRequest) -> HttpResponse:
+def report_json(request: SignedInRequest) -> HttpResponse:
     _, document = _report(request, "json")
     body = json.dumps(transparency.signed(document), indent=2, ensure_ascii=False)
     response = HttpResponse(body, content_type="application/json; charset=utf-8")
@@ -104,7 +105,7 @@ def report_json(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def report_csv(request: HttpRequest) -> HttpResponse:
+def report_csv(request: SignedInRequest) -> HttpResponse:
     _, document = _report(request, "csv")
     buffer = io.StringIO()
     csv.writer(buffer).writerows(transparency.csv_rows(document))
@@ -156,8 +157,8 @@ BUILDERS = {"outcomes": _outcome_chart, "cases": _case_chart, "categories": _cat
 
 
 # pygal's SVG carries its own <style>; it is an image with no script and no user text.
-@csp_update({"style-src": ["'unsafe-inline'"]})
-def report_chart(request: HttpRequest, chart: str) -> HttpResponse:
+@csp_update({"style-src": ["'unsafe-inline'"]})  # type: ignore[arg-type]  # django-csp types views as (request) only
+def report_chart(request: SignedInRequest, chart: str) -> HttpResponse:
     if chart not in BUILDERS:
         require_auditor(request.user)
         return HttpResponse(status=404)
