@@ -7,19 +7,20 @@ ledger before the response leaves. Imports no other app.
 from __future__ import annotations
 
 from django.db import transaction
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from . import runs
 from .access import require_auditor
-from .alerts import alert_verification_failed
 from .events import Action
 from .ledger import record
-from .models import AuditEvent
-from .verification import verify
+from .models import AuditEvent, VerificationRun, VerificationRunStatus
 
 
 class EventSerializer(serializers.ModelSerializer):
@@ -111,7 +112,9 @@ class EventListView(GenericAPIView):
         return self.get_paginated_response(EventSerializer(page, many=True).data)
 
 
-class VerificationSerializer(serializers.Serializer):
+class OutcomeSerializer(serializers.Serializer):
+    """What one verification found (its ledger event's details)."""
+
     ok = serializers.BooleanField()
     checked = serializers.IntegerField(help_text="Events verified.")
     head_seq = serializers.IntegerField()
@@ -119,28 +122,99 @@ class VerificationSerializer(serializers.Serializer):
     first_bad_seq = serializers.IntegerField(allow_null=True)
     reason = serializers.CharField(allow_blank=True)
     checkpoints = serializers.IntegerField(help_text="Signed checkpoints checked.")
+    source = serializers.CharField(help_text="Where it ran: command line, daily schedule, Verify now, API.")
+    seq = serializers.IntegerField(help_text="The ledger event that records it.")
+    verified_at = serializers.DateTimeField()
+
+
+class RunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=VerificationRunStatus.choices)
+    requested_by = serializers.CharField()
+    requested_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    checked = serializers.IntegerField()
+    total = serializers.IntegerField()
+    outcome = OutcomeSerializer(allow_null=True, help_text="Once done: what it found.")
+
+
+class LastVerificationSerializer(serializers.Serializer):
+    last = OutcomeSerializer(allow_null=True, help_text="The latest verification, wherever it ran.")
+    current = RunSerializer(allow_null=True, help_text="A verification queued or under way.")
+
+
+def _outcome(event: AuditEvent | None) -> dict | None:
+    if event is None:
+        return None
+    details = event.details
+    return {
+        "ok": details.get("ok", event.action == Action.AUDIT_VERIFIED),
+        "checked": details.get("count", 0),
+        "head_seq": details.get("head_seq", 0),
+        "head_hash": details.get("head_hash", ""),
+        "first_bad_seq": details.get("bad_seq"),
+        "reason": details.get("reason", ""),
+        "checkpoints": details.get("checkpoints", 0),
+        "source": details.get("source", ""),
+        "seq": event.seq,
+        "verified_at": event.occurred_at,
+    }
+
+
+def _run(run: VerificationRun | None) -> dict | None:
+    if run is None:
+        return None
+    outcome = AuditEvent.objects.filter(seq=run.event_seq).first() if run.event_seq else None
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "requested_by": run.requested_by,
+        "requested_at": run.requested_at,
+        "finished_at": run.finished_at,
+        "checked": run.checked,
+        "total": run.total,
+        "outcome": _outcome(outcome),
+    }
 
 
 class VerifyView(GenericAPIView):
-    serializer_class = VerificationSerializer
+    """Verification runs in the worker, never in a web request (it reads the whole ledger): POST
+    queues one (or answers with the one already under way), GET tells the latest outcome."""
 
-    @extend_schema(summary="Auditors: verify the whole chain now (recorded; a failure alerts the auditors)")
+    serializer_class = LastVerificationSerializer
+
+    @extend_schema(summary="Auditors: the latest verification of the chain, wherever it ran (recorded as a read)")
     def get(self, request: Request) -> Response:
         require_auditor(request.user)
-        # One process: a web server may run threads, and forking a threaded process is unsafe.
-        result = verify(workers=1)
-        if result.ok:
-            with transaction.atomic():
-                record(action=Action.AUDIT_VERIFIED, actor=request.user, details=result.as_json(), request=request)
-        else:
-            alert_verification_failed(result)
-        body = {
-            "ok": result.ok,
-            "checked": result.count,
-            "head_seq": result.head_seq,
-            "head_hash": result.head_hash,
-            "first_bad_seq": result.bad_seq,
-            "reason": result.reason,
-            "checkpoints": result.checkpoints,
-        }
-        return Response(VerificationSerializer(body).data)
+        with transaction.atomic():
+            record(
+                action=Action.AUDIT_VIEWED, actor=request.user, details={"page": "api_verification"}, request=request
+            )
+        body = {"last": _outcome(runs.last_outcome()), "current": _run(runs.current_run())}
+        return Response(LastVerificationSerializer(body).data)
+
+    @extend_schema(
+        request=None,
+        responses={202: RunSerializer},
+        summary="Auditors: verify the whole chain now, in the worker (a failure alerts the auditors)",
+    )
+    def post(self, request: Request) -> Response:
+        require_auditor(request.user)
+        run = runs.current_run() or runs.run_start(actor=request.user, source="api")
+        url = reverse("api:audit-verify-run", args=[run.pk])
+        return Response(RunSerializer(_run(run)).data, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+
+
+class VerifyRunView(GenericAPIView):
+    serializer_class = RunSerializer
+
+    @extend_schema(
+        operation_id="audit_verify_run_retrieve",
+        summary="Auditors: one verification run: its progress, then what it found",
+    )
+    def get(self, request: Request, id: str) -> Response:
+        require_auditor(request.user)
+        run = VerificationRun.objects.filter(pk=int(id)).first() if id.isdigit() and len(id) <= 18 else None
+        if run is None:
+            raise NotFound()
+        return Response(RunSerializer(_run(run)).data)

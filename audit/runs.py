@@ -20,7 +20,7 @@ from .verification import Verification, verify
 
 logger = logging.getLogger(__name__)
 
-SOURCES = {"command": "command line", "schedule": "daily schedule", "page": "Verify now"}
+SOURCES = {"command": "command line", "schedule": "daily schedule", "page": "Verify now", "api": "API"}
 
 
 def verify_and_record(*, actor=None, source: str, run: VerificationRun | None = None, **options) -> Verification:
@@ -44,18 +44,33 @@ def verify_and_record(*, actor=None, source: str, run: VerificationRun | None = 
     return result
 
 
-def run_start(*, actor) -> VerificationRun:
-    """Queue a verification for ``actor`` (an auditor; the caller checked) and ring the worker after commit."""
+def last_outcome() -> AuditEvent | None:
+    """The ledger event of the latest verification, wherever it ran."""
+    return (
+        AuditEvent.objects.filter(action__in=[Action.AUDIT_VERIFIED, Action.AUDIT_VERIFY_FAILED])
+        .order_by("-seq")
+        .first()
+    )
+
+
+def current_run() -> VerificationRun | None:
+    """The verification queued or under way, if any (one at a time)."""
+    return VerificationRun.objects.exclude(status=VerificationRunStatus.DONE).first()
+
+
+def run_start(*, actor, source: str = "page") -> VerificationRun:
+    """Queue a verification for ``actor`` (an auditor; the caller checked) and ring the worker
+    after commit. ``source``: ``page`` (Verify now) or ``api``."""
     from .tasks import verify_audit_run
 
     with transaction.atomic():
         head = ChainHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
         run = VerificationRun.objects.create(requested_by=actor.get_username(), total=head)
-        transaction.on_commit(lambda: verify_audit_run.delay(run.pk))
+        transaction.on_commit(lambda: verify_audit_run.delay(run.pk, source))
     return run
 
 
-def run_execute(run_id: int) -> VerificationRun | None:
+def run_execute(run_id: int, source: str = "page") -> VerificationRun | None:
     """Claim a queued run (a conditional UPDATE: a second delivery finds nothing), verify with
     progress written to the row, record the outcome; None if it is gone or someone has it."""
     claimed = VerificationRun.objects.filter(pk=run_id, status=VerificationRunStatus.QUEUED).update(
@@ -69,7 +84,7 @@ def run_execute(run_id: int) -> VerificationRun | None:
     def progress(checked: int, total: int) -> None:
         VerificationRun.objects.filter(pk=run_id).update(checked=checked, total=total)
 
-    result = verify_and_record(actor=actor, source="page", run=run, on_progress=progress)
+    result = verify_and_record(actor=actor, source=source, run=run, on_progress=progress)
     last = AuditEvent.objects.filter(action__in=[Action.AUDIT_VERIFIED, Action.AUDIT_VERIFY_FAILED])
     VerificationRun.objects.filter(pk=run_id).update(
         status=VerificationRunStatus.DONE,

@@ -26,12 +26,13 @@ def verify_audit_chain() -> dict:
 
 
 @shared_task
-def verify_audit_run(run_id: int) -> dict | None:
-    """The verification page's "Verify now": progress on the run's row, outcome on the ledger.
+def verify_audit_run(run_id: int, source: str = "page") -> dict | None:
+    """A verification started by an auditor ("Verify now" on the page, or the API): progress
+    on the run's row, outcome on the ledger.
 
     Safe to deliver twice: the run is claimed with a conditional UPDATE.
     """
-    run = runs.run_execute(run_id)
+    run = runs.run_execute(run_id, source)
     return None if run is None else {"run": run.pk, "ok": run.ok}
 
 

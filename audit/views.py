@@ -130,13 +130,12 @@ def case_timeline(request: HttpRequest, reference: str) -> HttpResponse:
 
 def verification(request: HttpRequest) -> HttpResponse:
     require_auditor(request.user)
-    runs = AuditEvent.objects.filter(action__in=[Action.AUDIT_VERIFIED, Action.AUDIT_VERIFY_FAILED])
-    last_run = runs.order_by("-seq").first()
+    last_run = runs.last_outcome()
     last_checkpoint = AuditEvent.objects.filter(action=Action.AUDIT_CHECKPOINT).order_by("-seq").first()
     record(action=Action.AUDIT_VIEWED, actor=request.user, details={"page": "verification"}, request=request)
     context = {
         "last_run": last_run,
-        "current_run": VerificationRun.objects.exclude(status=VerificationRunStatus.DONE).first(),
+        "current_run": runs.current_run(),
         "last_checkpoint": last_checkpoint,
         "head": ChainHead.objects.filter(pk=1).first(),
         "public_key": _public_key(),
@@ -148,8 +147,7 @@ def verification(request: HttpRequest) -> HttpResponse:
 def verification_start(request: HttpRequest) -> HttpResponse:
     """The "Verify now" button: queue a verification on the worker; the page follows its progress."""
     require_auditor(request.user)
-    running = VerificationRun.objects.exclude(status=VerificationRunStatus.DONE).first()
-    if running is None:
+    if runs.current_run() is None:
         runs.run_start(actor=request.user)
         messages.success(request, "Verification started. Its outcome is recorded in the audit trail.")
     else:

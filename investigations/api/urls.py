@@ -4,7 +4,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from accounts.api import MeView, StepUpView, TokenCreateView, TokenLogoutView
-from audit.api import EventListView, VerifyView
+from audit.api import EventListView, VerifyRunView, VerifyView
 
 from . import evidence, reports, views, workspace
 
@@ -38,5 +38,6 @@ urlpatterns = [
     path("case-templates/<str:case_type>/", workspace.CaseTemplateView.as_view(), name="case-template"),
     path("audit/events/", EventListView.as_view(), name="audit-events"),
     path("audit/verify/", VerifyView.as_view(), name="audit-verify"),
+    path("audit/verify/<str:id>/", VerifyRunView.as_view(), name="audit-verify-run"),
     *router.urls,
 ]

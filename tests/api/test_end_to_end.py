@@ -96,6 +96,13 @@ def test_token_case_approval_request_query_results_and_audit(
         "results.viewed",
     ):
         assert action in seen, f"{action} missing from the case's events"
-    verification = ok(audit.get("/api/v1/audit/verify/"))
-    assert verification["ok"] is True and verification["first_bad_seq"] is None
+    # Verification runs in the worker: POST queues it, its run tells the outcome.
+    run = ok(audit.post("/api/v1/audit/verify/"), 202)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while run["status"] != "done" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        run = ok(audit.get(f"/api/v1/audit/verify/{run['id']}/"))
+    verification = run["outcome"]
+    assert verification["ok"] is True and verification["first_bad_seq"] is None and verification["source"] == "API"
     assert verification["checked"] == verification["head_seq"] > len(seen)
+    assert ok(audit.get("/api/v1/audit/verify/"))["last"] == verification

@@ -11,7 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.events import Action
-from audit.models import AuditEvent, ChainHead
+from audit import runs
+from audit.models import AuditEvent, ChainHead, VerificationRun
 from investigations.api.throttles import QuerySubmitThrottle
 from investigations.models import Case, DataPullRequest, DataQuery, Decision, Grant, GrantStatus, RequestStatus
 from tests.investigations.conftest import JUSTIFICATION, window
@@ -459,19 +460,43 @@ def test_audit_endpoints_are_404_to_everyone_but_auditors(lead, reviewer, superu
         mark = ledger_mark()
         assert client.get("/api/v1/audit/events/").status_code == 404
         assert client.get("/api/v1/audit/verify/").status_code == 404
+        assert client.post("/api/v1/audit/verify/").status_code == 404
         assert events_since(mark) == []
+    assert not VerificationRun.objects.exists()
 
 
-def test_verify_reports_a_broken_chain_and_alerts(auditor, active_grant):
+def _verify(client) -> dict:
+    """POST queues a run (202, its address in Location); the worker's step runs here; its outcome."""
+    response = client.post("/api/v1/audit/verify/")
+    assert response.status_code == 202 and response["Location"] == f"/api/v1/audit/verify/{response.json()['id']}/"
+    assert response.json()["status"] == "queued" and response.json()["outcome"] is None
+    runs.run_execute(response.json()["id"], "api")
+    run = client.get(response["Location"]).json()
+    assert run["status"] == "done"
+    return run["outcome"]
+
+
+def test_verify_runs_in_the_worker_reports_a_broken_chain_and_alerts(auditor, active_grant):
     client = token_client(auditor)
-    body = client.get("/api/v1/audit/verify/").json()
+    assert client.get("/api/v1/audit/verify/").json() == {"last": None, "current": None}
+    body = _verify(client)
     assert body["ok"] is True and body["checked"] == body["head_seq"] and body["first_bad_seq"] is None
     assert AuditEvent.objects.filter(action=Action.AUDIT_VERIFIED, actor_username="auditor").count() == 1
+    assert client.get("/api/v1/audit/verify/").json()["last"] == body
     head = ChainHead.objects.get(pk=1)
     ChainHead.objects.filter(pk=1).update(seq=head.seq + 3)  # the head claims events that are missing
-    body = client.get("/api/v1/audit/verify/").json()
+    body = _verify(client)
     assert body["ok"] is False and body["first_bad_seq"] == head.seq + 1 and "truncated" in body["reason"]
     assert mail.outbox and "FAILED" in mail.outbox[-1].subject
+
+
+def test_one_verification_at_a_time_and_run_ids_are_checked(auditor):
+    client = token_client(auditor)
+    first = client.post("/api/v1/audit/verify/").json()
+    assert client.post("/api/v1/audit/verify/").json()["id"] == first["id"]  # joins the one under way
+    assert client.get("/api/v1/audit/verify/").json()["current"]["id"] == first["id"]
+    for bad in ("0", "9" * 40, "-1", "x", str(first["id"] + 1)):
+        assert client.get(f"/api/v1/audit/verify/{bad}/").status_code == 404
 
 
 def test_errors_inside_lists_are_flat_messages(lead, open_case):

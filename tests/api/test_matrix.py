@@ -16,6 +16,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from audit import runs
 from investigations import actions
 from investigations.models import DataPullRequest, GrantStatus, QueryStatus
 from tests.investigations.conftest import JUSTIFICATION
@@ -206,7 +207,9 @@ def test_the_schema_has_the_resources():
 
 
 @pytest.mark.parametrize("persona", ["other_investigator", "outsider", "superuser", "admin_user", "senior_reviewer"])
-def test_invisible_objects_are_404_on_every_endpoint(persona, request, succeeded_query, member, evidence_store):
+def test_invisible_objects_are_404_on_every_endpoint(
+    persona, request, succeeded_query, member, evidence_store, auditor
+):
     grant = succeeded_query.grant
     task = actions.task_create(actor=grant.case.lead, case=grant.case, title="Confirm the leak")
     note = actions.case_add_note(actor=grant.case.lead, case=grant.case, text="Interviewed the finance team.")
@@ -221,6 +224,7 @@ def test_invisible_objects_are_404_on_every_endpoint(persona, request, succeeded
         "queries": succeeded_query.pk,
         "tasks": task.pk,
         "notes": note.pk,
+        "audit": runs.run_start(actor=auditor).pk,  # a verification run: auditors only
     }
     user = request.getfixturevalue(persona)
     client = token_client(user)

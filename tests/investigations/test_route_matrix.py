@@ -92,6 +92,7 @@ api:me                                     -       200    200    200    200    2
 api:reviews                                -       403    403    403    200    200    403    403    403    401    401
 api:audit-events                           -       404    404    404    404    404    200    404    404    401    401
 api:audit-verify                           -       404    404    404    404    404    200    404    404    401    401
+api:audit-verify-run                       -       404    404    404    404    404    200    404    404    401    401
 api:case-list                              -       200    200    200    200    200    200    200    200    401    401
 api:request-list                           -       200    200    200    200    200    200    200    200    401    401
 api:grant-list                             -       200    200    200    200    200    200    200    200    401    401
@@ -444,6 +445,7 @@ CALLS: dict[str, Callable[[World, str], tuple[str, str, str, dict]]] = {
     "api:reviews": _get("api:reviews", kind="api"),
     "api:audit-events": _get("api:audit-events", kind="api"),
     "api:audit-verify": _get("api:audit-verify", kind="api"),
+    "api:audit-verify-run": _get("api:audit-verify-run", _verification_run, kind="api"),
     "api:case-list": _get("api:case-list", kind="api"),
     "api:request-list": _get("api:request-list", kind="api"),
     "api:grant-list": _get("api:grant-list", kind="api"),
