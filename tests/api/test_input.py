@@ -10,8 +10,8 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.events import Action
 from audit import runs
+from audit.events import Action
 from audit.models import AuditEvent, ChainHead, VerificationRun
 from investigations.api.throttles import QuerySubmitThrottle
 from investigations.models import Case, DataPullRequest, DataQuery, Decision, Grant, GrantStatus, RequestStatus
