@@ -95,6 +95,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.RequestContextMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Below the metrics: a refused state change is a 409 page, not an exception, to them too.
+    "investigations.middleware.ConflictMiddleware",
     # Last, as django-axes asks: turns a lockout into the lockout page (so the metrics above
     # count the 429 that is sent).
     "axes.middleware.AxesMiddleware",

@@ -2,7 +2,15 @@ from django.core.exceptions import PermissionDenied
 
 
 class InvalidTransition(Exception):
-    """The object is not in a state that allows this action (HTTP 409)."""
+    """The object is not in a state that allows this action (HTTP 409).
+
+    ``case``, given where the refusal is about one case, puts a link back to it on the page
+    (``investigations.middleware.ConflictMiddleware``); the API answers the message only.
+    """
+
+    def __init__(self, message: str, *, case=None):
+        super().__init__(message)
+        self.case = case
 
 
 class QueryDenied(PermissionDenied):

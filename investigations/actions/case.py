@@ -141,7 +141,7 @@ def case_add_member(*, actor: User, case: Case, user: User) -> None:
     with transaction.atomic():
         case = locked(Case.objects).get(pk=case.pk)
         if case.is_closed:
-            raise InvalidTransition("A closed case's team cannot change.")
+            raise InvalidTransition("A closed case's team cannot change.", case=case)
         if CaseMember.objects.filter(case=case, user=user).exists():
             raise ValidationError({"user": f"{user.username} is already on the team."})
         _add_member(actor=actor, case=case, user=user, pending=membership.decision_pending(case))
@@ -156,7 +156,7 @@ def case_approve(*, actor: User, case: Case) -> Case:
         if not can_review_case(actor, case):
             raise PermissionDenied("Only a legal reviewer never involved in the case may approve it.")
         if not case.awaits_approval:
-            raise InvalidTransition(f"The case is {case.status_phrase}, not pending approval.")
+            raise InvalidTransition(f"The case is {case.status_phrase}, not pending approval.", case=case)
         case.status = CaseStatus.OPEN
         case.decided_by = actor
         case.decided_at = timezone.now()
@@ -184,7 +184,7 @@ def _locked(case: Case) -> Case:
 def _check_status(case: Case, allowed: bool, verb: str) -> None:
     """Refuse with the case's status unless ``allowed`` (one of the case's own rules)."""
     if not allowed:
-        raise InvalidTransition(f"The case is {case.status_phrase}; it cannot be {verb}.")
+        raise InvalidTransition(f"The case is {case.status_phrase}; it cannot be {verb}.", case=case)
 
 
 def _transition(*, actor: User, case: Case, to: str, action: Action, details: dict | None = None, **fields) -> Case:
@@ -385,7 +385,7 @@ def case_remove_member(*, actor: User, case: Case, user: User) -> None:
     with transaction.atomic():
         case = _locked(case)
         if case.is_closed:
-            raise InvalidTransition("A closed case's team cannot change.")
+            raise InvalidTransition("A closed case's team cannot change.", case=case)
         member = CaseMember.objects.filter(case=case, user=user).first()
         if member is None:
             raise ValidationError({"user": f"{user.username} is not on the team."})

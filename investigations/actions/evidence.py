@@ -111,7 +111,7 @@ def _added_details(evidence: Evidence) -> dict:
 
 def _check_accepts(case: Case) -> None:
     if not case.accepts_evidence:
-        raise InvalidTransition(f"The case is {case.status_phrase}; no evidence can be added to it.")
+        raise InvalidTransition(f"The case is {case.status_phrase}; no evidence can be added to it.", case=case)
 
 
 @retry_on_conflict
@@ -323,7 +323,8 @@ def _check_kept(evidence: Evidence) -> None:
     if evidence.is_purged:
         raise InvalidTransition(
             f"The file was purged on {evidence.purged_at:%Y-%m-%d}, after the case's retention period; "
-            "its record and hash are kept."
+            "its record and hash are kept.",
+            case=evidence.case,
         )
 
 

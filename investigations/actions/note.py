@@ -55,7 +55,7 @@ def _tell_mentioned(*, actor: User, note: CaseNote, people: list[User]) -> None:
 
 def _check_open(case: Case) -> None:
     if case.is_closed:
-        raise InvalidTransition("The case is closed; its notes no longer change.")
+        raise InvalidTransition("The case is closed; its notes no longer change.", case=case)
 
 
 @retry_on_conflict

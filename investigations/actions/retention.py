@@ -63,7 +63,9 @@ def case_legal_hold_set(*, actor: User, case: Case, reason: str) -> Case:
     with transaction.atomic():
         case = locked(Case.objects).get(pk=case.pk)
         if case.legal_hold:
-            raise InvalidTransition(f"The case is already under legal hold (since {case.legal_hold_at:%Y-%m-%d}).")
+            raise InvalidTransition(
+                f"The case is already under legal hold (since {case.legal_hold_at:%Y-%m-%d}).", case=case
+            )
         case.legal_hold, case.legal_hold_reason = True, reason
         case.legal_hold_by, case.legal_hold_at = actor, timezone.now()
         case.save(update_fields=["legal_hold", "legal_hold_reason", "legal_hold_by", "legal_hold_at", "updated_at"])
@@ -87,7 +89,7 @@ def case_legal_hold_lift(*, actor: User, case: Case, reason: str) -> Case:
     with transaction.atomic():
         case = locked(Case.objects).select_related("legal_hold_by").get(pk=case.pk)
         if not case.legal_hold:
-            raise InvalidTransition("The case is not under legal hold.")
+            raise InvalidTransition("The case is not under legal hold.", case=case)
         placed = {
             "placed_by": case.legal_hold_by.username if case.legal_hold_by else "",
             "placed_at": case.legal_hold_at.isoformat() if case.legal_hold_at else "",

@@ -33,7 +33,7 @@ def _require_contributor(actor: User, case: Case) -> None:
     if CONTRIBUTE_PERM not in object_perms(actor, case):
         raise record_denial(actor=actor, case=case, perm=CONTRIBUTE_PERM, message=TASKS_DENIED)
     if case.is_closed:
-        raise InvalidTransition("The case is closed; its tasks no longer change.")
+        raise InvalidTransition("The case is closed; its tasks no longer change.", case=case)
 
 
 def _clean(task: CaseTask) -> None:

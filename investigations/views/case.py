@@ -30,7 +30,6 @@ from ..access import (
     queries_visible_to,
     tags_visible_to,
 )
-from ..errors import InvalidTransition
 from ..filters import CaseFilter
 from ..forms import apply_errors
 from ..forms.case import (
@@ -135,8 +134,6 @@ def case_edit(request: SignedInRequest, pk: int) -> HttpResponse:
             actions.case_update(actor=request.user, case=case, **form.cleaned_data)
         except ValidationError as error:
             apply_errors(form, error)
-        except InvalidTransition as error:
-            return conflict(request, str(error), case=case)
         else:
             messages.success(request, "Case updated.")
             return redirect("investigations:case_detail", pk=case.pk)
@@ -153,8 +150,6 @@ def case_members(request: SignedInRequest, pk: int) -> HttpResponse:
             actions.case_add_member(actor=request.user, case=case, user=user)
         except ValidationError as error:
             form.add_error("username", error.messages)
-        except InvalidTransition as error:
-            return conflict(request, str(error), case=case)
         else:
             messages.success(request, f"{user.username} joined the team.")
             return redirect("investigations:case_members", pk=case.pk)
@@ -174,8 +169,6 @@ def case_member_remove(request: SignedInRequest, pk: int) -> HttpResponse:
         actions.case_remove_member(actor=request.user, case=case, user=user)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
-    except InvalidTransition as error:
-        return conflict(request, str(error), case=case)
     else:
         messages.success(request, f"{user.username} left the team; their access ended at once.")
     return redirect("investigations:case_members", pk=case.pk)
@@ -190,8 +183,6 @@ def case_note_add(request: SignedInRequest, pk: int) -> HttpResponse:
             actions.case_add_note(actor=request.user, case=case, text=form.cleaned_data["text"])
         except ValidationError as error:
             apply_errors(form, error)
-        except InvalidTransition as error:
-            return conflict(request, str(error), case=case)
         else:
             return redirect("investigations:case_detail", pk=case.pk)
     return case_detail(request, pk, note_form=form)
@@ -232,8 +223,6 @@ def case_close(request: SignedInRequest, pk: int) -> HttpResponse:
             )
         except ValidationError as error:
             apply_errors(form, error)
-        except InvalidTransition as error:
-            return conflict(request, str(error), case=case)
         else:
             messages.success(request, f"Case {case.reference} closed; its grants are revoked.")
             return redirect("investigations:case_detail", pk=case.pk)
@@ -251,14 +240,8 @@ def _transition_view(
 ):
     @require_POST
     def view(request: SignedInRequest, pk: int) -> HttpResponse:
-        try:
-            case = find(request.user, pk)
-        except InvalidTransition as lost:  # another reviewer decided it first
-            return conflict(request, str(lost))
-        try:
-            action(actor=request.user, case=case)
-        except InvalidTransition as error:
-            return conflict(request, str(error), case=case)
+        case = find(request.user, pk)
+        action(actor=request.user, case=case)
         messages.success(request, done.format(reference=case.reference))
         if redirect_to == "case_queue":
             return redirect("investigations:case_queue")
@@ -285,29 +268,20 @@ def _reviewable_case(request: SignedInRequest, pk: int, verb: str) -> Case:
 @step_up_required
 def case_approve(request: SignedInRequest, pk: int) -> HttpResponse:
     """A legal reviewer never involved in the case approves it while pending: it opens for requests."""
-    try:
-        case = _reviewable_case(request, pk, "approve")
-    except InvalidTransition as lost:  # another reviewer decided it first
-        return conflict(request, str(lost))
+    case = _reviewable_case(request, pk, "approve")
     if not case.awaits_approval:
         return conflict(request, f"The case is {case.status_phrase}, not pending approval.", case=case)
     if not request.step_up.ok:
         cancel = reverse("investigations:case_detail", args=[case.pk])
         return confirm_page(request, what=f"Approve case {case.reference}: {case.title}.", cancel_url=cancel)
-    try:
-        actions.case_approve(actor=request.user, case=case)
-    except InvalidTransition as error:
-        return conflict(request, str(error), case=case)
+    actions.case_approve(actor=request.user, case=case)
     messages.success(request, f"Case {case.reference} approved: it is open.")
     return redirect("investigations:case_queue")
 
 
 @step_up_required
 def case_reject(request: SignedInRequest, pk: int) -> HttpResponse:
-    try:
-        case = _reviewable_case(request, pk, "reject")
-    except InvalidTransition as lost:  # another reviewer decided it first
-        return conflict(request, str(lost))
+    case = _reviewable_case(request, pk, "reject")
     if not case.awaits_approval:
         return conflict(request, "The case is not pending approval.", case=case)
     form = RejectForm(request.POST or None)
@@ -316,8 +290,6 @@ def case_reject(request: SignedInRequest, pk: int) -> HttpResponse:
             actions.case_reject(actor=request.user, case=case, reason=form.cleaned_data["reason"])
         except ValidationError as error:
             apply_errors(form, error)
-        except InvalidTransition as error:
-            return conflict(request, str(error), case=case)
         else:
             messages.success(request, f"Case {case.reference} rejected; the lead can revise and resubmit.")
             return redirect("investigations:case_queue")

@@ -13,11 +13,10 @@ from accounts.http import SignedInRequest
 
 from .. import access, actions
 from ..actions.query import results_problem
-from ..errors import InvalidTransition, ResultsUnavailable
+from ..errors import ResultsUnavailable
 from ..forms import apply_errors
 from ..forms.evidence import EvidenceUploadForm, ReleaseForm, SaveResultForm
 from ..models import Case, Evidence
-from . import conflict
 
 
 def case_evidence(user, case: Case, form: EvidenceUploadForm | None = None) -> dict:
@@ -79,8 +78,6 @@ def case_evidence_add(request: SignedInRequest, pk: int) -> HttpResponse:
             )
         except ValidationError as error:
             apply_errors(form, error)
-        except InvalidTransition as error:
-            return conflict(request, str(error), case=case)
         else:
             messages.success(request, f"Evidence added. SHA-256 {evidence.sha256}.")
             return redirect("investigations:evidence_detail", pk=evidence.pk)
@@ -106,10 +103,7 @@ def _file_response(handle, evidence: Evidence) -> FileResponse:
 
 def evidence_download(request: SignedInRequest, pk: int) -> HttpResponse | FileResponse:
     evidence = access.get_evidence_for(request.user, pk)
-    try:
-        handle = actions.evidence_download(actor=request.user, evidence=evidence)
-    except InvalidTransition as error:  # purged after the retention period
-        return conflict(request, str(error), case=evidence.case)
+    handle = actions.evidence_download(actor=request.user, evidence=evidence)
     return _file_response(handle, evidence)
 
 
@@ -123,8 +117,6 @@ def evidence_release(request: SignedInRequest, pk: int) -> HttpResponse | FileRe
             handle = actions.evidence_release(actor=request.user, evidence=evidence, **form.cleaned_data)
         except ValidationError as error:
             apply_errors(form, error)
-        except InvalidTransition as error:
-            return conflict(request, str(error), case=evidence.case)
         else:
             return _file_response(handle, evidence)
     context = {"evidence": evidence, "case": evidence.case, "form": form}

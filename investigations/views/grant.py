@@ -15,13 +15,11 @@ from accounts.http import SignedInRequest
 from accounts.stepup import step_up_required
 
 from .. import access, actions
-from ..errors import InvalidTransition
 from ..filters import GrantFilter
 from ..forms import apply_errors
 from ..forms.query import QueryForm
 from ..forms.request import ReasonForm
 from ..models import Grant, GrantReport
-from . import conflict
 
 QUERY_PANEL = "investigations/_grant_queries.html"
 PAGE_SIZE = 25
@@ -84,8 +82,6 @@ def grant_revoke(request: SignedInRequest, pk: int) -> HttpResponse:
             actions.grant_revoke(actor=request.user, grant=grant, reason=form.cleaned_data["reason"])
         except ValidationError as error:
             apply_errors(form, error)
-        except InvalidTransition as error:
-            return conflict(request, str(error))
         else:
             messages.success(request, "Grant revoked. It stopped working immediately.")
             return redirect("investigations:grant_detail", pk=grant.pk)

@@ -12,7 +12,6 @@ from accounts.http import SignedInRequest
 
 from .. import actions
 from ..access import get_note_for
-from ..errors import InvalidTransition
 from ..forms import apply_errors
 from ..forms.case import NoteForm
 from . import conflict
@@ -28,8 +27,6 @@ def note_edit(request: SignedInRequest, pk: int) -> HttpResponse:
             actions.note_edit(actor=request.user, note=note, text=form.cleaned_data["text"])
         except ValidationError as error:
             apply_errors(form, error)
-        except InvalidTransition as error:
-            return conflict(request, str(error), case=note.case)
         else:
             messages.success(request, "Note saved; the earlier version is kept in its history.")
             return redirect(reverse("investigations:case_detail", args=[note.case_id]) + f"#note-{note.pk}")

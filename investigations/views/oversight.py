@@ -20,7 +20,6 @@ from audit.models import AuditEvent
 
 from .. import access
 from ..actions import oversight
-from ..errors import InvalidTransition
 from ..filters import AlertFilter
 from ..forms import apply_errors
 from ..forms.oversight import AcknowledgeForm
@@ -66,8 +65,6 @@ def alert_acknowledge(request: SignedInRequest, pk: int) -> HttpResponse:
             oversight.alert_acknowledge(actor=request.user, alert=alert, note=form.cleaned_data["note"])
         except ValidationError as error:
             apply_errors(form, error)
-        except InvalidTransition as error:
-            return conflict(request, str(error))
         else:
             messages.success(request, "Alert acknowledged. Your note is in the audit trail.")
             return redirect("investigations:alert_detail", pk=alert.pk)

@@ -18,11 +18,9 @@ from accounts.http import SignedInRequest
 from accounts.stepup import confirm_page, step_up_required
 
 from .. import access, actions, policy
-from ..errors import InvalidTransition
 from ..forms import apply_errors
 from ..forms.protected import ProtectedChangeForm, ProtectedRemoveForm, ProtectedSubjectForm, WithdrawProposalForm
 from ..models import ProtectedSubject
-from . import conflict
 
 LIST_LIMIT = 1000
 
@@ -114,10 +112,7 @@ def proposal_confirm(request: SignedInRequest, pk: int) -> HttpResponse:
     if not request.step_up.ok:
         what = f"Confirm the proposal to weaken the protection of account {proposal.subject.account_id}."
         return confirm_page(request, what=what, cancel_url=reverse("investigations:protected_list"))
-    try:
-        actions.protected_weakening_confirm(actor=request.user, proposal=proposal)
-    except InvalidTransition as error:
-        return conflict(request, str(error))
+    actions.protected_weakening_confirm(actor=request.user, proposal=proposal)
     messages.success(request, f"Confirmed: the change to account {proposal.subject.account_id} took effect.")
     return redirect("investigations:protected_list")
 
@@ -130,8 +125,6 @@ def proposal_withdraw(request: SignedInRequest, pk: int) -> HttpResponse:
             actions.protected_weakening_withdraw(actor=request.user, proposal=proposal, **form.cleaned_data)
         except ValidationError as error:
             apply_errors(form, error)
-        except InvalidTransition as error:
-            return conflict(request, str(error))
         else:
             messages.success(request, f"The proposal about account {proposal.subject.account_id} was withdrawn.")
             return redirect("investigations:protected_list")

@@ -13,7 +13,6 @@ from accounts.models import User
 from accounts.stepup import CODE_FIELD, step_up_required
 
 from .. import access, actions, policy
-from ..errors import InvalidTransition
 from ..filters import ReviewQueueFilter
 from ..forms import apply_errors
 from ..forms.request import DecisionForm, OptionalReasonForm, RequestForm
@@ -35,8 +34,6 @@ def request_create(request: SignedInRequest, case_pk: int) -> HttpResponse:
             created = actions.request_create(actor=request.user, case=case, **form.action_kwargs())
         except ValidationError as error:
             apply_errors(form, error)
-        except InvalidTransition as error:
-            return conflict(request, str(error))
         else:
             messages.success(request, "Draft saved. Submit it to legal when it is complete.")
             return redirect("investigations:request_detail", pk=created.pk)
@@ -55,8 +52,6 @@ def request_edit(request: SignedInRequest, pk: int) -> HttpResponse:
             actions.request_update(actor=request.user, request=data_request, **form.action_kwargs())
         except ValidationError as error:
             apply_errors(form, error)
-        except InvalidTransition as error:
-            return conflict(request, str(error))
         else:
             messages.success(request, "Request updated.")
             return redirect("investigations:request_detail", pk=data_request.pk)
@@ -111,8 +106,6 @@ def request_submit(request: SignedInRequest, pk: int) -> HttpResponse:
     data_request = access.get_request_for(request.user, pk, perm="submit")
     try:
         actions.request_submit(actor=request.user, request=data_request)
-    except InvalidTransition as error:
-        return conflict(request, str(error))
     except ValidationError as error:
         messages.error(request, " ".join(error.messages) + " Edit the request and submit again.")
         return redirect("investigations:request_detail", pk=data_request.pk)
@@ -126,10 +119,7 @@ def request_withdraw(request: SignedInRequest, pk: int) -> HttpResponse:
         return conflict(request, f"The request is {data_request.get_status_display().lower()}; it cannot be withdrawn.")
     form = OptionalReasonForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
-            actions.request_withdraw(actor=request.user, request=data_request, reason=form.cleaned_data["reason"])
-        except InvalidTransition as error:
-            return conflict(request, str(error))
+        actions.request_withdraw(actor=request.user, request=data_request, reason=form.cleaned_data["reason"])
         messages.success(request, "Request withdrawn.")
         return redirect("investigations:request_detail", pk=data_request.pk)
     return render(request, "investigations/request_withdraw.html", {"form": form, "data_request": data_request})
@@ -161,8 +151,6 @@ def request_decide(request: SignedInRequest, pk: int) -> HttpResponse:
             _decide(request.user, data_request, form)
         except ValidationError as error:
             apply_errors(form, error)
-        except InvalidTransition as error:
-            return conflict(request, str(error))
         else:
             messages.success(request, "Decision recorded.")
             return redirect("investigations:request_detail", pk=data_request.pk)

@@ -11,7 +11,6 @@ from accounts.http import SignedInRequest
 
 from .. import actions
 from ..access import get_case_for_legal_hold
-from ..errors import InvalidTransition
 from ..forms import apply_errors
 from ..forms.case import LegalHoldForm
 from . import conflict
@@ -30,8 +29,6 @@ def case_legal_hold(request: SignedInRequest, pk: int) -> HttpResponse:
             change(actor=request.user, case=case, reason=form.cleaned_data["reason"])
         except ValidationError as error:
             apply_errors(form, error)
-        except InvalidTransition as error:
-            return conflict(request, str(error), case=case)
         else:
             messages.success(request, "Legal hold placed." if offered == "place" else "Legal hold lifted.")
             return redirect("investigations:case_detail", pk=case.pk)

@@ -12,7 +12,6 @@ from accounts.http import SignedInRequest
 
 from .. import actions
 from ..access import CONTRIBUTE_PERM, case_templates_for, get_case_for, get_task_for
-from ..errors import InvalidTransition
 from ..forms import apply_errors
 from ..forms.task import CaseTemplateForm, TaskForm, TaskStatusForm
 from ..models import CaseTask, CaseType
@@ -62,10 +61,7 @@ def task_status(request: SignedInRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose open, in progress, done or cancelled.")
         return _back_to(task.case_id)
-    try:
-        actions.task_set_status(actor=request.user, task=task, status=form.cleaned_data["status"])
-    except InvalidTransition as error:
-        return conflict(request, str(error), case=task.case)
+    actions.task_set_status(actor=request.user, task=task, status=form.cleaned_data["status"])
     return _back_to(task.case_id)
 
 
