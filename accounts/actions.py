@@ -250,6 +250,94 @@ def api_token_second_factor(*, actor: User, token: AuthToken, method: str, reque
     return record
 
 
+# Why tokens end with a change of factor (the ``reason`` of their ``api_token.revoked`` events).
+FACTOR_ADDED, FACTOR_REMOVED = "factor_added", "factor_removed"
+
+
+def _revoke_tokens(*, actor: User | None, user: User, tokens, reason: str, request=None) -> int:
+    """Revoke ``tokens`` of ``user``, one ``api_token.revoked`` event each with ``reason``."""
+    revoked = 0
+    for token in list(tokens.select_for_update()):
+        key = token.token_key
+        token.delete()
+        revoked += 1
+        audit.record(
+            action=Action.API_TOKEN_REVOKED,
+            actor=actor,
+            target=user,
+            details={"token_key": key, "by_self": actor is not None and actor.pk == user.pk, "reason": reason},
+            request=request,
+        )
+    return revoked
+
+
+def tokens_without_second_factor(user: User):
+    """The user's API tokens that never passed a second factor (obtained with the password alone,
+    before the user had one, and never stepped up)."""
+    return user.auth_token_set.filter(second_factor__isnull=True)
+
+
+def second_factors_changed(*, user: User, added: Iterable, removed: Iterable, request=None) -> int:
+    """Record what ``user`` changed of their own second factors (allauth's pages, through
+    ``accounts.factor_pages``, inside the page's transaction) and revoke the tokens it makes stale.
+
+    - Recovery codes replaced by new ones: ``auth.recovery_codes_generated``; any other
+      authenticator added or removed: ``auth.factor_added`` / ``auth.factor_removed``.
+    - An authenticator app or security key added (an enrolment): every API token of the user
+      that never passed a second factor is revoked. It was obtained with the password alone,
+      which no longer signs this user in, so it must not outlive the enrolment.
+    - One removed: every API token of the user is revoked. The removed factor may be the lost
+      one, and which factor a token's code came from is not kept.
+
+    Returns how many tokens were revoked.
+    """
+    from allauth.mfa.models import Authenticator
+
+    from .factors import FACTOR_TYPES
+
+    added, removed = list(added), list(removed)
+    codes = Authenticator.Type.RECOVERY_CODES
+    regenerated = any(item.type == codes for item in added) and any(item.type == codes for item in removed)
+    with transaction.atomic():
+        for item in removed:
+            if not (regenerated and item.type == codes):
+                _record_factor(Action.AUTH_FACTOR_REMOVED, user, item, request)
+        for item in added:
+            replaced = regenerated and item.type == codes
+            _record_factor(
+                Action.AUTH_RECOVERY_CODES_GENERATED if replaced else Action.AUTH_FACTOR_ADDED, user, item, request
+            )
+        if any(item.type in FACTOR_TYPES for item in removed):
+            tokens, reason = user.auth_token_set.all(), FACTOR_REMOVED
+        elif any(item.type in FACTOR_TYPES for item in added):
+            tokens, reason = tokens_without_second_factor(user), FACTOR_ADDED
+        else:
+            return 0
+        return _revoke_tokens(actor=user, user=user, tokens=tokens, reason=reason, request=request)
+
+
+def _record_factor(action: Action, user: User, authenticator, request) -> None:
+    audit.record(
+        action=action,
+        actor=user,
+        target=user,
+        details={"type": authenticator.type, "authenticator": authenticator.pk},
+        request=request,
+    )
+
+
+def recovery_codes_viewed(*, user: User, authenticator, how: str, request=None) -> None:
+    """Record that ``user``'s recovery codes were shown (``how``: ``page`` or ``download``):
+    whoever reads them can sign in in place of the owner's authenticator. Never the codes."""
+    details = {"how": how, "authenticator": authenticator.pk if authenticator else None}
+    if authenticator is not None:
+        details["unused"] = len(authenticator.wrap().get_unused_codes())
+    with transaction.atomic():
+        audit.record(
+            action=Action.AUTH_RECOVERY_CODES_VIEWED, actor=user, target=user, details=details, request=request
+        )
+
+
 def lockout_clear(*, actor: User, username: str = "", address: str = "") -> int:
     """Lift a sign-in lockout before its cool-off ends: forget the failed attempts recorded
     for ``username`` (any address) and/or from ``address`` (any username). Returns how many
@@ -350,6 +438,8 @@ def second_factor_enrol_totp(*, actor: User | None, user: User, secret: str) -> 
             target=user,
             details={"type": authenticator.type, "authenticator": authenticator.pk, "by_self": actor == user},
         )
+        # As on the pages (``second_factors_changed``): tokens got without a factor end with the enrolment.
+        _revoke_tokens(actor=actor, user=user, tokens=tokens_without_second_factor(user), reason=FACTOR_ADDED)
 
 
 MIN_RESET_REASON = 10

@@ -1,10 +1,11 @@
-"""Auth events feed the ledger (the only signals Custos uses): Django's, django-axes's and
-django-allauth's own, for what a user does to their own sign-in factors on allauth's pages."""
+"""Auth events feed the ledger (the only signals Custos uses): Django's and django-axes's.
 
-from allauth.mfa import signals as mfa_signals
+What a user does to their own second factors on allauth's pages is not taken from allauth's
+signals, which are sent after its commit: ``accounts.factor_pages`` records it inside the
+page's own transaction."""
+
 from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db import transaction
 from django.dispatch import receiver
 
 import audit
@@ -57,28 +58,3 @@ def _locked_out(sender, request, username, ip_address, **kwargs):
         details={"username": username, "address": ip_address, "failures": request.axes_failures_since_start},
         request=request,
     )
-
-
-def _factor_details(authenticator) -> dict:
-    return {"type": authenticator.type, "authenticator": authenticator.pk}
-
-
-def _record_factor_event(action: Action, request, user, authenticator) -> None:
-    # allauth sends these after its own transaction has committed: the event gets its own.
-    with transaction.atomic():
-        audit.record(action=action, actor=user, target=user, details=_factor_details(authenticator), request=request)
-
-
-@receiver(mfa_signals.authenticator_added)
-def _factor_added(sender, request, user, authenticator, **kwargs):
-    _record_factor_event(Action.AUTH_FACTOR_ADDED, request, user, authenticator)
-
-
-@receiver(mfa_signals.authenticator_removed)
-def _factor_removed(sender, request, user, authenticator, **kwargs):
-    _record_factor_event(Action.AUTH_FACTOR_REMOVED, request, user, authenticator)
-
-
-@receiver(mfa_signals.authenticator_reset)
-def _recovery_codes_generated(sender, request, user, authenticator, **kwargs):
-    _record_factor_event(Action.AUTH_RECOVERY_CODES_GENERATED, request, user, authenticator)

@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
 from . import views
+from .factor_pages import audit_patterns
 
 app_name = "accounts"
 
@@ -32,6 +33,8 @@ allauth_urlpatterns = [
     path("2fa/recovery-codes/generate/", recovery_views.generate_recovery_codes, name="mfa_generate_recovery_codes"),
     path("2fa/recovery-codes/download/", recovery_views.download_recovery_codes, name="mfa_download_recovery_codes"),
 ]
+# Each second-factor page in one transaction with the events of what it changed or showed.
+allauth_urlpatterns = audit_patterns(allauth_urlpatterns)
 
 # Single sign-on (accounts.sso): allauth's OpenID Connect sign-in under allauth's own names, which
 # allauth reverses itself. Only these: no sign-up form, no connecting further accounts.

@@ -14,6 +14,7 @@ class Action(models.TextChoices):
     AUTH_FACTOR_ADDED = "auth.factor_added", "Second factor enrolled"
     AUTH_FACTOR_REMOVED = "auth.factor_removed", "Second factor removed"
     AUTH_RECOVERY_CODES_GENERATED = "auth.recovery_codes_generated", "Recovery codes generated"
+    AUTH_RECOVERY_CODES_VIEWED = "auth.recovery_codes_viewed", "Recovery codes viewed"
     USER_CREATED = "user.created", "User created"
     USER_ROLES_CHANGED = "user.roles_changed", "User roles changed"
     USER_DEACTIVATED = "user.deactivated", "User deactivated"
