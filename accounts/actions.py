@@ -257,7 +257,7 @@ FACTOR_ADDED, FACTOR_REMOVED = "factor_added", "factor_removed"
 def _revoke_tokens(*, actor: User | None, user: User, tokens, reason: str, request=None) -> int:
     """Revoke ``tokens`` of ``user``, one ``api_token.revoked`` event each with ``reason``."""
     revoked = 0
-    for token in list(tokens.select_for_update()):
+    for token in list(tokens.select_for_update(of=("self",))):
         key = token.token_key
         token.delete()
         revoked += 1
