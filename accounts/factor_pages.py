@@ -70,7 +70,7 @@ def audit_patterns(patterns: list[URLPattern]) -> list[URLPattern]:
     """Every ``mfa_*`` page of ``patterns`` wrapped by ``audited`` (any page allauth's MFA app
     adds later, such as security keys, is covered by being listed there)."""
     return [
-        URLPattern(p.pattern, audited(p.callback, p.name), p.default_args, p.name)
+        URLPattern(p.pattern, audited(p.callback, p.name or ""), p.default_args, p.name)
         if (p.name or "").startswith("mfa_")
         else p
         for p in patterns
