@@ -9,6 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
+from . import enqueue
 from .actions import evidence as evidence_actions
 from .actions import lapse_overdue_requests, lifecycle, oversight, retention
 from .actions import query as query_actions
@@ -25,7 +26,7 @@ RETRY = {
 }
 
 
-@shared_task(bind=True, name="investigations.run_query", **RETRY)
+@shared_task(bind=True, name=enqueue.RUN_QUERY, **RETRY)
 def run_query(self, query_id: int, takeover: int | None = None) -> str | None:
     """Run one query; returns quietly if it is gone or done.
 
@@ -69,7 +70,7 @@ def expire_pending_requests() -> int:
     return lapse_overdue_requests()
 
 
-@shared_task(name="investigations.scan_oversight", **RETRY)
+@shared_task(name=enqueue.SCAN_OVERSIGHT, **RETRY)
 def scan_oversight() -> dict:
     """Raise oversight alerts and write grant reports from new audit events (safe to overlap)."""
     scan = oversight.alerts_scan()

@@ -45,7 +45,7 @@ from audit.access import is_auditor
 from audit.events import Action
 from audit.models import AuditEvent
 
-from .. import notify
+from .. import enqueue, notify
 from ..errors import InvalidTransition
 from ..models import (
     Alert,
@@ -817,10 +817,8 @@ def alerts_scan(*, batch_size: int | None = None) -> Scan:
 
 def enqueue_scan() -> None:
     """Ring the scan's doorbell; an unreachable broker only logs (beat runs the scan every minute)."""
-    from ..tasks import scan_oversight
-
     try:
-        scan_oversight.apply_async(retry=False)
+        enqueue.send(enqueue.SCAN_OVERSIGHT)
     except Exception:
         logger.warning("could not enqueue the oversight scan; the beat schedule will run it", exc_info=True)
 

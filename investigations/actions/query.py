@@ -27,7 +27,7 @@ from accounts.models import User
 from audit.events import Action
 from userdata.catalogue import CATEGORIES
 
-from .. import gateway
+from .. import enqueue, gateway
 from ..errors import QueryDenied, ResultsUnavailable
 from ..models import CaseStatus, DataQuery, Grant, GrantStatus, ProtectedSubject, QueryResult, QueryStatus
 from ..models.grant import db_now
@@ -175,14 +175,9 @@ def _save_checked(query: DataQuery, grant: Grant, actor: User) -> tuple[Grant, b
 
 
 def enqueue_run(query: DataQuery) -> bool:
-    """Ring the doorbell for ``query``. The database is the record: a broker error only logs.
-
-    ``retry=False`` so that an unreachable broker fails fast instead of holding the request.
-    """
-    from ..tasks import run_query
-
+    """Ring the doorbell for ``query``. The database is the record: a broker error only logs."""
     try:
-        run_query.apply_async(args=[query.pk], kwargs={}, retry=False)
+        enqueue.send(enqueue.RUN_QUERY, query.pk)
     except Exception:
         logger.warning("could not enqueue query %s; the sweeper will re-enqueue it", query.pk, exc_info=True)
         query.enqueue_failed = True

@@ -15,7 +15,7 @@ from accounts.models import User
 from accounts.roles import Role
 from audit.events import Action
 from audit.models import AuditEvent
-from investigations import actions
+from investigations import actions, enqueue
 from investigations.actions import oversight
 from investigations.actions.oversight import alert_acknowledge, alerts_scan, is_working_time
 from investigations.errors import InvalidTransition, QueryDenied
@@ -282,13 +282,13 @@ def test_the_scan_is_enqueued_after_the_actions_commit(
     draft_request, lead, django_capture_on_commit_callbacks, monkeypatch
 ):
     sent = []
-    monkeypatch.setattr(scan_oversight, "apply_async", lambda *args, **kwargs: sent.append(kwargs))
+    monkeypatch.setattr(enqueue, "send", lambda task, *args: sent.append((task, args)))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         actions.request_submit(actor=lead, request=draft_request)
     assert sent == []  # nothing before commit
     for callback in callbacks:
         callback()
-    assert sent == [{"retry": False}]
+    assert sent == [(enqueue.SCAN_OVERSIGHT, ())]
 
 
 def test_the_task_runs_the_scan(protected_request):

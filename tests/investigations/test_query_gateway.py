@@ -12,7 +12,7 @@ from kombu.exceptions import OperationalError as BrokerDown
 import audit
 from audit.events import Action
 from audit.models import AuditEvent
-from investigations import actions, gateway
+from investigations import actions, enqueue, gateway
 from investigations.actions import query as query_actions
 from investigations.errors import QueryDenied
 from investigations.models import Case, CaseStatus, DataQuery, DenialReason, Grant, QueryResult, QueryStatus
@@ -44,18 +44,17 @@ def no_reads(monkeypatch):
 # --- happy path -------------------------------------------------------------------------
 
 
-def test_submit_records_queued_and_enqueues_after_commit(wide_grant, lead, django_capture_on_commit_callbacks):
+def test_submit_records_queued_and_enqueues_after_commit(
+    wide_grant, lead, django_capture_on_commit_callbacks, monkeypatch
+):
     sent = []
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
         assert query.status == QueryStatus.QUEUED
     assert len(callbacks) == 1
-    run_query.apply_async = lambda args, kwargs, retry: sent.append(args)  # instance attribute, test only
-    try:
-        callbacks[0]()
-    finally:
-        del run_query.apply_async
-    assert sent == [[query.pk]]
+    monkeypatch.setattr(enqueue, "send", lambda task, *args: sent.append((task, list(args))))
+    callbacks[0]()
+    assert sent == [(enqueue.RUN_QUERY, [query.pk])]
     assert query.subjects == [1, 2, 3]
     assert (query.window_start, query.window_end) == (wide_grant.window_start, wide_grant.window_end)
     assert events(Action.QUERY_REQUESTED, query).count() == 1
@@ -315,7 +314,7 @@ def test_the_sweeper_re_enqueues_waiting_queries_and_shows_them_retrying(wide_gr
     query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs", enqueue=False)
     assert query.status_label == "Queued"
     sent = []
-    monkeypatch.setattr(run_query, "apply_async", lambda args, kwargs, retry: sent.append(args))
+    monkeypatch.setattr(enqueue, "send", lambda task, *args: sent.append(list(args)))
     assert actions.requeue_stale_queries().queued == 0  # not yet stale
     assert actions.requeue_stale_queries(queued_after=timedelta(0)).queued == 1 and sent == [[query.pk]]
     query.refresh_from_db()
@@ -363,13 +362,13 @@ def test_broker_down_at_submit_leaves_the_query_queued_for_the_sweeper(
     def down(*args, **kwargs):
         raise BrokerDown("Error 111 connecting to 127.0.0.1:1. Connection refused.")
 
-    monkeypatch.setattr(run_query, "apply_async", down)
+    monkeypatch.setattr(enqueue, "send", down)
     with django_capture_on_commit_callbacks(execute=True):
         query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
     assert query.enqueue_failed is True
     assert DataQuery.objects.get(pk=query.pk).status == QueryStatus.QUEUED
     sent = []
-    monkeypatch.setattr(run_query, "apply_async", lambda args, kwargs, retry: sent.append(args))
+    monkeypatch.setattr(enqueue, "send", lambda task, *args: sent.append(list(args)))
     assert actions.requeue_stale_queries(queued_after=timedelta(0)).queued == 1
     assert sent == [[query.pk]]
 

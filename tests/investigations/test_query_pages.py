@@ -15,9 +15,8 @@ from kombu.exceptions import OperationalError as BrokerDown
 from audit.events import Action
 from audit.export import csv_cell
 from audit.models import AuditEvent
-from investigations import actions
+from investigations import actions, enqueue
 from investigations.models import DataQuery, DenialReason, QueryResult, QueryStatus
-from investigations.tasks import run_query
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 
@@ -109,7 +108,7 @@ def test_broker_down_submit_still_works_and_says_the_query_waits(login, lead, wi
     def down(*args, **kwargs):
         raise BrokerDown("connection refused")
 
-    monkeypatch.setattr(run_query, "apply_async", down)
+    monkeypatch.setattr(enqueue, "send", down)
     response = login(lead).post(create_url(wide_grant), {"category": "ip_logs", "page_size": "10"}, follow=True)
     assert response.status_code == 200
     assert "waiting" in response.content.decode()
