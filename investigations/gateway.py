@@ -25,9 +25,7 @@ import contextvars
 import hashlib
 import ipaddress
 import json
-import os
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -327,17 +325,6 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _test_delay() -> None:
-    """Test-only: ``CUSTOS_TEST_QUERY_DELAY`` seconds of sleep before reading (default 0).
-
-    Lets the crash test kill a worker deterministically while a query runs; never set it in
-    production.
-    """
-    seconds = float(os.environ.get("CUSTOS_TEST_QUERY_DELAY", "0") or 0)
-    if seconds > 0:
-        time.sleep(seconds)
-
-
 def read_rows(*, grant: Grant, parameters: QueryParameters) -> Extract:
     """Read one category for some subjects over a window, capped at ``QUERY_ROW_CAP`` rows.
 
@@ -361,7 +348,6 @@ def read_rows(*, grant: Grant, parameters: QueryParameters) -> Extract:
     if category.windowed:
         filters[f"{category.time_field}__gte"] = _day_start(start)
         filters[f"{category.time_field}__lt"] = _day_start(end) + timedelta(days=1)
-    _test_delay()
     with audited_access():
         found = list(
             category.model.objects.using(USERDATA_ALIAS)

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from audit.events import Action
 from audit.models import AuditEvent
-from investigations import actions, gateway
+from investigations import actions, enqueue, gateway
 from investigations.models import DataQuery, DenialReason, QueryResult, QueryStatus
 from investigations.tasks import run_query
 from tests.worker import CeleryWorker, wait_for
@@ -55,7 +55,7 @@ def test_approve_query_worker_results_view_and_download(celery_worker_process, l
 
 def test_revoked_while_queued_is_denied_by_the_worker(celery_worker_process, lead, reviewer, wide_grant, monkeypatch):
     with monkeypatch.context() as patched:
-        patched.setattr(run_query, "apply_async", lambda *args, **kwargs: None)  # the doorbell is late
+        patched.setattr(enqueue, "send", lambda *args: None)  # the doorbell is late
         query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
     actions.grant_revoke(actor=reviewer, grant=wide_grant, reason="Revoked while the query waited.")
     assert actions.requeue_stale_queries(queued_after=timedelta(0)).queued == 1
@@ -74,7 +74,7 @@ def test_broker_down_at_submit_runs_after_it_returns(celery_worker_process, lead
         raise BrokerDown("Error 111 connecting to 127.0.0.1:1. Connection refused.")
 
     with monkeypatch.context() as patched:
-        patched.setattr(run_query, "apply_async", down)
+        patched.setattr(enqueue, "send", down)
         query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
     assert query.enqueue_failed and status_of(query) == QueryStatus.QUEUED
     # The broker is back; the beat's sweeper (called here as beat would) re-rings the doorbell.
@@ -97,7 +97,7 @@ def shown_status(client, query: DataQuery) -> str:
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks seen from outside: PostgreSQL")
 def test_worker_killed_mid_query_is_retried_within_seconds_and_completes_once(lead, login, wide_grant, tmp_path):
     client = login(lead)
-    slow = CeleryWorker(log_path=tmp_path / "slow.log", env={"CUSTOS_TEST_QUERY_DELAY": "120"})
+    slow = CeleryWorker(log_path=tmp_path / "slow.log", include=("tests.worker_tasks", "tests.slow_reads"))
     slow.start()
     try:
         query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
