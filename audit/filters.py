@@ -34,6 +34,8 @@ class EventFilterForm(forms.Form):
         data = super().clean()
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
             self.add_error("date_to", "The end date is before the start date.")
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            self.add_error("until", "Before since.")
         return data
 
 
@@ -99,3 +101,18 @@ class EventFilter(django_filters.FilterSet):
     def to_day(self, events: QuerySet, name: str, day) -> QuerySet:
         next_day = datetime.combine(day + timedelta(days=1), time.min, tzinfo=timezone.get_current_timezone())
         return events.filter(occurred_at__lt=next_day)
+
+
+class ApiEventFilter(EventFilter):
+    """The same filters for the API (``/api/v1/audit/events/``), with its names: ``case`` for the
+    case reference, and ``since``/``until`` as instants (ISO 8601) beside the pages' days."""
+
+    case = django_filters.CharFilter(
+        field_name="case_reference", max_length=32, help_text="Case reference, e.g. INV-2026-0042."
+    )
+    since = django_filters.IsoDateTimeFilter(
+        field_name="occurred_at", lookup_expr="gte", help_text="Events at or after (ISO 8601)."
+    )
+    until = django_filters.IsoDateTimeFilter(
+        field_name="occurred_at", lookup_expr="lt", help_text="Events before (ISO 8601)."
+    )
