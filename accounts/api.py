@@ -13,12 +13,12 @@ for ``CUSTOS_STEP_UP_MINUTES`` (``accounts.stepup``); any other token gets 403
 
 from __future__ import annotations
 
-from django.contrib.auth import authenticate, user_logged_in
+from django.contrib.auth import authenticate
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from knox.auth import TokenAuthentication
-from knox.models import get_token_model
 from knox.settings import knox_settings
+from knox.views import LoginView as KnoxLoginView
 from knox.views import LogoutView as KnoxLogoutView
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, AuthenticationFailed, PermissionDenied, ValidationError
@@ -100,7 +100,38 @@ def _check_code(request: Request, user: User, code: str) -> None:
         raise InvalidCode(stepup.WRONG_CODE)
 
 
-class TokenCreateView(APIView):
+def _signed_in(request: Request) -> tuple[User, str]:
+    """The user whose credentials (and, with a second factor, whose code) are in the body, and
+    the code given; or the API's refusal: locked out, wrong credentials, enrolment missing, too
+    many live tokens, a wrong or missing code."""
+    credentials = CredentialsSerializer(data=request.data)
+    credentials.is_valid(raise_exception=True)
+    code = credentials.validated_data.pop("otp", "")
+    user = authenticate(request, **credentials.validated_data)  # a failure is audited by the signal
+    if getattr(request, "axes_locked_out", False):
+        # The same answer for every username, existing or not, right password or wrong.
+        raise LockedOut(locked_out_message())
+    if user is None:
+        raise AuthenticationFailed("Invalid username or password, or the account is inactive.")
+    if factors.enrolment_missing(user):
+        raise PermissionDenied(factors.ENROLMENT_REQUIRED_MESSAGE, code=factors.ENROLMENT_REQUIRED_CODE)
+    if knox_settings.TOKEN_LIMIT_PER_USER is not None:
+        live = user.auth_token_set.filter(expiry__gt=timezone.now())
+        if live.count() >= knox_settings.TOKEN_LIMIT_PER_USER:
+            raise PermissionDenied("Too many live tokens: log out of one first.", code="token_limit")
+    if code:
+        _check_code(request, user, code)
+    elif factors.has_second_factor(user):
+        # Signing in here is signing in: a user with a second factor gives its code, as on the
+        # login page; a password alone gets no token.
+        raise AuthenticationFailed("Give the code of your second factor (otp) with your password.", code="otp_required")
+    return user, code
+
+
+# knox's login (the token, then ``user_logged_in``) for credentials sent in the body: the checks
+# of ``_signed_in`` come first, and the answer is ours (201, ``TokenSerializer``, with when the
+# token passed a second factor). A comment, not a docstring: the API schema would show it.
+class TokenCreateView(KnoxLoginView):
     # Only to answer 401 with ``WWW-Authenticate: Token``; the credentials are in the body.
     authentication_classes = [TokenAuthentication]
     permission_classes = [AllowAny]
@@ -108,37 +139,19 @@ class TokenCreateView(APIView):
     throttle_scope = "auth_token"
 
     @extend_schema(request=CredentialsSerializer, responses={201: TokenSerializer}, summary="Get a token", auth=[])
-    def post(self, request: Request) -> Response:
-        credentials = CredentialsSerializer(data=request.data)
-        credentials.is_valid(raise_exception=True)
-        code = credentials.validated_data.pop("otp", "")
-        user = authenticate(request, **credentials.validated_data)  # a failure is audited by the signal
-        if getattr(request, "axes_locked_out", False):
-            # The same answer for every username, existing or not, right password or wrong.
-            raise LockedOut(locked_out_message())
-        if user is None:
-            raise AuthenticationFailed("Invalid username or password, or the account is inactive.")
-        if factors.enrolment_missing(user):
-            raise PermissionDenied(factors.ENROLMENT_REQUIRED_MESSAGE, code=factors.ENROLMENT_REQUIRED_CODE)
-        if knox_settings.TOKEN_LIMIT_PER_USER is not None:
-            live = user.auth_token_set.filter(expiry__gt=timezone.now())
-            if live.count() >= knox_settings.TOKEN_LIMIT_PER_USER:
-                raise PermissionDenied("Too many live tokens: log out of one first.", code="token_limit")
-        if code:
-            _check_code(request, user, code)
-        elif factors.has_second_factor(user):
-            # Signing in here is signing in: a user with a second factor gives its code, as on the
-            # login page; a password alone gets no token.
-            raise AuthenticationFailed(
-                "Give the code of your second factor (otp) with your password.", code="otp_required"
-            )
-        instance, token = get_token_model().objects.create(user=user, expiry=knox_settings.TOKEN_TTL)
-        user_logged_in.send(sender=user.__class__, request=request, user=user)
+    def post(self, request: Request, format=None) -> Response:
+        request.user, self.code = _signed_in(request)
+        return super().post(request, format)
+
+    def get_token_limit_per_user(self) -> None:
+        return None  # checked by ``_signed_in``, before the code is spent, with the API's error shape
+
+    def get_post_response(self, request: Request, token: str, instance) -> Response:
         checked_at = None
-        if code:
-            factor = api_token_second_factor(actor=user, token=instance, method="token", request=request)
+        if self.code:
+            factor = api_token_second_factor(actor=request.user, token=instance, method="token", request=request)
             checked_at = factor.checked_at
-        body = {"token": token, "expiry": instance.expiry, "second_factor_at": checked_at, "user": user}
+        body = {"token": token, "expiry": instance.expiry, "second_factor_at": checked_at, "user": request.user}
         return Response(TokenSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
