@@ -28,6 +28,19 @@ STEP_UP_403 = (
 
 
 class CustosAutoSchema(AutoSchema):
+    """drf-spectacular's schema, with every error an operation can answer added to the operation
+    it built (public hooks only: ``get_operation``, ``resolve_serializer``, ``map_renderers``)."""
+
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is None:  # excluded from the schema
+            return None
+        responses = operation["responses"]
+        for code in self._error_codes():
+            if code not in responses:
+                responses[code] = self._error_response(code)
+        return operation
+
     def _needs_step_up(self) -> bool:
         handler = getattr(self.view, getattr(self.view, "action", None) or self.method.lower(), None)
         return getattr(handler, "step_up_required", False)
@@ -42,18 +55,11 @@ class CustosAutoSchema(AutoSchema):
             codes.append("429")
         return [*codes, "503"]
 
-    def _get_response_bodies(self, direction="response"):
-        responses = super()._get_response_bodies(direction)
-        if direction != "response":
-            return responses
-        for code in self._error_codes():
-            if code in responses:
-                continue
-            if code == "400":
-                response = {"content": {"application/json": {"schema": FIELD_ERRORS_SCHEMA}}}
-            else:
-                response = self._get_response_for_code(ErrorSerializer, code, direction=direction)
-            step_up = code == "403" and self._needs_step_up()
-            response["description"] = STEP_UP_403 if step_up else ERROR_DESCRIPTIONS[code]
-            responses[code] = response
-        return responses
+    def _error_response(self, code: str) -> dict:
+        if code == "400":
+            content = {"application/json": {"schema": FIELD_ERRORS_SCHEMA}}
+        else:
+            error = self.resolve_serializer(ErrorSerializer(), "response").ref
+            content = {media_type: {"schema": error} for media_type in self.map_renderers("media_type")}
+        step_up = code == "403" and self._needs_step_up()
+        return {"content": content, "description": STEP_UP_403 if step_up else ERROR_DESCRIPTIONS[code]}
