@@ -10,10 +10,10 @@ from django.utils import timezone
 
 import audit
 from audit.events import Action
+from custos_testing.bulk import grants as bulk_grants
 from investigations.access import cases_visible_to
 from investigations.actions.lifecycle import grants_expire_due
 from investigations.models import Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission
-from tests.investigations.bulk import grants as bulk_grants
 
 from . import fixtures
 from .framework import Result, interleaved, ratio_result, statement_counter
@@ -129,7 +129,7 @@ def expiry_sweep() -> Result:
         f"atomic block per grant, measured on {naive_count} grants and scaled to {count}; the blocks are "
         f"savepoints inside the rolled-back run, so commits are not counted) takes about {naive_s:.1f} s: "
         f"the sweep is {naive_s / sweep_s:.0f}× faster than that. Each grant has its grantee and two object "
-        "permissions (built by the scale tests' `tests/investigations/bulk.py`), so the sweep deletes 20,000 "
+        "permissions (built by the scale tests' `custos_testing/bulk.py`), so the sweep deletes 20,000 "
         "permission rows."
     )
     result.unit = "speed-up"
@@ -682,14 +682,15 @@ def _page(client, url: str):
 
 def _list_view_data() -> dict[str, tuple]:
     """Three pages, each seen by a 'small' viewer (10 rows) and a 'large' one (10,000 rows)."""
-    from django.contrib.auth.models import Group
     from django.test import Client
 
+    from custos_testing.personas import make_user
     from investigations.models import CaseMember
 
     def member_of(username: str, role: str):
-        person = fixtures.user(username)
-        person.groups.add(Group.objects.get(name=role))
+        # A persona: a role that needs a second factor (legal review) comes with one enrolled,
+        # else every page would send the viewer to enrol.
+        person = make_user(username, [role])
         client = Client()
         client.force_login(person)
         return person, client
@@ -868,8 +869,8 @@ def query_end_to_end() -> Result:
 
     from django.conf import settings
 
+    from custos_testing.worker import CeleryWorker
     from investigations.actions.query import query_submit
-    from tests.worker import CeleryWorker
 
     from .framework import percentile
 

@@ -1,43 +1,37 @@
-"""Bulk builders for benchmark data. Benchmarks may write rows directly; tests never do."""
+"""Benchmark data. Benchmarks may write rows directly; tests do only for scale.
+
+The rows come from the row factories shared with the tests (``custos_testing.factories``,
+``custos_testing.bulk``): no action runs and no ledger event is written for them. Two builders
+are the benchmarks' own: user-data logins (the user-data store) and ledger events appended with
+COPY (``chain_events``).
+"""
 
 from __future__ import annotations
 
 import itertools
 from datetime import timedelta
 
-from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from accounts.models import User
-from investigations.models import Case, CaseUserObjectPermission, DataPullRequest, Grant
+from custos_testing import bulk
+from custos_testing.factories import GrantRowFactory, RequestRowFactory, UserRowFactory
+from investigations.models import Case, Grant, RequestStatus
+
+BATCH = 5000
 
 
 def user(username: str) -> User:
-    return User.objects.get_or_create(username=username)[0]
+    """A bare user (no role), made once."""
+    return UserRowFactory(username=username)
 
 
 def cases(count: int, lead: User, prefix: str) -> list[Case]:
-    rows = [
-        Case(
-            reference=f"{prefix}-{index:07d}",
-            title=f"Case {index}",
-            allegation="a",
-            case_type="fraud",
-            purpose="p",
-            status="open",
-            lead=lead,
-        )
-        for index in range(count)
-    ]
-    return Case.objects.bulk_create(rows, batch_size=5000)
+    return bulk.cases(count, lead=lead, prefix=prefix, batch_size=BATCH)
 
 
 def view_perms(user: User, case_list: list[Case]) -> None:
-    permission = Permission.objects.get(codename="view_case", content_type__app_label="investigations")
-    CaseUserObjectPermission.objects.bulk_create(
-        [CaseUserObjectPermission(user=user, permission=permission, content_object=case) for case in case_list],
-        batch_size=5000,
-    )
+    bulk.view_perms(user, case_list, batch_size=BATCH)
 
 
 # --- grants with user data behind them --------------------------------------------------
@@ -49,28 +43,18 @@ def grant_for(grantee: User, subjects: list[int], *, categories: tuple[str, ...]
     """An active grant on a new open case, ``grantee`` on it, window = the last 30 days."""
     today = timezone.now().date()
     [parent] = cases(1, grantee, f"G{next(_grant_cases)}")
-    data_request = DataPullRequest.objects.create(
+    data_request = RequestRowFactory(
         case=parent,
         requested_by=grantee,
-        status="approved",
         subjects=subjects,
         categories=list(categories),
         window_start=today - timedelta(days=30),
         window_end=today,
-        justification="j",
-        legal_basis="internal_policy",
         duration_hours=24,
     )
     now = timezone.now()
-    grant = Grant.objects.create(
-        request=data_request,
-        case=parent,
-        subjects=subjects,
-        categories=list(categories),
-        window_start=data_request.window_start,
-        window_end=data_request.window_end,
-        starts_at=now - timedelta(hours=1),
-        expires_at=now + timedelta(hours=23),
+    grant = GrantRowFactory(
+        request=data_request, starts_at=now - timedelta(hours=1), expires_at=now + timedelta(hours=23)
     )
     grant.grantees.add(grantee)
     return grant
@@ -106,25 +90,18 @@ def login_events(account_id: int, count: int) -> None:
 
 def submitted_requests(count: int, case: Case, requester: User) -> None:
     now = timezone.now()
-    DataPullRequest.objects.bulk_create(
-        [
-            DataPullRequest(
+    bulk.insert(
+        (
+            RequestRowFactory.build(
                 case=case,
                 requested_by=requester,
-                status="submitted",
-                subjects=[1],
-                categories=["profile"],
-                window_start=now.date() - timedelta(days=3),
-                window_end=now.date(),
-                justification="j",
-                legal_basis="internal_policy",
-                duration_hours=1,
+                status=RequestStatus.SUBMITTED,
                 review_round=1,
                 submitted_at=now - timedelta(seconds=index),
             )
             for index in range(count)
-        ],
-        batch_size=5000,
+        ),
+        batch_size=BATCH,
     )
 
 

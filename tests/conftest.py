@@ -7,42 +7,26 @@ Tests that need PostgreSQL, Redis, a worker or Chromium are marked (``postgres``
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import shutil
 
 import pytest
 from django.conf import settings
 
-from accounts.actions import user_create
 from accounts.factors import second_factor_required
 from accounts.models import User
 from accounts.roles import Role
+from custos_testing.personas import PASSWORD, enrol_totp, make_user, persona_secret
+from custos_testing.worker import CeleryWorker
 
 from .ledger_flush import allow_flush
 from .userdata_guard import ACTIVE as ACTIVE_GUARDS
 from .userdata_guard import UserDataGuard
-from .worker import CeleryWorker
+
+# The personas are built in custos_testing (bench uses them too); tests import them from here.
+__all__ = ["PASSWORD", "enrol_totp", "make_user", "persona_secret"]
 
 allow_flush()  # transactional tests flush the database; the audit triggers refuse that otherwise
-
-PASSWORD = "a-long-test-password-42"
-
-
-def persona_secret(username: str) -> str:
-    """The TOTP secret of a persona whose role needs a second factor (known to the tests, one
-    per persona so that sign-ins of different personas never wait for a fresh code)."""
-    return base64.b32encode(hashlib.sha256(f"custos-test-{username}".encode()).digest()[:20]).decode()
-
-
-def enrol_totp(user: User) -> str:
-    """Give ``user`` an authenticator app with the persona's known secret; the secret."""
-    from accounts.actions import second_factor_enrol_totp
-
-    secret = persona_secret(user.username)
-    second_factor_enrol_totp(actor=None, user=user, secret=secret)
-    return secret
 
 
 def on_postgres() -> bool:
@@ -76,37 +60,6 @@ def pytest_collection_modifyitems(config, items):
 
 
 # --- personas ----------------------------------------------------------------------------
-
-
-def make_user(
-    username: str, roles: list[str] = (), *, is_staff: bool = False, enrolled: bool | None = None, **extra
-) -> User:
-    """A persona. One whose role needs a second factor is enrolled (an authenticator app with
-    ``persona_secret(username)``) unless ``enrolled=False``."""
-    # A transactional test's flush empties the tables, role groups (made by a data migration)
-    # included; put them back so that every persona really holds its roles.
-    from django.contrib.auth.models import Group
-
-    for role in Role:
-        Group.objects.get_or_create(name=str(role))
-    user = user_create(
-        actor=None,
-        username=username,
-        password=PASSWORD,
-        email=f"{username}@example.org",
-        roles=roles,
-        is_staff=is_staff,
-        validate=False,
-    )
-    if extra:
-        for field, value in extra.items():
-            setattr(user, field, value)
-        user.save(update_fields=list(extra))
-    if enrolled is None:
-        enrolled = second_factor_required(user)
-    if enrolled:
-        enrol_totp(user)
-    return user
 
 
 def make_legacy_user(username: str, roles: list[str]) -> User:

@@ -1,5 +1,5 @@
 """Test helpers for second factors and step-up: enrol a user with a known TOTP secret (or read the
-secret a persona was enrolled with), compute codes (``tests.totp``, written from the RFC, not the
+secret a persona was enrolled with), compute codes (``custos_testing.totp``, written from the RFC, not the
 library under test), and move a session's last check back in time."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from allauth.mfa.totp.internal.auth import TOTP
 from allauth.mfa.utils import decrypt
 from django.conf import settings
 
-from .totp import totp
+from custos_testing.totp import totp
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 

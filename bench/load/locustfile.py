@@ -28,7 +28,7 @@ from datetime import date, timedelta
 from locust import HttpUser, between, events, task
 
 from bench.load.seed import SUBJECTS, totp_secret, usernames
-from tests.totp import totp
+from custos_testing.totp import totp
 
 PASSWORD = os.environ["LOAD_PASSWORD"]
 USERS = int(os.environ.get("LOAD_USERS", "50"))

@@ -24,9 +24,9 @@ from audit import streams
 from audit.events import Action
 from audit.ledger import PAYLOAD_FIELDS, chain_hash, payload_digest
 from audit.models import AuditEvent, StreamDestination
+from custos_testing.worker import CeleryWorker
 from investigations.actions.oversight import alerts_scan
 from investigations.models import Alert, AlertKind
-from tests.worker import CeleryWorker
 
 from .stream_receivers import SyslogReceiver, WebhookReceiver, make_certificates
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from custos_testing.totp import fresh_code
 from tests.conftest import PASSWORD, chromium_path, persona_secret
 from tests.investigations.conftest import (  # noqa: F401  (fixtures)
     active_grant,
@@ -19,7 +20,6 @@ from tests.investigations.conftest import (  # noqa: F401  (fixtures)
     submitted_request,
     wide_grant,
 )
-from tests.totp import fresh_code
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

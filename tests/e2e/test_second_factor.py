@@ -8,8 +8,8 @@ from playwright.sync_api import expect
 from accounts.roles import Role
 from audit.events import Action
 from audit.models import AuditEvent
+from custos_testing.totp import fresh_code
 from tests.conftest import PASSWORD, make_user
-from tests.totp import fresh_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

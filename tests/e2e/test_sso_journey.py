@@ -12,9 +12,9 @@ from accounts.models import User
 from accounts.roles import Role
 from audit.events import Action
 from audit.models import AuditEvent
+from custos_testing.totp import fresh_code
 from tests.conftest import make_user, persona_secret
 from tests.sso.conftest import IDP_PASSWORD, configure
-from tests.totp import fresh_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

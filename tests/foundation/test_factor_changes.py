@@ -28,9 +28,9 @@ from accounts.models import User
 from accounts.roles import Role
 from audit.events import Action
 from audit.models import AuditEvent
+from custos_testing.totp import totp
 from tests.conftest import PASSWORD, make_user, sign_in
 from tests.stepup import unused_code
-from tests.totp import totp
 
 pytestmark = pytest.mark.django_db
 

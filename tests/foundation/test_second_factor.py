@@ -17,8 +17,8 @@ from accounts import factors
 from accounts.roles import Role
 from audit.events import Action
 from audit.models import AuditEvent
+from custos_testing.totp import fresh_code, totp
 from tests.conftest import PASSWORD, make_user, persona_secret
-from tests.totp import fresh_code, totp
 
 pytestmark = pytest.mark.django_db
 

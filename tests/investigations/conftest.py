@@ -1,20 +1,29 @@
-"""Fixtures for cases, requests and grants, built through the actions (the real path)."""
+"""Fixtures for cases, requests and grants, built through the actions (the real path): the
+``…ActionFactory`` factories of ``custos_testing.factories``."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from django.utils import timezone
 
 from accounts.roles import Role
+from custos_testing.factories import (
+    JUSTIFICATION,
+    CaseActionFactory,
+    GrantActionFactory,
+    QueryActionFactory,
+    RequestActionFactory,
+    window,
+)
 from investigations import actions
 from investigations.scope import Scope
 from userdata.seed import seed_userdata
 
 from ..conftest import make_user
 
-JUSTIFICATION = "Needed to establish whether the account was used to exfiltrate the Q3 report."
+__all__ = ["JUSTIFICATION", "window"]  # defined with the factories, imported from here too
 
 
 @pytest.fixture
@@ -32,15 +41,7 @@ def second_senior(db):
 
 
 def open_case_for(lead, reviewer, team=(), **overrides):
-    fields = {
-        "title": "Leak of the Q3 report",
-        "allegation": "The Q3 report reached a competitor before publication.",
-        "case_type": "misconduct",
-        "purpose": "Establish which internal account shared the report.",
-    }
-    fields.update(overrides)
-    case = actions.case_open(actor=lead, team=list(team), **fields)
-    return actions.case_approve(actor=reviewer, case=case)
+    return CaseActionFactory(lead=lead, reviewer=reviewer, team=team, **overrides)
 
 
 @pytest.fixture
@@ -49,24 +50,10 @@ def open_case(lead, member, reviewer):
     return open_case_for(lead, reviewer, team=[member])
 
 
-def window(days: int = 30) -> tuple[date, date]:
-    end = timezone.now().date()
-    return end - timedelta(days=days - 1), end
-
-
 def file_request(case, actor, subjects=("1", "2"), categories=("ip_logs", "profile"), duration_hours=24, **extra):
-    start, end = window()
-    fields = {
-        "subjects": list(subjects),
-        "categories": list(categories),
-        "window_start": start,
-        "window_end": end,
-        "justification": JUSTIFICATION,
-        "legal_basis": "internal_policy",
-        "duration_hours": duration_hours,
-    }
-    fields.update(extra)
-    return actions.request_create(actor=actor, case=case, **fields)
+    return RequestActionFactory(
+        case=case, requested_by=actor, subjects=subjects, categories=categories, duration_hours=duration_hours, **extra
+    )
 
 
 @pytest.fixture
@@ -78,9 +65,7 @@ def submitted_request(open_case, lead, store):
 @pytest.fixture
 def active_grant(submitted_request, second_reviewer):
     """A grant to ``lead`` on accounts 1 and 2, ip_logs + profile, for the last 30 days, 24 h."""
-    actions.request_decide(actor=second_reviewer, request=submitted_request, outcome="approve")
-    submitted_request.refresh_from_db()
-    return submitted_request.grant
+    return GrantActionFactory(request=submitted_request, reviewer=second_reviewer)
 
 
 def narrowed(request, **changes) -> Scope:
@@ -128,15 +113,13 @@ def wide_grant(open_case, lead, second_reviewer, store):
         window_end=end,
     )
     actions.request_submit(actor=lead, request=request)
-    actions.request_decide(actor=second_reviewer, request=request, outcome="approve")
-    request.refresh_from_db()
-    return request.grant
+    return GrantActionFactory(request=request, reviewer=second_reviewer)
 
 
 @pytest.fixture
 def succeeded_query(wide_grant, lead):
     """An ip_logs query on the wide grant, run in-process to completion."""
-    return actions.query_execute_now(actor=lead, grant=wide_grant, category="ip_logs")
+    return QueryActionFactory(grant=wide_grant, user=lead, category="ip_logs")
 
 
 @pytest.fixture

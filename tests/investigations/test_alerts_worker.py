@@ -9,11 +9,11 @@ import pytest
 
 from audit.events import Action
 from audit.models import AuditEvent
+from custos_testing.worker import wait_for
 from investigations import actions
 from investigations.actions import oversight
 from investigations.errors import QueryDenied
 from investigations.models import Alert, AlertKind, GrantReport, OversightCursor
-from tests.worker import wait_for
 
 from .conftest import file_request
 

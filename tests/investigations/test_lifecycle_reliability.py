@@ -22,6 +22,8 @@ from django.utils import timezone
 from audit.events import Action
 from audit.models import AuditEvent
 from audit.verification import verify
+from custos_testing import bulk
+from custos_testing.worker import CeleryWorker, RedisServer, broker, wait_for
 from investigations import actions, gateway
 from investigations.actions.lifecycle import grants_expire_due
 from investigations.errors import QueryDenied
@@ -29,9 +31,7 @@ from investigations.models import DataQuery, DenialReason, Grant, GrantStatus, Q
 from investigations.models.grant import db_now
 from investigations.tasks import expire_grants
 from operations.models import TaskHealth
-from tests.worker import CeleryWorker, RedisServer, broker, wait_for
 
-from . import bulk
 from .conftest import file_request
 
 pytestmark = [

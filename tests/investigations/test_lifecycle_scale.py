@@ -13,10 +13,9 @@ from django.utils import timezone
 from audit.events import Action
 from audit.models import AuditEvent
 from audit.verification import verify
+from custos_testing import bulk
 from investigations.actions.lifecycle import grants_expire_due
 from investigations.models import Grant, GrantStatus, GrantUserObjectPermission
-
-from . import bulk
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(databases=["default", "userdata"]), pytest.mark.timeout(300)]
 

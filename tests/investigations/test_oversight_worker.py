@@ -7,10 +7,10 @@ import pytest
 
 from audit.events import Action
 from audit.models import AuditEvent
+from custos_testing.worker import wait_for
 from investigations import actions
 from investigations.errors import QueryDenied
 from investigations.models import DenialReason, Grant, QueryResult, QueryStatus
-from tests.worker import wait_for
 
 from .conftest import file_request
 from .oversight_data import COLLEAGUE, IP, JOURNALIST, add_press_accounts

@@ -13,10 +13,10 @@ from django.urls import reverse
 
 from audit.events import Action
 from audit.models import AuditEvent
+from custos_testing.worker import CeleryWorker, wait_for
 from investigations import actions, enqueue, gateway
 from investigations.models import DataQuery, DenialReason, QueryResult, QueryStatus
 from investigations.tasks import run_query
-from tests.worker import CeleryWorker, wait_for
 
 pytestmark = [
     pytest.mark.worker,

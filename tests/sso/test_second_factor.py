@@ -11,8 +11,8 @@ from accounts.actions import user_link_sso
 from accounts.factors import second_factor_at
 from audit.events import Action
 from audit.models import AuditEvent
+from custos_testing.totp import fresh_code
 from tests.conftest import make_user
-from tests.totp import fresh_code
 
 pytestmark = pytest.mark.django_db
 

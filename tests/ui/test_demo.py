@@ -12,10 +12,10 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.roles import Role
+from custos_testing.totp import fresh_code
 from investigations.demo import DEMO_ACCOUNTS, JOURNALIST, seed_story
 from investigations.management.commands.seed_demo import DEMO_PASSWORD
 from investigations.models import Case, DataPullRequest, GrantReport, QueryStatus
-from tests.totp import fresh_code
 from userdata.seed import describe_accounts, seed_userdata
 
 from ..conftest import make_user

@@ -1,7 +1,8 @@
 """Every list page and every start page costs the same number of SQL queries for 10 and 500 rows.
 
-Rows are bulk-created (500 of each through the actions would take minutes); the personas and
-the case around them come from the actions, so visibility is the real one.
+Rows are bulk-inserted by the row factories (``custos_testing``; 500 of each through the actions
+would take minutes); the personas and the case around them come from the actions, so visibility
+is the real one.
 """
 
 from __future__ import annotations
@@ -17,17 +18,22 @@ from django.utils import timezone
 
 import audit
 from audit.events import Action
+from custos_testing.bulk import insert
+from custos_testing.factories import (
+    AlertRowFactory,
+    CaseRowFactory,
+    DecisionRowFactory,
+    GrantRowFactory,
+    QueryRowFactory,
+    RequestRowFactory,
+)
 from investigations.models import (
-    Alert,
     Case,
     CaseMember,
     CaseStatus,
     CaseUserObjectPermission,
     DataPullRequest,
-    DataQuery,
-    Decision,
     Grant,
-    QueryStatus,
     RequestStatus,
 )
 from tests.investigations.conftest import JUSTIFICATION, window
@@ -59,12 +65,10 @@ class World:
         self.size = size
 
     def _alerts(self, numbers) -> None:
-        Alert.objects.bulk_create(
-            Alert(
-                kind="off_hours_query",
+        insert(
+            AlertRowFactory.build(
                 severity=("info", "warning", "critical")[number % 3],
                 event_seq=10_000 + number,
-                event_at=timezone.now(),
                 case=self.case,
                 user=self.lead,
                 summary=f"Alert {number}",
@@ -75,12 +79,11 @@ class World:
         )
 
     def _pending_cases(self, numbers) -> None:
-        cases = Case.objects.bulk_create(
-            Case(
+        cases = insert(
+            CaseRowFactory.build(
                 reference=f"INV-1999-{number:04d}",
                 title=f"Bulk case {number}",
                 allegation="Bulk.",
-                case_type="fraud",
                 purpose="Bulk.",
                 status=CaseStatus.PENDING_APPROVAL,
                 lead=self.lead,
@@ -89,14 +92,14 @@ class World:
         )
         if connection.vendor == "sqlite":  # bulk_create returns no pks on older SQLite paths
             cases = list(Case.objects.filter(reference__in=[case.reference for case in cases]))
-        CaseMember.objects.bulk_create(CaseMember(case=case, user=self.lead, is_lead=True) for case in cases)
-        CaseUserObjectPermission.objects.bulk_create(
+        insert(CaseMember(case=case, user=self.lead, is_lead=True) for case in cases)
+        insert(
             CaseUserObjectPermission(content_object=case, user=self.lead, permission=self.view_case) for case in cases
         )
 
     def _request(self, status: str) -> DataPullRequest:
         start, end = window()
-        return DataPullRequest(
+        return RequestRowFactory.build(
             case=self.case,
             requested_by=self.lead,
             status=status,
@@ -105,39 +108,27 @@ class World:
             window_start=start,
             window_end=end,
             justification=JUSTIFICATION,
-            legal_basis="internal_policy",
             duration_hours=24,
             review_round=1,
             submitted_at=timezone.now(),
         )
 
     def _submitted_requests(self, numbers) -> None:
-        DataPullRequest.objects.bulk_create(self._request(RequestStatus.SUBMITTED) for _ in numbers)
+        insert(self._request(RequestStatus.SUBMITTED) for _ in numbers)
 
     def _grants_with_decisions_and_queries(self, numbers) -> None:
-        requests = DataPullRequest.objects.bulk_create(self._request(RequestStatus.APPROVED) for _ in numbers)
+        insert(self._request(RequestStatus.APPROVED) for _ in numbers)
         requests = list(DataPullRequest.objects.filter(status=RequestStatus.APPROVED, grant__isnull=True))
         now = timezone.now()
-        Decision.objects.bulk_create(
-            Decision(request=request, review_round=1, reviewer=self.reviewer, outcome="approve", subjects=[1, 2],
-                     categories=["ip_logs", "profile"], window_start=request.window_start,
-                     window_end=request.window_end, duration_hours=24)
-            for request in requests
-        )
-        Grant.objects.bulk_create(
-            Grant(request=request, case=self.case, subjects=[1, 2], categories=["ip_logs", "profile"],
-                  window_start=request.window_start, window_end=request.window_end, starts_at=now,
-                  expires_at=now + timedelta(hours=24))
+        insert(DecisionRowFactory.build(request=request, reviewer=self.reviewer) for request in requests)
+        insert(
+            GrantRowFactory.build(request=request, starts_at=now, expires_at=now + timedelta(hours=24))
             for request in requests
         )
         grants = list(Grant.objects.filter(request__in=requests))
         holders = Grant.grantees.through
-        holders.objects.bulk_create(holders(grant=grant, user=self.lead) for grant in grants)
-        DataQuery.objects.bulk_create(
-            DataQuery(grant=grant, user=self.lead, category="ip_logs", subjects=[1], status=QueryStatus.SUCCEEDED,
-                      row_count=3, digest="0" * 64)
-            for grant in grants
-        )
+        insert(holders(grant=grant, user=self.lead) for grant in grants)
+        insert(QueryRowFactory.build(grant=grant, user=self.lead) for grant in grants)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import connections
 
 from config.views import DATABASE_UNAVAILABLE
-from tests.worker import free_port, worker_environment
+from custos_testing.worker import free_port, worker_environment
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 
