@@ -250,6 +250,44 @@ def api_token_second_factor(*, actor: User, token: AuthToken, method: str, reque
     return record
 
 
+class TokenLimitReached(ValidationError):
+    pass
+
+
+def api_token_issue(*, actor: User, second_factor_at, via: str, request=None) -> tuple[AuthToken, str]:
+    """Issue an API token to ``actor`` from a signed-in session whose second factor was checked
+    at ``second_factor_at`` (recent: the caller checked it; ``via``: where, e.g. ``page``).
+
+    For users who sign in through single sign-on and have no password for the token endpoint.
+    The token is marked as obtained with a second factor as of that check (not later: the
+    step-up window is the session's, not extended). Refused past ``TOKEN_LIMIT_PER_USER`` live
+    tokens. ``api_token.issued`` names the token's key, never the token. Returns the token row
+    and the token itself (shown once; only its digest is stored).
+    """
+    from knox.settings import knox_settings
+
+    with transaction.atomic():
+        User.objects.select_for_update().get(pk=actor.pk)  # the limit, counted one issue at a time
+        limit = knox_settings.TOKEN_LIMIT_PER_USER
+        if limit is not None and actor.auth_token_set.filter(expiry__gt=timezone.now()).count() >= limit:
+            raise TokenLimitReached("Too many live tokens: revoke one first (log out with it).", code="token_limit")
+        instance, token = AuthToken.objects.create(user=actor, expiry=knox_settings.TOKEN_TTL)
+        TokenSecondFactor.objects.create(token=instance, checked_at=second_factor_at)
+        audit.record(
+            action=Action.API_TOKEN_ISSUED,
+            actor=actor,
+            target=actor,
+            details={
+                "token_key": instance.token_key,
+                "via": via,
+                "expiry": instance.expiry.isoformat() if instance.expiry else None,
+                "second_factor_at": second_factor_at.isoformat(),
+            },
+            request=request,
+        )
+    return instance, token
+
+
 # Why tokens end with a change of factor (the ``reason`` of their ``api_token.revoked`` events).
 FACTOR_ADDED, FACTOR_REMOVED = "factor_added", "factor_removed"
 

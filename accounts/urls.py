@@ -15,6 +15,7 @@ app_name = "accounts"
 urlpatterns = [
     path("password/", views.password_change, name="password_change"),
     path("settings/", views.user_settings, name="settings"),
+    path("api-token/", views.api_token, name="api_token"),
 ]
 
 # django-allauth's pages that Custos uses, under allauth's own (un-namespaced) names, which

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import authenticate, update_session_auth_hash
 from django.contrib.auth.forms import PasswordChangeForm
@@ -11,7 +12,8 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 
-from .actions import user_set_password, user_update
+from . import factors, stepup
+from .actions import TokenLimitReached, api_token_issue, user_set_password, user_update
 from .http import SignedInRequest
 from .models import User, available_timezones
 
@@ -84,3 +86,22 @@ def user_settings(request: SignedInRequest) -> HttpResponse:
             messages.success(request, f"Settings saved: times are now shown in {user.time_zone}.")
             return redirect("accounts:settings")
     return render(request, "accounts/settings.html", {"form": form})
+
+
+@stepup.step_up_required
+def api_token(request: SignedInRequest) -> HttpResponse:
+    """Get an API token from the signed-in session, for those who have no password to give the
+    token endpoint (single sign-on; it works for local accounts too). Only right after a
+    second-factor check (``CUSTOS_STEP_UP_MINUTES``): the identity provider's asserted one or
+    Custos's own, or a code typed here. The token is shown once, in this answer only."""
+    context: dict = {"minutes": settings.CUSTOS_STEP_UP_MINUTES}
+    if request.method == "POST" and request.step_up.ok:
+        try:
+            instance, token = api_token_issue(
+                actor=request.user, second_factor_at=factors.second_factor_at(request), via="page", request=request
+            )
+        except TokenLimitReached as error:
+            context["error"] = error.messages[0]
+        else:
+            context.update(token=token, instance=instance)
+    return render(request, "accounts/api_token.html", context)

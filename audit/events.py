@@ -24,6 +24,7 @@ class Action(models.TextChoices):
     USER_REACTIVATED = "user.reactivated", "User reactivated"
     USER_SECOND_FACTOR_RESET_PROPOSED = "user.second_factor_reset_proposed", "Second-factor reset proposed"
     USER_SECOND_FACTOR_RESET = "user.second_factor_reset", "Second factor reset"
+    API_TOKEN_ISSUED = "api_token.issued", "API token issued"
     API_TOKEN_REVOKED = "api_token.revoked", "API token revoked"
     AUTH_SSO_REFUSED = "auth.sso_refused", "Single sign-on refused"
     AUTH_BREAK_GLASS = "auth.break_glass", "Break-glass account signed in"

@@ -133,6 +133,7 @@ api:task-detail                            open    200    200    404    200    4
 api:task-set-status                        open    200    200    404    403    404    404    404    404    401    401
 accounts:password_change                   -       200    200    200    200    200    200    200    200    login  login
 accounts:settings                          -       200    200    200    200    200    200    200    200    login  login
+accounts:api_token                         -       200    200    200    200    200    200    200    200    login  login
 investigations:audit_case_timeline         open    404    404    404    404    404    200    404    404    login  login
 investigations:case_report_html            team    200    200    404    200    404    404    404    404    login  login
 investigations:case_report_html            legal   404    404    404    200    404    404    404    404    login  login
@@ -484,6 +485,7 @@ CALLS: dict[str, Callable[[World, str], tuple[str, str, str, dict]]] = {
     "health": _get("health"),
     "accounts:password_change": _get("accounts:password_change"),
     "accounts:settings": _get("accounts:settings"),
+    "accounts:api_token": _get("accounts:api_token"),
     "investigations:audit_case_timeline": _get(
         "investigations:audit_case_timeline", lambda world: world.open_case.reference
     ),
