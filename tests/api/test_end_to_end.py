@@ -6,12 +6,11 @@ filesystem broker).
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from custos_testing.worker import CeleryWorker, wait_for
 from tests.investigations.conftest import JUSTIFICATION, window
 
 from .conftest import token_client
@@ -22,8 +21,6 @@ pytestmark = [
     pytest.mark.usefixtures("migrated_rows"),
 ]
 
-WAIT_SECONDS = 120
-
 
 def login(username: str) -> APIClient:
     """A token from ``POST /api/v1/auth/token/``: password, and a code for a user with a second factor."""
@@ -33,6 +30,16 @@ def login(username: str) -> APIClient:
 def ok(response, status: int = 200) -> dict:
     assert response.status_code == status, (response.status_code, response.content[:500])
     return response.json()
+
+
+def poll(client: APIClient, url: str, done, what: str, worker: CeleryWorker) -> dict:
+    """GET ``url`` until ``done(body)`` holds (the worker has finished); the body."""
+
+    def finished() -> dict | None:
+        body = ok(client.get(url))
+        return body if done(body) else None
+
+    return wait_for(finished, what, worker)
 
 
 def test_token_case_approval_request_query_results_and_audit(
@@ -67,12 +74,13 @@ def test_token_case_approval_request_query_results_and_audit(
     assert grant["status"] == "active" and grant["subjects"] == [1, 2]
 
     query = ok(investigator.post(f"/api/v1/grants/{grant['id']}/queries/", {"category": "ip_logs"}, format="json"), 202)
-    deadline = time.monotonic() + WAIT_SECONDS
-    while query["status"] in ("queued", "running"):
-        if time.monotonic() > deadline:
-            pytest.fail(f"the query did not finish; worker log:\n{celery_worker_process.log()[-4000:]}")
-        time.sleep(0.25)
-        query = ok(investigator.get(f"/api/v1/queries/{query['id']}/"))
+    query = poll(
+        investigator,
+        f"/api/v1/queries/{query['id']}/",
+        lambda body: body["status"] not in ("queued", "running"),
+        "the query's end",
+        celery_worker_process,
+    )
     assert query["status"] == "succeeded" and query["results_available"], query
 
     rows = ok(investigator.get(f"/api/v1/queries/{query['id']}/results/"))
@@ -98,10 +106,13 @@ def test_token_case_approval_request_query_results_and_audit(
         assert action in seen, f"{action} missing from the case's events"
     # Verification runs in the worker: POST queues it, its run tells the outcome.
     run = ok(audit.post("/api/v1/audit/verify/"), 202)
-    deadline = time.monotonic() + WAIT_SECONDS
-    while run["status"] != "done" and time.monotonic() < deadline:
-        time.sleep(0.2)
-        run = ok(audit.get(f"/api/v1/audit/verify/{run['id']}/"))
+    run = poll(
+        audit,
+        f"/api/v1/audit/verify/{run['id']}/",
+        lambda body: body["status"] == "done",
+        "the verification run",
+        celery_worker_process,
+    )
     verification = run["outcome"]
     assert verification["ok"] is True and verification["first_bad_seq"] is None and verification["source"] == "API"
     assert verification["checked"] == verification["head_seq"] > len(seen)

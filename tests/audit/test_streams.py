@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 from datetime import timedelta
 
 import pytest
@@ -24,7 +23,7 @@ from audit import streams
 from audit.events import Action
 from audit.ledger import PAYLOAD_FIELDS, chain_hash, payload_digest
 from audit.models import AuditEvent, StreamDestination
-from custos_testing.worker import CeleryWorker
+from custos_testing.worker import CeleryWorker, wait_for
 from investigations.actions.oversight import alerts_scan
 from investigations.models import Alert, AlertKind
 
@@ -382,15 +381,6 @@ def test_staff_add_a_destination_in_the_admin_recorded_and_the_secret_never_show
 # --- a real worker, killed mid-batch; the receiver stopped and started again -----------------
 
 
-def _wait(predicate, what: str, logs, seconds: float = 120):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"{what} did not happen within {seconds} s; worker logs:\n" + "\n".join(log()[-3000:] for log in logs))
-
-
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_mid_batch_and_receiver_restarted_every_event_arrives_in_order(
@@ -411,7 +401,7 @@ def test_worker_killed_mid_batch_and_receiver_restarted_every_event_arrives_in_o
     second = CeleryWorker(log_path=tmp_path / "second.log", beat=True, env=env)
     try:
         first.start()
-        _wait(receiver.requests_seen.is_set, "the first batch", [first.log])
+        wait_for(receiver.requests_seen.is_set, "the first batch", first)
         first.kill_hard()  # mid-batch: sent, not yet acknowledged
         receiver.stop()
         assert StreamDestination.objects.get(pk=destination.pk).cursor == 0
@@ -420,10 +410,11 @@ def test_worker_killed_mid_batch_and_receiver_restarted_every_event_arrives_in_o
         receiver.start()
         second.start()
         head = AuditEvent.objects.order_by("-seq").first().seq
-        _wait(
+        wait_for(
             lambda: StreamDestination.objects.get(pk=destination.pk).cursor >= head,
             "delivery of the whole ledger",
-            [first.log, second.log],
+            first,
+            second,
         )
     finally:
         first.stop()

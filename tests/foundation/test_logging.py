@@ -6,12 +6,12 @@ import io
 import json
 import logging
 import logging.config
-import time
 
 import pytest
 from django.contrib.auth.models import Group
 
 from audit.context import RequestMeta, reset_meta, set_meta
+from custos_testing.worker import wait_for
 from tests.worker_tasks import record_request_id
 
 
@@ -60,11 +60,10 @@ def test_a_task_runs_under_the_request_id_of_the_request_that_enqueued_it(celery
     finally:
         reset_meta(token)
     record_request_id.delay("no-request")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def both_ran() -> set[str] | None:
         names = set(Group.objects.filter(name__contains=":").values_list("name", flat=True))
-        if len(names) == 2:
-            assert names == {"from-request:feedface0123", "no-request:"}
-            return
-        time.sleep(0.25)
-    pytest.fail(f"the tasks did not run; worker log:\n{celery_worker_process.log()[-3000:]}")
+        return names if len(names) == 2 else None
+
+    names = wait_for(both_ran, "both tasks' runs", celery_worker_process, seconds=60)
+    assert names == {"from-request:feedface0123", "no-request:"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -14,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from custos_testing.worker import wait_for
 from investigations import tasks
 from operations.health import schedule_health
 from operations.models import TaskHealth
@@ -85,14 +85,13 @@ def test_a_failed_run_records_the_failure_and_keeps_the_last_success():
 @pytest.mark.timeout(120)
 def test_a_real_worker_records_health_on_the_configured_broker(celery_worker_process):
     create_group.delay("ops-from-worker")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        health = TaskHealth.objects.filter(task="tests.create_group", last_succeeded_at__isnull=False).first()
-        if health:
-            assert health.last_started_at <= health.last_succeeded_at and health.last_runtime is not None
-            return
-        time.sleep(0.25)
-    pytest.fail(f"no health row from the worker within 60 s; its log:\n{celery_worker_process.log()[-3000:]}")
+    health = wait_for(
+        lambda: TaskHealth.objects.filter(task="tests.create_group", last_succeeded_at__isnull=False).first(),
+        "a health row from the worker",
+        celery_worker_process,
+        seconds=60,
+    )
+    assert health.last_started_at <= health.last_succeeded_at and health.last_runtime is not None
 
 
 # --- which tasks are overdue ------------------------------------------------------------------
