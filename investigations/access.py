@@ -29,6 +29,7 @@ from audit.events import Action
 from .errors import InvalidTransition
 from .gateway import DIRECT_KINDS
 from .models import (
+    ID_MAX,
     Alert,
     Case,
     CaseGroupObjectPermission,
@@ -263,7 +264,7 @@ def _get_visible(queryset: QuerySet[_M], pk) -> _M:
         pk = int(str(pk), 10)
     except (TypeError, ValueError):
         raise Http404 from None
-    if pk <= 0 or pk > 2**63 - 1:
+    if pk <= 0 or pk > ID_MAX:
         raise Http404
     obj = queryset.filter(pk=pk).first()
     if obj is None:

@@ -15,6 +15,7 @@ from django.db.models import F, Q, QuerySet, Value, When
 from accounts.models import User
 
 from .models import (
+    ID_MAX,
     Alert,
     AlertKind,
     AlertSeverity,
@@ -87,10 +88,35 @@ class CaseFilter(django_filters.FilterSet):
         self.form.fields["lead"].label_from_instance = lambda user: user.display_name
 
     def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return queryset.matching(q=value)
+        return queryset.search(value)
 
     def with_tag(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset.filter(tags__name=normalise_tag(value)) if normalise_tag(value) else queryset
+
+
+class ApiCaseFilter(CaseFilter):
+    """The case list's filters for the API (``/api/v1/cases/``): the page's, with the API's
+    ``sort`` (``newest``, the default, or ``priority``, highest first)."""
+
+    sort = django_filters.ChoiceFilter(  # type: ignore[assignment]
+        choices=[("newest", "newest"), ("priority", "priority")],
+        method="ordered",
+        help_text="newest (default) or priority, highest first.",
+    )
+
+    def ordered(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.by_priority() if value == "priority" else queryset
+
+
+class ApiRequestFilter(django_filters.FilterSet):
+    """The request list's filters for the API (``/api/v1/requests/``)."""
+
+    case = django_filters.NumberFilter(field_name="case_id", min_value=1, max_value=ID_MAX, help_text="Case id.")
+    status = django_filters.ChoiceFilter(choices=DataPullRequest._meta.get_field("status").choices)
+
+    class Meta:
+        model = DataPullRequest
+        fields: list[str] = []
 
 
 class GrantFilter(django_filters.FilterSet):

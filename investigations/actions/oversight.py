@@ -48,6 +48,7 @@ from audit.models import AuditEvent
 from .. import enqueue, notify
 from ..errors import InvalidTransition
 from ..models import (
+    ID_MAX,
     Alert,
     AlertKind,
     AlertSeverity,
@@ -114,7 +115,7 @@ def _int(value: Any) -> int | None:
         number = int(str(value), 10)
     except (TypeError, ValueError):
         return None
-    return number if 0 < number < 2**63 else None
+    return number if 0 < number <= ID_MAX else None
 
 
 def _target(event: AuditEvent, target_type: str) -> int | None:

@@ -23,7 +23,7 @@ from audit.events import Action
 from .. import policy
 from ..access import may_manage_registry
 from ..errors import InvalidTransition
-from ..models import ProposalKind, ProposalStatus, ProtectedCategory, ProtectedSubject, RegistryProposal
+from ..models import ID_MAX, ProposalKind, ProposalStatus, ProtectedCategory, ProtectedSubject, RegistryProposal
 from . import oversight
 from .locks import locked
 
@@ -57,7 +57,7 @@ def _clean(subject: ProtectedSubject, *, exclude: tuple[str, ...] = ()) -> None:
     except ValidationError as error:
         for name, messages in error.message_dict.items():
             errors.setdefault(name, []).extend(message for message in messages if message not in errors.get(name, []))
-    if "account_id" not in exclude and "account_id" not in errors and not 0 < int(subject.account_id) < 2**63:
+    if "account_id" not in exclude and "account_id" not in errors and not 0 < int(subject.account_id) <= ID_MAX:
         errors["account_id"] = ["An account id is a positive whole number."]
     if errors:
         raise ValidationError(errors)

@@ -18,6 +18,7 @@ from userdata.catalogue import CATEGORY_CHOICES
 
 from .. import access
 from ..models import (
+    ID_MAX,
     Case,
     CaseMember,
     CaseNote,
@@ -35,7 +36,6 @@ from ..models.case import TAG_MAX, TAGS_PER_CASE, TEXT_MAX, TITLE_MAX
 
 # The largest id the databases store (a signed 64-bit integer): a larger one is a field
 # error, never an overflow in the database driver (a 500 before).
-ID_MAX = 2**63 - 1
 # Hours, counts: PostgreSQL's 32-bit integer columns.
 SMALL_MAX = 2**31 - 1
 
@@ -154,16 +154,6 @@ class ClassifySerializer(serializers.Serializer):
 
     priority = serializers.ChoiceField(choices=CasePriority.choices)
     tags = serializers.ListField(child=serializers.CharField(max_length=TAG_MAX), max_length=TAGS_PER_CASE)
-
-
-class CaseFilterSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=Case._meta.get_field("status").choices, required=False)
-    q = serializers.CharField(max_length=TITLE_MAX, required=False, help_text="Reference or title contains.")
-    priority = serializers.ChoiceField(choices=CasePriority.choices, required=False)
-    tag = serializers.CharField(max_length=TAG_MAX, required=False, help_text="Cases with this tag.")
-    sort = serializers.ChoiceField(
-        choices=["newest", "priority"], required=False, help_text="newest (default) or priority, highest first."
-    )
 
 
 class TagFilterSerializer(serializers.Serializer):
@@ -350,11 +340,6 @@ class RequestUpdateSerializer(RequestWriteSerializer):
     case = None  # a request never moves to another case
 
 
-class RequestFilterSerializer(serializers.Serializer):
-    case = serializers.IntegerField(min_value=1, max_value=ID_MAX, required=False)
-    status = serializers.ChoiceField(choices=DataPullRequest._meta.get_field("status").choices, required=False)
-
-
 API_DECISIONS = ["approve", "reject", "return", DecisionOutcome.APPROVE_NARROWED.value]
 
 
@@ -397,8 +382,10 @@ class GrantSerializer(serializers.ModelSerializer):
     revoked_by = UserRefSerializer(read_only=True, allow_null=True)
     subjects = serializers.ListField(child=serializers.IntegerField(), read_only=True)
     categories = serializers.ListField(child=serializers.CharField(), read_only=True)
-    status = serializers.SerializerMethodField(help_text="active, expired or revoked; expired as soon as expires_at "
-                                               "has passed, whether or not the expiry task has run.")
+    status = serializers.SerializerMethodField(
+        help_text="active, expired or revoked; expired as soon as expires_at "
+        "has passed, whether or not the expiry task has run."
+    )
 
     class Meta:
         model = Grant

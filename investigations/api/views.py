@@ -14,7 +14,9 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import QueryDict
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
@@ -33,6 +35,7 @@ from accounts.stepup import api_step_up_required
 from .. import access, actions
 from ..actions.query import results_problem
 from ..errors import InvalidTransition, ResultsUnavailable
+from ..filters import ApiCaseFilter, ApiRequestFilter
 from ..forms.case import CaseForm, CaseOpenForm, CloseForm, MemberAddForm, NoteForm, RejectForm
 from ..forms.query import QueryForm
 from ..forms.request import DecisionForm, OptionalReasonForm, ReasonForm, RequestForm
@@ -106,6 +109,15 @@ class ChokepointViewSet(viewsets.GenericViewSet):
 # --- cases -------------------------------------------------------------------------------
 
 
+def _filtered(filterset_class, request: SignedInAPIRequest, visible: QuerySet) -> QuerySet:
+    """``visible`` (from an ``access`` chokepoint) narrowed by the list's filters (django-filter,
+    as the pages); a bad value is a field error."""
+    filters = filterset_class(request.query_params, queryset=visible)
+    if not filters.is_valid():
+        raise ValidationError(filters.errors)
+    return filters.qs
+
+
 def _case_queryset(user: User):
     return (
         access.cases_visible_to(user)
@@ -125,7 +137,7 @@ CASE_ACTION: dict[str, Any] = {"request": None, "responses": serializers.CaseDet
 
 
 @extend_schema_view(
-    list=extend_schema(parameters=[serializers.CaseFilterSerializer], summary="Cases visible to the caller"),
+    list=extend_schema(summary="Cases visible to the caller"),
     create=extend_schema(
         request=serializers.CaseOpenSerializer, responses={201: serializers.CaseDetailSerializer}, summary="Open a case"
     ),
@@ -139,14 +151,11 @@ CASE_ACTION: dict[str, Any] = {"request": None, "responses": serializers.CaseDet
 class CaseViewSet(ChokepointViewSet):
     queryset = Case.objects.none()  # for the schema; lists come from cases_visible_to
     serializer_class = serializers.CaseSerializer
+    filter_backends = [DjangoFilterBackend]  # the schema's list parameters; list() applies the set itself
+    filterset_class = ApiCaseFilter
 
     def list(self, request: SignedInAPIRequest) -> Response:
-        filters = _query_params(request, serializers.CaseFilterSerializer)
-        cases = _case_queryset(request.user)
-        if filters.get("status"):
-            cases = cases.filter(status=filters.pop("status"))
-        cases = cases.matching(**filters)
-        page = self.paginate_queryset(cases)
+        page = self.paginate_queryset(_filtered(ApiCaseFilter, request, _case_queryset(request.user)))
         return self.get_paginated_response(serializers.CaseSerializer(page, many=True).data)
 
     def create(self, request: SignedInAPIRequest) -> Response:
@@ -320,7 +329,7 @@ def _request_form_data(values: dict) -> dict:
 
 
 @extend_schema_view(
-    list=extend_schema(parameters=[serializers.RequestFilterSerializer], summary="Requests visible to the caller"),
+    list=extend_schema(summary="Requests visible to the caller"),
     create=extend_schema(
         request=serializers.RequestWriteSerializer,
         responses={201: serializers.RequestDetailSerializer},
@@ -336,15 +345,12 @@ def _request_form_data(values: dict) -> dict:
 class RequestViewSet(ChokepointViewSet):
     queryset = DataPullRequest.objects.none()
     serializer_class = serializers.RequestSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = ApiRequestFilter
 
     def list(self, request: SignedInAPIRequest) -> Response:
-        filters = _query_params(request, serializers.RequestFilterSerializer)
-        data_requests = access.requests_visible_to(request.user).select_related("case", "requested_by")
-        if filters.get("case"):
-            data_requests = data_requests.filter(case_id=filters["case"])
-        if filters.get("status"):
-            data_requests = data_requests.filter(status=filters["status"])
-        page = self.paginate_queryset(data_requests.order_by("-created_at", "-id"))
+        visible = access.requests_visible_to(request.user).select_related("case", "requested_by")
+        page = self.paginate_queryset(_filtered(ApiRequestFilter, request, visible.order_by("-created_at", "-id")))
         return self.get_paginated_response(
             serializers.RequestSerializer(page, many=True, context={"user": request.user}).data
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
-from ..models import EvidenceFormat
+from ..models import ID_MAX, EvidenceFormat
 from ..models.case import TEXT_MAX, TITLE_MAX
 
 
@@ -25,7 +25,7 @@ class EvidenceUploadForm(forms.Form):
     description = forms.CharField(
         label="Description", widget=forms.Textarea(attrs={"rows": 3}), max_length=TEXT_MAX, required=False
     )
-    supersedes = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1, max_value=2**63 - 1)
+    supersedes = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1, max_value=ID_MAX)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

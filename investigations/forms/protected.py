@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django import forms
 
-from ..models import ProtectedCategory, ProtectedSubject
+from ..models import ID_MAX, ProtectedCategory, ProtectedSubject
 
 
 class ProtectedSubjectForm(forms.Form):
-    account_id = forms.IntegerField(min_value=1, max_value=2**63 - 1, label="Account id")
+    account_id = forms.IntegerField(min_value=1, max_value=ID_MAX, label="Account id")
     category = forms.ChoiceField(choices=ProtectedCategory.choices)
     source = forms.CharField(
         required=False, max_length=300, help_text="Where the classification comes from (press card, public register)."

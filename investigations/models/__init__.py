@@ -33,7 +33,12 @@ from .request import (
 )
 from .task import CaseTask, CaseTemplate, TaskStatus, TemplateTask
 
+# The largest id a row can have (bigint): a larger number typed into a form or the API is a
+# field error or not found, never a database error.
+ID_MAX = 2**63 - 1
+
 __all__ = [
+    "ID_MAX",
     "Alert",
     "AlertKind",
     "AlertSeverity",

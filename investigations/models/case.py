@@ -72,16 +72,10 @@ class CaseQuerySet(models.QuerySet["Case"]):
         order = "-priority_rank" if descending else "priority_rank"
         return self.annotate(priority_rank=rank).order_by(order, "-created_at", "-id")
 
-    def matching(self, *, q: str = "", priority: str = "", tag: str = "", sort: str = "") -> CaseQuerySet:
-        """The list filters of pages and API alike: reference or title, priority, tag, and the order."""
-        cases = self
-        if q.strip():
-            cases = cases.filter(models.Q(reference__icontains=q.strip()) | models.Q(title__icontains=q.strip()))
-        if priority:
-            cases = cases.filter(priority=priority)
-        if normalise_tag(tag):
-            cases = cases.filter(tags__name=normalise_tag(tag))
-        return cases.by_priority() if sort == "priority" else cases
+    def search(self, q: str) -> CaseQuerySet:
+        """Reference or title contains ``q`` (the lists' search box, pages and API alike)."""
+        q = q.strip()
+        return self.filter(models.Q(reference__icontains=q) | models.Q(title__icontains=q)) if q else self
 
     def active(self) -> CaseQuerySet:
         """Cases that are not over: pending approval, open or on hold."""
