@@ -9,6 +9,9 @@ call:
   every failure is on the ledger and, after ``CUSTOS_LOCKOUT_FAILURES`` of them within the
   lockout's cool-off, every code is refused until the cool-off has passed (a second-factor
   lockout, like django-axes's for passwords);
+- ``key_request_options(user)`` / ``verify_key(user, credential)``: the same for a security key
+  or passkey (WebAuthn): the challenge the browser signs, then the signed answer checked against
+  the user's own keys, under the same recording and the same pause;
 - ``record_second_factor(request, method=...)`` / ``second_factor_at(request)``: the time of
   the last second-factor check in this session, kept in allauth's own authentication records
   (the session's ``mfa`` entries), so that allauth's reauthentication and Custos's step-up
@@ -17,13 +20,16 @@ call:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from allauth.account.internal.flows.login import get_authentication_records, record_authentication
 from allauth.mfa.models import Authenticator
+from allauth.mfa.webauthn.internal import auth as webauthn
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
@@ -106,6 +112,45 @@ def check_second_factor(user: User, code: str, *, request: HttpRequest | None = 
     return verify_code(user, code, request=request) is not None
 
 
+def has_security_key(user: User) -> bool:
+    """True when the user has a security key or passkey (WebAuthn)."""
+    return bool(user.pk) and Authenticator.objects.filter(user=user, type=Authenticator.Type.WEBAUTHN).exists()
+
+
+def key_request_options(user: User) -> dict:
+    """The challenge for the user's own security keys (WebAuthn ``get()`` options). The state
+    of the ceremony is kept in the session; ``verify_key`` completes it once."""
+    return webauthn.begin_authentication(user)
+
+
+def verify_key(user: User, credential: dict | str, *, request: HttpRequest | None = None) -> Authenticator | None:
+    """The security key of ``user`` that signed the challenge of ``key_request_options``, or None.
+
+    ``credential`` is the browser's answer (a dict, or its JSON text). Like a code: refused
+    outright while the user's second factor is paused, and every refusal is an
+    ``auth.second_factor_failed`` event (reason ``wrong_key``). A key of someone else, an
+    answer to another challenge, or one replayed is refused.
+    """
+    if not user.is_active:
+        return None
+    if second_factor_paused(user):
+        _record_failure(user, "paused", request)
+        return None
+    try:
+        if isinstance(credential, str):
+            credential = json.loads(credential)
+        webauthn.parse_authentication_response(credential)
+        authenticator = webauthn.complete_authentication(user, credential)
+    except (ValidationError, ValueError, TypeError, KeyError, AttributeError):
+        # Whatever a browser, or someone posting by hand, sends: a refusal, never an error.
+        authenticator = None
+    if authenticator is None:
+        _record_failure(user, "wrong_key", request)
+        return None
+    authenticator.record_usage()
+    return authenticator
+
+
 def _record_failure(user: User, reason: str, request: HttpRequest | None) -> None:
     with transaction.atomic():
         audit.record(
@@ -118,23 +163,34 @@ def _record_failure(user: User, reason: str, request: HttpRequest | None) -> Non
 
 
 def record_second_factor(
-    request: HttpRequest, *, method: str, user: User | None = None, authenticator: Authenticator | None = None
+    request: HttpRequest,
+    *,
+    method: str,
+    user: User | None = None,
+    authenticator: Authenticator | None = None,
+    reauthenticated: bool = False,
 ) -> None:
     """Record that a second factor was checked now in this session (at sign-in, at step-up, or
     asserted by the organisation's identity provider): in allauth's authentication records and
     on the ledger (``auth.second_factor_passed``). ``user`` defaults to the signed-in user (a
-    sign-in stage passes the user who is signing in)."""
+    sign-in stage passes the user who is signing in). ``reauthenticated``: asked for by allauth
+    before a change to one's factors (allauth's "confirm it is you" looks for that mark)."""
     user = user or request.user
     extra = {"type": method}
+    if reauthenticated:
+        extra["reauthenticated"] = True
+    details = {"method": method}
     if authenticator is not None:
         extra["id"] = authenticator.pk
+        if authenticator.type != method:  # a step-up says which factor it was done with
+            details["factor"] = authenticator.type
     record_authentication(request, user, "mfa", **extra)
     with transaction.atomic():
         audit.record(
             action=Action.AUTH_SECOND_FACTOR_PASSED,
             actor=user,
             target=user,
-            details={"method": method},
+            details=details,
             request=request,
         )
 

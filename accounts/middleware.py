@@ -30,7 +30,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from .timeouts import TIMED_OUT_USER
 
 KEPT_INPUT = "kept_input"
-NOT_KEPT = {"csrfmiddlewaretoken", "password", "password1", "password2", "step_up_code"}
+NOT_KEPT = {"csrfmiddlewaretoken", "password", "password1", "password2", "step_up_code", "step_up_credential"}
 MAX_KEPT_CHARS = 100_000  # a session is not a file store
 
 

@@ -9,7 +9,10 @@ one place the rule lives:
   (``factors.second_factor_at``). When it is too old and the form carries a code
   (``step_up_code``), the code is checked first (``factors.check_second_factor``: a TOTP code,
   used once, or an unused recovery code; wrong codes are counted towards the second-factor
-  lockout) and a good one is recorded (``auth.second_factor_passed``, method ``step_up``). The
+  lockout) and a good one is recorded (``auth.second_factor_passed``, method ``step_up``, with
+  the ``factor`` used). A user with a security key may instead press "Use a security key": the
+  browser signs a challenge (``accounts:step_up_key``) and posts the same form with the answer
+  (``step_up_credential``), checked by ``factors.verify_key`` under the same rules. The
   view acts only when ``request.step_up.ok``; otherwise it renders its own form again, bound to
   what was posted, and the ``accounts/_step_up.html`` field asks for the code. A form without
   typed input (a single button) gets ``confirm_page``: the posted values carried, a code field.
@@ -45,9 +48,13 @@ from . import factors
 from .models import TokenSecondFactor
 
 CODE_FIELD = "step_up_code"
+KEY_FIELD = "step_up_credential"
 STEP_UP_CODE = "step_up_required"
 METHOD = "step_up"
 WRONG_CODE = "That code was not accepted: enter the code your authenticator app shows now, or an unused recovery code."
+NO_CODE = "Enter the code from your authenticator app."
+NO_CODE_OR_KEY = "Enter the code from your authenticator app, or use your security key."
+WRONG_KEY = "That security key was not accepted: use a key added to your account, or enter a code."
 
 
 def window() -> timedelta:
@@ -84,6 +91,7 @@ class StepUp:
     ok: bool
     enrolled: bool
     error: str = ""
+    key: bool = False  # the user has a security key to step up with
     posted: bool = field(default=False)  # a POST that the step-up held back
 
     @property
@@ -108,18 +116,32 @@ def _page_step_up(request: HttpRequest) -> StepUp:
     # factor at single sign-on, which records it too).
     if is_recent(factors.second_factor_at(request)):
         return StepUp(ok=True, enrolled=enrolled)
-    state = StepUp(ok=False, enrolled=enrolled, posted=request.method == "POST")
-    if not state.posted or CODE_FIELD not in request.POST or not enrolled:
-        return state
-    code = request.POST[CODE_FIELD].strip()
-    if not code:
-        state.error = "Enter the code from your authenticator app."
-    elif factors.check_second_factor(user, code, request=request):
-        factors.record_second_factor(request, method=METHOD)
-        state.ok = True
-    else:
-        state.error = WRONG_CODE
+    state = StepUp(
+        ok=False, enrolled=enrolled, posted=request.method == "POST", key=enrolled and factors.has_security_key(user)
+    )
+    if state.posted and enrolled:
+        _check_posted(request, state)
     return state
+
+
+def _check_posted(request: HttpRequest, state: StepUp) -> None:
+    """The security key's answer or the code posted with the protected form: a good one is
+    recorded and opens the action; a wrong one is an error on the field (and counted)."""
+    credential = request.POST.get(KEY_FIELD, "").strip() if state.key else ""
+    if credential:
+        authenticator, error = factors.verify_key(request.user, credential, request=request), WRONG_KEY
+    elif CODE_FIELD not in request.POST:
+        return
+    elif not (code := request.POST[CODE_FIELD].strip()):
+        state.error = NO_CODE_OR_KEY if state.key else NO_CODE
+        return
+    else:
+        authenticator, error = factors.verify_code(request.user, code, request=request), WRONG_CODE
+    if authenticator is None:
+        state.error = error
+        return
+    factors.record_second_factor(request, method=METHOD, authenticator=authenticator)
+    state.ok = True
 
 
 def _api_step_up(request) -> StepUp:
@@ -176,7 +198,7 @@ def confirm_page(request: HttpRequest, *, what: str, cancel_url: str) -> HttpRes
     carried = [
         (name, value)
         for name, values in request.POST.lists()
-        if name not in ("csrfmiddlewaretoken", CODE_FIELD)
+        if name not in ("csrfmiddlewaretoken", CODE_FIELD, KEY_FIELD)
         for value in values
     ]
     context = {"what": what, "cancel_url": cancel_url, "carried": carried, "action": request.path}
@@ -195,8 +217,13 @@ class StepUpCodeField(forms.CharField):
             f"This change needs a second-factor check within the last {step_up.minutes} minutes: enter the "
             "code your authenticator app shows now (or an unused recovery code); the change is saved with it."
         )
+        if step_up.key:
+            help_text += ' A security key works too: "Use a security key instead".'
         if not step_up.enrolled:
-            help_text = "This change needs a second factor, and your account has none: set up an authenticator app."
+            help_text = (
+                "This change needs a second factor, and your account has none: set up an authenticator app "
+                "or a security key."
+            )
         widget = forms.TextInput(attrs)
         super().__init__(label=CODE_LABEL, required=False, max_length=64, help_text=help_text, widget=widget, **kwargs)
         self.step_up = step_up
@@ -205,7 +232,7 @@ class StepUpCodeField(forms.CharField):
         if not self.step_up.ok:
             if not self.step_up.enrolled:
                 raise ValidationError("You need an enrolled second factor for this change.", code=STEP_UP_CODE)
-            message = self.step_up.error or "Enter the code from your authenticator app."
+            message = self.step_up.error or NO_CODE
             raise ValidationError(message, code=STEP_UP_CODE)
         return ""
 

@@ -1,16 +1,22 @@
-"""The signed-in user's own account pages."""
+"""The signed-in user's own account pages, and the few of allauth's security-key pages that
+Custos changes."""
 
 from __future__ import annotations
 
+from allauth.account.views._reauthenticate import BaseReauthenticateView
+from allauth.mfa.adapter import get_adapter as get_mfa_adapter
+from allauth.mfa.webauthn.views import ReauthenticateWebAuthnView, RemoveWebAuthnView
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import authenticate, update_session_auth_hash
 from django.contrib.auth.forms import PasswordChangeForm
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET
 
 from . import factors, stepup
 from .actions import TokenLimitReached, api_token_issue, user_set_password, user_update
@@ -105,3 +111,51 @@ def api_token(request: SignedInRequest) -> HttpResponse:
         else:
             context.update(token=token, instance=instance)
     return render(request, "accounts/api_token.html", context)
+
+
+# --- security keys (WebAuthn) ---------------------------------------------------------------
+
+
+@require_GET
+@never_cache
+def step_up_key(request: SignedInRequest) -> JsonResponse:
+    """The challenge a security key signs for a step-up (``static/js/security-key.js`` asks for it
+    when "Use a security key" is pressed; the answer is posted with the protected form as
+    ``step_up_credential``). 404 for a user without a key."""
+    if not factors.has_security_key(request.user):
+        raise Http404("No security key.")
+    return JsonResponse({"request_options": factors.key_request_options(request.user)})
+
+
+class RemoveSecurityKeyView(RemoveWebAuthnView):
+    """allauth's "remove this key", except the last second factor of a role that needs one
+    (allauth asks the adapter only when an authenticator app is removed)."""
+
+    def form_valid(self, form) -> HttpResponse:
+        adapter = get_mfa_adapter()
+        if not adapter.can_delete_authenticator(self.object):
+            form.add_error(None, adapter.error_messages["cannot_delete_authenticator"])
+            return self.form_invalid(form)
+        return super().form_valid(form)
+
+
+class KeyReauthenticateView(ReauthenticateWebAuthnView):
+    """The "confirm it is you" page with a security key, before a change to one's factors: checked and
+    recorded like a code (``SecondFactorKeyAgainForm``); a refused key shows the page again with
+    the error (allauth would send to the login page)."""
+
+    def form_valid(self, form) -> HttpResponse:
+        form.save()
+        return BaseReauthenticateView.form_valid(self, form)
+
+    def form_invalid(self, form) -> HttpResponse:
+        return self.render_to_response(self.get_context_data(form=form))
+
+    def get_context_data(self, **kwargs) -> dict:
+        context = BaseReauthenticateView.get_context_data(self, **kwargs)
+        context["js_data"] = {"request_options": factors.key_request_options(self.request.user)}
+        return context
+
+
+remove_security_key = RemoveSecurityKeyView.as_view()
+reauthenticate_with_key = KeyReauthenticateView.as_view()

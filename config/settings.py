@@ -231,8 +231,15 @@ MFA_ADAPTER = "accounts.adapters.MFAAdapter"
 MFA_FORMS = {
     "authenticate": "accounts.forms.SecondFactorForm",
     "reauthenticate": "accounts.forms.SecondFactorAgainForm",
+    "authenticate_webauthn": "accounts.forms.SecondFactorKeyForm",
+    "reauthenticate_webauthn": "accounts.forms.SecondFactorKeyAgainForm",
 }
-MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# An authenticator app (TOTP) or a security key / passkey (WebAuthn); recovery codes back them up.
+MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
+# A key is a second factor after the password, never a sign-in on its own: allauth's passkey
+# login would bypass django-axes's lockout and CUSTOS_LOCAL_LOGIN (no authenticate() call).
+MFA_PASSKEY_LOGIN_ENABLED = False
+MFA_PASSKEY_SIGNUP_ENABLED = False
 MFA_TOTP_ISSUER = env.str("CUSTOS_MFA_ISSUER", default="Custos")
 # One 30-second step either side: a phone's clock a little off still works. A code is accepted
 # once (allauth remembers used codes in the cache).
@@ -243,9 +250,10 @@ MFA_WEBAUTHN_USER_VERIFICATION = "preferred"
 CUSTOS_MFA_REQUIRED_ROLES = env.list(
     "CUSTOS_MFA_REQUIRED_ROLES", default=["legal_reviewer", "senior_legal_reviewer", "auditor", "staff"]
 )
-# WebAuthn needs https, except on localhost (a secure context for browsers): the embedded
-# default and the browser tests run on http://localhost.
-MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env.bool("CUSTOS_WEBAUTHN_ALLOW_HTTP", default=DEBUG or EMBEDDED)
+# WebAuthn needs https, except on http://localhost (a secure context for browsers), which the
+# library (fido2) accepts by itself: the embedded default and the browser tests need nothing
+# more. This switch turns the origin check off altogether; leave it off.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = env.bool("CUSTOS_WEBAUTHN_ALLOW_HTTP", default=False)
 # A signed-in session ends after SESSION_IDLE_TIMEOUT without a request, and SESSION_ABSOLUTE_TIMEOUT
 # after sign-in whatever the activity (accounts.timeouts). The cookie lives no longer than that.
 SESSION_IDLE_TIMEOUT = timedelta(minutes=env.int("CUSTOS_SESSION_IDLE_MINUTES", default=30))

@@ -55,6 +55,12 @@ mfa_deactivate_totp                        -       404    404    404    302    3
 mfa_view_recovery_codes                    -       404    404    404    404    404    404    404    404    login  login
 mfa_generate_recovery_codes                -       302    302    302    302    302    302    302    302    login  login
 mfa_download_recovery_codes                -       404    404    404    404    404    404    404    404    login  login
+mfa_list_webauthn                          -       200    200    200    200    200    200    200    200    login  login
+mfa_add_webauthn                           -       302    302    302    302    302    302    302    302    login  login
+mfa_reauthenticate_webauthn                -       302    302    302    302    302    302    302    302    login  login
+mfa_remove_webauthn                        key     302    302    302    302    302    302    302    302    login  login
+mfa_edit_webauthn                          key     302    302    302    302    302    302    302    302    login  login
+accounts:step_up_key                       -       404    404    404    404    404    404    404    404    login  login
 audit:event_list                           -       404    404    404    404    404    200    404    404    login  login
 audit:event_detail                         -       404    404    404    404    404    200    404    404    login  login
 audit:case_timeline                        open    404    404    404    404    404    200    404    404    login  login
@@ -253,6 +259,16 @@ def _first_event(world: World) -> int:
     return AuditEvent.objects.order_by("seq").values_list("seq", flat=True).first()
 
 
+def _key(world: World) -> int:
+    """A security key of the reviewer's: changing it asks everyone to confirm it is them first."""
+    from allauth.mfa.models import Authenticator
+
+    from tests.webauthn import add_key
+
+    world.once("key", lambda world: add_key(world.reviewer))
+    return Authenticator.objects.get(user=world.reviewer, type=Authenticator.Type.WEBAUTHN).pk
+
+
 def _grant(world: World) -> int:
     return world.active_grant.pk
 
@@ -404,6 +420,12 @@ CALLS: dict[str, Callable[[World, str], tuple[str, str, str, dict]]] = {
     "mfa_view_recovery_codes": _get("mfa_view_recovery_codes"),
     "mfa_generate_recovery_codes": _get("mfa_generate_recovery_codes"),
     "mfa_download_recovery_codes": _get("mfa_download_recovery_codes"),
+    "mfa_list_webauthn": _get("mfa_list_webauthn"),
+    "mfa_add_webauthn": _get("mfa_add_webauthn"),
+    "mfa_reauthenticate_webauthn": _get("mfa_reauthenticate_webauthn"),
+    "mfa_remove_webauthn": _get("mfa_remove_webauthn", _key),
+    "mfa_edit_webauthn": _get("mfa_edit_webauthn", _key),
+    "accounts:step_up_key": _get("accounts:step_up_key"),
     "audit:event_list": _get("audit:event_list"),
     "audit:event_detail": _get("audit:event_detail", _first_event),
     "audit:case_timeline": _get("audit:case_timeline", lambda world: world.open_case.reference),
