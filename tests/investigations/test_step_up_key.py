@@ -106,3 +106,33 @@ def test_no_key_no_key_button(store, request):
     response = client.post(scenario.url, {**scenario.data, "step_up_credential": json.dumps({"id": "x"})})
     assert response.status_code == 200 and not scenario.done()
     assert _failures(scenario.actor) == []
+
+
+def test_the_key_steps_up_an_admin_change_and_an_admin_action(superuser, member):
+    """The admin's forms (the code field) and its confirmation page (actions) offer the key too."""
+    from django.contrib.auth.models import Group
+    from django.urls import reverse
+    from knox.models import AuthToken
+
+    from accounts.models import User
+    from accounts.roles import Role
+    from tests.foundation.test_admin_users import _change_form
+
+    client = Client(HTTP_HOST=HOST)
+    key = add_key(superuser)
+    stepped_up(client, superuser)
+    age_second_factor(client)
+    url = reverse("admin:accounts_user_change", args=[member.pk])
+    data = _change_form(member, groups=[Group.objects.get(name=Role.AUDITOR).pk], first_name="Typed-Name")
+    page = client.post(url, data).content.decode()
+    assert "Use a security key instead" in page and 'value="Typed-Name"' in page
+    assert client.post(url, {**data, "step_up_credential": step_up_answer(client, key)}).status_code == 302
+    assert User.objects.get(pk=member.pk).first_name == "Typed-Name"
+    age_second_factor(client)
+    token, _ = AuthToken.objects.create(user=member)
+    changelist = reverse("admin:knox_authtoken_changelist")
+    action = {"action": "revoke_selected", "_selected_action": [token.pk]}
+    page = client.post(changelist, action).content.decode()
+    assert "Use a security key instead" in page and AuthToken.objects.filter(pk=token.pk).exists()
+    response = client.post(changelist, {**action, "step_up_credential": step_up_answer(client, key)})
+    assert response.status_code == 302 and not AuthToken.objects.filter(pk=token.pk).exists()
