@@ -14,8 +14,9 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import CursorPagination
-from rest_framework.request import Request
 from rest_framework.response import Response
+
+from accounts.http import SignedInAPIRequest
 
 from . import runs
 from .access import require_auditor
@@ -68,7 +69,7 @@ class EventListView(GenericAPIView):
     filterset_class = ApiEventFilter
 
     @extend_schema(responses=EventSerializer(many=True), summary="Auditors: the audit events (recorded as a read)")
-    def get(self, request: Request) -> Response:
+    def get(self, request: SignedInAPIRequest) -> Response:
         require_auditor(request.user)
         filters = ApiEventFilter(request.query_params)
         if not filters.is_valid():
@@ -161,7 +162,7 @@ class VerifyView(GenericAPIView):
     serializer_class = LastVerificationSerializer
 
     @extend_schema(summary="Auditors: the latest verification of the chain, wherever it ran (recorded as a read)")
-    def get(self, request: Request) -> Response:
+    def get(self, request: SignedInAPIRequest) -> Response:
         require_auditor(request.user)
         with transaction.atomic():
             record(
@@ -175,7 +176,7 @@ class VerifyView(GenericAPIView):
         responses={202: RunSerializer},
         summary="Auditors: verify the whole chain now, in the worker (a failure alerts the auditors)",
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: SignedInAPIRequest) -> Response:
         require_auditor(request.user)
         run = runs.current_run() or runs.run_start(actor=request.user, source="api")
         url = reverse("api:audit-verify-run", args=[run.pk])
@@ -189,7 +190,7 @@ class VerifyRunView(GenericAPIView):
         operation_id="audit_verify_run_retrieve",
         summary="Auditors: one verification run: its progress, then what it found",
     )
-    def get(self, request: Request, id: str) -> Response:
+    def get(self, request: SignedInAPIRequest, id: str) -> Response:
         require_auditor(request.user)
         run = VerificationRun.objects.filter(pk=int(id)).first() if id.isdigit() and len(id) <= 18 else None
         if run is None:

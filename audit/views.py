@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
+
+from accounts.http import SignedInRequest
 
 from . import checkpoints, runs
 from .access import require_auditor
@@ -45,14 +47,14 @@ def _page(events, *, key: int | None, oldest_first: bool = False) -> tuple[list[
     return rows, None
 
 
-def _url_with(request: HttpRequest, **params) -> str:
+def _url_with(request: SignedInRequest, **params) -> str:
     query = request.GET.copy()
     for name, value in params.items():
         query[name] = value
     return "?" + query.urlencode()
 
 
-def _sorted_url(request: HttpRequest, sort: str) -> str:
+def _sorted_url(request: SignedInRequest, sort: str) -> str:
     """The list in the other order, from its first page (the filters kept)."""
     query = request.GET.copy()
     for name in ("before", "after"):
@@ -61,7 +63,7 @@ def _sorted_url(request: HttpRequest, sort: str) -> str:
     return "?" + query.urlencode()
 
 
-def event_list(request: HttpRequest) -> HttpResponse:
+def event_list(request: SignedInRequest) -> HttpResponse:
     require_auditor(request.user)
     listing = EventFilter(request.GET)
     newest_first = listing.newest_first
@@ -88,7 +90,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
     return render(request, "audit/event_list.html", context)
 
 
-def event_detail(request: HttpRequest, seq: int) -> HttpResponse:
+def event_detail(request: SignedInRequest, seq: int) -> HttpResponse:
     require_auditor(request.user)
     event = get_object_or_404(AuditEvent, seq=seq)
     neighbours = dict(AuditEvent.objects.filter(seq__in=[seq - 1, seq + 1]).values_list("seq", "hash"))
@@ -110,7 +112,7 @@ def event_detail(request: HttpRequest, seq: int) -> HttpResponse:
     return render(request, "audit/event_detail.html", context)
 
 
-def case_timeline(request: HttpRequest, reference: str) -> HttpResponse:
+def case_timeline(request: SignedInRequest, reference: str) -> HttpResponse:
     require_auditor(request.user)
     after = _positive_int(request.GET.get("after"))
     events, next_key = _page(AuditEvent.objects.for_case(reference), key=after, oldest_first=True)
@@ -128,7 +130,7 @@ def case_timeline(request: HttpRequest, reference: str) -> HttpResponse:
     return render(request, "audit/case_timeline.html", context)
 
 
-def verification(request: HttpRequest) -> HttpResponse:
+def verification(request: SignedInRequest) -> HttpResponse:
     require_auditor(request.user)
     last_run = runs.last_outcome()
     last_checkpoint = AuditEvent.objects.filter(action=Action.AUDIT_CHECKPOINT).order_by("-seq").first()
@@ -144,7 +146,7 @@ def verification(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def verification_start(request: HttpRequest) -> HttpResponse:
+def verification_start(request: SignedInRequest) -> HttpResponse:
     """The "Verify now" button: queue a verification on the worker; the page follows its progress."""
     require_auditor(request.user)
     if runs.current_run() is None:
@@ -156,7 +158,7 @@ def verification_start(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-def verification_status(request: HttpRequest, pk: int) -> JsonResponse:
+def verification_status(request: SignedInRequest, pk: int) -> JsonResponse:
     require_auditor(request.user)
     run = get_object_or_404(VerificationRun, pk=pk)
     return JsonResponse(
@@ -180,7 +182,7 @@ def _public_key() -> str:
         return "(no signing key configured: set AUDIT_SIGNING_KEY)"
 
 
-def export(request: HttpRequest) -> HttpResponse:
+def export(request: SignedInRequest) -> HttpResponse | StreamingHttpResponse:
     """Stream the filtered range as CSV or JSON lines; the export is recorded before streaming."""
     require_auditor(request.user)
     listing = EventFilter(request.GET)
