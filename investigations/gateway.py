@@ -35,6 +35,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 
 import audit
 from audit.events import Action
@@ -209,6 +210,7 @@ def _direct_matches(classified: list[tuple[str, str, str]]) -> dict[tuple[str, s
 def _indirect_matches(kind: str, value: str, window_start: date | None, window_end: date | None) -> list[int]:
     """Accounts holding an email, phone or device, or seen at an IP in the window: at most cap + 1."""
     limit = settings.CUSTOS["MAX_RESOLVED_PER_IDENTIFIER"] + 1
+    rows: QuerySet[Any, Any]
     if kind == "email":
         rows = Account.objects.using(USERDATA_ALIAS).filter(email__in={value, value.lower()}).values_list("id")
     elif kind == "phone":
@@ -344,13 +346,13 @@ def read_rows(*, grant: Grant, parameters: QueryParameters) -> Extract:
     start = max(parameters.window_start, grant.window_start)
     end = min(parameters.window_end, grant.window_end)
     subjects = sorted(set(parameters.subjects) & set(grant.subjects))
-    filters = {f"{category.subject_field}__in": subjects}
+    filters: dict[str, Any] = {f"{category.subject_field}__in": subjects}
     if category.windowed:
         filters[f"{category.time_field}__gte"] = _day_start(start)
         filters[f"{category.time_field}__lt"] = _day_start(end) + timedelta(days=1)
     with audited_access():
         found = list(
-            category.model.objects.using(USERDATA_ALIAS)
+            category.model.objects.using(USERDATA_ALIAS)  # type: ignore[attr-defined]  # the catalogue's models
             .filter(**filters)
             .order_by(*[name for name in (category.subject_field, category.time_field, "pk") if name])
             .values_list(owner_column(category.model), *category.fields)[: cap + 1]
