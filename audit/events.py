@@ -60,6 +60,7 @@ class Action(models.TextChoices):
     EVIDENCE_RELEASED = "evidence.released", "Evidence released outside the case"
     EVIDENCE_PURGED = "evidence.purged", "Evidence file purged after retention"
     CASE_LEGAL_HOLD_SET = "case.legal_hold_set", "Case put under legal hold"
+    CASE_LEGAL_HOLD_LIFT_PROPOSED = "case.legal_hold_lift_proposed", "Lifting a legal hold proposed"
     CASE_LEGAL_HOLD_LIFTED = "case.legal_hold_lifted", "Legal hold lifted"
     ACCESS_DENIED = "access.denied", "Access denied"
     REQUEST_CREATED = "request.created", "Request drafted"

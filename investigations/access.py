@@ -121,13 +121,15 @@ def object_perms(user: User, obj: Case | Grant) -> set[str]:
 
 def _reviewer_case_ids(user: User) -> list[QuerySet]:
     """Ids of the cases a legal reviewer sees besides their own: those awaiting approval, those
-    with a request awaiting legal, and those whose case or requests they decided."""
+    with a request awaiting legal, those whose case or requests they decided, and those whose
+    legal hold a legal reviewer proposed lifting (a second one confirms it)."""
     # No ORDER BY inside a UNION's parts (SQLite refuses it): order_by() drops the models' default.
     return [
         Case.objects.pending_approval().order_by().values("pk"),
         DataPullRequest.objects.filter(status=RequestStatus.SUBMITTED).order_by().values("case_id"),
         Case.objects.filter(decided_by=user).order_by().values("pk"),
         Decision.objects.filter(reviewer=user).order_by().values("request__case_id"),
+        Case.objects.filter(legal_hold=True, legal_hold_lift_by__isnull=False).order_by().values("pk"),
     ]
 
 

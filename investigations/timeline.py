@@ -113,7 +113,12 @@ SENTENCES: dict[str, tuple[str, Sentence]] = {
         ),
     ),
     Action.CASE_LEGAL_HOLD_SET: ("case", lambda who, e: f"{who} placed the case under legal hold"),
-    Action.CASE_LEGAL_HOLD_LIFTED: ("case", lambda who, e: f"{who} lifted the legal hold"),
+    Action.CASE_LEGAL_HOLD_LIFT_PROPOSED: ("case", lambda who, e: f"{who} proposed lifting the legal hold"),
+    Action.CASE_LEGAL_HOLD_LIFTED: (
+        "case",
+        lambda who, e: f"{who} lifted the legal hold"
+        + (f" (proposed by {e.details['proposed_by']})" if e.details.get("proposed_by") else ""),
+    ),
 }
 KINDS = ["case", "team", "requests", "grants", "queries", "tasks", "notes", "evidence"]
 

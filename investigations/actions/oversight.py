@@ -556,6 +556,35 @@ def _on_registry_weakening(event: AuditEvent) -> list[Draft]:
     ]
 
 
+LEGAL_HOLD_LIFT = {
+    Action.CASE_LEGAL_HOLD_LIFT_PROPOSED: (AlertKind.LEGAL_HOLD_LIFT_PROPOSED, "proposed lifting"),
+    Action.CASE_LEGAL_HOLD_LIFTED: (AlertKind.LEGAL_HOLD_LIFTED, "lifted"),
+}
+
+
+def _on_legal_hold_lift(event: AuditEvent) -> list[Draft]:
+    """Lifting a legal hold, proposed or done: critical (a closed case past retention loses its
+    evidence files at the next purge). The action raises it at once (``raise_now``); the scan
+    only catches an event written without it."""
+    kind, verb = LEGAL_HOLD_LIFT[event.action]
+    if Alert.objects.filter(kind=kind, event_seq=event.seq).exists():
+        return []
+    details = event.details or {}
+    summary = f"{_who(event)} {verb} the legal hold of {event.case_reference}"
+    if details.get("proposed_by"):
+        summary += f", proposed by {details['proposed_by']}"
+    return [
+        Draft(
+            kind=kind,
+            severity=AlertSeverity.CRITICAL,
+            summary=f"{summary}: {details.get('reason', '')}",
+            details={name: details.get(name) for name in ("reason", "status", "placed_by", "proposed_by")},
+            case_id=_case_id(event),
+            user_id=event.actor_id,
+        )
+    ]
+
+
 # --- detectors: sign-in -------------------------------------------------------------------
 
 
@@ -699,6 +728,8 @@ DETECTORS = {
     Action.CASE_MEMBER_REMOVED: _on_team_change,
     Action.AUTH_LOCKED_OUT: _on_locked_out,
     Action.USER_SECOND_FACTOR_RESET: _on_second_factor_reset,
+    Action.CASE_LEGAL_HOLD_LIFT_PROPOSED: _on_legal_hold_lift,
+    Action.CASE_LEGAL_HOLD_LIFTED: _on_legal_hold_lift,
     Action.AUTH_SSO_REFUSED: _on_sso_refused,
     Action.AUTH_BREAK_GLASS: _on_break_glass,
     Action.STREAM_PAUSED: _on_stream_silenced,

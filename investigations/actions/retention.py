@@ -3,9 +3,10 @@
 A closed case's evidence is frozen (``Case.evidence_is_frozen``: no upload, no new version).
 ``EVIDENCE["RETENTION_DAYS"]`` after the case closed, the periodic task purges its files: each
 item's file is deleted and the item stays, with its hash and ``purged_at``, and one
-``evidence.purged`` event per item. A legal hold, placed and lifted by a legal reviewer
-independent of the case with a reason (``case.legal_hold_set`` / ``case.legal_hold_lifted``),
-keeps the files however long the case has been closed.
+``evidence.purged`` event per item. A legal hold, placed by a legal reviewer independent of the
+case with a reason (``case.legal_hold_set``), keeps the files however long the case has been
+closed; lifting it takes two such legal reviewers, one proposing and a different one confirming
+(``case.legal_hold_lift_proposed``, ``case.legal_hold_lifted``), the hold in force until then.
 
 Hold and purge serialise on the case row: both lock it (``locked``) before they look at the
 hold, so a purge never runs past a hold placed at the same moment.
@@ -81,30 +82,70 @@ def case_legal_hold_set(*, actor: User, case: Case, reason: str) -> Case:
 
 @retry_on_conflict
 def case_legal_hold_lift(*, actor: User, case: Case, reason: str) -> Case:
-    """Lift the legal hold of ``case``; if it has been closed past retention, the next purge takes
-    its evidence files. The same people as placing it; ``case.legal_hold_lifted`` with the reason
-    and who placed the hold."""
+    """Lift the legal hold of ``case``: two legal reviewers, each independent of the case.
+
+    The first call *proposes* it (``case.legal_hold_lift_proposed``, with the reason): the hold
+    stays in force, so the purge still sees the case as held. The same call by a *different*
+    legal reviewer confirms it and lifts the hold (``case.legal_hold_lifted``, naming who proposed
+    it, their reason and the confirmer's, and who placed the hold); if the case has been closed
+    past retention, the next purge takes its evidence files. The proposer cannot confirm their
+    own proposal. Each step raises a critical oversight alert in its transaction. One legal
+    reviewer alone therefore cannot lift a hold just before a purge.
+    """
+    from django.core.exceptions import PermissionDenied
+
+    from . import oversight
+
     get_case_for_legal_hold(actor, case.pk)
     reason = _reason(reason, "lifted")
     with transaction.atomic():
-        case = locked(Case.objects).select_related("legal_hold_by").get(pk=case.pk)
+        case = locked(Case.objects).select_related("legal_hold_by", "legal_hold_lift_by").get(pk=case.pk)
         if not case.legal_hold:
-            raise InvalidTransition("The case is not under legal hold.", case=case)
+            raise InvalidTransition("The case is not under legal hold.")
         placed = {
             "placed_by": case.legal_hold_by.username if case.legal_hold_by else "",
             "placed_at": case.legal_hold_at.isoformat() if case.legal_hold_at else "",
             "placed_reason": case.legal_hold_reason,
         }
+        proposer = case.legal_hold_lift_by
+        if proposer is None:
+            case.legal_hold_lift_by, case.legal_hold_lift_at = actor, timezone.now()
+            case.legal_hold_lift_reason = reason
+            case.save(update_fields=[*LIFT_FIELDS, "updated_at"])
+            event = audit.record(
+                action=Action.CASE_LEGAL_HOLD_LIFT_PROPOSED,
+                actor=actor,
+                target=case,
+                case_reference=case.reference,
+                details={"reason": reason, "status": case.status, **placed},
+            )
+            oversight.raise_now(event)
+            return case
+        if proposer.pk == actor.pk:
+            raise PermissionDenied(
+                "You proposed lifting this hold: a second legal reviewer, independent of the case, confirms it."
+            )
+        proposal = {
+            "proposed_by": proposer.username,
+            "proposed_at": case.legal_hold_lift_at.isoformat() if case.legal_hold_lift_at else "",
+            "proposal_reason": case.legal_hold_lift_reason,
+        }
         case.legal_hold, case.legal_hold_reason, case.legal_hold_by, case.legal_hold_at = False, "", None, None
-        case.save(update_fields=["legal_hold", "legal_hold_reason", "legal_hold_by", "legal_hold_at", "updated_at"])
-        audit.record(
+        case.legal_hold_lift_by, case.legal_hold_lift_at, case.legal_hold_lift_reason = None, None, ""
+        case.save(update_fields=[*HOLD_FIELDS, *LIFT_FIELDS, "updated_at"])
+        event = audit.record(
             action=Action.CASE_LEGAL_HOLD_LIFTED,
             actor=actor,
             target=case,
             case_reference=case.reference,
-            details={"reason": reason, "status": case.status, **placed},
+            details={"reason": reason, "status": case.status, **placed, **proposal},
         )
+        oversight.raise_now(event)
     return case
+
+
+HOLD_FIELDS = ("legal_hold", "legal_hold_reason", "legal_hold_by", "legal_hold_at")
+LIFT_FIELDS = ("legal_hold_lift_by", "legal_hold_lift_at", "legal_hold_lift_reason")
 
 
 # --- the purge ------------------------------------------------------------------------------

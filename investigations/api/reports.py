@@ -118,6 +118,13 @@ class LegalHoldSerializer(serializers.Serializer):
     reason = serializers.CharField(source="legal_hold_reason")
     placed_by = UserRefSerializer(source="legal_hold_by", allow_null=True)
     placed_at = serializers.DateTimeField(source="legal_hold_at", allow_null=True)
+    lift_proposed_by = UserRefSerializer(
+        source="legal_hold_lift_by",
+        allow_null=True,
+        help_text="Lifting takes two legal reviewers: who proposed it (the hold stays until another confirms).",
+    )
+    lift_proposed_at = serializers.DateTimeField(source="legal_hold_lift_at", allow_null=True)
+    lift_reason = serializers.CharField(source="legal_hold_lift_reason")
 
 
 class CaseLegalHoldView(APIView):
@@ -126,7 +133,10 @@ class CaseLegalHoldView(APIView):
     @extend_schema(
         request=LegalHoldWriteSerializer,
         responses=LegalHoldSerializer,
-        summary="Legal reviewer: place or lift the case's legal hold (keeps its evidence past retention)",
+        summary=(
+            "Legal reviewer: place the case's legal hold (keeps its evidence past retention), or lift it "
+            "(hold false: the first legal reviewer proposes, a second one confirms)"
+        ),
     )
     def post(self, request: SignedInAPIRequest, id: str) -> Response:
         case = access.get_case_for_legal_hold(request.user, id)

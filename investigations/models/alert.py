@@ -37,6 +37,8 @@ class AlertKind(models.TextChoices):
     EVIDENCE_INTEGRITY = "evidence_integrity", "Stored evidence changed or missing"
     SSO_REFUSED = "sso_refused", "Single sign-on refused"
     BREAK_GLASS_SIGN_IN = "break_glass_sign_in", "Break-glass account signed in"
+    LEGAL_HOLD_LIFT_PROPOSED = "legal_hold_lift_proposed", "Lifting a legal hold proposed"
+    LEGAL_HOLD_LIFTED = "legal_hold_lifted", "Legal hold lifted"
 
 
 class AlertSeverity(models.TextChoices):

@@ -124,6 +124,13 @@ class Case(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     legal_hold_at = models.DateTimeField(null=True, blank=True)
+    # Lifting a hold takes two legal reviewers: the proposal waiting for a second one (the hold
+    # stays in force meanwhile). Cleared when the hold is lifted.
+    legal_hold_lift_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    legal_hold_lift_at = models.DateTimeField(null=True, blank=True)
+    legal_hold_lift_reason = models.TextField(blank=True, max_length=TEXT_MAX)
 
     objects = CaseQuerySet.as_manager()
 

@@ -1,4 +1,5 @@
-"""The legal hold page: an independent legal reviewer places or lifts a case's legal hold."""
+"""The legal hold page: an independent legal reviewer places a case's legal hold, or proposes
+lifting it; a second one confirms the lift."""
 
 from __future__ import annotations
 
@@ -26,10 +27,23 @@ def case_legal_hold(request: SignedInRequest, pk: int) -> HttpResponse:
             return conflict(request, f"The legal hold was already {done}; look at the case again.", case=case)
         change = actions.case_legal_hold_lift if case.legal_hold else actions.case_legal_hold_set
         try:
-            change(actor=request.user, case=case, reason=form.cleaned_data["reason"])
+            case = change(actor=request.user, case=case, reason=form.cleaned_data["reason"])
         except ValidationError as error:
             apply_errors(form, error)
         else:
-            messages.success(request, "Legal hold placed." if offered == "place" else "Legal hold lifted.")
+            if offered == "place":
+                messages.success(request, "Legal hold placed.")
+            elif case.legal_hold:
+                messages.success(request, "Lifting proposed: the hold stays until a second legal reviewer confirms it.")
+            else:
+                messages.success(request, "Legal hold lifted.")
             return redirect("investigations:case_detail", pk=case.pk)
-    return render(request, "investigations/case_legal_hold.html", {"case": case, "form": form, "offered": offered})
+    context = {
+        "case": case,
+        "form": form,
+        "offered": offered,
+        # Lifting takes two legal reviewers: the one who proposed it waits for another.
+        "waiting": case.legal_hold and case.legal_hold_lift_by_id == request.user.pk,
+        "confirming": case.legal_hold and case.legal_hold_lift_by_id not in (None, request.user.pk),
+    }
+    return render(request, "investigations/case_legal_hold.html", context)

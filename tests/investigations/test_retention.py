@@ -77,7 +77,7 @@ def test_nothing_is_purged_before_the_retention_period_ends(lead, member, review
 
 
 def test_a_legal_hold_prevents_the_purge_until_lifted(
-    lead, member, reviewer, evidence_store, settings, django_capture_on_commit_callbacks
+    lead, member, reviewer, second_reviewer, evidence_store, settings, django_capture_on_commit_callbacks
 ):
     settings.EVIDENCE = {**settings.EVIDENCE, "RETENTION_DAYS": 30}
     case, items = closed_with_evidence(lead, member, reviewer, days_ago=400)
@@ -89,8 +89,9 @@ def test_a_legal_hold_prevents_the_purge_until_lifted(
     with pytest.raises(InvalidTransition, match="already under legal hold"):
         actions.case_legal_hold_set(actor=reviewer, case=case, reason="Again.")
     actions.case_legal_hold_lift(actor=reviewer, case=case, reason="The claim was settled.")
+    actions.case_legal_hold_lift(actor=second_reviewer, case=case, reason="The claim was settled, checked.")
     lifted = AuditEvent.objects.get(action=Action.CASE_LEGAL_HOLD_LIFTED)
-    assert lifted.details["reason"] == "The claim was settled." and lifted.details["placed_by"] == "reviewer"
+    assert lifted.details["reason"] == "The claim was settled, checked." and lifted.details["placed_by"] == "reviewer"
     with django_capture_on_commit_callbacks(execute=True):  # the files go after commit
         assert actions.evidence_purge_due() == len(items)
     assert stored_files(evidence_store) == []
@@ -130,7 +131,7 @@ def test_a_hold_placed_while_the_case_is_open_outlives_its_closure(lead, member,
     assert actions.evidence_purge_due() == 0 and len(stored_files(evidence_store)) == 1
 
 
-def test_the_hold_through_the_pages_and_the_api(client, lead, member, reviewer, evidence_store):
+def test_the_hold_through_the_pages_and_the_api(client, lead, member, reviewer, second_reviewer, evidence_store):
     from django.urls import reverse
 
     from tests.api.conftest import token_client
@@ -151,18 +152,26 @@ def test_the_hold_through_the_pages_and_the_api(client, lead, member, reviewer, 
     endpoint = f"/api/v1/cases/{case.pk}/legal-hold/"
     assert api.post(endpoint, {"hold": True, "reason": "Again."}, format="json").status_code == 409
     assert "reason" in api.post(endpoint, {"hold": False}, format="json").json()
-    lifted = api.post(endpoint, {"hold": False, "reason": "Settled."}, format="json")
-    assert lifted.status_code == 200 and lifted.json()["legal_hold"] is False
+    proposed = api.post(endpoint, {"hold": False, "reason": "Settled."}, format="json")
+    assert proposed.status_code == 200 and proposed.json()["legal_hold"] is True
+    assert proposed.json()["lift_proposed_by"]["username"] == "reviewer"
+    assert api.post(endpoint, {"hold": False, "reason": "Settled!"}, format="json").status_code == 403
+    client.force_login(second_reviewer)
+    page = client.get(url).content.decode()
+    assert "Confirm lifting the legal hold" in page and "Settled." in page
+    assert client.post(url, {"action": "lift", "reason": "Checked the settlement."}).status_code == 302
+    assert not Case.objects.get(pk=case.pk).legal_hold
     assert token_client(member).post(endpoint, {"hold": True, "reason": "Mine."}, format="json").status_code == 403
     assert list(
         AuditEvent.objects.filter(action__in=[Action.CASE_LEGAL_HOLD_SET, Action.CASE_LEGAL_HOLD_LIFTED])
         .order_by("seq")
         .values_list("action", flat=True)
     ) == [Action.CASE_LEGAL_HOLD_SET, Action.CASE_LEGAL_HOLD_LIFTED]
+    assert AuditEvent.objects.filter(action=Action.CASE_LEGAL_HOLD_LIFT_PROPOSED).count() == 1
 
 
 def test_the_timeline_and_the_case_report_tell_the_hold_and_the_purge(
-    lead, member, reviewer, evidence_store, settings, django_capture_on_commit_callbacks
+    lead, member, reviewer, second_reviewer, evidence_store, settings, django_capture_on_commit_callbacks
 ):
     from investigations import timeline
 
@@ -170,13 +179,66 @@ def test_the_timeline_and_the_case_report_tell_the_hold_and_the_purge(
     case, items = closed_with_evidence(lead, member, reviewer, days_ago=31)
     actions.case_legal_hold_set(actor=reviewer, case=case, reason="Litigation expected.")
     actions.case_legal_hold_lift(actor=reviewer, case=case, reason="Settled.")
+    actions.case_legal_hold_lift(actor=second_reviewer, case=case, reason="Settled, checked.")
     with django_capture_on_commit_callbacks(execute=True):
         actions.evidence_purge_due()
     sentences = [timeline.entry(event).sentence for event in timeline.case_events(case, viewer=member)]
-    assert "reviewer placed the case under legal hold." in sentences and "reviewer lifted the legal hold." in sentences
+    assert "reviewer placed the case under legal hold." in sentences
+    assert "reviewer proposed lifting the legal hold." in sentences
+    assert "second_reviewer lifted the legal hold (proposed by reviewer)." in sentences
     assert f"The file of evidence #{items[0].pk} was purged after the retention period (record and hash kept)." in (
         sentences
     )
     report = actions.case_report_produce(actor=member, case=Case.objects.get(pk=case.pk))  # the team, after closure
     assert report.html.count("after retention") == len(items)
     assert all(item.sha256 in report.html for item in items)
+
+
+# --- two legal reviewers to lift a hold (red-team finding 5) ---------------------------------
+
+
+def test_one_legal_reviewer_alone_cannot_lift_a_hold_before_the_purge(
+    lead, member, reviewer, second_reviewer, evidence_store, settings, django_capture_on_commit_callbacks
+):
+    """The insider's attack: a legal reviewer lifts a hold just before the purge runs, and the
+    evidence under hold is gone. Lifting takes a second, different legal reviewer's confirmation;
+    until then the hold is in force and the purge leaves the files alone."""
+    from investigations.models import Alert, AlertKind, AlertSeverity
+
+    settings.EVIDENCE = {**settings.EVIDENCE, "RETENTION_DAYS": 30}
+    case, items = closed_with_evidence(lead, member, reviewer, days_ago=400)
+    actions.case_legal_hold_set(actor=reviewer, case=case, reason="Litigation by the former employee.")
+    proposed = actions.case_legal_hold_lift(actor=reviewer, case=case, reason="The claim was settled.")
+    assert proposed.legal_hold and proposed.legal_hold_lift_by == reviewer
+    with django_capture_on_commit_callbacks(execute=True):
+        assert actions.evidence_purge_due() == 0
+    assert len(stored_files(evidence_store)) == 3
+    event = AuditEvent.objects.get(action=Action.CASE_LEGAL_HOLD_LIFT_PROPOSED)
+    assert event.actor == reviewer and event.details["reason"] == "The claim was settled."
+    assert not AuditEvent.objects.filter(action=Action.CASE_LEGAL_HOLD_LIFTED).exists()
+    alert = Alert.objects.get(kind=AlertKind.LEGAL_HOLD_LIFT_PROPOSED)
+    assert alert.severity == AlertSeverity.CRITICAL and alert.case_id == case.pk
+    # the proposer cannot confirm their own proposal, however often they ask
+    with pytest.raises(PermissionDenied, match="second legal reviewer"):
+        actions.case_legal_hold_lift(actor=reviewer, case=case, reason="Really settled.")
+    assert Case.objects.get(pk=case.pk).legal_hold
+    # a second, independent legal reviewer confirms: now it is lifted, and the purge takes the files
+    lifted = actions.case_legal_hold_lift(actor=second_reviewer, case=case, reason="Checked the settlement.")
+    assert not lifted.legal_hold and lifted.legal_hold_lift_by is None
+    done = AuditEvent.objects.get(action=Action.CASE_LEGAL_HOLD_LIFTED)
+    assert done.actor == second_reviewer and done.details["proposed_by"] == "reviewer"
+    assert done.details["proposal_reason"] == "The claim was settled."
+    assert done.details["reason"] == "Checked the settlement."
+    assert Alert.objects.filter(kind=AlertKind.LEGAL_HOLD_LIFTED, severity=AlertSeverity.CRITICAL).count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert actions.evidence_purge_due() == len(items)
+
+
+def test_the_confirmation_needs_an_independent_legal_reviewer(lead, member, reviewer, evidence_store):
+    case, _ = closed_with_evidence(lead, member, reviewer, days_ago=1)
+    actions.case_legal_hold_set(actor=reviewer, case=case, reason="Litigation expected.")
+    actions.case_legal_hold_lift(actor=reviewer, case=case, reason="Settled.")
+    for outsider in (lead, member):
+        with pytest.raises((PermissionDenied, Http404)):
+            actions.case_legal_hold_lift(actor=outsider, case=case, reason="Confirmed.")
+    assert Case.objects.get(pk=case.pk).legal_hold
