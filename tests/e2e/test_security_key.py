@@ -1,7 +1,8 @@
 """A security key in Chromium (its virtual authenticator, driven over the DevTools protocol):
 a legal reviewer signs in with the password and an authenticator code, adds a key, signs out,
 signs in with the password and the key (no code), and later confirms an approval with the key
-when the step-up asks, the reasons typed before it kept. Every step is on the ledger, and
+when the step-up asks, the reasons typed before it kept; then removes the key, confirming it is
+them with the key. Every step is on the ledger, and
 allauth's WebAuthn scripts run under the Content-Security-Policy (no violation reported).
 
 WebAuthn's relying party is a domain: the live server is reached as http://localhost."""
@@ -17,6 +18,8 @@ from audit.models import AuditEvent
 from investigations.models import Decision, RequestStatus
 from tests.conftest import PASSWORD
 from tests.stepup import age_second_factor, unused_code
+
+from .axe import assert_accessible
 
 pytestmark = [
     pytest.mark.browser,
@@ -78,6 +81,7 @@ def test_a_reviewer_adds_a_key_signs_in_with_it_and_confirms_an_approval_with_it
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Confirm").click()
         page.wait_for_url("**/accounts/2fa/webauthn/add/")
+        assert_accessible(page)
         page.get_by_label("Name", exact=True).fill("Desk key")
         page.get_by_role("button", name="Add", exact=True).click()
         expect(page.get_by_text("Security key added.")).to_be_visible()  # then the recovery codes, if new
@@ -90,6 +94,7 @@ def test_a_reviewer_adds_a_key_signs_in_with_it_and_confirms_an_approval_with_it
         journey.logout()
     with journey.step("sign in with the password and the key: no code typed"):
         _password(page, reviewer.username)
+        assert_accessible(page)
         page.get_by_role("button", name="Use a security key").click()
         page.wait_for_url(lambda url: "/accounts/2fa/" not in url)
         expect(page.get_by_text("Signed in as")).to_be_visible()
@@ -105,6 +110,7 @@ def test_a_reviewer_adds_a_key_signs_in_with_it_and_confirms_an_approval_with_it
         expect(page.get_by_role("alert")).to_contain_text("Nothing was saved yet")
         expect(page.get_by_label("Reason", exact=True)).to_have_value(REASONS)
         assert not Decision.objects.filter(request=submitted_request).exists()
+        assert_accessible(page)
     with journey.step("confirm with the key: the approval completes with the reasons"):
         page.get_by_role("button", name="Use a security key instead").click()
         expect(page.get_by_role("status").filter(has_text="Decision recorded")).to_be_visible()
@@ -114,6 +120,23 @@ def test_a_reviewer_adds_a_key_signs_in_with_it_and_confirms_an_approval_with_it
         assert submitted_request.status == RequestStatus.APPROVED
         passed = _events(Action.AUTH_SECOND_FACTOR_PASSED, reviewer)[-1]
         assert passed.details == {"method": "step_up", "factor": "webauthn"}
+    with journey.step("manage keys: listed; removing it asks to confirm with the key; the app remains"):
+        page.goto("/accounts/2fa/")
+        page.get_by_role("link", name="Manage keys").click()
+        expect(page.locator("tbody td").first).to_have_text("Desk key")
+        assert_accessible(page)
+        page.get_by_role("link", name="Remove Desk key").click()
+        page.wait_for_url("**/accounts/reauthenticate/**")  # a new session: confirm it is them, with the key
+        page.get_by_role("link", name="Use a security key").click()
+        page.wait_for_url("**/accounts/2fa/webauthn/reauthenticate/**")
+        assert_accessible(page)
+        page.get_by_role("button", name="Use a security key").click()
+        page.wait_for_url(lambda url: "reauthenticate" not in url and url.endswith("/remove/"))
+        assert _events(Action.AUTH_SECOND_FACTOR_PASSED, reviewer)[-1].details == {"method": "webauthn"}
+        page.get_by_role("button", name="Remove").click()
+        expect(page.get_by_text("No security key or passkey yet.")).to_be_visible()
+        removed = _events(Action.AUTH_FACTOR_REMOVED, reviewer)
+        assert [event.details["type"] for event in removed] == ["webauthn"]
     refused = [text for text in console if "Content Security Policy" in text]
     assert not refused, refused
     assert not _events(Action.AUTH_SECOND_FACTOR_FAILED, reviewer)
