@@ -26,6 +26,11 @@ from .userdata_guard import UserDataGuard
 # The personas are built in custos_testing (bench uses them too); tests import them from here.
 __all__ = ["PASSWORD", "enrol_totp", "make_user", "persona_secret"]
 
+# The investigation fixtures (cases, requests, grants, the user-data store) for every directory:
+# the page, API, UI and browser tests act on the same objects. pytest takes pytest_plugins
+# only from this top-level conftest.
+pytest_plugins = ["tests.investigations.fixtures"]
+
 allow_flush()  # transactional tests flush the database; the audit triggers refuse that otherwise
 
 

@@ -19,19 +19,6 @@ from rest_framework.test import APIClient
 from accounts.factors import has_second_factor
 from accounts.models import User
 from tests.conftest import PASSWORD
-from tests.investigations.conftest import (  # noqa: F401  (fixtures)
-    active_grant,
-    draft_request,
-    evidence_store,
-    migrated_rows,
-    open_case,
-    protected_request,
-    store,
-    submitted_request,
-    succeeded_query,
-    wide_grant,
-)
-from tests.investigations.test_case_matrix import cast  # noqa: F401  (fixture)
 from tests.stepup import unused_code
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from investigations import actions
-from tests.investigations.conftest import open_case_for
+from tests.investigations.fixtures import open_case_for
 
 from .conftest import token_client
 

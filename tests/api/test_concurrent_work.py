@@ -18,7 +18,7 @@ from audit.verification import verify
 from investigations import actions
 from investigations.actions import oversight
 from investigations.models import Decision, Grant, RequestStatus
-from tests.investigations.conftest import JUSTIFICATION, file_request, window
+from tests.investigations.fixtures import JUSTIFICATION, file_request, window
 
 from .conftest import token_client
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from custos_testing.worker import CeleryWorker, wait_for
-from tests.investigations.conftest import JUSTIFICATION, window
+from tests.investigations.fixtures import JUSTIFICATION, window
 
 from .conftest import token_client
 

@@ -15,7 +15,7 @@ from audit.events import Action
 from audit.models import AuditEvent, ChainHead, VerificationRun
 from investigations.api.throttles import QuerySubmitThrottle
 from investigations.models import Case, DataPullRequest, DataQuery, Decision, Grant, GrantStatus, RequestStatus
-from tests.investigations.conftest import JUSTIFICATION, window
+from tests.investigations.fixtures import JUSTIFICATION, window
 from tests.investigations.matrix import events_since, ledger_mark
 from tests.stepup import enrol
 

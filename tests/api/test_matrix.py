@@ -19,9 +19,9 @@ from django.utils import timezone
 from audit import runs
 from investigations import actions
 from investigations.models import DataPullRequest, GrantStatus, QueryStatus
-from tests.investigations.conftest import JUSTIFICATION
-from tests.investigations.matrix import check_ledger, events_since, ledger_mark
-from tests.investigations.test_case_matrix import CELLS, FIXTURE_OF, build_case, evidence_file
+from tests.investigations.fixtures import JUSTIFICATION
+from tests.investigations.matrix import FIXTURE_OF, check_ledger, events_since, ledger_mark
+from tests.investigations.test_case_matrix import CELLS, build_case, evidence_file
 from tests.investigations.test_requests_views import PERSONAS, STATES, _expected, _in_state
 from tests.stepup import enrol
 

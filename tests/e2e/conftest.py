@@ -11,15 +11,6 @@ from django.conf import settings
 
 from custos_testing.totp import fresh_code
 from tests.conftest import PASSWORD, chromium_path, persona_secret
-from tests.investigations.conftest import (  # noqa: F401  (fixtures)
-    active_grant,
-    evidence_store,
-    migrated_rows,
-    open_case,
-    store,
-    submitted_request,
-    wide_grant,
-)
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 
 from investigations import actions
 from investigations.models import Case, DataPullRequest, DataQuery, Decision, Grant, QueryStatus, RequestStatus
-from tests.investigations.conftest import JUSTIFICATION, file_request, open_case_for
+from tests.investigations.fixtures import JUSTIFICATION, file_request, open_case_for
 
 
 def label(text: str) -> re.Pattern:

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from audit import checkpoints
 from investigations import actions, transparency
-from tests.investigations.conftest import file_request
+from tests.investigations.fixtures import file_request
 
 from .conftest import Journey
 

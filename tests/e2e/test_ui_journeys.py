@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from investigations import actions
-from tests.investigations.conftest import file_request, open_case_for
+from tests.investigations.fixtures import file_request, open_case_for
 
 from .axe import assert_accessible
 from .conftest import OUTPUT, sign_in
@@ -119,7 +119,7 @@ def test_notification_centre(journey, live_server, world, auditor):
 
 
 def test_decide_page_reads_at_390_px(browser, live_server, world, second_reviewer):
-    from tests.investigations.conftest import file_request as new_request
+    from tests.investigations.fixtures import file_request as new_request
 
     pending = actions.request_submit(
         actor=world["fraud"].lead, request=new_request(world["fraud"], world["fraud"].lead)

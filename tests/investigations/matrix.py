@@ -17,6 +17,19 @@ from django.shortcuts import resolve_url
 from audit.events import Action
 from audit.models import AuditEvent
 
+# The matrices' personas (columns) and the fixture of each (``None``: signed out).
+FIXTURE_OF = {
+    "lead": "lead",
+    "member": "member",
+    "other": "other_investigator",
+    "reviewer": "reviewer",
+    "auditor": "auditor",
+    "admin": "admin_user",
+    "super": "superuser",
+    "anon": None,
+    "inactive": "inactive_user",
+}
+
 
 def parse(table: str, key_columns: int) -> tuple[list[str], dict[tuple[str, ...], dict[str, str]]]:
     """The personas (columns) and ``{row key: {persona: expected}}``."""

@@ -23,7 +23,7 @@ from investigations.models import Alert, AlertKind, CaseMember, OversightCursor
 from investigations.tasks import scan_oversight
 from tests.conftest import make_legacy_user, make_user
 
-from .conftest import file_request, open_case_for
+from .fixtures import file_request, open_case_for
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 

@@ -15,7 +15,7 @@ from investigations.actions import oversight
 from investigations.errors import QueryDenied
 from investigations.models import Alert, AlertKind, GrantReport, OversightCursor
 
-from .conftest import file_request
+from .fixtures import file_request
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, databases=["default", "userdata"]),

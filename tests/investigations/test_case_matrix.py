@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from investigations import actions
 
-from .matrix import check_ledger, events_since, ledger_mark, observed, parse
+from .matrix import FIXTURE_OF, check_ledger, events_since, ledger_mark, observed, parse
 
 pytestmark = pytest.mark.django_db
 
@@ -139,18 +139,6 @@ case_queue    -      403   403    403   200      403     403   403   login login
 PERSONAS, CELLS = parse(CASE_MATRIX, key_columns=2)
 _, GLOBAL_CELLS = parse(GLOBAL_MATRIX, key_columns=2)
 
-FIXTURE_OF = {
-    "lead": "lead",
-    "member": "member",
-    "other": "other_investigator",
-    "reviewer": "reviewer",
-    "auditor": "auditor",
-    "admin": "admin_user",
-    "super": "superuser",
-    "anon": None,
-    "inactive": "inactive_user",
-}
-
 CASE_FIELDS = {
     "title": "Leak of the Q3 report",
     "allegation": "The Q3 report reached a competitor before publication.",
@@ -207,14 +195,6 @@ def evidence_file():
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile("notes.txt", b"Interview notes: the report left through the shared drive.\n")
-
-
-@pytest.fixture
-def cast(request, second_reviewer, evidence_store) -> dict:
-    people = {name: request.getfixturevalue(fixture) for name, fixture in FIXTURE_OF.items() if fixture}
-    people["other_investigator"] = people["other"]
-    people["second_reviewer"] = second_reviewer
-    return people
 
 
 def _as(client, cast: dict, persona: str):

@@ -18,7 +18,7 @@ from investigations.models import CaseReport, ReportAudience
 from userdata.models import Account
 
 from ..conftest import make_legacy_user
-from .conftest import file_request, narrowed, open_case_for
+from .fixtures import file_request, narrowed, open_case_for
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 

@@ -12,7 +12,7 @@ from investigations import actions
 from investigations.errors import InvalidTransition
 from investigations.models import Case, CaseStatus
 
-from .conftest import open_case_for
+from .fixtures import open_case_for
 from .test_case_matrix import build_case
 
 pytestmark = pytest.mark.django_db

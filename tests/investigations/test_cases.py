@@ -19,7 +19,7 @@ from investigations.errors import InvalidTransition
 from investigations.models import Case, CaseNote, CaseStatus, GrantStatus
 
 from ..conftest import make_legacy_user, make_user
-from .conftest import file_request, open_case_for
+from .fixtures import file_request, open_case_for
 from .matrix import events_since, ledger_mark
 
 pytestmark = pytest.mark.django_db

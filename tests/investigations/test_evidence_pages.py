@@ -24,8 +24,8 @@ from investigations.models.grant import db_now
 from tests.api.conftest import token_client
 from tests.conftest import make_user
 
-from .conftest import file_request
 from .evidence_helpers import EXE, PDF, upload
+from .fixtures import file_request
 from .matrix import events_since, ledger_mark, observed, parse
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])

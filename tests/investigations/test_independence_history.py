@@ -25,7 +25,7 @@ from investigations.actions.oversight import alerts_scan
 from investigations.models import Alert, AlertKind, CaseMembership, CaseStatus, Grant, Involvement, RequestStatus
 
 from ..conftest import make_user
-from .conftest import file_request, open_case_for
+from .fixtures import file_request, open_case_for
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 

@@ -32,7 +32,7 @@ from investigations.models.grant import db_now
 from investigations.tasks import expire_grants
 from operations.models import TaskHealth
 
-from .conftest import file_request
+from .fixtures import file_request
 
 pytestmark = [
     pytest.mark.postgres,

@@ -26,7 +26,7 @@ from investigations import actions
 from investigations.actions.locks import locked, retry_on_conflict
 from investigations.models import CaseReferenceCounter, Decision, Grant
 
-from .conftest import file_request
+from .fixtures import file_request
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(databases=["default", "userdata"], transaction=True)]
 

@@ -11,7 +11,7 @@ from audit.models import AuditEvent
 from investigations import actions
 from investigations.actions.oversight import alerts_scan
 
-from .conftest import file_request
+from .fixtures import file_request
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 TOKEN = "metrics-token-0123456789"

@@ -34,7 +34,7 @@ from tests.api.conftest import token_client
 from userdata.models import Account, Device, LoginEvent
 from userdata.seed import seeding
 
-from .conftest import JUSTIFICATION, open_case_for, window
+from .fixtures import JUSTIFICATION, open_case_for, window
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 

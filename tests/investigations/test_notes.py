@@ -13,9 +13,9 @@ from investigations import actions
 from investigations.markup import render
 from investigations.models import CaseNote, Notification
 
-from .conftest import open_case_for
+from .fixtures import open_case_for
 from .matrix import check_ledger, events_since, ledger_mark, observed, parse
-from .test_case_matrix import _as, build_case, cast  # noqa: F401  (cast is a fixture)
+from .test_case_matrix import _as, build_case
 
 pytestmark = pytest.mark.django_db
 
@@ -132,7 +132,7 @@ _, NOTE_CELLS = parse(NOTE_MATRIX, key_columns=2)
 
 
 @pytest.mark.parametrize(("page", "state"), sorted(NOTE_CELLS), ids=lambda value: value)
-def test_note_matrix(client, cast, page, state):  # noqa: F811
+def test_note_matrix(client, cast, page, state):
     failures = []
     for persona, expected in NOTE_CELLS[(page, state)].items():
         case = build_case("open" if state == "closed" else state, cast)

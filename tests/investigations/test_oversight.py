@@ -30,7 +30,7 @@ from investigations.models import (
 )
 from userdata.catalogue import CATEGORIES
 
-from .conftest import file_request, open_case_for
+from .fixtures import file_request, open_case_for
 from .oversight_data import (
     COLLEAGUE,
     DEVICE,

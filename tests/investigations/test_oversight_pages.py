@@ -19,7 +19,7 @@ from investigations.actions.oversight import alerts_scan
 from investigations.models import Alert, Grant, GrantReport, QueryResult
 from userdata.catalogue import CATEGORIES
 
-from .conftest import file_request
+from .fixtures import file_request
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 

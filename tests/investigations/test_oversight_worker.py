@@ -12,7 +12,7 @@ from investigations import actions
 from investigations.errors import QueryDenied
 from investigations.models import DenialReason, Grant, QueryResult, QueryStatus
 
-from .conftest import file_request
+from .fixtures import file_request
 from .oversight_data import COLLEAGUE, IP, JOURNALIST, add_press_accounts
 from .test_query_worker import finished
 

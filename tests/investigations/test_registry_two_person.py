@@ -17,7 +17,7 @@ from investigations.actions.oversight import alerts_scan
 from investigations.errors import InvalidTransition
 from investigations.models import Alert, AlertKind, ProposalStatus, ProtectedSubject, RegistryProposal
 
-from .conftest import file_request
+from .fixtures import file_request
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 

@@ -16,7 +16,7 @@ from investigations.models import ReportAudience
 from tests.conftest import make_legacy_user, make_user
 from userdata.models import Account
 
-from .conftest import file_request, open_case_for
+from .fixtures import file_request, open_case_for
 from .test_case_report import _subjects_cell
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])

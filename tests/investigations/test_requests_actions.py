@@ -13,7 +13,7 @@ from investigations.actions.oversight import alerts_scan
 from investigations.errors import InvalidTransition
 from investigations.models import DataPullRequest, Grant, RequestStatus
 
-from .conftest import file_request, open_case_for, window
+from .fixtures import file_request, open_case_for, window
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 

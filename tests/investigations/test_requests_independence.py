@@ -14,7 +14,7 @@ from investigations.errors import InvalidTransition
 from investigations.models import Alert, CaseMember, Grant, RequestStatus
 
 from ..conftest import make_legacy_user
-from .conftest import file_request, narrowed, open_case_for
+from .fixtures import file_request, narrowed, open_case_for
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 

@@ -12,7 +12,7 @@ from investigations.access import cases_visible_to, grants_visible_to, object_pe
 from investigations.errors import InvalidTransition
 from investigations.models import CaseUserObjectPermission, Grant, GrantStatus
 
-from .conftest import file_request
+from .fixtures import file_request
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 

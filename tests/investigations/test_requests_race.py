@@ -17,7 +17,7 @@ from investigations import actions
 from investigations.errors import InvalidTransition
 from investigations.models import Decision, Grant, RequestStatus
 
-from .conftest import file_request
+from .fixtures import file_request
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(databases=["default", "userdata"], transaction=True)]
 

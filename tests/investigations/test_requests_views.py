@@ -13,7 +13,7 @@ from investigations import actions
 from investigations.models import DataPullRequest, Grant, GrantStatus, RequestStatus
 from tests.stepup import stepped_up
 
-from .conftest import JUSTIFICATION, file_request
+from .fixtures import JUSTIFICATION, file_request
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 

@@ -18,8 +18,8 @@ from investigations.errors import InvalidTransition
 from investigations.models import Case, Evidence
 
 from ..conftest import make_legacy_user
-from .conftest import open_case_for
 from .evidence_helpers import PNG, TEXT, stored_files, upload
+from .fixtures import open_case_for
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 

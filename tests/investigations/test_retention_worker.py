@@ -15,8 +15,8 @@ from investigations import actions
 from investigations.models import Case, Evidence
 from investigations.tasks import purge_closed_evidence
 
-from .conftest import open_case_for
 from .evidence_helpers import PNG, TEXT, upload
+from .fixtures import open_case_for
 from .test_alerts_worker import wait_for
 
 pytestmark = [

@@ -31,10 +31,10 @@ from audit.events import Action
 from audit.models import AuditEvent
 from tests.conftest import PASSWORD, enrol_totp
 
-from .matrix import events_since, ledger_mark, parse
+from .matrix import FIXTURE_OF, events_since, ledger_mark, parse
 from .test_case_matrix import CELLS as CASE_CELLS
-from .test_case_matrix import FIXTURE_OF, request_for
 from .test_case_matrix import GLOBAL_CELLS as CASE_GLOBAL_CELLS
+from .test_case_matrix import request_for
 from .test_requests_views import OPERATIONS as REQUEST_PAGE_OPERATIONS
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
@@ -277,7 +277,7 @@ def _fresh_grant(world: World) -> int:
     """A new grant to ``lead`` on the open case, for a route that changes the grant it is called on."""
     from investigations import actions
 
-    from .conftest import file_request
+    from .fixtures import file_request
 
     world.store  # noqa: B018  (the accounts the request names)
     data_request = actions.request_submit(actor=world.lead, request=file_request(world.open_case, world.lead))

@@ -7,7 +7,7 @@ from audit.models import AuditEvent
 from investigations import actions
 from investigations.models import CaseStatus, GrantStatus, RequestStatus
 
-from .conftest import file_request
+from .fixtures import file_request
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 

@@ -15,9 +15,9 @@ from audit.models import AuditEvent
 from investigations import actions
 from investigations.models import CaseStatus, CaseTask, Notification, TaskStatus
 
-from .conftest import open_case_for
+from .fixtures import open_case_for
 from .matrix import check_ledger, events_since, ledger_mark, observed, parse
-from .test_case_matrix import FIXTURE_OF, _as, build_case, cast  # noqa: F401  (cast is a fixture)
+from .test_case_matrix import _as, build_case
 
 pytestmark = pytest.mark.django_db
 
@@ -245,7 +245,7 @@ def _case_with_task(state: str, people: dict):
 
 
 @pytest.mark.parametrize(("page", "state"), sorted(TASK_CELLS), ids=lambda value: value)
-def test_task_matrix(client, cast, page, state):  # noqa: F811
+def test_task_matrix(client, cast, page, state):
     failures = []
     for persona, expected in TASK_CELLS[(page, state)].items():
         case, task = _case_with_task(state, cast)
@@ -261,7 +261,7 @@ def test_task_matrix(client, cast, page, state):  # noqa: F811
 
 
 @pytest.mark.parametrize(("page", "state"), sorted(TEMPLATE_CELLS), ids=lambda value: value)
-def test_template_matrix(client, cast, page, state):  # noqa: F811
+def test_template_matrix(client, cast, page, state):
     url = reverse("investigations:case_template_list")
     if page == "template_edit":
         url = reverse("investigations:case_template_edit", args=["leak"])

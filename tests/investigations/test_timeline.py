@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from investigations import actions
 
-from .conftest import file_request, narrowed, open_case_for
+from .fixtures import file_request, narrowed, open_case_for
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 

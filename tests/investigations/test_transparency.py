@@ -14,7 +14,7 @@ from audit.models import AuditEvent
 from investigations import actions, transparency
 from investigations.transparency import SUPPRESSED, Period, suppress_group
 
-from .conftest import file_request, narrowed
+from .fixtures import file_request, narrowed
 
 URL = "/oversight/transparency/"
 

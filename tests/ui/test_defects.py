@@ -18,7 +18,7 @@ from audit.models import AuditEvent
 from investigations import actions
 from investigations.models import Grant, RequestStatus
 from tests.conftest import PASSWORD
-from tests.investigations.conftest import narrowed
+from tests.investigations.fixtures import narrowed
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from investigations import actions
-from tests.investigations.conftest import open_case_for
+from tests.investigations.fixtures import open_case_for
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 
@@ -89,7 +89,7 @@ def test_grant_list_filters_by_status_and_links_the_case(active_grant, lead, cli
 
 @pytest.fixture
 def two_in_queue(protected_request, lead, reviewer, store):
-    from tests.investigations.conftest import file_request
+    from tests.investigations.fixtures import file_request
 
     other_case = open_case_for(lead, reviewer, title="Badge misuse", case_type="misconduct")
     plain = actions.request_submit(actor=lead, request=file_request(other_case, lead, subjects=("3",)))

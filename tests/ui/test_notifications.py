@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from investigations import actions
 from investigations.models import Notification, NotificationKind
-from tests.investigations.conftest import file_request
+from tests.investigations.fixtures import file_request
 
 pytestmark = pytest.mark.django_db
 

@@ -218,7 +218,7 @@ def test_non_auditor_start_page_shows_no_audit_numbers(lead, client):
 
 
 def test_decisions_page_lists_own_decisions_newest_first(open_case, lead, reviewer, second_reviewer, store, client):
-    from tests.investigations.conftest import file_request
+    from tests.investigations.fixtures import file_request
 
     first = actions.request_submit(actor=lead, request=file_request(open_case, lead))
     second = actions.request_submit(actor=lead, request=file_request(open_case, lead, subjects=("3",)))

@@ -36,7 +36,7 @@ from investigations.models import (
     Grant,
     RequestStatus,
 )
-from tests.investigations.conftest import JUSTIFICATION, window
+from tests.investigations.fixtures import JUSTIFICATION, window
 
 pytestmark = pytest.mark.django_db
 

@@ -1,5 +1,9 @@
 """Fixtures for cases, requests and grants, built through the actions (the real path): the
-``…ActionFactory`` factories of ``custos_testing.factories``."""
+``…ActionFactory`` factories of ``custos_testing.factories``.
+
+A plugin of the whole suite (``pytest_plugins`` in ``tests/conftest.py``): the page, API, UI
+and browser tests use the same objects without importing them.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from investigations.scope import Scope
 from userdata.seed import seed_userdata
 
 from ..conftest import make_user
+from .matrix import FIXTURE_OF
 
 __all__ = ["JUSTIFICATION", "window"]  # defined with the factories, imported from here too
 
@@ -148,3 +153,12 @@ def evidence_store(settings, tmp_path):
         "evidence": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(folder)}},
     }
     return folder
+
+
+@pytest.fixture
+def cast(request, second_reviewer, evidence_store) -> dict:
+    """Every persona of the matrices (``matrix.FIXTURE_OF``), by column name."""
+    people = {name: request.getfixturevalue(fixture) for name, fixture in FIXTURE_OF.items() if fixture}
+    people["other_investigator"] = people["other"]
+    people["second_reviewer"] = second_reviewer
+    return people
