@@ -101,7 +101,7 @@ def case_legal_hold_lift(*, actor: User, case: Case, reason: str) -> Case:
     with transaction.atomic():
         case = locked(Case.objects).select_related("legal_hold_by", "legal_hold_lift_by").get(pk=case.pk)
         if not case.legal_hold:
-            raise InvalidTransition("The case is not under legal hold.")
+            raise InvalidTransition("The case is not under legal hold.", case=case)
         placed = {
             "placed_by": case.legal_hold_by.username if case.legal_hold_by else "",
             "placed_at": case.legal_hold_at.isoformat() if case.legal_hold_at else "",
