@@ -416,6 +416,9 @@ EVIDENCE = {
     "RETENTION_DAYS": env.int("CUSTOS_EVIDENCE_RETENTION_DAYS", default=365),
     # Items purged per transaction by the periodic retention task.
     "PURGE_BATCH": env.int("CUSTOS_EVIDENCE_PURGE_BATCH", default=100),
+    # Hours a proposal to lift a legal hold waits for a second legal reviewer; older, it has
+    # lapsed and the next lift is a new proposal (a stale one is never confirmed much later).
+    "HOLD_LIFT_PROPOSAL_HOURS": env.int("CUSTOS_HOLD_LIFT_PROPOSAL_HOURS", default=72),
 }
 # Every uploaded file is hashed chunk by chunk as it streams in, and written to a temporary
 # file (never held in memory); past EVIDENCE["MAX_BYTES"] the rest is counted, not kept.

@@ -90,7 +90,9 @@ def case_legal_hold_lift(*, actor: User, case: Case, reason: str) -> Case:
     it, their reason and the confirmer's, and who placed the hold); if the case has been closed
     past retention, the next purge takes its evidence files. The proposer cannot confirm their
     own proposal. Each step raises a critical oversight alert in its transaction. One legal
-    reviewer alone therefore cannot lift a hold just before a purge.
+    reviewer alone therefore cannot lift a hold just before a purge. A proposal not confirmed
+    within ``HOLD_LIFT_PROPOSAL_HOURS`` has lapsed: the next call (by anyone, its proposer
+    included) is a new proposal, recorded with the one it replaces.
     """
     from django.core.exceptions import PermissionDenied
 
@@ -108,7 +110,12 @@ def case_legal_hold_lift(*, actor: User, case: Case, reason: str) -> Case:
             "placed_reason": case.legal_hold_reason,
         }
         proposer = case.legal_hold_lift_by
-        if proposer is None:
+        if proposer is None or case.lift_proposal_lapsed():
+            lapsed = (
+                {"replaces": {"proposed_by": proposer.username, "proposed_at": case.legal_hold_lift_at.isoformat()}}
+                if proposer is not None and case.legal_hold_lift_at
+                else {}
+            )
             case.legal_hold_lift_by, case.legal_hold_lift_at = actor, timezone.now()
             case.legal_hold_lift_reason = reason
             case.save(update_fields=[*LIFT_FIELDS, "updated_at"])
@@ -117,7 +124,7 @@ def case_legal_hold_lift(*, actor: User, case: Case, reason: str) -> Case:
                 actor=actor,
                 target=case,
                 case_reference=case.reference,
-                details={"reason": reason, "status": case.status, **placed},
+                details={"reason": reason, "status": case.status, **placed, **lapsed},
             )
             oversight.raise_now(event)
             return case

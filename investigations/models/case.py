@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from django.apps import apps
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from ..markup import render as render_markdown
@@ -211,6 +212,14 @@ class Case(models.Model):
         if not self.is_closed or self.legal_hold or self.closed_at is None:
             return False
         return self.closed_at + retention <= now
+
+    def lift_proposal_lapsed(self, now: datetime | None = None) -> bool:
+        """A proposal to lift the legal hold waited longer than ``HOLD_LIFT_PROPOSAL_HOURS``: it
+        can no longer be confirmed (the next lift is a new proposal)."""
+        if self.legal_hold_lift_at is None:
+            return False
+        waited = (now or timezone.now()) - self.legal_hold_lift_at
+        return waited > timedelta(hours=settings.EVIDENCE["HOLD_LIFT_PROPOSAL_HOURS"])
 
     @property
     def evidence_may_be_deleted(self) -> bool:

@@ -3,6 +3,7 @@ lifting it; a second one confirms the lift."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
@@ -42,8 +43,14 @@ def case_legal_hold(request: SignedInRequest, pk: int) -> HttpResponse:
         "case": case,
         "form": form,
         "offered": offered,
-        # Lifting takes two legal reviewers: the one who proposed it waits for another.
-        "waiting": case.legal_hold and case.legal_hold_lift_by_id == request.user.pk,
-        "confirming": case.legal_hold and case.legal_hold_lift_by_id not in (None, request.user.pk),
+        # Lifting takes two legal reviewers: the one who proposed it waits for another (until
+        # the proposal lapses: then anyone's lift is a new proposal).
+        "waiting": case.legal_hold
+        and case.legal_hold_lift_by_id == request.user.pk
+        and not case.lift_proposal_lapsed(),
+        "confirming": case.legal_hold
+        and case.legal_hold_lift_by_id not in (None, request.user.pk)
+        and not case.lift_proposal_lapsed(),
+        "lift_hours": settings.EVIDENCE["HOLD_LIFT_PROPOSAL_HOURS"],
     }
     return render(request, "investigations/case_legal_hold.html", context)

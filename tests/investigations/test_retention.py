@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.events import Action
@@ -242,3 +243,30 @@ def test_the_confirmation_needs_an_independent_legal_reviewer(lead, member, revi
         with pytest.raises((PermissionDenied, Http404)):
             actions.case_legal_hold_lift(actor=outsider, case=case, reason="Confirmed.")
     assert Case.objects.get(pk=case.pk).legal_hold
+
+
+def test_a_stale_lift_proposal_lapses_and_is_never_confirmed_later(
+    lead, member, reviewer, second_reviewer, evidence_store, settings, client
+):
+    """A proposal left waiting must not be confirmed months later, when nobody remembers why:
+    past HOLD_LIFT_PROPOSAL_HOURS it has lapsed, and a second reviewer's lift is a new proposal."""
+    settings.EVIDENCE = {**settings.EVIDENCE, "HOLD_LIFT_PROPOSAL_HOURS": 72}
+    case, _ = closed_with_evidence(lead, member, reviewer, days_ago=1)
+    actions.case_legal_hold_set(actor=reviewer, case=case, reason="Litigation expected.")
+    actions.case_legal_hold_lift(actor=reviewer, case=case, reason="Settled.")
+    proposed_at = timezone.now() - timedelta(hours=73)
+    Case.objects.filter(pk=case.pk).update(legal_hold_lift_at=proposed_at)
+    renewed = actions.case_legal_hold_lift(actor=second_reviewer, case=case, reason="Settled, I think.")
+    assert renewed.legal_hold and renewed.legal_hold_lift_by == second_reviewer  # a new proposal, still held
+    assert not AuditEvent.objects.filter(action=Action.CASE_LEGAL_HOLD_LIFTED).exists()
+    event = AuditEvent.objects.filter(action=Action.CASE_LEGAL_HOLD_LIFT_PROPOSED).order_by("-seq").first()
+    assert event.actor == second_reviewer
+    assert event.details["replaces"] == {"proposed_by": "reviewer", "proposed_at": proposed_at.isoformat()}
+    # the page tells a lapsed proposal apart
+    Case.objects.filter(pk=case.pk).update(legal_hold_lift_at=proposed_at)
+    client.force_login(reviewer)
+    page = client.get(reverse("investigations:case_legal_hold", args=[case.pk])).content.decode()
+    assert "This proposal has lapsed" in page
+    # and a fresh one is confirmed by a different reviewer as before
+    actions.case_legal_hold_lift(actor=reviewer, case=case, reason="Settled: the agreement is signed.")
+    assert not actions.case_legal_hold_lift(actor=second_reviewer, case=case, reason="Checked it.").legal_hold
