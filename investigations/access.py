@@ -175,8 +175,10 @@ def check_case_reviewer(user: User, case: Case, verb: str) -> None:
 LOST_RACE_WINDOW = timedelta(days=1)
 
 
-def get_case_to_decide(user: User, pk) -> Case:
-    """The case ``pk`` for a legal reviewer about to approve or reject it: as ``get_case_for``.
+def get_case_to_decide(user: User, pk, verb: str) -> Case:
+    """The case ``pk`` for a legal reviewer about to ``verb`` (approve, reject) it: as
+    ``get_case_for``, then ``check_case_reviewer`` (403, recorded). The page and the API both
+    take the case from here.
 
     A reviewer saw every pending case in the queue, so a case another reviewer decided since
     (it left the queue, and with it their view) is not a 404 to them but a lost race: 409,
@@ -185,12 +187,14 @@ def get_case_to_decide(user: User, pk) -> Case:
     longer ago still get the 404.
     """
     try:
-        return get_case_for(user, pk)
+        case = get_case_for(user, pk)
     except Http404:
         decided = _decided_by_another(user, pk)
         if decided is None:
             raise
         raise InvalidTransition(decided) from None
+    check_case_reviewer(user, case, verb)
+    return case
 
 
 def _decided_by_another(user: User, pk) -> str | None:

@@ -180,13 +180,6 @@ class CaseViewSet(ChokepointViewSet):
         actions.case_update(actor=request.user, case=case, **form.cleaned_data)
         return _case_response(request.user, case)
 
-    def _reviewable(self, request: SignedInAPIRequest, id: str, verb: str) -> Case:
-        """The case, if the caller may decide it (else 404, 403 recorded, or 409 for a reviewer who
-        just lost the race to another one)."""
-        case = access.get_case_to_decide(request.user, id)
-        access.check_case_reviewer(request.user, case, verb)
-        return case
-
     def _transition(
         self, request: SignedInAPIRequest, id: str, change: Callable[..., Case], find=access.get_case_for
     ) -> Response:
@@ -198,7 +191,7 @@ class CaseViewSet(ChokepointViewSet):
     @action(detail=True, methods=["post"])
     @api_step_up_required
     def approve(self, request: SignedInAPIRequest, id: str) -> Response:
-        case = self._reviewable(request, id, "approve")
+        case = access.get_case_to_decide(request.user, id, "approve")
         _conflict_unless(case.awaits_approval, f"The case is {case.status_phrase}, not pending approval.")
         request.step_up.demand()
         actions.case_approve(actor=request.user, case=case)
@@ -212,7 +205,7 @@ class CaseViewSet(ChokepointViewSet):
     @action(detail=True, methods=["post"])
     @api_step_up_required
     def reject(self, request: SignedInAPIRequest, id: str) -> Response:
-        case = self._reviewable(request, id, "reject")
+        case = access.get_case_to_decide(request.user, id, "reject")
         _conflict_unless(case.awaits_approval, "The case is not pending approval.")
         form = _valid(RejectForm(_body(request, serializers.ReasonSerializer)))
         request.step_up.demand()

@@ -23,7 +23,6 @@ from ..access import (
     case_reports_visible_to,
     cases_awaiting_approval_for,
     cases_visible_to,
-    check_case_reviewer,
     get_case_for,
     get_case_to_decide,
     grants_visible_to,
@@ -256,19 +255,11 @@ case_hold = _transition_view(actions.case_hold, "Case {reference} is on hold.")
 case_resume = _transition_view(actions.case_resume, "Case {reference} resumed.")
 
 
-def _reviewable_case(request: SignedInRequest, pk: int, verb: str) -> Case:
-    """The case, if the user may decide it (else 404, or 403 recorded; a reviewer who just lost
-    the race to another one: ``InvalidTransition``)."""
-    case = get_case_to_decide(request.user, pk)
-    check_case_reviewer(request.user, case, verb)
-    return case
-
-
 @require_POST
 @step_up_required
 def case_approve(request: SignedInRequest, pk: int) -> HttpResponse:
     """A legal reviewer never involved in the case approves it while pending: it opens for requests."""
-    case = _reviewable_case(request, pk, "approve")
+    case = get_case_to_decide(request.user, pk, "approve")
     if not case.awaits_approval:
         return conflict(request, f"The case is {case.status_phrase}, not pending approval.", case=case)
     if not request.step_up.ok:
@@ -281,7 +272,7 @@ def case_approve(request: SignedInRequest, pk: int) -> HttpResponse:
 
 @step_up_required
 def case_reject(request: SignedInRequest, pk: int) -> HttpResponse:
-    case = _reviewable_case(request, pk, "reject")
+    case = get_case_to_decide(request.user, pk, "reject")
     if not case.awaits_approval:
         return conflict(request, "The case is not pending approval.", case=case)
     form = RejectForm(request.POST or None)
