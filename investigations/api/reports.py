@@ -17,6 +17,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from accounts.http import SignedInAPIRequest
+from accounts.stepup import api_step_up_required
 
 from .. import access, actions
 from ..models import CaseReport, ReportAudience
@@ -138,8 +139,11 @@ class CaseLegalHoldView(APIView):
             "(hold false: the first legal reviewer proposes, a second one confirms)"
         ),
     )
+    @api_step_up_required
     def post(self, request: SignedInAPIRequest, id: str) -> Response:
         case = access.get_case_for_legal_hold(request.user, id)
         values = _body(request, LegalHoldWriteSerializer)
+        if not values["hold"]:
+            request.step_up.demand()  # lifting (proposing or confirming) needs a token with a recent code
         change = actions.case_legal_hold_set if values["hold"] else actions.case_legal_hold_lift
         return Response(LegalHoldSerializer(change(actor=request.user, case=case, reason=values["reason"])).data)

@@ -10,6 +10,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
 from accounts.http import SignedInRequest
+from accounts.stepup import step_up_required
 
 from .. import actions
 from ..access import get_case_for_legal_hold
@@ -18,11 +19,14 @@ from ..forms.case import LegalHoldForm
 from . import conflict
 
 
+@step_up_required
 def case_legal_hold(request: SignedInRequest, pk: int) -> HttpResponse:
+    """Place a legal hold, or propose or confirm lifting it (which destroys evidence at the next
+    purge past retention: it needs a recent second-factor check, as the decisions do)."""
     case = get_case_for_legal_hold(request.user, pk)
     offered = "lift" if case.legal_hold else "place"
     form = LegalHoldForm(request.POST or None, initial={"action": offered})
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and (offered == "place" or request.step_up.ok):
         if form.cleaned_data["action"] != offered:
             done = "placed" if case.legal_hold else "lifted"
             return conflict(request, f"The legal hold was already {done}; look at the case again.", case=case)

@@ -295,6 +295,11 @@ def _pending_case(lead):
     )
 
 
+def _held_case(case, reviewer):
+    actions.case_legal_hold_set(actor=reviewer, case=case, reason="Litigation expected.")
+    return case
+
+
 # operation -> (the caller who may act, build the object, path, body, success, "did it happen?")
 STEP_UP_OPERATIONS = {
     ("POST", "/api/v1/cases/{id}/approve/"): (
@@ -324,6 +329,13 @@ STEP_UP_OPERATIONS = {
         {"reason": "Stop."},
         200,
         lambda grant: grant.__class__.objects.get(pk=grant.pk).status == GrantStatus.REVOKED,
+    ),
+    ("POST", "/api/v1/cases/{id}/legal-hold/"): (  # lifting only: placing a hold needs no check
+        "reviewer",
+        lambda f: _held_case(f("open_case"), f("reviewer")),
+        {"hold": False, "reason": "The claim was settled."},
+        200,
+        lambda case: case.__class__.objects.get(pk=case.pk).legal_hold_lift_by_id is not None,
     ),
 }
 

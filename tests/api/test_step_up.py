@@ -93,6 +93,19 @@ def test_a_token_without_otp_cannot_decide_and_steps_up_with_a_code(submitted_re
     assert _decide(client, submitted_request).status_code == 201
 
 
+def test_lifting_a_legal_hold_needs_a_token_with_a_recent_code_placing_one_does_not(open_case, reviewer):
+    client = token_client(reviewer, otp="")
+    url = f"/api/v1/cases/{open_case.pk}/legal-hold/"
+    assert client.post(url, {"hold": True, "reason": "Litigation expected."}, format="json").status_code == 200
+    response = client.post(url, {"hold": False, "reason": "Settled."}, format="json")
+    assert response.status_code == 403 and response.json()["code"] == "step_up_required"
+    open_case.refresh_from_db()
+    assert open_case.legal_hold and open_case.legal_hold_lift_by is None
+    assert client.post("/api/v1/auth/step-up/", {"otp": unused_code(reviewer)}, format="json").status_code == 200
+    response = client.post(url, {"hold": False, "reason": "Settled."}, format="json")
+    assert response.status_code == 200 and response.json()["lift_proposed_by"]["username"] == reviewer.username
+
+
 def test_a_user_without_a_factor_is_told_to_enrol(active_grant, lead):
     response = token_client(lead).post(f"/api/v1/grants/{active_grant.pk}/revoke/", {"reason": "Stop."}, format="json")
     assert response.status_code == 403 and response.json()["code"] == "step_up_required"

@@ -168,6 +168,19 @@ def _registry_confirm(request) -> Scenario:
     )
 
 
+def _hold_lift(request) -> Scenario:
+    case = request.getfixturevalue("open_case")
+    reviewer = request.getfixturevalue("reviewer")  # approved the case: it sees it
+    actions.case_legal_hold_set(actor=reviewer, case=case, reason="Litigation expected.")
+    return Scenario(
+        actor=reviewer,
+        url=reverse("investigations:case_legal_hold", args=[case.pk]),
+        data={"action": "lift", "reason": REASON},
+        done=lambda: Case.objects.get(pk=case.pk).legal_hold_lift_by_id == reviewer.pk,
+        kept=REASON,
+    )
+
+
 SCENARIOS = {
     "request_approve": _decide,
     "request_return": _return_request,
@@ -179,6 +192,7 @@ SCENARIOS = {
     "registry_propose_weaker": _registry_propose_weaker,
     "registry_propose_removal": _registry_propose_removal,
     "registry_confirm": _registry_confirm,
+    "legal_hold_lift": _hold_lift,
 }
 
 
