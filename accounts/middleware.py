@@ -63,7 +63,10 @@ def form_page(request: HttpRequest) -> str | None:
 
 
 def keep_input(request: HttpRequest, page: str) -> None:
-    owner = request.session.get(TIMED_OUT_USER)
+    """Keep the input of the first form posted after this browser's session timed out, for the
+    user whose session it was. Only the first: the owner's mark is taken with it, so someone who
+    finds the browser afterwards cannot plant text for the owner to send unread."""
+    owner = request.session.pop(TIMED_OUT_USER, None)
     if owner is None:  # whose input it is cannot be told: it is handed to no one
         return
     fields = {name: request.POST.getlist(name) for name in request.POST if name not in NOT_KEPT}

@@ -154,6 +154,17 @@ def test_kept_input_is_never_offered_to_the_next_user_of_the_browser(open_case, 
     assert KEPT_INPUT not in client.session
 
 
+def test_only_the_first_form_posted_after_the_timeout_is_kept(open_case, lead, client):
+    """Someone who finds the timed-out browser cannot plant text for its owner to send unread:
+    what is kept is the form the owner posted when the session ended, and nothing after it."""
+    response, case_url, note_url = _post_note_after_timeout(client, open_case, lead, "Witness B confirmed the dates.")
+    planted = client.post(note_url, {"text": "Planted: approve it all."}, HTTP_REFERER=f"http://testserver{case_url}")
+    assert planted.status_code == 302
+    client.post(response["Location"], {"login": lead.username, "password": PASSWORD})
+    page = client.get(case_url).content.decode()
+    assert "Witness B confirmed the dates." in page and "Planted" not in page
+
+
 def test_input_posted_without_a_signed_in_session_is_not_kept(open_case, lead, client):
     """A form posted by a browser no one was signed in on (or whose session is gone, so whose it
     was is unknown) is bound to no one: nothing is kept to hand to whoever signs in next."""
