@@ -15,9 +15,9 @@ then its place in the chain::
     hash = hex( SHA-256( "custos.audit.event.v1\n" || prev_hash || "\n" || seq || "\n"
                          || occurred_at || "\n" || payload_digest ) )
 
-Canonical JSON is ``json.dumps(..., sort_keys=True, separators=(",", ":"),
-ensure_ascii=True)`` encoded as ASCII (object keys sorted, no whitespace, every non-ASCII
-and control character escaped). ``seq`` is decimal; ``occurred_at`` is UTC as
+Canonical JSON is Custos's one encoding (``audit.canonical``): ``json.dumps(...,
+sort_keys=True, separators=(",", ":"), ensure_ascii=True)`` encoded as ASCII (object keys
+sorted, no whitespace, every non-ASCII and control character escaped). ``seq`` is decimal; ``occurred_at`` is UTC as
 ``YYYY-MM-DDTHH:MM:SS.ffffffZ``; ``actor_id`` is an integer or null. ``details`` holds only
 strings, integers, booleans, null, lists and objects (:func:`clean_details` stores floats
 and other types as strings, so the database's JSON round trip cannot change the
@@ -52,6 +52,7 @@ from django.db.models import F, Model
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from . import canonical
 from .context import current_meta, meta_from_request
 from .events import Action
 from .models import AuditEvent, ChainHead
@@ -88,8 +89,7 @@ def format_time(moment: datetime) -> str:
 
 def payload_digest(values: Sequence[Any]) -> str:
     """Digest of an event's content, ``values`` in ``PAYLOAD_FIELDS`` order."""
-    encoded = json.dumps(list(values), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(PAYLOAD_DOMAIN + encoded.encode("ascii")).hexdigest()
+    return hashlib.sha256(PAYLOAD_DOMAIN + canonical.encode(list(values))).hexdigest()
 
 
 def chain_hash(prev_hash: str, seq: int, occurred_at: str, digest: str) -> str:

@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from audit import canonical
 from audit.ledger import GENESIS_HASH, HASHED_FIELDS, format_time, hash_values
-from audit.verification import ChainBroken, _check_rows, _json_decoder, _payload_encoder
+from audit.verification import ChainBroken, _check_rows, _decode_all
 
 text = st.text(max_size=30)  # any code point: non-ASCII, control characters, DEL, surrogates excluded below
 json_leaf = st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | text
@@ -19,20 +20,47 @@ details = st.dictionaries(text, st.recursive(json_leaf, lambda inner: st.lists(i
                           | st.dictionaries(text, inner, max_size=3), max_leaves=8), max_size=5)
 
 
+def _documented(value) -> str:
+    """The encoding as docs/audit.md states it."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 @hypothesis_settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(json_leaf, details), min_size=1, max_size=11))
-def test_payload_encoder_matches_json_dumps(values):
-    expected = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    assert _payload_encoder()(values) == expected
+def test_canonical_encoding_is_the_documented_one(values):
+    assert canonical.dumps(values) == _documented(values)
+    assert canonical.encode(values) == _documented(values).encode("ascii")
+
+
+payload = st.lists(st.one_of(json_leaf, details), min_size=11, max_size=11)
 
 
 @hypothesis_settings(max_examples=200, deadline=None)
-@given(details)
-def test_json_decoder_matches_json_loads(value):
-    encoded = json.dumps(value)
-    assert _json_decoder()(encoded) == json.loads(encoded)
-    spaced = " " + encoded + " "  # not what PostgreSQL sends, but never decoded differently
-    assert _json_decoder()(spaced) == json.loads(spaced)
+@given(st.lists(payload, max_size=20))
+def test_a_batch_encodes_each_value_as_alone(values):
+    assert canonical.dumps_each(values) == [_documented(value) for value in values]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [["\x00"], ["a"]],  # the separator itself as a value's string
+        [[1, "\x00", 2], [3]],
+        [{"\x00": ["\x00", "\x00"]}, ["\\u0000"], [",\"\\u0000\","]],
+        [],
+    ],
+)
+def test_a_batch_holding_the_separator_still_encodes_each_value_as_alone(values):
+    assert canonical.dumps_each(values) == [_documented(value) for value in values]
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(st.lists(details, max_size=10))
+def test_details_decoded_in_one_call_as_one_by_one(values):
+    texts = [json.dumps(value) for value in values]  # jsonb's text: one JSON value each
+    assert _decode_all(texts) == [json.loads(text) for text in texts]
+    spaced = [" " + text + " " for text in texts]  # not what PostgreSQL sends, but never decoded differently
+    assert _decode_all(spaced) == [json.loads(text) for text in spaced]
 
 
 def _chain(payloads: list[tuple]) -> list[tuple]:
@@ -80,3 +108,17 @@ def test_fast_loop_detects_a_back_dated_event():
     with pytest.raises(ChainBroken) as broken:
         _check_rows([*rows[:2], forged], 1, GENESIS_HASH, None, {})
     assert broken.value.seq == 3 and "back-dated" in broken.value.reason
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 10_000])
+def test_chunks_of_any_size_give_the_same_outcome(monkeypatch, chunk_size):
+    monkeypatch.setattr("audit.verification.CHUNK_SIZE", chunk_size)
+    rows = _chain(PAYLOADS * 3)
+    assert _check_rows(rows, 1, GENESIS_HASH, None, {}) == (9, 9, rows[-1][-1], rows[-1][1])
+    changed = [list(row) for row in rows]
+    changed[4][9] = {"changed": True}
+    changed[7][12] = "other"
+    with pytest.raises(ChainBroken) as broken:
+        _check_rows(changed, 1, GENESIS_HASH, None, {})
+    assert broken.value.seq == 5 and "hash mismatch" in broken.value.reason
+    assert broken.value.progress == (4, 4, rows[3][-1])
