@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .alerts import alert_verification_failed
@@ -23,14 +24,35 @@ logger = logging.getLogger(__name__)
 SOURCES = {"command": "command line", "schedule": "daily schedule", "page": "Verify now", "api": "API"}
 
 
-def verify_and_record(*, actor=None, source: str, run: VerificationRun | None = None, **options) -> Verification:
+def last_anchored_head() -> int | None:
+    """The head of the newest successful verification that reached back to a trusted start.
+
+    That is one from the first event, or an incremental one that started after a signed
+    checkpoint (``details.anchored``; runs recorded before incremental runs existed say
+    ``from_seq`` 1 instead). None if there is none.
+    """
+    verified = AuditEvent.objects.filter(action=Action.AUDIT_VERIFIED, details__ok=True)
+    anchored = verified.filter(Q(details__anchored=True) | Q(details__from_seq=1) & ~Q(details__has_key="anchored"))
+    details = anchored.order_by("-seq").values_list("details", flat=True).first()
+    return int(details["head_seq"]) if details else None
+
+
+def verify_and_record(
+    *, actor=None, source: str, run: VerificationRun | None = None, incremental: bool = False, **options
+) -> Verification:
     """Verify the chain (``options`` go to ``verify``) and record the outcome on the ledger.
+
+    ``incremental``: from the newest signed checkpoint the last anchored verification covered
+    to the head (``verify(resume_after=...)``), so a daily run costs what was added that day;
+    the whole chain when there is no such verification or checkpoint yet.
 
     A failure is recorded by ``alert_verification_failed`` (auditors are e-mailed first, so a
     ledger that refuses writes still raises the alarm); a success here, in its own transaction.
     """
+    if incremental:
+        options["resume_after"] = last_anchored_head()
     result = verify(**options)
-    details = {**result.as_json(), "source": SOURCES[source], "from_seq": options.get("from_seq", 1)}
+    details = {**result.as_json(), "source": SOURCES[source]}
     if run is not None:
         details["run"] = run.pk
     if result.ok:

@@ -13,6 +13,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--from", dest="from_seq", type=int, default=1, help="start at this sequence number")
+        parser.add_argument(
+            "--incremental",
+            action="store_true",
+            help="start after the newest signed checkpoint the last complete verification covered",
+        )
         parser.add_argument("--checkpoints", dest="checkpoint_dir", help="directory of signed checkpoints")
         parser.add_argument("--progress", action="store_true", default=None, help="show a progress bar")
         parser.add_argument("--no-progress", dest="progress", action="store_false")
@@ -21,13 +26,25 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *args, from_seq: int, checkpoint_dir: str | None, progress: bool | None, workers: int | None, **options
+        self,
+        *args,
+        from_seq: int,
+        incremental: bool,
+        checkpoint_dir: str | None,
+        progress: bool | None,
+        workers: int | None,
+        **options,
     ):
         if progress is None:
             progress = sys.stderr.isatty()
         # Recorded on the ledger like every verification, so the verification page shows it.
         result = verify_and_record(
-            source="command", from_seq=from_seq, checkpoint_dir=checkpoint_dir, progress=progress, workers=workers
+            source="command",
+            incremental=incremental,
+            from_seq=from_seq,
+            checkpoint_dir=checkpoint_dir,
+            progress=progress,
+            workers=workers,
         )
         if not result.ok:
             raise CommandError(result.summary())
