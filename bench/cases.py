@@ -23,14 +23,19 @@ CASES: dict = {}
 VERIFY_LIMIT = (
     " Design: on PostgreSQL a ledger of 20,000+ events is split into seq ranges (two per worker; workers "
     "default to min(CPU count, 4), `AUDIT_VERIFY_WORKERS`) checked by forked processes, each with its own "
-    "connection and the same per-row loop; every row stores prev_hash, so a range checks its own links, and "
-    "the parent joins the ranges in seq order (the link and time of each range's first row, then head, "
-    "checkpoints and truncation as before), so the outcome, failures included, is the single loop's. What "
-    "limits it: per event the work is the same as in one process (decode `details`, re-encode the canonical "
-    "JSON, hash twice; the server formats and sends the row); on this 2-core machine two workers and their "
-    "two server backends share the two cores, so the gain over one process (about 0.11x, ~100,000 events/s "
-    "in the same run before this change) is under 2x. 300,000 events/s would need more cores or less work "
-    "per event than CPython does here."
+    "connection; every row stores prev_hash, so a range checks its own links, and the parent joins the ranges "
+    "in seq order, so the outcome, failures included, is the single loop's. Within a range the rows are "
+    "hashed per chunk of 10,000 in batches: `details` decoded with one `json.loads`, the canonical payloads "
+    "encoded with one call of the public `json.JSONEncoder` (issue #22: the private `c_make_encoder` is gone; "
+    "per event the public `encode` costs about twice the private call, per batch the same), SHA-256 per event, "
+    "the cycle collector paused. Measured against the previous verifier in the same minutes (200,000 events, "
+    "2 workers, alternated, load average 8): 0.98x its rate, so the public API costs nothing. What limits "
+    "it, measured per event in CPU time: the server's part of the query about 4 us (to_char 1.1, jsonb "
+    "output 1.6, the rest of the row 1.3), the client's fetch 1.25 us, the checks about 4 us (decode 1, "
+    "encode 1.8, two SHA-256 1.2); about 9 us of CPU per event on 2 cores is at most ~220,000 events/s with "
+    "the machine to itself, and this run shared it (see the load average above). 300,000 events/s would "
+    "need less work per event than decoding and re-encoding each payload in CPython, or more cores. The "
+    "daily task no longer pays for the whole chain: it runs incrementally (figure above)."
 )
 
 
@@ -601,17 +606,15 @@ def _canonical_messages() -> list[tuple[bytes, bytes]]:
     """Per event, the two byte strings verification hashes (payload, then chain link), built
     with the ledger's own encoding: the raw-SHA-256 baseline hashes exactly these."""
     import hashlib
-    import json
 
+    from audit import canonical
     from audit.ledger import EVENT_DOMAIN, HASHED_FIELDS, PAYLOAD_DOMAIN, format_time
     from audit.models import AuditEvent
 
     messages = []
     rows = AuditEvent.objects.order_by("seq").values_list(*HASHED_FIELDS).iterator(chunk_size=5000)
     for row in rows:
-        payload = PAYLOAD_DOMAIN + json.dumps(
-            list(row[2:-1]), sort_keys=True, separators=(",", ":"), ensure_ascii=True
-        ).encode("ascii")
+        payload = PAYLOAD_DOMAIN + canonical.encode(list(row[2:-1]))
         digest = hashlib.sha256(payload).hexdigest()
         link = f"{EVENT_DOMAIN}\n{row[-1]}\n{row[0]}\n{format_time(row[1])}\n{digest}".encode("ascii")
         messages.append((payload, link))
@@ -652,21 +655,49 @@ def verify_rate() -> Result:
     ratios = [r / v for r, v in zip(raw_times, verify_times, strict=True)]
     ratio = statistics.median(ratios)
     rate, raw_rate = count / statistics.median(verify_times), count / statistics.median(raw_times)
+    daily_s, daily_count = _incremental_day(count)
     return Result(
         name="verify_rate",
         ratio=round(ratio, 3),
-        target="≥ 0.2× and ≥ 300,000 events/s",
-        passed=ratio >= 0.2 and rate >= 300_000,
+        target="≥ 0.3× and ≥ 300,000 events/s",
+        passed=ratio >= 0.3 and rate >= 300_000,
         n=len(ratios),
         medians={"verify_s": statistics.median(verify_times), "raw_sha256_s": statistics.median(raw_times)},
         spread=(round(min(ratios), 3), round(max(ratios), 3)),
         unit="of raw rate",
-        extra={"events": count, "verified events/s": round(rate), "raw SHA-256 events/s": round(raw_rate)},
+        extra={
+            "events": count,
+            "verified events/s": round(rate),
+            "raw SHA-256 events/s": round(raw_rate),
+            "incremental run after a signed checkpoint, events": daily_count,
+            "incremental run, s": round(daily_s, 3),
+        },
         note=(
-            f"{count} events: verified at {rate:,.0f} events/s; raw SHA-256 of the same bytes at {raw_rate:,.0f}/s."
+            f"{count} events: verified at {rate:,.0f} events/s; raw SHA-256 of the same bytes at {raw_rate:,.0f}/s. "
+            f"Incremental (`verify_audit --incremental`, the daily task): after a signed checkpoint at the head, "
+            f"{daily_count:,} more events take {daily_s:.2f} s, whatever the length of the chain before."
             + VERIFY_LIMIT
         ),
     )
+
+
+def _incremental_day(before: int) -> tuple[float, int]:
+    """Seal a checkpoint at the head, add a day's 10,000 events, time the incremental run."""
+    import tempfile
+    import time
+
+    from audit import checkpoints
+    from audit.verification import verify
+
+    directory = tempfile.mkdtemp(prefix="bench-checkpoints-")
+    sealed = checkpoints.seal(directory)
+    fixtures.chain_events(10_000, case_reference="INV-2026-0098")
+    start = time.perf_counter()
+    result = verify(checkpoint_dir=directory, resume_after=sealed.seq)
+    elapsed = time.perf_counter() - start
+    assert result.ok and result.resumed_after == sealed.seq, result.summary()
+    assert sealed.seq >= before
+    return elapsed, result.count
 
 
 # --- pages -------------------------------------------------------------------------------------
