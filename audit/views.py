@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.http import SignedInRequest
+from config.listing import count_up_to
 
 from . import checkpoints, runs
 from .access import require_auditor
@@ -83,7 +84,7 @@ def event_list(request: SignedInRequest) -> HttpResponse:
         "events": events,
         "newest_first": newest_first,
         "sort_url": _sorted_url(request, OLDEST_FIRST if newest_first else NEWEST_FIRST),
-        "matching": matching.count(),
+        "matching": count_up_to(matching),
         "filtered": bool(filters),
         "next_url": _url_with(request, **{direction: next_key}) if next_key else None,
     }

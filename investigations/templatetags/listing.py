@@ -7,6 +7,9 @@ from django.utils.html import format_html
 
 register = template.Library()
 
+# The query parameters that say where in a list a page is (keyset cursors; ``page`` of old links).
+PLACE = ("page", "after", "before")
+
 
 @register.simple_tag(takes_context=True)
 def sort_heading(context, key: str, label: str) -> str:
@@ -14,7 +17,8 @@ def sort_heading(context, key: str, label: str) -> str:
     request = context["request"]
     current = request.GET.get("sort", "")
     query = request.GET.copy()
-    query.pop("page", None)
+    for name in PLACE:  # a new order starts from its first page
+        query.pop(name, None)
     if current == key:
         query["sort"], state, arrow = f"-{key}", "ascending", " ▲"
     elif current == f"-{key}":
@@ -32,8 +36,14 @@ def sort_heading(context, key: str, label: str) -> str:
 
 
 @register.simple_tag(takes_context=True)
-def page_query(context, number: int) -> str:
-    """The current query string with another page number (filters and sorting kept)."""
+def page_query(context, after: str | None = None, before: str | None = None) -> str:
+    """The current query string at another place in the list (filters and sorting kept): after
+    or before a keyset cursor, or the first page with neither."""
     query = context["request"].GET.copy()
-    query["page"] = number
+    for name in PLACE:
+        query.pop(name, None)
+    if after:
+        query["after"] = after
+    elif before:
+        query["before"] = before
     return query.urlencode()

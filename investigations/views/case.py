@@ -44,6 +44,7 @@ from ..forms.case import (
 from ..models import Case, GrantStatus, TaskStatus
 from . import conflict
 from .evidence import case_evidence
+from .listing import filtered_page
 
 PAGE_SIZE = 25
 
@@ -53,19 +54,20 @@ def _paginate(request: SignedInRequest, queryset):
 
 
 def case_list(request: SignedInRequest) -> HttpResponse:
-    """The cases the user may see: filtered, sorted and counted from the URL (bookmarkable)."""
+    """The cases the user may see: filtered, sorted and counted from the URL (bookmarkable),
+    paged by keyset (``listing.filtered_page``)."""
     visible = cases_visible_to(request.user)
-    listing = CaseFilter(request.GET, queryset=visible.select_related("lead").prefetch_related("tags"))
-    cases = listing.qs if listing.is_valid() else visible.none()
-    if not request.GET.get("sort"):
-        cases = cases.order_by("-created_at", "-id")
-    context = {
-        "page": _paginate(request, cases),
-        "filter": listing,
-        "total": visible.count(),
+    context = filtered_page(
+        request,
+        CaseFilter,
+        visible,
+        rows=visible.select_related("lead").prefetch_related("tags"),
+        default_order=("-created_at", "-id"),
+        page_size=PAGE_SIZE,
+    )
+    context |= {
         "heading": "My cases" if request.user.is_investigator else "Cases",
         "known_tags": tags_visible_to(request.user),
-        "filtered": any(value for name, value in request.GET.items() if name not in ("page", "sort")),
     }
     return render(request, "investigations/case_list.html", context)
 

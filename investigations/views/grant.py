@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -20,28 +19,27 @@ from ..forms import apply_errors
 from ..forms.query import QueryForm
 from ..forms.request import ReasonForm
 from ..models import Grant, GrantReport
+from .listing import filtered_page
 
 QUERY_PANEL = "investigations/_grant_queries.html"
 PAGE_SIZE = 25
 
 
 def grant_list(request: SignedInRequest) -> HttpResponse:
-    """Grants the user can see; the ones they hold first."""
+    """Grants the user can see; the ones they hold first. Paged by keyset (``listing.filtered_page``)."""
     held = Grant.grantees.through.objects.filter(grant=OuterRef("pk"), user=request.user)
     visible = access.grants_visible_to(request.user)
-    annotated = visible.select_related("case").annotate(is_mine=Exists(held))
-    listing = GrantFilter(request.GET, queryset=annotated)
-    grants = listing.qs if listing.is_valid() else annotated.none()
-    if not request.GET.get("sort"):
-        grants = grants.order_by("-is_mine", "-starts_at", "-id")
-    page = Paginator(grants, PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {
-        "page": page,
-        "grants": page.object_list,
-        "filter": listing,
-        "total": visible.count(),
+    context = filtered_page(
+        request,
+        GrantFilter,
+        visible,
+        rows=visible.select_related("case").annotate(is_mine=Exists(held)),
+        default_order=("-is_mine", "-starts_at", "-id"),
+        page_size=PAGE_SIZE,
+    )
+    context |= {
+        "grants": context["page"].object_list,
         "heading": "My grants" if request.user.is_investigator else "Grants",
-        "filtered": any(value for name, value in request.GET.items() if name not in ("page", "sort")),
     }
     return render(request, "investigations/grant_list.html", context)
 

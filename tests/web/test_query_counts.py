@@ -178,3 +178,165 @@ def test_the_rows_are_really_listed(world, lead, reviewer, second_reviewer, clie
     assert client.get(reverse("investigations:case_queue")).content.decode().count("INV-1999-") >= 25
     client.force_login(second_reviewer)
     assert client.get(reverse("investigations:decision_list")).content.decode().count("Request ") >= 25
+
+
+# --- keyset paging: the same statements on every page, every row exactly once ----------------
+
+LISTS = {
+    # page: (persona, row marker in the HTML, page size)
+    "investigations:case_list": ("lead", "INV-1999-", 25),
+    "investigations:grant_list": ("lead", "Grant ", 25),
+    "investigations:review_queue": ("reviewer", "Request ", 25),
+    "investigations:decision_list": ("second_reviewer", "Request ", 25),
+    "investigations:alert_list": ("auditor", "Alert ", 50),
+}
+
+
+def _link(html: str, rel: str) -> str | None:
+    import html as html_module
+    import re
+
+    found = re.search(rf'<a href="(\?[^"]*)" rel="{rel}">', html)
+    return html_module.unescape(found.group(1)) if found else None
+
+
+def _walk(client, url: str, query: str = "", rel: str = "next") -> tuple[list[list[int]], list[int]]:
+    """Every page of a list by following its ``rel`` links: the pks per page and the statements per page."""
+    pages, counts = [], []
+    link = "?" + query if query else ""
+    while link is not None:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(url + link)
+        assert response.status_code == 200, url + link
+        counts.append(len(captured))
+        pages.append([row.pk for row in response.context["page"].object_list])
+        link = _link(response.content.decode(), rel)
+        assert len(pages) < 100, "the links go round in circles"
+    return pages, counts
+
+
+@pytest.mark.parametrize("name", sorted(LISTS))
+def test_keyset_pages_cost_the_same_on_every_page_and_list_every_row_once(world, name, request, client):
+    persona, _marker, size = LISTS[name]
+    client.force_login(request.getfixturevalue(persona))
+    world.grow_to(2 * size + 7)  # three pages
+    url = reverse(name)
+    pages, counts = _walk(client, url, "state=all" if name.endswith("alert_list") else "")
+    rows = [pk for page in pages for pk in page]
+    assert len(pages) >= 3 and len(rows) == len(set(rows)), f"{name}: a row was listed twice: {pages}"
+    assert len(set(counts)) == 1, f"{name}: statements per page changed along the list: {counts}"
+    # Back from the last page by "Previous": the same pages in reverse.
+    last = _link(client.get(url + "?" + ("state=all&" if name.endswith("alert_list") else "")).content.decode(), "next")
+    while True:
+        following = _link(client.get(url + last).content.decode(), "next")
+        if following is None:
+            break
+        last = following
+    back, back_counts = _walk(client, url, last.lstrip("?"), rel="prev")
+    assert back == list(reversed(pages)) and set(back_counts) == set(counts)
+
+
+@pytest.mark.parametrize("sort", ["status", "-status", "title", "-opened", "priority", "-priority", "lead", "type"])
+def test_case_list_pages_by_keyset_in_every_column_order(world, lead, client, sort):
+    """Sorting by a column with ties (status, lead, type: all equal) still lists each case once:
+    the cursor holds (sort key, pk)."""
+    from investigations.models import Case
+
+    client.force_login(lead)
+    world.grow_to(60)
+    url = reverse("investigations:case_list")
+    pages, counts = _walk(client, url, f"sort={sort}")
+    rows = [pk for page in pages for pk in page]
+    assert sorted(rows) == sorted(Case.objects.values_list("pk", flat=True)), sort
+    assert len(set(counts)) == 1
+    single = client.get(url, {"sort": sort}).context["page"].object_list
+    assert [case.pk for case in single] == pages[0]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage",
+        "e30",  # {}
+        "eyJvIjoiIiwiayI6W119",  # {"o":"","k":[]}
+        "!!!",
+        "x" * 5000,
+    ],
+)
+def test_a_bad_cursor_shows_the_first_page_not_an_error(world, lead, client, cursor):
+    client.force_login(lead)
+    world.grow_to(30)
+    url = reverse("investigations:case_list")
+    first = [case.pk for case in client.get(url).context["page"].object_list]
+    for parameter in ("after", "before"):
+        response = client.get(url, {parameter: cursor})
+        assert response.status_code == 200
+        assert [case.pk for case in response.context["page"].object_list] == first
+
+
+def test_a_forged_cursor_of_the_right_shape_with_wrong_types_shows_the_first_page(world, lead, client):
+    """A cursor made by hand with the ordering's fingerprint but values its columns cannot take."""
+    import re
+
+    from investigations.views.listing import decode_cursor, encode_cursor
+
+    client.force_login(lead)
+    world.grow_to(30)
+    url = reverse("investigations:case_list")
+    response = client.get(url)
+    real = re.search(r"after=([^\"&]+)", response.content.decode()).group(1)
+    import base64
+    import json
+
+    signature = json.loads(base64.urlsafe_b64decode(real + "=" * (-len(real) % 4)))["o"]
+    assert decode_cursor(real, signature, 2) is not None
+    first = [case.pk for case in response.context["page"].object_list]
+    for values in (["not a time", 5], [None, "not a number"], ["2026-01-01T00:00:00+00:00", 2**70]):
+        forged = encode_cursor(signature, values)
+        for parameter in ("after", "before"):
+            again = client.get(url, {parameter: forged})
+            assert again.status_code == 200
+            assert [case.pk for case in again.context["page"].object_list] == first
+
+
+def test_counts_stop_at_the_limit(world, lead, client, monkeypatch):
+    from config import listing
+
+    client.force_login(lead)
+    world.grow_to(30)
+    monkeypatch.setattr(listing, "COUNT_LIMIT", 20)
+    assert "20+ cases." in client.get(reverse("investigations:case_list")).content.decode()
+    monkeypatch.setattr(listing, "COUNT_LIMIT", 40)
+    assert "31 cases." in client.get(reverse("investigations:case_list")).content.decode()
+
+
+@pytest.mark.slow
+def test_case_list_statements_are_the_same_for_10_and_10000_visible_cases(lead, client):
+    """The scale the bench measures: a lead who sees 10 cases and one who sees 10,000; the
+    10,000's second page too."""
+    from tests.conftest import make_user
+    from accounts.roles import Role
+
+    view_case = Permission.objects.get(codename="view_case", content_type__app_label="investigations")
+    big = make_user("big_lead", [Role.INVESTIGATOR])
+    url = reverse("investigations:case_list")
+    counts = []
+    for person, size, prefix in ((lead, 10, "INV-1998-"), (big, 10_000, "INV-1997-")):
+        Case.objects.bulk_create(
+            Case(reference=f"{prefix}{number:05d}", title=f"Case {number}", allegation="a", case_type="fraud",
+                 purpose="p", status=CaseStatus.OPEN, lead=person)
+            for number in range(size)
+        )  # fmt: skip
+        cases = Case.objects.filter(reference__startswith=prefix)
+        CaseUserObjectPermission.objects.bulk_create(
+            CaseUserObjectPermission(content_object=case, user=person, permission=view_case) for case in cases
+        )
+        client.force_login(person)
+        queries_for(client, url)  # warm (session, permissions cache)
+        counts.append(queries_for(client, url))
+    html = client.get(url).content.decode()
+    assert "1000+ cases." in html
+    second = url + _link(html, "next")
+    counts.append(queries_for(client, second))
+    assert len(client.get(second).context["page"].object_list) == 25
+    assert counts[0] == counts[1] == counts[2], counts
