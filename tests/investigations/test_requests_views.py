@@ -406,6 +406,9 @@ def _queue_rows(page: str) -> list[str]:
 
 
 def test_review_queue_pages_hold_25_in_submission_order(open_case, lead, reviewer, store, client):
+    import html
+    import re
+
     client.force_login(reviewer)
     url = reverse("investigations:review_queue")
     submitted = [
@@ -413,16 +416,18 @@ def test_review_queue_pages_hold_25_in_submission_order(open_case, lead, reviewe
         for n in range(27)
     ]
     first = client.get(url).content.decode()
-    second = client.get(url, {"page": "2"}).content.decode()
+    following = re.search(r'<a href="(\?after=[^"]+)" rel="next">', first).group(1)
+    second = client.get(url + html.unescape(following)).content.decode()
     assert _queue_rows(first) == [str(pk) for pk in submitted[:25]]
     assert _queue_rows(second) == [str(pk) for pk in submitted[25:]]
-    assert '?page=2" rel="next"' in first and 'rel="prev"' not in first
-    assert '?page=1" rel="prev"' in second and 'rel="next"' not in second
-    for bad in ("x", "", "1e3"):  # nonsense is page 1, never an error
+    assert 'rel="prev"' not in first
+    assert 'rel="prev"' in second and 'rel="next"' not in second
+    back = re.search(r'<a href="(\?before=[^"]+)" rel="prev">', second).group(1)
+    assert _queue_rows(client.get(url + html.unescape(back)).content.decode()) == _queue_rows(first)
+    for bad in ("x", "", "1e3", "0", "-1", "99999999999999999999"):  # old page numbers, nonsense: the first page
         assert _queue_rows(client.get(url, {"page": bad}).content.decode()) == _queue_rows(first)
-    for beyond in ("0", "-1", "99999999999999999999"):  # out of range is the last page, never an error
-        assert _queue_rows(client.get(url, {"page": beyond}).content.decode()) == _queue_rows(second)
-    assert _count(client, url) == _count(client, url + "?page=2")
+        assert _queue_rows(client.get(url, {"after": bad}).content.decode()) == _queue_rows(first)
+    assert _count(client, url) == _count(client, url + html.unescape(following))
 
 
 def test_review_queue_shows_approvals_so_far(protected_request, reviewer, second_reviewer, client):

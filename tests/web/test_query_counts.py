@@ -314,8 +314,8 @@ def test_counts_stop_at_the_limit(world, lead, client, monkeypatch):
 def test_case_list_statements_are_the_same_for_10_and_10000_visible_cases(lead, client):
     """The scale the bench measures: a lead who sees 10 cases and one who sees 10,000; the
     10,000's second page too."""
-    from tests.conftest import make_user
     from accounts.roles import Role
+    from tests.conftest import make_user
 
     view_case = Permission.objects.get(codename="view_case", content_type__app_label="investigations")
     big = make_user("big_lead", [Role.INVESTIGATOR])
