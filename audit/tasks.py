@@ -26,6 +26,13 @@ def verify_audit_chain() -> dict:
 
 
 @shared_task
+def verify_audit_chain_complete() -> dict:
+    """Weekly: verify the whole chain from the first event (the daily run trusts the last verified
+    signed checkpoint, so this is what finds an edit before it); alert auditors on failure."""
+    return runs.verify_and_record(source="schedule").as_json()
+
+
+@shared_task
 def verify_audit_run(run_id: int, source: str = "page") -> dict | None:
     """A verification started by an auditor ("Verify now" on the page, or the API): progress
     on the run's row, outcome on the ledger.

@@ -612,6 +612,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     # "name": {"task": "app.tasks.name", "schedule": timedelta(...) or crontab(...)},
     "seal-audit-checkpoint": {"task": "audit.tasks.seal_audit_checkpoint", "schedule": crontab(minute=0)},
     "verify-audit-chain": {"task": "audit.tasks.verify_audit_chain", "schedule": crontab(minute=30, hour=3)},
+    # The daily run trusts the last verified signed checkpoint; once a week everything again, so an
+    # edit before that checkpoint (stored hashes left alone) is found within the week.
+    "verify-audit-chain-complete": {
+        "task": "audit.tasks.verify_audit_chain_complete",
+        "schedule": crontab(minute=30, hour=2, day_of_week="sun"),
+    },
     "requeue-stale-queries": {"task": "investigations.requeue_stale_queries", "schedule": timedelta(minutes=1)},
     "purge-expired-results": {"task": "investigations.purge_expired_results", "schedule": crontab(hour=3, minute=17)},
     "expire-grants": {"task": "investigations.expire_grants", "schedule": timedelta(minutes=1)},

@@ -78,6 +78,23 @@ def test_an_edit_before_the_checkpoint_is_left_to_the_complete_run(events):
     assert (complete.ok, complete.bad_seq) == (False, 3)
 
 
+def test_the_weekly_complete_run_finds_an_edit_the_daily_run_trusts(events, settings):
+    from celery.schedules import crontab
+
+    from audit.tasks import verify_audit_chain_complete
+
+    entry = settings.CELERY_BEAT_SCHEDULE["verify-audit-chain-complete"]
+    assert entry["task"] == "audit.tasks.verify_audit_chain_complete"
+    assert entry["schedule"] == crontab(minute=30, hour=2, day_of_week="sun")
+    checkpoints.seal()  # #10
+    verify_audit_chain()
+    owner_sql("UPDATE audit_auditevent SET case_reference = 'x' WHERE seq = 3")
+    assert verify_audit_chain()["ok"]  # the daily run starts after the verified checkpoint
+    result = verify_audit_chain_complete()
+    assert (result["ok"], result["bad_seq"], result["from_seq"]) == (False, 3, 1)
+    assert AuditEvent.objects.filter(action=Action.AUDIT_VERIFY_FAILED).exists()
+
+
 def test_the_command_can_run_incrementally(events, capsys):
     checkpoints.seal()  # #10 signed, recorded as #11
     call_command("verify_audit", "--no-progress")  # 1-11, recorded as #12
