@@ -85,6 +85,7 @@ def test_beat_schedule_lists_every_periodic_task():
         "investigations.purge_expired_results",
         "audit.tasks.seal_audit_checkpoint",
         "audit.tasks.verify_audit_chain",
+        "audit.tasks.verify_audit_chain_complete",
         "audit.tasks.dispatch_streams",
         "investigations.verify_evidence",
         "investigations.purge_closed_evidence",

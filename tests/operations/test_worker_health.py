@@ -30,6 +30,7 @@ SCHEDULED = {
     "audit.tasks.seal_audit_checkpoint": timedelta(hours=1),
     "investigations.purge_expired_results": timedelta(days=1),
     "audit.tasks.verify_audit_chain": timedelta(days=1),
+    "audit.tasks.verify_audit_chain_complete": timedelta(days=7),
     "investigations.verify_evidence": timedelta(days=1),
     "investigations.purge_closed_evidence": timedelta(days=1),
     "audit.tasks.dispatch_streams": timedelta(seconds=10),
