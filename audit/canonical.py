@@ -15,7 +15,8 @@ bool, None, lists and dicts with string keys (the ledger stores floats as string
 
 Users: the ledger's payload digest (``audit.ledger``, encoding version 1 of events, unchanged)
 and its verifier (``audit.verification``, which encodes a batch of events in one call, see
-:func:`dumps_each`).
+:func:`dumps_each`); the digest of a query's result (``investigations.gateway``, result digest
+version 2) and the signed transparency report (``investigations.transparency``, format 2).
 """
 
 from __future__ import annotations

@@ -10,13 +10,14 @@ Queries are structured, never free SQL: one catalogue category, a subset of the 
 subjects and a sub-window of its window. ``read_rows`` builds the ORM query from the
 catalogue and always applies the grant's own subject and window filters as well.
 
-Result digest (documented encoding, version 1)::
+Result digest (documented encoding, version 2)::
 
     digest = SHA-256( canonical_json({"columns": [...], "rows": [[...], ...]}) )
 
-canonical JSON is ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
-encoded as UTF-8; cells are JSON values as stored (datetimes ISO 8601 in UTC, decimals as
-strings). Anyone holding the stored rows can recompute it.
+canonical JSON is Custos's one encoding (``audit.canonical``: keys sorted, no whitespace,
+``ensure_ascii=True``, ASCII bytes), the ledger's; cells are JSON values as stored (datetimes
+ISO 8601 in UTC, decimals as strings). Anyone holding the stored rows can recompute it.
+(Version 1, before 2026-12-03, did not escape non-ASCII characters: no release carried it.)
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import ipaddress
-import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +38,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 import audit
+from audit import canonical
 from audit.events import Action
 from userdata.catalogue import CATEGORIES, owner_column
 from userdata.models import Account, Device, LoginEvent
@@ -372,12 +373,7 @@ def read_rows(*, grant: Grant, parameters: QueryParameters) -> Extract:
 
 
 def canonical_result(columns: list[str], rows: list[list[Any]]) -> bytes:
-    return json.dumps(
-        {"columns": list(columns), "rows": [list(row) for row in rows]},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode()
+    return canonical.encode({"columns": list(columns), "rows": [list(row) for row in rows]})
 
 
 def result_digest(columns: list[str], rows: list[list[Any]]) -> str:

@@ -18,7 +18,6 @@ published public key can check that it came from this Custos and was not edited.
 from __future__ import annotations
 
 import base64
-import json
 import statistics
 from collections import Counter
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
 from django.db.models import Sum
 
+import audit.canonical
 from audit import checkpoints
 from userdata.catalogue import CATEGORY_CHOICES
 
@@ -41,8 +41,8 @@ from .models.request import DecisionOutcome, RequestStatus
 
 THRESHOLD = 5
 SUPPRESSED = f"fewer than {THRESHOLD}"
-SIGNATURE_DOMAIN = b"custos.transparency.v1\n"
-FORMAT_VERSION = 1
+SIGNATURE_DOMAIN = b"custos.transparency.v2\n"
+FORMAT_VERSION = 2  # 2: signed over audit.canonical (non-ASCII escaped), Custos's one encoding
 # What a request ended as, for the report; "pending" is still awaiting a decision.
 OUTCOMES = ("approved", "approved_narrowed", "rejected", "returned", "lapsed", "withdrawn", "pending")
 ENDED = {RequestStatus.REJECTED, RequestStatus.RETURNED, RequestStatus.LAPSED, RequestStatus.WITHDRAWN}
@@ -240,7 +240,7 @@ def publishable(figures: dict[str, Any]) -> dict[str, Any]:
 
 
 def canonical(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return audit.canonical.encode(document)
 
 
 def report(period: Period, generated_at: datetime) -> dict[str, Any]:

@@ -89,8 +89,10 @@ def test_digest_is_sha256_of_the_documented_canonical_encoding():
     import json
 
     columns, rows = ["a", "b"], [[1, "é"], [2, None]]
-    encoded = json.dumps({"columns": columns, "rows": rows}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    assert gateway.result_digest(columns, rows) == hashlib.sha256(encoded.encode()).hexdigest()
+    # Custos's one canonical encoding (audit.canonical), the ledger's: non-ASCII escaped.
+    encoded = json.dumps({"columns": columns, "rows": rows}, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    assert "\\u00e9" in encoded
+    assert gateway.result_digest(columns, rows) == hashlib.sha256(encoded.encode("ascii")).hexdigest()
     assert gateway.result_digest(columns, rows[:1]) != gateway.result_digest(columns, rows)
 
 
