@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from celery import current_app
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -20,6 +21,9 @@ from .models import AuditEvent, ChainHead, VerificationRun, VerificationRunStatu
 from .verification import Verification, verify
 
 logger = logging.getLogger(__name__)
+
+# The worker's task for a run, sent by name: ``tasks`` imports this module, nothing imports back.
+VERIFY_RUN_TASK = "audit.tasks.verify_audit_run"
 
 SOURCES = {"command": "command line", "schedule": "daily schedule", "page": "Verify now", "api": "API"}
 
@@ -83,12 +87,10 @@ def current_run() -> VerificationRun | None:
 def run_start(*, actor, source: str = "page") -> VerificationRun:
     """Queue a verification for ``actor`` (an auditor; the caller checked) and ring the worker
     after commit. ``source``: ``page`` (Verify now) or ``api``."""
-    from .tasks import verify_audit_run
-
     with transaction.atomic():
         head = ChainHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
         run = VerificationRun.objects.create(requested_by=actor.get_username(), total=head)
-        transaction.on_commit(lambda: verify_audit_run.delay(run.pk, source))
+        transaction.on_commit(lambda: current_app.send_task(VERIFY_RUN_TASK, args=[run.pk, source]))
     return run
 
 
