@@ -142,3 +142,17 @@ def test_trigger_refuses_truncate_even_for_the_owner(events):
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("TRUNCATE audit_auditevent")
     assert AuditEvent.objects.count() == 10
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="pattern-ops index copies exist only on PostgreSQL")
+def test_the_ledger_keeps_only_the_indexes_its_queries_use(db):
+    """Every append writes every index: the pattern-ops copies Django makes for LIKE 'prefix%'
+    (which no ledger query uses) are dropped; the lookups' btrees and the chain's guards stay."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'audit_auditevent'")
+        indexes = dict(cursor.fetchall())
+    assert not [name for name, definition in indexes.items() if "pattern_ops" in definition]
+    assert {"audit_auditevent_pkey", "audit_auditevent_hash_key", "audit_auditevent_prev_hash_key"} <= set(indexes)
+    columns = {definition.split("(", 1)[1].rstrip(")") for definition in indexes.values()}
+    assert {"action", "actor_username", "case_reference", "occurred_at", "actor_id", "target_type, target_id"} <= columns
+    assert len(indexes) == 9
