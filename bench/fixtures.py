@@ -39,8 +39,10 @@ def view_perms(user: User, case_list: list[Case]) -> None:
 _grant_cases = itertools.count(1)
 
 
-def grant_for(grantee: User, subjects: list[int], *, categories: tuple[str, ...] = ("ip_logs",)) -> Grant:
-    """An active grant on a new open case, ``grantee`` on it, window = the last 30 days."""
+def grant_for(
+    grantee: User, subjects: list[int], *, categories: tuple[str, ...] = ("ip_logs",), days: int = 30
+) -> Grant:
+    """An active grant on a new open case, ``grantee`` on it, window = the last ``days`` days."""
     today = timezone.now().date()
     [parent] = cases(1, grantee, f"G{next(_grant_cases)}")
     data_request = RequestRowFactory(
@@ -48,7 +50,7 @@ def grant_for(grantee: User, subjects: list[int], *, categories: tuple[str, ...]
         requested_by=grantee,
         subjects=subjects,
         categories=list(categories),
-        window_start=today - timedelta(days=30),
+        window_start=today - timedelta(days=days),
         window_end=today,
         duration_hours=24,
     )
@@ -102,6 +104,29 @@ def submitted_requests(count: int, case: Case, requester: User) -> None:
             for index in range(count)
         ),
         batch_size=BATCH,
+    )
+
+
+def alerts(count: int, case: Case, user: User) -> None:
+    """``count`` open oversight alerts on ``case`` (warning), newest event last."""
+    from investigations.models import Alert
+
+    now = timezone.now()
+    first = (Alert.objects.order_by("-event_seq").values_list("event_seq", flat=True).first() or 0) + 1
+    Alert.objects.bulk_create(
+        [
+            Alert(
+                kind="off_hours_query",
+                severity="warning",
+                event_seq=first + index,
+                event_at=now - timedelta(seconds=count - index),
+                case=case,
+                user=user,
+                summary=f"Alert {index}",
+            )
+            for index in range(count)
+        ],
+        batch_size=5000,
     )
 
 

@@ -328,6 +328,30 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def read_query(*, grant: Grant, parameters: QueryParameters) -> tuple[Any, list[int]]:
+    """The one read of ``read_rows``, built but not run (the benchmarks EXPLAIN it), and the
+    subjects it is limited to: the parameters' subjects and window within the grant's, the
+    category's columns with the owner first, ordered by subject, time and pk, ``cap + 1`` rows."""
+    category = CATEGORIES[parameters.category]
+    if category.name not in grant.categories:
+        raise ValueError("category outside the grant")
+    cap = settings.CUSTOS["QUERY_ROW_CAP"]
+    start = max(parameters.window_start, grant.window_start)
+    end = min(parameters.window_end, grant.window_end)
+    subjects = sorted(set(parameters.subjects) & set(grant.subjects))
+    filters: dict[str, Any] = {f"{category.subject_field}__in": subjects}
+    if category.windowed:
+        filters[f"{category.time_field}__gte"] = _day_start(start)
+        filters[f"{category.time_field}__lt"] = _day_start(end) + timedelta(days=1)
+    query = (
+        category.model.objects.using(USERDATA_ALIAS)  # type: ignore[attr-defined]  # the catalogue's models
+        .filter(**filters)
+        .order_by(*[name for name in (category.subject_field, category.time_field, "pk") if name])
+        .values_list(owner_column(category.model), *category.fields)[: cap + 1]
+    )
+    return query, subjects
+
+
 def read_rows(*, grant: Grant, parameters: QueryParameters) -> Extract:
     """Read one category for some subjects over a window, capped at ``QUERY_ROW_CAP`` rows.
 
@@ -341,23 +365,10 @@ def read_rows(*, grant: Grant, parameters: QueryParameters) -> Extract:
     record as ``query.tripwire``. The rest is returned.
     """
     category = CATEGORIES[parameters.category]
-    if category.name not in grant.categories:
-        raise ValueError("category outside the grant")
     cap = settings.CUSTOS["QUERY_ROW_CAP"]
-    start = max(parameters.window_start, grant.window_start)
-    end = min(parameters.window_end, grant.window_end)
-    subjects = sorted(set(parameters.subjects) & set(grant.subjects))
-    filters: dict[str, Any] = {f"{category.subject_field}__in": subjects}
-    if category.windowed:
-        filters[f"{category.time_field}__gte"] = _day_start(start)
-        filters[f"{category.time_field}__lt"] = _day_start(end) + timedelta(days=1)
+    query, subjects = read_query(grant=grant, parameters=parameters)
     with audited_access():
-        found = list(
-            category.model.objects.using(USERDATA_ALIAS)  # type: ignore[attr-defined]  # the catalogue's models
-            .filter(**filters)
-            .order_by(*[name for name in (category.subject_field, category.time_field, "pk") if name])
-            .values_list(owner_column(category.model), *category.fields)[: cap + 1]
-        )
+        found = list(query)
     allowed = set(subjects)
     kept = [row for row in found if row[0] in allowed]
     outside = [row[0] for row in found if row[0] not in allowed]

@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection, connections, transaction
 
@@ -97,7 +98,7 @@ WITH new AS (
     INSERT INTO investigations_case (
         reference, title, allegation, case_type, purpose, status, created_at, updated_at, decided_at,
         rejection_reason, closed_at, closure_summary, decided_by_id, lead_id, priority, legal_hold,
-        legal_hold_reason
+        legal_hold_reason{extra_columns}
     )
     SELECT
         %(prefix)s || CASE WHEN n < 10000 THEN lpad(n::text, 4, '0') ELSE n::text END,
@@ -115,7 +116,7 @@ WITH new AS (
         (%(leads)s::bigint[])[1 + n %% cardinality(%(leads)s::bigint[])],
         (%(priorities)s::text[])[1 + (n / 7) %% cardinality(%(priorities)s::text[])],
         false,
-        ''
+        ''{extra_values}
     FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS n,
          LATERAL (SELECT now() - (%(days)s * interval '1 day')
                          * ((%(count_all)s - 1 - (n + %(position)s))::float / %(count_all)s) AS opened) AS moment
@@ -132,6 +133,27 @@ SELECT new.id, perm.id, new.lead_id
 FROM new CROSS JOIN unnest(%(perms)s::int[]) AS perm(id)
 WHERE new.status <> 'closed' OR perm.id = %(view)s
 """
+
+
+_CASES_COLUMNS = {
+    "id", "reference", "title", "allegation", "case_type", "purpose", "status", "created_at", "updated_at",
+    "decided_at", "rejection_reason", "closed_at", "closure_summary", "decided_by_id", "lead_id", "priority",
+    "legal_hold", "legal_hold_reason",
+}  # fmt: skip
+
+
+def _cases_sql() -> tuple[str, dict[str, Any]]:
+    """``_CASES_SQL`` with every other column of the case table given its model default (columns
+    added later need no change here) and those defaults as parameters."""
+    from investigations.models import Case
+
+    extra = [field for field in Case._meta.concrete_fields if field.column not in _CASES_COLUMNS]
+    params = {f"extra_{index}": field.get_db_prep_save(field.get_default(), connection) for index, field in
+              enumerate(extra)}  # fmt: skip
+    sql = _CASES_SQL.replace(
+        "{extra_columns}", "".join(f", {connection.ops.quote_name(field.column)}" for field in extra)
+    ).replace("{extra_values}", "".join(f", %(extra_{index})s" for index in range(len(extra))))
+    return sql, params
 
 
 def seed_cases(count: int, *, lead_count: int = 20, days: int = 365, progress: Progress = print) -> int:
@@ -151,6 +173,7 @@ def seed_cases(count: int, *, lead_count: int = 20, days: int = 365, progress: P
             "codename", "id"
         )
     )
+    sql, extra = _cases_sql()
     done = 0
     while done < count:
         size = min(CASE_CHUNK, count - done)
@@ -161,8 +184,9 @@ def seed_cases(count: int, *, lead_count: int = 20, days: int = 365, progress: P
             if first + size - 1 > MAX_CASE_NUMBER:
                 raise ValueError(f"case numbers of {year} would pass {MAX_CASE_NUMBER:,} (16-character references)")
             cursor.execute(
-                _CASES_SQL,
-                {
+                sql,
+                extra
+                | {
                     "prefix": f"INV-{year}-",
                     "types": [value for value, _ in CaseType.choices],
                     "priorities": [value for value, _ in CasePriority.choices],
@@ -241,13 +265,14 @@ FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS n
 # Logins spread at random over the accounts and over ``days`` days: rows of one account lie
 # anywhere in the table (as they arrive in production), the hardest layout for a per-subject read.
 _LOGINS_SQL = """
+WITH accounts AS (SELECT array_agg(id ORDER BY id) AS ids FROM userdata_account)
 INSERT INTO userdata_loginevent (account_id, ip, user_agent, occurred_at)
-SELECT %(low)s + floor(random() * %(span)s)::bigint,
+SELECT accounts.ids[1 + floor(random() * cardinality(accounts.ids))::int],
        '11.0.0.0'::inet + floor(random() * 3000000000)::bigint,
        (ARRAY['Mozilla/5.0 (X11; Linux x86_64)', 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_0)',
               'Mozilla/5.0 (Windows NT 10.0; Win64; x64)', 'CustosApp/3.2 (Android 15)'])[1 + n %% 4],
        now() - random() * %(days)s * interval '1 day'
-FROM generate_series(1, %(count)s::bigint) AS n
+FROM generate_series(1, %(count)s::bigint) AS n, accounts
 """
 
 
@@ -270,7 +295,7 @@ def seed_accounts(count: int, *, progress: Progress = print) -> int:
 
 
 def seed_login_events(count: int, *, days: int = 365, progress: Progress = print, seed: float = 0.2026) -> int:
-    """``count`` logins over the store's accounts (their id range) and the last ``days`` days,
+    """``count`` logins spread at random over the store's accounts and the last ``days`` days,
     in chunks of ``LOGIN_CHUNK`` (each its own transaction); then ANALYZE."""
     from userdata.seed import seeding
 
@@ -278,16 +303,15 @@ def seed_login_events(count: int, *, days: int = 365, progress: Progress = print
         return 0
     ud = connections["userdata"]
     with seeding(), ud.cursor() as cursor:
-        cursor.execute("SELECT min(id), max(id) FROM userdata_account")
-        low, high = cursor.fetchone()
-        if low is None:
+        cursor.execute("SELECT count(*) FROM userdata_account")
+        if not cursor.fetchone()[0]:
             raise ValueError("the user-data store has no accounts: seed some first (--accounts)")
         cursor.execute("SELECT setseed(%s)", [seed])
         written = 0
         while written < count:
             size = min(LOGIN_CHUNK, count - written)
             with transaction.atomic(using="userdata"):
-                cursor.execute(_LOGINS_SQL, {"low": low, "span": high - low + 1, "days": days, "count": size})
+                cursor.execute(_LOGINS_SQL, {"days": days, "count": size})
             written += size
             progress(f"login events: {written:,} of {count:,}")
         cursor.execute("ANALYZE userdata_loginevent")
