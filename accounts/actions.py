@@ -254,6 +254,15 @@ class TokenLimitReached(ValidationError):
     pass
 
 
+def token_limit_reached(user: User) -> bool:
+    """``user`` holds ``TOKEN_LIMIT_PER_USER`` live API tokens already (the password endpoint and
+    the token page both refuse another)."""
+    from knox.settings import knox_settings
+
+    limit = knox_settings.TOKEN_LIMIT_PER_USER
+    return limit is not None and user.auth_token_set.filter(expiry__gt=timezone.now()).count() >= limit
+
+
 def api_token_issue(*, actor: User, second_factor_at, via: str, request=None) -> tuple[AuthToken, str]:
     """Issue an API token to ``actor`` from a signed-in session whose second factor was checked
     at ``second_factor_at`` (recent: the caller checked it; ``via``: where, e.g. ``page``).
@@ -268,8 +277,7 @@ def api_token_issue(*, actor: User, second_factor_at, via: str, request=None) ->
 
     with transaction.atomic():
         User.objects.select_for_update().get(pk=actor.pk)  # the limit, counted one issue at a time
-        limit = knox_settings.TOKEN_LIMIT_PER_USER
-        if limit is not None and actor.auth_token_set.filter(expiry__gt=timezone.now()).count() >= limit:
+        if token_limit_reached(actor):
             raise TokenLimitReached("Too many live tokens: revoke one first (log out with it).", code="token_limit")
         instance, token = AuthToken.objects.create(user=actor, expiry=knox_settings.TOKEN_TTL)
         TokenSecondFactor.objects.create(token=instance, checked_at=second_factor_at)

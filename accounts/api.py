@@ -14,10 +14,8 @@ for ``CUSTOS_STEP_UP_MINUTES`` (``accounts.stepup``); any other token gets 403
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from knox.auth import TokenAuthentication
-from knox.settings import knox_settings
 from knox.views import LoginView as KnoxLoginView
 from knox.views import LogoutView as KnoxLogoutView
 from rest_framework import serializers, status
@@ -31,7 +29,7 @@ from rest_framework.views import APIView
 from audit.context import client_ip
 
 from . import factors, stepup
-from .actions import api_token_second_factor
+from .actions import api_token_second_factor, token_limit_reached
 from .lockout import locked_out_message
 from .models import User
 
@@ -115,10 +113,8 @@ def _signed_in(request: Request) -> tuple[User, str]:
         raise AuthenticationFailed("Invalid username or password, or the account is inactive.")
     if factors.enrolment_missing(user):
         raise PermissionDenied(factors.ENROLMENT_REQUIRED_MESSAGE, code=factors.ENROLMENT_REQUIRED_CODE)
-    if knox_settings.TOKEN_LIMIT_PER_USER is not None:
-        live = user.auth_token_set.filter(expiry__gt=timezone.now())
-        if live.count() >= knox_settings.TOKEN_LIMIT_PER_USER:
-            raise PermissionDenied("Too many live tokens: log out of one first.", code="token_limit")
+    if token_limit_reached(user):
+        raise PermissionDenied("Too many live tokens: log out of one first.", code="token_limit")
     if code:
         _check_code(request, user, code)
     elif factors.has_second_factor(user):

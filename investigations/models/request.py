@@ -89,13 +89,16 @@ class DataPullRequest(models.Model):
         return members.exclude(pk=self.requested_by_id).order_by("username")
 
     def scope(self) -> dict:
-        return {
-            "subjects": list(self.subjects),
-            "categories": list(self.categories),
-            "window_start": self.window_start.isoformat(),
-            "window_end": self.window_end.isoformat(),
-            "duration_hours": self.duration_hours,
-        }
+        """The requested scope as the ledger records it (``Scope.as_record``)."""
+        from ..scope import Scope
+
+        return Scope(
+            subjects=tuple(self.subjects),
+            categories=tuple(self.categories),
+            window_start=self.window_start,
+            window_end=self.window_end,
+            duration_hours=self.duration_hours,
+        ).as_record()
 
 
 class DecisionOutcome(models.TextChoices):
