@@ -128,3 +128,13 @@ def test_me_lists_every_role(senior_reviewer):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {_token('senior_reviewer').json()['token']}")
     assert client.get("/api/v1/me/").json()["roles"] == ["legal_reviewer", "senior_legal_reviewer"]
+
+
+def test_the_token_endpoint_refuses_a_token_past_the_per_user_limit(lead, settings):
+    settings.REST_KNOX = {**settings.REST_KNOX, "TOKEN_LIMIT_PER_USER": 1}
+    client = APIClient()
+    first = client.post("/api/v1/auth/token/", {"username": lead.username, "password": PASSWORD}, format="json")
+    assert first.status_code == 201, first.content
+    second = client.post("/api/v1/auth/token/", {"username": lead.username, "password": PASSWORD}, format="json")
+    assert second.status_code == 403 and second.json()["code"] == "token_limit"
+    assert AuthToken.objects.filter(user=lead).count() == 1
