@@ -1,4 +1,5 @@
-"""The case workspace in Chromium: a case from a template, tasks assigned and done, a note edited.
+"""The case workspace in Chromium: a case from a template, tasks assigned and done, a note edited,
+the timeline filtered by kind and by person (the filters in the URL).
 
 Each step is named (``journey.step``) and leaves a screenshot under test-output/screenshots/.
 """
@@ -11,6 +12,8 @@ from playwright.sync_api import expect
 from investigations import actions
 from investigations.models import Case, CaseNote
 from tests.e2e.test_journeys import label
+
+from .axe import assert_accessible
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -77,6 +80,29 @@ def test_case_from_a_template_tasks_and_an_edited_note(journey, live_server, adm
         row.get_by_label("New status").select_option("done")
         row.get_by_role("button", name="Set").click()
         expect(page.locator("tr", has_text="Interview")).to_contain_text("Done")
+
+    with journey.step("5b the member reads the timeline, filtered to tasks, then to the lead's doings"):
+        page.goto(f"/cases/{case.pk}/")
+        page.get_by_role("link", name="Timeline").click()
+        entries = page.locator("ol.timeline li")
+        expect(entries.filter(has_text="lead added a note.")).to_have_count(1)
+        assert_accessible(page)
+        page.get_by_label("Kind").select_option("tasks")
+        page.get_by_role("button", name="Filter").click()
+        page.wait_for_url("**kind=tasks**")
+        expect(entries.filter(has_text="member finished the task “Interview”.")).to_have_count(1)
+        assert set(entries.evaluate_all("items => items.map(item => item.dataset.kind)")) == {"tasks"}
+        expect(entries.filter(has_text="note")).to_have_count(0)
+        page.get_by_label("Kind").select_option("")
+        page.get_by_label("Person").select_option("lead")
+        page.get_by_role("button", name="Filter").click()
+        page.wait_for_url("**person=lead**")
+        expect(entries.filter(has_text="lead edited a note")).to_have_count(1)
+        expect(entries.filter(has_text="member finished")).to_have_count(0)
+        sentences = entries.evaluate_all(
+            "items => items.map(item => item.textContent.slice(item.querySelector('time').textContent.length).trim())"
+        )
+        assert sentences and all(sentence.startswith("lead ") for sentence in sentences), sentences
     journey.logout()
 
     with journey.step("6 closing with tasks left needs a recorded reason"):
