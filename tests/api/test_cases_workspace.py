@@ -1,4 +1,4 @@
-"""The case workspace through the API: priority and tags."""
+"""The case workspace through the API: priority and tags, tasks and templates, notes with their versions."""
 
 from __future__ import annotations
 
@@ -105,3 +105,39 @@ def test_case_templates_are_staff_only(admin_user, lead, auditor):
     assert client.put("/api/v1/case-templates/leak/", {"tasks": ["x" * 201]}, format="json").status_code == 400
     listed = {item["case_type"]: item["tasks"] for item in client.get("/api/v1/case-templates/").json()}
     assert listed["leak"] == ["Confirm the leak", "Report"] and listed["fraud"] == []
+
+
+# --- notes with their versions ------------------------------------------------------------------
+
+
+def test_notes_through_the_api_keep_every_version(lead, member, reviewer, other_investigator):
+    from audit.events import Action
+    from tests.investigations.matrix import events_since, ledger_mark
+
+    case = open_case_for(lead, reviewer, team=[member])
+    client = token_client(member)
+    response = client.post(f"/api/v1/cases/{case.pk}/notes/", {"text": "Spoke to **finance**."}, format="json")
+    assert response.status_code == 201, response.content
+    note = response.json()
+    assert note["version"] == 1 and "<strong>finance</strong>" in note["html"] and note["edited_at"] is None
+
+    mark = ledger_mark()
+    response = client.patch(f"/api/v1/notes/{note['id']}/", {"text": "Spoke to finance and HR."}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["version"] == 2 and response.json()["edited_at"] is not None
+    assert events_since(mark) == [Action.CASE_NOTE_EDITED]
+    versions = client.get(f"/api/v1/notes/{note['id']}/versions/").json()
+    assert [(item["number"], item["text"]) for item in versions] == [
+        (1, "Spoke to **finance**."),
+        (2, "Spoke to finance and HR."),
+    ]
+    assert client.get(f"/api/v1/notes/{note['id']}/").json()["text"] == "Spoke to finance and HR."
+
+    assert client.patch(f"/api/v1/notes/{note['id']}/", {"text": "  "}, format="json").status_code == 400
+    lead_client = token_client(lead)
+    mark = ledger_mark()
+    assert lead_client.patch(f"/api/v1/notes/{note['id']}/", {"text": "Mine now."}, format="json").status_code == 403
+    assert events_since(mark) == [Action.ACCESS_DENIED]  # only the author edits; the refusal is recorded
+    assert lead_client.get(f"/api/v1/notes/{note['id']}/versions/").status_code == 200  # the team reads them
+    assert token_client(other_investigator).get(f"/api/v1/notes/{note['id']}/versions/").status_code == 404
+    assert len(client.get(f"/api/v1/notes/{note['id']}/versions/").json()) == 2
