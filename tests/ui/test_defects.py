@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.conf import settings
@@ -240,7 +241,7 @@ def test_decision_email_links_are_absolute(submitted_request, reviewer, django_c
     assert f"https://custos.example.org/requests/{submitted_request.pk}/" in body
 
 
-# --- 10. narrowed badge, severity styles, the stale "queued" message ---------------------------
+# --- 10. narrowed badge, severity styles, the stale "queued" message (its removal: e2e/test_query_page_scripts.py) --
 
 
 def test_narrowed_approval_shows_a_narrowed_badge(submitted_request, reviewer, lead, client):
@@ -264,3 +265,36 @@ def test_query_queued_message_is_marked_for_removal(active_grant, lead, client, 
     page = response.content.decode()
     assert 'class="message query-queued success"' in page or 'class="message success query-queued"' in page
     assert "js/query-status.js" in page
+
+
+def _css_rule(selector: str) -> str:
+    from pathlib import Path
+
+    css = (Path(settings.BASE_DIR) / "static" / "css" / "custos.css").read_text()
+    rule = re.search(rf"^{re.escape(selector)}\s*\{{([^}}]*)\}}", css, re.M)
+    assert rule, f"no rule for {selector}"
+    return " ".join(rule.group(1).split())
+
+
+def test_alert_severities_look_different(protected_request, auditor, client):
+    from django.template.loader import render_to_string
+
+    from investigations.actions import oversight
+    from investigations.models import Alert, AlertSeverity
+
+    badges = {
+        severity: render_to_string("investigations/_severity.html", {"alert": Alert(severity=severity)})
+        for severity in AlertSeverity.values
+    }
+    for severity, badge in badges.items():
+        assert f'class="badge severity-{severity}"' in badge
+    looks = {severity: _css_rule(f".badge.severity-{severity}") for severity in AlertSeverity.values}
+    assert len(set(looks.values())) == len(looks), f"two severities share a look: {looks}"
+    oversight.alerts_scan()
+    alert = Alert.objects.first()
+    assert alert is not None
+    client.force_login(auditor)
+    listed = client.get(reverse("investigations:alert_list")).content.decode()
+    detail = client.get(reverse("investigations:alert_detail", args=[alert.pk])).content.decode()
+    for page in (listed, detail):
+        assert f'<span class="badge severity-{alert.severity}">{alert.get_severity_display()}</span>' in page
