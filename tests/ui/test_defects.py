@@ -241,7 +241,7 @@ def test_decision_email_links_are_absolute(submitted_request, reviewer, django_c
     assert f"https://custos.example.org/requests/{submitted_request.pk}/" in body
 
 
-# --- 10. narrowed badge, severity styles, the stale "queued" message (its removal: e2e/test_query_page_scripts.py) --
+# --- 10. narrowed badge, severity styles, the stale "queued" message (its removal: e2e/test_page_scripts.py) --
 
 
 def test_narrowed_approval_shows_a_narrowed_badge(submitted_request, reviewer, lead, client):

@@ -1,6 +1,7 @@
-"""What the grant and query pages' scripts do in Chromium (issue 19, defects 2, 4 and 10): the
-query form's window is checked before sending, so a typing slip is not a recorded denial; the
-status poller removes the stale "queued" message once the query is done, and stops with a visible
+"""What the decide, grant and query pages' scripts do in Chromium (issue 19, defects 1, 2, 4 and
+10): a scope edit under a plain "Approve" switches the outcome to "Approve, narrowed"; the query
+form's window is checked before sending, so a typing slip is not a recorded denial; the status
+poller removes the stale "queued" message once the query is done, and stops with a visible
 "signed out" notice when the session has ended."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from playwright.sync_api import expect
 from audit.events import Action
 from audit.models import AuditEvent
 from investigations.actions import query as query_actions
-from investigations.models import DataQuery
+from investigations.models import DataQuery, Grant
 
 from .axe import assert_accessible
 
@@ -23,6 +24,27 @@ def _run_query_form(page, category: str = "ip_logs") -> DataQuery:
     page.get_by_role("button", name="Run query").click()
     page.wait_for_url("**/queries/*/")
     return DataQuery.objects.order_by("-pk").first()
+
+
+def test_a_scope_edit_under_a_plain_approval_switches_to_narrowed(
+    journey, live_server, submitted_request, second_reviewer
+):
+    page = journey.page
+    with journey.step("the reviewer chooses Approve, then unticks a category"):
+        journey.login("second_reviewer")
+        page.goto(f"/requests/{submitted_request.pk}/decide/")
+        plain, narrowed = page.get_by_label("Approve", exact=True), page.get_by_label("Approve, narrowed")
+        plain.check()
+        page.locator('input[name="categories"][value="profile"]').uncheck()
+        expect(narrowed).to_be_checked()
+        expect(plain).not_to_be_checked()
+        expect(page.locator("#scope-notice")).to_contain_text("the outcome is now “Approve, narrowed”")
+        assert_accessible(page)
+    with journey.step("the decision recorded is the narrowed one, the edit kept"):
+        page.get_by_label("Reason", exact=True).fill("IP logs answer the question; the profile is not needed.")
+        page.get_by_role("button", name="Record decision").click()
+        expect(page.get_by_role("status")).to_contain_text("Decision recorded")
+        assert Grant.objects.get(request=submitted_request).categories == ["ip_logs"]
 
 
 def test_a_window_outside_the_grant_is_caught_before_it_is_sent(journey, live_server, active_grant):
