@@ -59,6 +59,8 @@ def test_lists_sort_and_filter_with_breadcrumbs(journey, live_server, world):
         assert_accessible(page)
     with journey.step("case page lists its grant and query"):
         page.get_by_role("link", name=world["fraud"].reference).click()
+        expect(page.get_by_role("link", name=f"Grant {world['grant'].pk}")).to_be_visible()
+        assert_accessible(page)
         page.get_by_role("link", name=f"Query #{world['query'].pk}").click()
     with journey.step("breadcrumbs walk back from the query"):
         crumbs = page.get_by_role("navigation", name="Breadcrumb")
@@ -104,8 +106,11 @@ def test_notification_centre(journey, live_server, world, auditor):
         assert_accessible(page)
         expect(page.get_by_role("link", name="Notifications")).to_contain_text("1 unread")
     journey.logout()
+    actions.request_submit(actor=world["fraud"].lead, request=file_request(world["fraud"], world["fraud"].lead))
     with journey.step("the reviewer's navigation shows the review queue size; start page"):
         journey.login("reviewer")
+        queue = page.get_by_role("navigation", name="Main").get_by_role("listitem").filter(has_text="Review queue")
+        expect(queue.locator(".badge")).to_have_text("1 request waiting")
         assert_accessible(page)
     with journey.step("auditor start page and audit targets in words"):
         journey.logout()
