@@ -8,6 +8,8 @@ from ..models import Case, CaseMember, CasePriority
 from ..models.case import TAG_MAX, TAGS_PER_CASE, TEXT_MAX, TITLE_MAX
 
 TAGS_HELP = "Separated by commas; written in lower case with hyphens (“Data leak” becomes data-leak)."
+# The browser suggests the tags already on cases the reader sees (templates/investigations/_tag_options.html).
+TAGS_WIDGET = forms.TextInput(attrs={"list": "known-tags"})
 
 
 def split_tags(value: str) -> list[str]:
@@ -30,7 +32,9 @@ class CaseOpenForm(CaseForm):
     priority = forms.TypedChoiceField(
         choices=CasePriority.choices, initial=CasePriority.MEDIUM, required=False, empty_value=CasePriority.MEDIUM
     )
-    tags = forms.CharField(required=False, max_length=(TAG_MAX + 2) * TAGS_PER_CASE, help_text=TAGS_HELP)
+    tags = forms.CharField(
+        required=False, max_length=(TAG_MAX + 2) * TAGS_PER_CASE, help_text=TAGS_HELP, widget=TAGS_WIDGET
+    )
 
     def clean_tags(self) -> list[str]:
         return split_tags(self.cleaned_data["tags"])
@@ -40,7 +44,9 @@ class ClassifyForm(forms.Form):
     """Priority and tags of a case."""
 
     priority = forms.ChoiceField(choices=CasePriority.choices)
-    tags = forms.CharField(required=False, max_length=(TAG_MAX + 2) * TAGS_PER_CASE, help_text=TAGS_HELP)
+    tags = forms.CharField(
+        required=False, max_length=(TAG_MAX + 2) * TAGS_PER_CASE, help_text=TAGS_HELP, widget=TAGS_WIDGET
+    )
 
     def clean_tags(self) -> list[str]:
         return split_tags(self.cleaned_data["tags"])

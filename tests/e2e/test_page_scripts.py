@@ -2,7 +2,8 @@
 10): a scope edit under a plain "Approve" switches the outcome to "Approve, narrowed"; the query
 form's window is checked before sending, so a typing slip is not a recorded denial; the status
 poller removes the stale "queued" message once the query is done, and stops with a visible
-"signed out" notice when the session has ended."""
+"signed out" notice when the session has ended. And issue 18's tag boxes: the tags in use are
+suggested, again after each comma."""
 
 from __future__ import annotations
 
@@ -115,3 +116,26 @@ def test_the_poller_stops_with_a_signed_out_notice(journey, live_server, active_
         assert link.get_attribute("href") == f"/accounts/login/?next=%2Fqueries%2F{query.pk}%2F"
         expect(page.locator('#query-status [data-field="status"]')).not_to_have_text("Succeeded")
         assert AuditEvent.objects.filter(action=Action.QUERY_REQUESTED).count() == 1
+
+
+def test_tag_suggestions_continue_after_a_comma(journey, live_server, lead, reviewer):
+    from investigations import actions
+    from tests.investigations.fixtures import open_case_for
+
+    case = open_case_for(lead, reviewer, title="Press leak")
+    actions.case_classify(actor=lead, case=case, priority="high", tags=["press-contact", "finance"])
+    page = journey.page
+    with journey.step("the tags box of a new case suggests the tags in use, and again after a comma"):
+        journey.login("lead")
+        journey.nav("New case")
+        box = page.get_by_label("Tags")
+        assert box.get_attribute("list") == "known-tags"
+        suggestions = page.locator("#known-tags option")
+        expect(suggestions).to_have_count(2)
+        box.fill("finance, pr")
+        values = suggestions.evaluate_all("options => options.map(option => option.value)")
+        assert values == ["finance, press-contact"], values
+        box.fill("press")
+        values = suggestions.evaluate_all("options => options.map(option => option.value)")
+        assert sorted(values) == ["finance", "press-contact"], values
+        assert_accessible(page)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
@@ -158,4 +160,19 @@ def test_tag_suggestions_come_only_from_visible_cases(client, lead, other_invest
     client.force_login(other_investigator)
     assert "secret-project" not in client.get(reverse("investigations:case_create")).content.decode()
     client.force_login(lead)
-    assert "secret-project" in client.get(reverse("investigations:case_create")).content.decode()
+    create = client.get(reverse("investigations:case_create")).content.decode()
+    assert '<option value="secret-project">' in create
+
+
+@pytest.mark.parametrize("page", ["case_create", "case_detail", "case_list"])
+def test_every_tag_box_is_tied_to_the_suggestions(client, lead, reviewer, page):
+    case = open_case_for(lead, reviewer)
+    actions.case_classify(actor=lead, case=case, priority="high", tags=["press-contact"])
+    client.force_login(lead)
+    html = client.get(
+        reverse(f"investigations:{page}", args=[case.pk] if page == "case_detail" else [])
+    ).content.decode()
+    box = re.search(r'<input type="text" name="(tags|tag)"[^>]*>', html).group(0)
+    assert 'list="known-tags"' in box, box
+    assert '<datalist id="known-tags"><option value="press-contact"></datalist>' in html
+    assert "js/tag-suggest.js" in html  # suggests again after each comma
