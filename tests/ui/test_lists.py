@@ -84,6 +84,40 @@ def test_grant_list_filters_by_status_and_links_the_case(active_grant, lead, cli
     assert reverse("investigations:case_detail", args=[active_grant.case_id]) in page.content.decode()
 
 
+def test_grant_list_sorts_both_ways_and_filters_by_case_and_expiry(lead, reviewer, second_reviewer, store, client):
+    from datetime import timedelta
+
+    from investigations.models import Grant
+    from tests.investigations.fixtures import file_request
+
+    cases = [open_case_for(lead, reviewer, title=title) for title in ("Expense fraud", "Press leak")]
+    grants = []
+    for case, hours in zip(cases, (48, 24), strict=True):
+        data_request = actions.request_submit(actor=lead, request=file_request(case, lead, duration_hours=hours))
+        actions.request_decide(actor=second_reviewer, request=data_request, outcome="approve")
+        data_request.refresh_from_db()
+        grants.append(data_request.grant)
+    longer, shorter = grants
+    client.force_login(lead)
+    url = reverse("investigations:grant_list")
+
+    def listed(**query) -> list[int]:
+        return [grant.pk for grant in client.get(url, query).context["grants"]]
+
+    assert listed(sort="expires") == [shorter.pk, longer.pk]
+    assert listed(sort="-expires") == [longer.pk, shorter.pk]
+    assert listed(sort="case") == [longer.pk, shorter.pk]
+    assert listed(sort="-case") == [shorter.pk, longer.pk]
+    assert listed(case=cases[1].reference) == [shorter.pk]
+    # two days apart, so a date filter between them is clear of any day boundary
+    Grant.objects.filter(pk=longer.pk).update(expires_at=shorter.expires_at + timedelta(days=2))
+    longer.refresh_from_db()
+    assert listed(expires_from=(shorter.expires_at + timedelta(days=1)).date().isoformat()) == [longer.pk]
+    assert listed(expires_to=shorter.expires_at.date().isoformat()) == [shorter.pk]
+    html = client.get(url, {"sort": "expires"}).content.decode()
+    assert 'aria-sort="ascending"><a href="?sort=-expires">' in html
+
+
 # --- the review queue, decisions, alerts and the audit trail ---------------------------------
 
 
