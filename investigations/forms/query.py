@@ -45,6 +45,11 @@ class QueryForm(forms.Form):
         self.fields["category"].choices = [
             (name, CATEGORIES[name].label) for name in grant.categories if name in CATEGORIES
         ]
+        current = [
+            CATEGORIES[name].label for name in grant.categories if name in CATEGORIES and not CATEGORIES[name].windowed
+        ]
+        if current:  # the catalogue's word: a current state (the profile) is not limited by the window
+            self.fields["category"].help_text = f"{', '.join(current)}: the account as it is now, whatever the window."
         self.fields["subjects"].choices = [(str(subject), f"account {subject}") for subject in grant.subjects]
         for name, day in (("window_start", grant.window_start), ("window_end", grant.window_end)):
             self.fields[name].initial = day

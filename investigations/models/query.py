@@ -85,6 +85,12 @@ class DataQuery(models.Model):
         return category.label if category else self.category
 
     @property
+    def windowed(self) -> bool:
+        """Whether the window limited the rows (the catalogue says: events yes, the profile no)."""
+        category = CATEGORIES.get(self.category)
+        return category is None or category.windowed
+
+    @property
     def empty_reason(self) -> str:
         """Why a succeeded query returned no rows, in words (empty for any other query)."""
         if self.status != QueryStatus.SUCCEEDED or self.row_count != 0:

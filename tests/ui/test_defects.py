@@ -95,6 +95,17 @@ def test_profile_query_returns_the_current_profile(active_grant, lead):
     assert query.empty_reason == ""
 
 
+def test_the_pages_say_the_window_does_not_limit_the_profile(active_grant, lead, client):
+    client.force_login(lead)
+    grant_page = client.get(reverse("investigations:grant_detail", args=[active_grant.pk])).content.decode()
+    assert "Profile: the account as it is now, whatever the window." in grant_page
+    profile = actions.query_execute_now(actor=lead, grant=active_grant, category="profile")
+    ip_logs = actions.query_execute_now(actor=lead, grant=active_grant, category="ip_logs")
+    shown = client.get(reverse("investigations:query_detail", args=[profile.pk])).content.decode()
+    assert "(not applied: Profile is the account as it is now, not limited by the window)" in shown
+    assert "not applied" not in client.get(reverse("investigations:query_detail", args=[ip_logs.pk])).content.decode()
+
+
 def test_an_empty_result_says_why(active_grant, lead, client):
     day = active_grant.window_start
     query = actions.query_execute_now(
