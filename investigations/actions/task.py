@@ -60,7 +60,8 @@ def _tell_assignee(*, actor: User | None, task: CaseTask) -> None:
     link = reverse("investigations:case_detail", args=[task.case_id]) + f"#task-{task.pk}"
     text = f"You were assigned “{task.title}” on case {task.case.reference}."
     notify(actor=actor, recipients=[task.assignee], kind=NotificationKind.TASK_ASSIGNED, text=text, link=link)
-    mail.send_on_commit("task-assigned", [task.assignee.email], {"task": task, "actor": actor, "url": link})
+    context = {"task": task, "actor": actor, "url": mail.site_url(link)}
+    mail.send_on_commit("task-assigned", [task.assignee.email], context)
 
 
 @retry_on_conflict

@@ -252,6 +252,45 @@ def test_decision_email_links_are_absolute(submitted_request, reviewer, django_c
     assert f"https://custos.example.org/requests/{submitted_request.pk}/" in body
 
 
+@override_settings(SITE_URL="https://custos.example.org")
+def test_every_email_link_is_absolute(
+    open_case, store, lead, member, second_reviewer, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Each e-mail that carries a link, the workspace's (task assigned, mention) included."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from investigations import notify
+    from investigations.actions import lifecycle
+    from tests.investigations.fixtures import file_request
+
+    links: dict[str, str] = {}
+    rendered_for = notify.rendered_for
+
+    def spy(name, recipients, context):
+        links[name] = context.get("url", "")
+        return rendered_for(name, recipients, context)
+
+    monkeypatch.setattr(notify, "rendered_for", spy)
+    monkeypatch.setattr(lifecycle, "rendered_for", spy)  # the expiry warning renders its own
+    with django_capture_on_commit_callbacks(execute=True):
+        data_request = actions.request_submit(actor=lead, request=file_request(open_case, lead))
+        actions.request_decide(actor=second_reviewer, request=data_request, outcome="approve")
+        data_request.refresh_from_db()
+        Grant.objects.filter(pk=data_request.grant.pk).update(expires_at=timezone.now() + timedelta(minutes=30))
+        lifecycle.grants_warn_expiring()
+        actions.task_create(actor=lead, case=open_case, title="Interview", assignee=member)
+        actions.case_add_note(actor=lead, case=open_case, text=f"@{member.username} see the interview.")
+    expected = {"request-submitted", "request-decided", "grant_expiring", "task-assigned", "note-mention"}
+    assert expected <= set(links), sorted(links)
+    relative = {name: link for name, link in links.items() if not link.startswith("https://custos.example.org/")}
+    assert not relative, relative
+    bodies = "\n".join(message.body for message in mail.outbox)
+    assert f"https://custos.example.org/cases/{open_case.pk}/#task-" in bodies
+    assert f"https://custos.example.org/cases/{open_case.pk}/#note-" in bodies
+
+
 # --- 10. narrowed badge, severity styles, the stale "queued" message (its removal: e2e/test_page_scripts.py) --
 
 
