@@ -1,4 +1,5 @@
-"""Browser tests: Playwright (Python) driving the system's Chromium against a live server."""
+"""Browser tests: Playwright (Python) driving the system's Chromium against a live server. Every
+journey step ends with axe-core on its page, and signing in checks the login and code pages too."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from django.conf import settings
 from custos_testing.totp import fresh_code
 from tests.conftest import PASSWORD, chromium_path, persona_secret
 
+from .axe import assert_accessible
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -23,6 +26,8 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 OUTPUT = Path(settings.BASE_DIR) / "test-output" / "screenshots"
+# Pages whose markup is not ours: the API docs are Swagger UI's (its own contrast, nesting and lang).
+NOT_OURS = ("/api/docs/",)
 
 
 @pytest.fixture(scope="session")
@@ -50,11 +55,13 @@ def sign_in(page, username: str, password: str = PASSWORD) -> None:
     """Sign in on the login page; an enrolled persona then types the code its authenticator
     app would show now (computed here from the persona's secret)."""
     page.goto("/accounts/login/")
+    assert_accessible(page)
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(lambda url: "/accounts/login/" not in url)
     if "/accounts/2fa/authenticate/" in page.url:
+        assert_accessible(page)
         page.get_by_label("Code").fill(fresh_code(persona_secret(username)))
         page.get_by_role("button", name="Verify").click()
         page.wait_for_url(lambda url: "/accounts/2fa/authenticate/" not in url)
@@ -73,10 +80,12 @@ class Journey:
 
     @contextmanager
     def step(self, label: str):
-        """One named step of a journey: a screenshot at its end, and on failure one more and
-        an error that names the step."""
+        """One named step of a journey: axe-core on the page it ends on (no serious or critical
+        violation) and a screenshot; on failure one more and an error that names the step."""
         try:
             yield
+            if not any(path in self.page.url for path in NOT_OURS):
+                assert_accessible(self.page)
         except Exception as error:
             with suppress(Exception):  # the browser may be gone; the step's name still matters
                 self.shot(f"FAILED-{label}")
