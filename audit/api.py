@@ -100,6 +100,10 @@ class OutcomeSerializer(serializers.Serializer):
     first_bad_seq = serializers.IntegerField(allow_null=True)
     reason = serializers.CharField(allow_blank=True)
     checkpoints = serializers.IntegerField(help_text="Signed checkpoints checked.")
+    unsealed = serializers.IntegerField(help_text="Newer events committed but not yet chained by the sealer.")
+    unsealed_age_seconds = serializers.IntegerField(
+        allow_null=True, help_text="Age of the oldest of those, in seconds; null when none waited."
+    )
     source = serializers.CharField(help_text="Where it ran: command line, daily schedule, Verify now, API.")
     seq = serializers.IntegerField(help_text="The ledger event that records it.")
     verified_at = serializers.DateTimeField()
@@ -133,6 +137,8 @@ def _outcome(event: AuditEvent | None) -> dict | None:
         "first_bad_seq": details.get("bad_seq"),
         "reason": details.get("reason", ""),
         "checkpoints": details.get("checkpoints", 0),
+        "unsealed": details.get("unsealed", 0),
+        "unsealed_age_seconds": details.get("unsealed_age_seconds"),
         "source": details.get("source", ""),
         "seq": event.seq,
         "verified_at": event.occurred_at,

@@ -142,9 +142,13 @@ def publish_public_key(directory: Path) -> Path:
 def seal(directory: Path | None = None) -> Checkpoint:
     """Sign the current committed head, write it outside the database, record it in the ledger.
 
-    The head is read without locking: it is a committed state, so everything up to it is
-    durable. The checkpoint event itself comes after the sealed sequence number.
+    The events committed so far are sealed first (``audit.sealer``); the head is then read
+    without locking: it is a committed state, so everything up to it is durable. The
+    checkpoint event itself comes after the sealed sequence number.
     """
+    from .sealer import seal_first
+
+    seal_first()
     directory = Path(directory or settings.AUDIT_CHECKPOINT_DIR)
     directory.mkdir(parents=True, exist_ok=True)
     head = ChainHead.objects.filter(pk=1).values_list("seq", "hash").first() or (0, "0" * 64)

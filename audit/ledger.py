@@ -24,14 +24,18 @@ and other types as strings, so the database's JSON round trip cannot change the
 encoding). The first event's ``prev_hash`` is 64 zeros; every later event's ``prev_hash``
 is the previous event's ``hash``.
 
-The split lets PostgreSQL do the second step itself (built-in ``sha256()``), so an append
-is a single statement: the chain-head lock is held for one statement and the commit, not
-for several round trips.
+Who computes it
+---------------
 
-``record_many`` appends many events with a number of statements that does not depend on
-how many: it locks and reads the head once, computes the chain here with the same
-functions (``payload_digest``, ``chain_hash``), inserts all rows with one multi-row INSERT
-and moves the head once.
+PostgreSQL: writers do not. ``record`` and ``record_many`` insert the event's content with
+``seq`` from the table's sequence and the clock read just after, taking no lock that another
+writer waits for; the sealer (``audit.sealer``), one at a time, chains the committed events
+in ``seq`` order a moment later and fills ``prev_hash`` and ``hash`` once (the only UPDATE
+the triggers allow). ``seq`` may have gaps (a rolled-back writer's number); the chain links
+by ``prev_hash``, so a gap is not a hole, and a deleted event breaks the next link.
+
+SQLite: writes are serialised by the database, so ``record`` and ``record_many`` chain at
+once under the chain head, with the same functions.
 
 The hash is a plain domain-separated SHA-256, not an HMAC, so anyone may recompute it
 without a secret. Authenticity comes from the Ed25519-signed checkpoints
@@ -140,38 +144,28 @@ def _target_parts(target: Model | tuple[str, Any] | None) -> tuple[str, str]:
     return target._meta.label_lower, str(target.pk)
 
 
-# One statement appends on PostgreSQL: lock and advance the head, hash, insert. ``hash``,
-# ``seq`` and ``occurred_at`` on the right of SET are the head's old values; the time is
-# the statement's, never earlier than the previous event's.
-_POSTGRES_APPEND = r"""
-WITH head AS (
-    UPDATE audit_chainhead
-       SET seq = seq + 1,
-           prev_hash = hash,
-           occurred_at = GREATEST(statement_timestamp(), occurred_at),
-           hash = encode(sha256(convert_to(
-               %s || E'\n' || hash || E'\n' || (seq + 1)::text || E'\n'
-               || to_char(GREATEST(statement_timestamp(), occurred_at) AT TIME ZONE 'UTC',
-                          'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-               || E'\n' || %s, 'UTF8')), 'hex')
-     WHERE id = 1
- RETURNING seq, occurred_at, prev_hash, hash
-)
-INSERT INTO audit_auditevent ({columns})
-SELECT head.seq, head.occurred_at, {values}, head.prev_hash, head.hash FROM head
-RETURNING seq, occurred_at, prev_hash, hash
-""".format(  # noqa: S608 (column names are constants; every value is a parameter)
-    columns=", ".join((*HASHED_FIELDS, "hash")),
+# PostgreSQL: one INSERT, no lock shared with any other writer. ``seq`` comes from the table's
+# sequence and the time from the clock read right after it (so two writers' times can be out of
+# seq order only by the instant between the two calls; the verifier allows
+# AUDIT_TIME_SKEW_SECONDS); the chain columns stay empty until the sealer (``audit.sealer``)
+# chains the committed event.
+_POSTGRES_INSERT = """
+INSERT INTO audit_auditevent (seq, occurred_at, {columns})
+VALUES (nextval('audit_auditevent_seq'), clock_timestamp(), {values})
+RETURNING seq, occurred_at
+""".format(
+    columns=", ".join(PAYLOAD_FIELDS),
     values=", ".join("%s::jsonb" if name == "details" else "%s" for name in PAYLOAD_FIELDS),
 )
 
 
-def _append_postgres(payload: dict[str, Any], digest: str) -> tuple | None:
-    params = [EVENT_DOMAIN, digest, *(payload[name] for name in PAYLOAD_FIELDS)]
-    params[2 + PAYLOAD_FIELDS.index("details")] = json.dumps(payload["details"])
+def _insert_one_postgres(payload: dict[str, Any]) -> tuple[int, datetime]:
+    params = [payload[name] for name in PAYLOAD_FIELDS]
+    params[PAYLOAD_FIELDS.index("details")] = json.dumps(payload["details"])
     with connection.cursor() as cursor:
-        cursor.execute(_POSTGRES_APPEND, params)
-        return cursor.fetchone()
+        cursor.execute(_POSTGRES_INSERT, params)
+        seq, occurred_at = cursor.fetchone()
+    return seq, occurred_at
 
 
 def _append_python(payload: dict[str, Any], digest: str) -> tuple | None:
@@ -190,11 +184,11 @@ def _append_python(payload: dict[str, Any], digest: str) -> tuple | None:
     return head.seq, moment, head.hash, event_hash
 
 
-def _append(payload: dict[str, Any]) -> tuple:
+def _append_chained(payload: dict[str, Any]) -> tuple:
+    """SQLite: append and chain at once (writes are serialised by the database anyway)."""
     digest = payload_digest([payload[name] for name in PAYLOAD_FIELDS])
-    append = _append_postgres if connection.vendor == "postgresql" else _append_python
     for _attempt in range(2):
-        row = append(payload, digest)
+        row = _append_python(payload, digest)
         if row:
             return row
         # No head row (a fresh or flushed database): create the genesis head, then retry.
@@ -245,7 +239,9 @@ def _payload(
     return _content(event, str(action), _origin(meta or current_meta()))
 
 
-def _stored(payload: dict[str, Any], seq: int, occurred_at: datetime, prev_hash: str, event_hash: str) -> AuditEvent:
+def _stored(
+    payload: dict[str, Any], seq: int, occurred_at: datetime, prev_hash: str | None, event_hash: str | None
+) -> AuditEvent:
     event = AuditEvent(seq=seq, occurred_at=occurred_at, prev_hash=prev_hash, hash=event_hash, **payload)
     event._state.adding = False
     event._state.db = connection.alias
@@ -263,25 +259,26 @@ def record(
 ) -> AuditEvent:
     """Append one event to the ledger, inside the caller's transaction.
 
-    Appends are serialised on the chain-head row: the head is locked and advanced, the
-    event inserted with ``prev_hash`` = the head's hash, and the head given the new hash
-    (on PostgreSQL in one statement, so the lock costs one round trip plus the commit).
-    Two writers can therefore never fork the chain or leave a gap, and UNIQUE(seq) and
-    UNIQUE(prev_hash) back that up in the database. If the caller's transaction rolls back,
-    the event and the head move vanish together: a rolled-back action leaves no event.
+    PostgreSQL: one INSERT that takes no lock shared with other writers (``seq`` from the
+    table's sequence, the time the statement's); the event is chained by the sealer once it
+    has committed (``audit.sealer``), so the returned event has no hash yet. Writers never
+    wait for each other; the append-only triggers and role protect the event until it is
+    sealed, and the sealer seals it within seconds.
 
-    Trade-off: the head lock is held until the *caller's* transaction commits, so writers
-    of audit events are serialised for the rest of their business transaction. Keep
-    transactions that record events short. A batched sequencer (events staged, then
-    chained by one writer) would let writers run in parallel, at the cost of the event not
-    being chained when the business transaction commits; we chose the simpler, stricter
-    design.
+    SQLite: the event is chained at once under the chain head (SQLite serialises writers
+    anyway), so the returned event carries its hash.
+
+    If the caller's transaction rolls back, the event vanishes with it (on PostgreSQL it
+    leaves a gap in ``seq``, which the chain does not mind: it links by ``prev_hash``).
     """
     payload = _payload(
         action=action, actor=actor, target=target, case_reference=case_reference, details=details, request=request
     )
     with transaction.atomic(savepoint=False):
-        seq, occurred_at, prev_hash, event_hash = _append(payload)
+        if connection.vendor == "postgresql":
+            seq, occurred_at = _insert_one_postgres(payload)
+            return _stored(payload, seq, occurred_at, None, None)
+        seq, occurred_at, prev_hash, event_hash = _append_chained(payload)
     return _stored(payload, seq, occurred_at, prev_hash, event_hash)
 
 
@@ -342,26 +339,31 @@ def _payloads(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return payloads
 
 
-def _insert_postgres(rows: list[list[Any]], occurred_at: datetime) -> None:
-    """One INSERT of many events, their values sent as a single JSON document.
+def _insert_postgres(rows: list[list[Any]]) -> list[tuple[int, datetime]]:
+    """One INSERT of many events, their values sent as a single JSON document; their (seq, time) in order.
 
     The statement does not grow with the number of events (Django's multi-row INSERT sends
-    15 parameters per event, each adapted in Python); PostgreSQL unpacks the rows with
-    ``jsonb_array_elements``. ``details`` goes in as the JSON value itself, exactly as
-    ``record`` stores it; every other value as text cast to its column's type.
+    a parameter per value, each adapted in Python); PostgreSQL unpacks the rows with
+    ``jsonb_array_elements`` in their order, so the sequence numbers rise in the caller's
+    order. ``details`` goes in as the JSON value itself, exactly as ``record`` stores it;
+    every other value as text cast to its column's type.
     """
     with connection.cursor() as cursor:
-        cursor.execute(_POSTGRES_INSERT_MANY, [occurred_at, json.dumps(rows)])
+        cursor.execute(_POSTGRES_INSERT_MANY, [json.dumps(rows)])
+        return cursor.fetchall()
 
 
-_POSTGRES_INSERT_MANY = """INSERT INTO "audit_auditevent" ({columns})
-SELECT (event->>0)::bigint, %s, {values}
-  FROM jsonb_array_elements(%s::jsonb) AS event
-""".format(  # column names are constants; every value is a parameter
-    columns=", ".join(f'"{name}"' for name in (*HASHED_FIELDS, "hash")),
+_POSTGRES_INSERT_MANY = """WITH inserted AS (
+INSERT INTO "audit_auditevent" ("seq", "occurred_at", {columns})
+SELECT nextval('audit_auditevent_seq'), clock_timestamp(), {values}
+  FROM (SELECT event FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS listed (event, n) ORDER BY n) AS events
+RETURNING seq, occurred_at
+) SELECT seq, occurred_at FROM inserted ORDER BY seq
+""".format(  # noqa: S608 (column names are constants; every value is a parameter)
+    columns=", ".join(f'"{name}"' for name in PAYLOAD_FIELDS),
     values=", ".join(
-        "(event->>1)::bigint" if name == "actor_id" else f"event->{n}" if name == "details" else f"event->>{n}"
-        for n, name in enumerate((*PAYLOAD_FIELDS, "prev_hash", "hash"), start=1)
+        "(event->>0)::bigint" if name == "actor_id" else f"event->{n}" if name == "details" else f"event->>{n}"
+        for n, name in enumerate(PAYLOAD_FIELDS)
     ),
 )
 
@@ -374,14 +376,13 @@ def record_many(events: Iterable[Mapping[str, Any]], *, returning: bool = True) 
     event is cleaned and checked before anything is written, so an unknown action writes
     nothing.
 
-    The number of SQL statements does not depend on how many events there are (up to
-    ``INSERT_ROWS`` per INSERT): the chain head is locked and read once (with the database
-    clock on PostgreSQL), the chain is computed here with the same hash functions as
-    ``record`` and the verifier, the events go in with one multi-row INSERT, and the head
-    is moved once. All events of one call share one ``occurred_at`` (never earlier than
-    the previous event's). The head lock serialises this against ``record`` exactly as two
-    ``record`` calls are serialised, so the chain cannot fork; if the caller rolls back,
-    every event and the head move vanish together. An empty list writes nothing.
+    The number of SQL statements does not depend on how many events there are (one INSERT
+    per ``INSERT_ROWS`` events). PostgreSQL: the events go in as ``record`` writes one, with
+    no lock shared with other writers, their sequence numbers rising in the given order; the
+    sealer chains them once committed. SQLite: the chain head is locked and read once, the
+    chain computed here with the same hash functions as the sealer and the verifier, and the
+    head moved once, and all events of one call share one ``occurred_at``. If the caller
+    rolls back, every event vanishes with it. An empty list writes nothing.
 
     Returns the stored events; with ``returning=False``, None: a caller that does not use
     them saves building the model instances (about a sixth of the time for 10,000 events).
@@ -389,6 +390,8 @@ def record_many(events: Iterable[Mapping[str, Any]], *, returning: bool = True) 
     payloads = _payloads(events)
     if not payloads:
         return [] if returning else None
+    if connection.vendor == "postgresql":
+        return _record_many_postgres(payloads, returning=returning)
     with transaction.atomic(savepoint=False):
         head_seq, prev_hash, head_time, clock = _locked_head()
         moment = max(clock, head_time) if head_time else clock
@@ -399,16 +402,26 @@ def record_many(events: Iterable[Mapping[str, Any]], *, returning: bool = True) 
             event_hash = chain_hash(prev_hash, seq, occurred_at, payload_digest(values))
             rows.append([seq, *values, prev_hash, event_hash])
             prev_hash = event_hash
-        postgres = connection.vendor == "postgresql"
-        stored = [_stored_row(row, moment) for row in rows] if returning or not postgres else None
-        if postgres:
-            for start in range(0, len(rows), INSERT_ROWS):
-                _insert_postgres(rows[start : start + INSERT_ROWS], moment)
-        else:
-            AuditEvent.objects.ledger_insert(stored, rows_per_statement=INSERT_ROWS)
+        stored = [_stored_row(row, moment) for row in rows]
+        AuditEvent.objects.ledger_insert(stored, rows_per_statement=INSERT_ROWS)
         last = rows[-1]
         ChainHead.objects.filter(pk=1).update(seq=last[0], hash=last[-1], prev_hash=last[-2], occurred_at=moment)
     return stored if returning else None
+
+
+def _record_many_postgres(payloads: list[dict[str, Any]], *, returning: bool) -> list[AuditEvent] | None:
+    """PostgreSQL: plain INSERTs (no lock shared with other writers); the sealer chains them later."""
+    stored = [] if returning else None
+    with transaction.atomic(savepoint=False):
+        for start in range(0, len(payloads), INSERT_ROWS):
+            part = payloads[start : start + INSERT_ROWS]
+            placed = _insert_postgres([[payload[name] for name in PAYLOAD_FIELDS] for payload in part])
+            if stored is not None:
+                stored.extend(
+                    _stored(payload, seq, occurred_at, None, None)
+                    for payload, (seq, occurred_at) in zip(part, placed, strict=True)
+                )
+    return stored
 
 
 def _stored_row(row: list[Any], occurred_at: datetime) -> AuditEvent:

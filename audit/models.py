@@ -55,7 +55,12 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
 
 
 class AuditEvent(models.Model):
-    """One ledger entry. ``seq`` is assigned by the ledger under the chain-head lock."""
+    """One ledger entry.
+
+    ``seq`` comes from a database sequence on PostgreSQL (gaps where a transaction rolled
+    back) and from the chain head on SQLite; the chain (``prev_hash``, ``hash``) is written
+    by the sealer once the event is committed (``audit.sealer``).
+    """
 
     seq = models.BigIntegerField(primary_key=True, editable=False)
     occurred_at = models.DateTimeField(editable=False, db_index=True)
@@ -80,14 +85,20 @@ class AuditEvent(models.Model):
     ip = models.CharField(max_length=64, blank=True)
     user_agent = models.CharField(max_length=400, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
-    prev_hash = models.CharField(max_length=64, unique=True, editable=False)
-    hash = models.CharField(max_length=64, unique=True, editable=False)
+    # Empty (NULL) until the sealer chains the event (``audit.sealer``, PostgreSQL); filled once,
+    # never changed after (the UPDATE trigger allows exactly that). SQLite chains at append time.
+    prev_hash = models.CharField(max_length=64, unique=True, null=True, editable=False)
+    hash = models.CharField(max_length=64, unique=True, null=True, editable=False)
 
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["seq"]
-        indexes = [models.Index(fields=["target_type", "target_id"])]
+        indexes = [
+            models.Index(fields=["target_type", "target_id"]),
+            # The sealer's work list: only events not chained yet are in it, so it stays tiny.
+            models.Index(fields=["seq"], condition=models.Q(hash__isnull=True), name="audit_event_unsealed"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action}"
@@ -111,10 +122,11 @@ class AuditEvent(models.Model):
 
 
 class ChainHead(models.Model):
-    """One row: the newest sequence number, its hash and time. Every append locks it.
+    """One row: the newest sealed event's sequence number, its hash and time.
 
-    The row may be updated by the runtime role (appends move it); it is not evidence by
-    itself. Tampering with it can only make appends fail (UNIQUE(seq), UNIQUE(prev_hash)),
+    On PostgreSQL only the sealer moves it (and its row lock makes the sealer single-runner);
+    on SQLite every append does. The row may be updated by the runtime role; it is not
+    evidence by itself. Tampering with it can only make sealing fail (UNIQUE(prev_hash)),
     never fork the chain, and the verifier compares it with the chain.
     """
 

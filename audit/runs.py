@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import sealer
 from .alerts import alert_verification_failed
 from .events import Action
 from .ledger import record
@@ -53,6 +54,7 @@ def verify_and_record(
     A failure is recorded by ``alert_verification_failed`` (auditors are e-mailed first, so a
     ledger that refuses writes still raises the alarm); a success here, in its own transaction.
     """
+    sealer.seal_first()  # what has committed is chained first, so the run covers it
     if incremental:
         options["resume_after"] = last_anchored_head()
     result = verify(**options)

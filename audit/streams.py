@@ -8,8 +8,10 @@ stream an insider can silence unnoticed is worth little. So:
   sends them as one batch, and moves the cursor only after the receiver acknowledged the
   whole batch. A crash anywhere before that leaves the cursor where it was, so the batch is
   sent again: a receiver may see an event twice, always with the same ``seq`` and ``hash``,
-  and deduplicates on ``seq``. Events become visible in ``seq`` order (the ledger hands out
-  ``seq`` under the chain-head lock held until commit), so nothing can appear behind a cursor.
+  and deduplicates on ``seq``. Only sealed events are sent (``audit.sealer``): the sealer
+  chains every committed event up to a number no open transaction can still commit below,
+  in ``seq`` order, so the sealed events are a prefix of the ledger that only grows, and
+  nothing can appear behind a cursor. Every event sent carries its hash.
 - **Acknowledged means read.** A webhook acknowledges with a 2xx answer. Syslog over TCP has
   no acknowledgement of its own: the sender closes its TLS session after the batch
   (``close_notify``) and counts the batch delivered only when the receiver answers with its own
@@ -54,6 +56,7 @@ from django.utils import timezone
 from .events import Action
 from .ledger import HASHED_FIELDS, format_time, record
 from .models import AuditEvent, StreamDestination, StreamKind
+from .sealer import seal_first
 
 logger = logging.getLogger(__name__)
 
@@ -394,21 +397,19 @@ def _claim(destination_id: int) -> StreamDestination | None:
 
 
 def _batch(destination: StreamDestination) -> tuple[list[tuple], int, bool]:
-    """The next events after the cursor, in order, stopping at any gap; the last seq examined; more to come?"""
+    """The next sealed events after the cursor, in order; the last seq examined; more to come?
+
+    Numbers may have gaps (writers that rolled back); the chain links over them, and so can
+    the receiver, since every event carries its ``prev_hash``.
+    """
     size = config()["BATCH"]
     rows = list(
-        AuditEvent.objects.filter(seq__gt=destination.cursor)
+        AuditEvent.objects.filter(seq__gt=destination.cursor, hash__isnull=False)
         .order_by("seq")
         .values_list(*HASHED_FIELDS, "hash")[:size]
     )
-    expected, contiguous = destination.cursor + 1, []
-    for row in rows:
-        if row[0] != expected:
-            raise DeliveryFailed(f"the ledger has a gap after seq {expected - 1}: not streamed past it")
-        contiguous.append(row)
-        expected += 1
-    last = contiguous[-1][0] if contiguous else destination.cursor
-    return contiguous, last, len(rows) == size
+    last = rows[-1][0] if rows else destination.cursor
+    return rows, last, len(rows) == size
 
 
 def _selected(destination: StreamDestination, rows: list[tuple]) -> list[dict[str, Any]]:
@@ -474,6 +475,7 @@ def deliver(destination_id: int) -> Delivery:
     if destination is None:
         return Delivery(state="busy")
     try:
+        seal_first()  # what has committed is chained first, so it goes out in this batch
         rows, last_seq, more = _batch(destination)
         documents = _selected(destination, rows)
         if documents:
@@ -497,7 +499,7 @@ def head_seq() -> int:
 
 
 def backlog(destination: StreamDestination, head: int | None = None) -> int:
-    """Events recorded after the cursor (those the filter will skip included)."""
+    """Sequence numbers after the cursor (events the filter will skip, and gaps, included)."""
     return max((head_seq() if head is None else head) - destination.cursor, 0)
 
 

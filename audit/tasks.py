@@ -6,10 +6,16 @@ import logging
 
 from celery import shared_task
 
-from . import checkpoints, runs, streams
+from . import checkpoints, runs, sealer, streams
 from .models import StreamDestination
 
 logger = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=True)
+def seal_audit_events() -> dict:
+    """Every five seconds (PostgreSQL): chain the events committed since the last run (``audit.sealer``)."""
+    return sealer.seal().as_json()
 
 
 @shared_task

@@ -4,6 +4,11 @@ PostgreSQL: row-level BEFORE UPDATE and BEFORE DELETE triggers, and a statement-
 BEFORE TRUNCATE trigger (row triggers do not fire on TRUNCATE). SQLite: BEFORE UPDATE and
 BEFORE DELETE triggers (SQLite has no TRUNCATE).
 
+The one UPDATE PostgreSQL lets through is the sealer's (``audit.sealer``): filling the chain
+columns of an event that has none yet, every other column unchanged. An event is therefore
+sealed at most once, and its content never changes; a seal written by anyone but the sealer
+(the runtime role may UPDATE those two columns) is a hash the verifier recomputes and refuses.
+
 Installed by migration ``0003_append_only_triggers``. The table owner can still disable
 them (``ALTER TABLE ... DISABLE TRIGGER``), which is why the runtime role must not own the
 table, and why the hash chain and signed checkpoints exist. On SQLite, a later migration
@@ -16,6 +21,21 @@ from __future__ import annotations
 TABLE = "audit_auditevent"
 NAMES = ("audit_auditevent_no_update", "audit_auditevent_no_delete", "audit_auditevent_no_truncate")
 
+# Sealing fills prev_hash and hash of an unsealed event; anything else is refused.
+SEAL_ONLY_FUNCTION = """
+    CREATE OR REPLACE FUNCTION audit_seal_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF OLD.hash IS NULL AND OLD.prev_hash IS NULL
+           AND NEW.hash IS NOT NULL AND NEW.prev_hash IS NOT NULL
+           AND (to_jsonb(NEW) - 'hash' - 'prev_hash') = (to_jsonb(OLD) - 'hash' - 'prev_hash') THEN
+            RETURN NEW;
+        END IF;
+        RAISE EXCEPTION 'audit events are append-only: % on % refused (only sealing fills an unsealed event''s chain)',
+            TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
+    END
+    $$
+"""
+
 POSTGRES_INSTALL = [
     """
     CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -25,8 +45,9 @@ POSTGRES_INSTALL = [
     END
     $$
     """,
+    SEAL_ONLY_FUNCTION,
     f"CREATE TRIGGER audit_auditevent_no_update BEFORE UPDATE ON {TABLE} "
-    "FOR EACH ROW EXECUTE FUNCTION audit_refuse_change()",
+    "FOR EACH ROW EXECUTE FUNCTION audit_seal_only()",
     f"CREATE TRIGGER audit_auditevent_no_delete BEFORE DELETE ON {TABLE} "
     "FOR EACH ROW EXECUTE FUNCTION audit_refuse_change()",
     f"CREATE TRIGGER audit_auditevent_no_truncate BEFORE TRUNCATE ON {TABLE} "
@@ -35,6 +56,7 @@ POSTGRES_INSTALL = [
 POSTGRES_UNINSTALL = [
     *(f"DROP TRIGGER IF EXISTS {name} ON {TABLE}" for name in NAMES),
     "DROP FUNCTION IF EXISTS audit_refuse_change()",
+    "DROP FUNCTION IF EXISTS audit_seal_only()",
 ]
 
 SQLITE_INSTALL = [

@@ -27,10 +27,12 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, connections
+from django.utils import timezone
 from tqdm import tqdm
 
 from . import canonical
@@ -45,10 +47,11 @@ PARALLEL_MIN_EVENTS = 20_000
 # Ranges per worker: a worker that finishes early takes the next range instead of idling.
 RANGES_PER_WORKER = 2
 
-GAP = "sequence gap: expected {expected}, found {found} (events missing)"
+GAP = "sequence gap: the event after {previous} is not linked to it, next found {found} (events missing)"
 BROKEN_LINK = "prev_hash does not match the previous event's hash (deleted, inserted or reordered)"
 HASH_MISMATCH = "hash mismatch: the event's content was changed"
 BACK_DATED = "timestamp earlier than the previous event's (back-dated)"
+LEFT_OUT = "not sealed although later events are: left out of the chain"
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class Verification:
     from_seq: int = 1
     # The signed checkpoint an incremental run started after (its seq), else None.
     resumed_after: int | None = None
+    # Committed events the sealer has not chained yet, after the head, and the oldest one's age.
+    unsealed: int = 0
+    unsealed_age_seconds: int | None = None
 
     @property
     def anchored(self) -> bool:
@@ -77,7 +83,10 @@ class Verification:
             since = f" since signed checkpoint #{self.resumed_after}"
         elif self.from_seq > 1:
             since = f" from #{self.from_seq}"
-        return f"OK {self.count} events verified{since}, head #{self.head_seq} {self.head_hash}"
+        pending = ""
+        if self.unsealed:
+            pending = f"; {self.unsealed} newer not sealed yet (oldest {self.unsealed_age_seconds} s)"
+        return f"OK {self.count} events verified{since}, head #{self.head_seq} {self.head_hash}{pending}"
 
     def as_json(self) -> dict:
         return {
@@ -91,6 +100,8 @@ class Verification:
             "from_seq": self.from_seq,
             "resumed_after": self.resumed_after,
             "anchored": self.anchored,
+            "unsealed": self.unsealed,
+            "unsealed_age_seconds": self.unsealed_age_seconds,
         }
 
 
@@ -105,7 +116,7 @@ class ChainBroken(Exception):
 # decoded JSON. On PostgreSQL the time is formatted by the same expression the append hashes.
 _POSTGRES_ROWS = """
 SELECT seq, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), {payload}, prev_hash, hash
-  FROM audit_auditevent WHERE seq >= %s AND seq <= %s ORDER BY seq
+  FROM audit_auditevent WHERE seq >= %s AND seq <= %s AND hash IS NOT NULL ORDER BY seq
 """.format(payload=", ".join(PAYLOAD_FIELDS))
 
 
@@ -117,7 +128,11 @@ def _rows(from_seq: int, to_seq: int = LAST_SEQ) -> Iterator[Sequence]:
 
 def _orm_rows(from_seq: int, to_seq: int) -> Iterator[tuple]:
     columns = (*HASHED_FIELDS, "hash")
-    queryset = AuditEvent.objects.filter(seq__gte=from_seq, seq__lte=to_seq).order_by("seq").values_list(*columns)
+    queryset = (
+        AuditEvent.objects.filter(seq__gte=from_seq, seq__lte=to_seq, hash__isnull=False)
+        .order_by("seq")
+        .values_list(*columns)
+    )
     for row in queryset.iterator(chunk_size=CHUNK_SIZE):
         yield (row[0], format_time(row[1]), *row[2:])
 
@@ -173,50 +188,83 @@ def _recomputed_hash(row: Sequence) -> str:
 
 
 def _starting_point(from_seq: int) -> tuple[str, str | None]:
+    """The hash and time of the sealed event just before ``from_seq`` (numbers may have gaps)."""
     if from_seq <= 1:
         return GENESIS_HASH, None
-    before = AuditEvent.objects.filter(seq=from_seq - 1).values_list("hash", "occurred_at").first()
+    before = (
+        AuditEvent.objects.filter(seq__lt=from_seq, hash__isnull=False)
+        .order_by("-seq")
+        .values_list("hash", "occurred_at")
+        .first()
+    )
     if before is None:
         raise ChainBroken(from_seq - 1, "the event before --from is missing")
     return before[0], format_time(before[1])
 
 
+def _skew() -> timedelta:
+    return timedelta(seconds=settings.AUDIT_TIME_SKEW_SECONDS)
+
+
+def _back_dated(occurred_at: str, latest: str) -> bool:
+    """Whether ``occurred_at`` is earlier than ``latest`` (both canonical text) by more than the skew.
+
+    Concurrent writers commit out of seq order, so a time may be a moment earlier than the
+    one before it; text order is time order, so the common case costs one comparison.
+    """
+    if occurred_at >= latest:
+        return False
+    return _parse(latest) - _parse(occurred_at) > _skew()
+
+
+def _parse(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _link_failure(seq: int, last_seq: int) -> ChainBroken:
+    """A broken link: named a gap when numbers are missing before it, else a broken link."""
+    if seq > last_seq + 1:
+        return ChainBroken(last_seq + 1, GAP.format(previous=last_seq, found=seq))
+    return ChainBroken(seq, BROKEN_LINK)
+
+
 def _check_rows(
     rows: Iterable[Sequence], from_seq: int, prev_hash: str, prev_time: str | None, anchors: dict[int, tuple[str, str]]
 ) -> tuple[int, int, str, str | None]:
-    """Check every row in order; returns (count, last seq, last hash, last time) or raises ChainBroken.
+    """Check every row in order; returns (count, last seq, last hash, latest time) or raises ChainBroken.
 
-    Times are compared as canonical text (fixed width, so text order is time order). With
-    ``prev_time`` None the first row's time is not compared (nothing before it, or the
-    caller compares it).
+    Numbers may have gaps (a writer that rolled back); every event must link to the one
+    before it. Times are canonical text (fixed width, so text order is time order), each
+    checked against the latest before it (``_back_dated``). With ``prev_time`` None the
+    first row's time is not compared (nothing before it, or the caller compares it).
     """
-    expected_seq, count, rows = from_seq, 0, iter(rows)
+    last_seq, count, rows = from_seq - 1, 0, iter(rows)
     collecting = gc.isenabled()
     gc.disable()  # a chunk keeps thousands of young containers alive: the cycle collector would rescan them
     try:
         while chunk := list(itertools.islice(rows, CHUNK_SIZE)):
             for row, recomputed in zip(chunk, _recomputed_hashes(chunk), strict=True):
                 seq, occurred_at, stored_prev, stored_hash = row[0], row[1], row[-2], row[-1]
-                if seq != expected_seq:
-                    raise ChainBroken(expected_seq, GAP.format(expected=expected_seq, found=seq))
                 if stored_prev != prev_hash:
-                    raise ChainBroken(seq, BROKEN_LINK)
+                    raise _link_failure(seq, last_seq)
                 if recomputed != stored_hash and _recomputed_hash(row) != stored_hash:
                     raise ChainBroken(seq, HASH_MISMATCH)
-                if prev_time is not None and occurred_at < prev_time:
+                if prev_time is not None and _back_dated(occurred_at, prev_time):
                     raise ChainBroken(seq, BACK_DATED)
                 anchor = anchors.get(seq)
                 if anchor is not None and anchor[0] != stored_hash:
                     raise ChainBroken(seq, f"hash differs from the {anchor[1]} (chain rewritten)")
-                expected_seq, prev_hash, prev_time = seq + 1, stored_hash, occurred_at
+                last_seq, prev_hash = seq, stored_hash
+                if prev_time is None or occurred_at > prev_time:
+                    prev_time = occurred_at
                 count += 1
     except ChainBroken as error:
-        error.progress = (count, expected_seq - 1, prev_hash)  # what was verified before the break
+        error.progress = (count, last_seq, prev_hash)  # what was verified before the break
         raise
     finally:
         if collecting:
             gc.enable()
-    return count, expected_seq - 1, prev_hash, prev_time
+    return count, last_seq, prev_hash, prev_time
 
 
 def verify(
@@ -236,11 +284,16 @@ def verify(
     to it, so the work is what was added since, anchored by a signature rather than by a
     stored hash. Without such a checkpoint the run starts at ``from_seq``.
 
-    Fails on: a checkpoint not signed by a trusted key; a sequence gap; a broken prev_hash
-    link; a recomputed hash that differs; a timestamp going backwards; a hash differing
-    from a signed checkpoint or the chain head; a chain shorter than a checkpoint or the
-    head (truncated tail). ``workers`` (default ``AUDIT_VERIFY_WORKERS``) processes share a
-    large ledger on PostgreSQL; the outcome does not depend on their number. ``on_progress``
+    Fails on: a checkpoint not signed by a trusted key; a broken prev_hash link (events
+    missing, inserted or reordered; numbers themselves may have gaps); a recomputed hash
+    that differs; a timestamp earlier than one before it by more than
+    ``AUDIT_TIME_SKEW_SECONDS``; a hash differing from a signed checkpoint or the chain
+    head; a chain shorter than a checkpoint or the head (truncated tail); an event below the
+    head left unsealed. Events after the head that the sealer has not chained yet are
+    counted, with the oldest one's age, not failed: the append-only role and triggers guard
+    them until then, and oversight alerts when one waits too long. ``workers`` (default
+    ``AUDIT_VERIFY_WORKERS``) processes share a large ledger on PostgreSQL; the outcome does
+    not depend on their number. ``on_progress``
     is called now and then with (events checked, events in all) for a page to show.
     """
     from_seq = max(1, from_seq)
@@ -279,13 +332,43 @@ def verify(
                 rows = _reporting_rows(rows, on_progress, total)
             count, last_seq, last_hash, _ = _check_rows(rows, from_seq, prev_hash, prev_time, anchors)
         _check_length(last_seq, sealed, head)
+        _check_none_left_out(head)
     except (ChainBroken, checkpoint_store.CheckpointError) as error:
         count, last_seq, last_hash = getattr(error, "progress", (count, last_seq, last_hash))
         return Verification(False, count, last_seq, last_hash, error.seq, error.reason, len(sealed), from_seq)
     resumed_after = start.seq if start is not None else None
+    unsealed, age = _unsealed()
     return Verification(
-        True, count, last_seq, last_hash, checkpoints=len(sealed), from_seq=from_seq, resumed_after=resumed_after
+        True,
+        count,
+        last_seq,
+        last_hash,
+        checkpoints=len(sealed),
+        from_seq=from_seq,
+        resumed_after=resumed_after,
+        unsealed=unsealed,
+        unsealed_age_seconds=age,
     )
+
+
+def _check_none_left_out(head: tuple | None) -> None:
+    """No event below the sealed head may be unsealed: the sealer never passes one (``audit.sealer``),
+    so such an event was skipped by a forged seal, or its seal was removed."""
+    if head is None:
+        return
+    skipped = AuditEvent.objects.filter(hash__isnull=True, seq__lt=head[0]).order_by("seq").values_list("seq")
+    first = skipped.first()
+    if first is not None:
+        raise ChainBroken(first[0], LEFT_OUT)
+
+
+def _unsealed() -> tuple[int, int | None]:
+    """How many committed events wait for the sealer, and the oldest one's age in seconds."""
+    waiting = AuditEvent.objects.filter(hash__isnull=True)
+    oldest = waiting.order_by("seq").values_list("occurred_at", flat=True).first()
+    if oldest is None:
+        return 0, None
+    return waiting.count(), max(int((timezone.now() - oldest).total_seconds()), 0)
 
 
 PROGRESS_EVERY = 5_000
@@ -402,29 +485,28 @@ def _join(outcomes: Iterable[tuple | None], from_seq: int, prev_hash: str, prev_
     A range's first row was checked by its worker for everything but its link and its time;
     those are checked here, in the single loop's order (gap, link, hash, time, anchor).
     """
-    count, expected = 0, from_seq
+    count, previous = 0, from_seq - 1
     for outcome in outcomes:
         if outcome is None:
             continue
         (seq, occurred_at, stored_prev), failure, done = outcome
         try:
-            if seq != expected:
-                raise ChainBroken(expected, GAP.format(expected=expected, found=seq))
             if stored_prev != prev_hash:
-                raise ChainBroken(seq, BROKEN_LINK)
+                raise _link_failure(seq, previous)
             content_changed = failure == (seq, HASH_MISMATCH)
-            if not content_changed and prev_time is not None and occurred_at < prev_time:
+            if not content_changed and prev_time is not None and _back_dated(occurred_at, prev_time):
                 raise ChainBroken(seq, BACK_DATED)
         except ChainBroken as error:
-            error.progress = (count, expected - 1, prev_hash)
+            error.progress = (count, previous, prev_hash)
             raise
         range_count, last_seq, last_hash, last_time = done
         if failure is not None:
             error = ChainBroken(*failure)  # the range's progress starts where the checks above ended
             error.progress = (count + range_count, last_seq, last_hash)
             raise error
-        count, expected, prev_hash, prev_time = count + range_count, last_seq + 1, last_hash, last_time
-    return count, expected - 1, prev_hash
+        count, previous, prev_hash = count + range_count, last_seq, last_hash
+        prev_time = last_time if prev_time is None or (last_time and last_time > prev_time) else prev_time
+    return count, previous, prev_hash
 
 
 def _check_length(last_seq: int, sealed: list, head: tuple | None) -> None:

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.http import SignedInRequest
 from config.listing import count_up_to
 
-from . import checkpoints, runs
+from . import checkpoints, runs, sealer
 from .access import require_auditor
 from .events import Action
 from .export import csv_lines, export_rows, jsonl_lines
@@ -94,8 +94,10 @@ def event_list(request: SignedInRequest) -> HttpResponse:
 def event_detail(request: SignedInRequest, seq: int) -> HttpResponse:
     require_auditor(request.user)
     event = get_object_or_404(AuditEvent, seq=seq)
-    neighbours = dict(AuditEvent.objects.filter(seq__in=[seq - 1, seq + 1]).values_list("seq", "hash"))
-    previous_hash = neighbours.get(seq - 1)
+    # The events on either side (numbers may have gaps where a writer rolled back).
+    previous = AuditEvent.objects.filter(seq__lt=seq).order_by("-seq").values_list("seq", "hash").first()
+    following = AuditEvent.objects.filter(seq__gt=seq).order_by("seq").values_list("seq", "hash").first()
+    sealed = event.hash is not None
     record(
         action=Action.AUDIT_VIEWED,
         actor=request.user,
@@ -105,10 +107,11 @@ def event_detail(request: SignedInRequest, seq: int) -> HttpResponse:
     )
     context = {
         "event": event,
-        "hash_ok": compute_hash(event) == event.hash,
-        "link_ok": previous_hash == event.prev_hash if seq > 1 else None,
-        "previous": (seq - 1, previous_hash) if previous_hash else None,
-        "following": (seq + 1, neighbours[seq + 1]) if seq + 1 in neighbours else None,
+        "sealed": sealed,
+        "hash_ok": sealed and compute_hash(event) == event.hash,
+        "link_ok": previous[1] == event.prev_hash if sealed and previous else None,
+        "previous": previous,
+        "following": following,
     }
     return render(request, "audit/event_detail.html", context)
 
@@ -141,6 +144,7 @@ def verification(request: SignedInRequest) -> HttpResponse:
         "current_run": runs.current_run(),
         "last_checkpoint": last_checkpoint,
         "head": ChainHead.objects.filter(pk=1).first(),
+        "waiting": sealer.oldest_unsealed(),
         "public_key": _public_key(),
     }
     return render(request, "audit/verification.html", context)

@@ -628,6 +628,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     "verify-evidence": {"task": "investigations.verify_evidence", "schedule": crontab(hour=4, minute=7)},
     "purge-closed-evidence": {"task": "investigations.purge_closed_evidence", "schedule": crontab(hour=3, minute=47)},
 }
+if not EMBEDDED:
+    # Chains the events committed since the last run (audit.sealer); the oversight scan, the
+    # streams, checkpoints and verification also seal first. SQLite chains at append time.
+    CELERY_BEAT_SCHEDULE["seal-audit-events"] = {
+        "task": "audit.tasks.seal_audit_events",
+        "schedule": timedelta(seconds=5),
+    }
 
 # --- audit ledger ------------------------------------------------------------------------
 
@@ -645,6 +652,13 @@ AUDIT_VERIFY_KEYS = env.list("AUDIT_VERIFY_KEYS", default=[])
 AUDIT_CHECKPOINT_DIR = Path(env.str("AUDIT_CHECKPOINT_DIR", default=str(VAR_DIR / "checkpoints")))
 # The log's identity, signed into every checkpoint and checked by the verifier.
 AUDIT_LOG_ORIGIN = env.str("AUDIT_LOG_ORIGIN", default="custos.audit")
+# An event not chained by the sealer after this long raises an oversight alert (a writer's
+# transaction held open, or no worker sealing); verify_audit reports the age too.
+AUDIT_SEAL_MAX_AGE_SECONDS = env.int("AUDIT_SEAL_MAX_AGE_SECONDS", default=60)
+# Writers commit in any order, so an event's time may precede the previous event's in seq
+# order by up to this much (the time a writer's INSERT statement takes); the verifier calls
+# anything earlier back-dated.
+AUDIT_TIME_SKEW_SECONDS = env.int("AUDIT_TIME_SKEW_SECONDS", default=60)
 # Processes that verify_audit uses on a large ledger (PostgreSQL). 0: min(CPU count, 4); 1: one.
 AUDIT_VERIFY_WORKERS = env.int("AUDIT_VERIFY_WORKERS", default=0)
 

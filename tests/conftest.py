@@ -228,6 +228,24 @@ def celery_worker_process(transactional_db, tmp_path):
         worker.stop()
 
 
+# --- the ledger's numbers ------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def ledger_numbers_from_one(django_db_setup, django_db_blocker):
+    """On PostgreSQL the ledger's ``seq`` comes from a sequence, which a rolled-back test does not
+    rewind: a test that starts with an empty ledger starts it at 1 again, as a fresh database does
+    (the tests that write gaps on purpose make their own)."""
+    if not on_postgres():
+        return
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT setval('audit_auditevent_seq', 1, false) WHERE NOT EXISTS (SELECT FROM audit_auditevent)"
+        )
+
+
 # --- no bypass of the gateway --------------------------------------------------------------
 
 

@@ -41,6 +41,7 @@ from django.utils import timezone
 
 import audit
 from accounts.models import User
+from audit import sealer
 from audit.access import is_auditor
 from audit.events import Action
 from audit.models import AuditEvent
@@ -813,7 +814,10 @@ def _scan_batch(batch_size: int) -> Scan:
     ledger: list[dict] = []
     with transaction.atomic():
         cursor = locked(OversightCursor.objects).get(pk=1)
-        events = list(AuditEvent.objects.filter(seq__gt=cursor.last_seq).order_by("seq")[:batch_size])
+        # Sealed events only: they are a prefix of the ledger that only grows (audit.sealer),
+        # so no event can commit later behind the cursor.
+        after = AuditEvent.objects.filter(seq__gt=cursor.last_seq, hash__isnull=False)
+        events = list(after.order_by("seq")[:batch_size])
         for event in events:
             _process(event, scan, ledger)
         if events:
@@ -834,8 +838,12 @@ def alerts_scan(*, batch_size: int | None = None) -> Scan:
     event_seq) is a second wall. The alerts, their ``alert.raised`` events and the cursor
     move commit together: a scan that fails rolls all back and leaves the cursor unmoved.
     Emails go out after commit. Batches of ``SCAN_BATCH`` events, one transaction each.
+
+    The scan reads sealed events only, so it seals what has committed first; then it alerts
+    if an event has waited for the sealer longer than ``AUDIT_SEAL_MAX_AGE_SECONDS``.
     """
     batch_size = batch_size or rules()["SCAN_BATCH"]
+    sealer.seal_first()
     total = Scan()
     while True:
         scan = _scan_batch(batch_size)
@@ -844,7 +852,40 @@ def alerts_scan(*, batch_size: int | None = None) -> Scan:
         total.reports += scan.reports
         total.last_seq = scan.last_seq
         if scan.events < batch_size:
-            return total
+            break
+    unsealed = _alert_if_unsealed()
+    if unsealed is not None:
+        total.alerts.append(unsealed)
+    return total
+
+
+def _alert_if_unsealed() -> int | None:
+    """A critical alert, once per event, when the oldest unsealed event is older than the limit.
+
+    Raised here, not from an event of its own: an event recorded about it would wait behind
+    the same open transaction. The alert names the waiting event; UNIQUE(kind, event_seq)
+    keeps it to one per event.
+    """
+    waiting = sealer.oldest_unsealed()
+    if waiting is None:
+        return None
+    age, limit = timezone.now() - waiting.occurred_at, sealer.max_age()
+    if age <= limit or Alert.objects.filter(kind=AlertKind.LEDGER_UNSEALED, event_seq=waiting.seq).exists():
+        return None
+    event = AuditEvent.objects.get(seq=waiting.seq)
+    seconds = int(age.total_seconds())
+    draft = Draft(
+        kind=AlertKind.LEDGER_UNSEALED,
+        severity=AlertSeverity.CRITICAL,
+        summary=f"Audit event #{event.seq} ({event.action}) has waited {seconds} s to be sealed into the chain "
+        f"(limit {int(limit.total_seconds())} s): a writer's transaction is held open, or no worker is sealing.",
+        details={"seq": event.seq, "age_seconds": seconds, "limit_seconds": int(limit.total_seconds())},
+    )
+    with transaction.atomic():
+        alert, raised = _raise(event, draft)
+        audit.record_many([raised], returning=False)
+        transaction.on_commit(partial(email_alerts, [alert.pk]))
+    return alert.pk
 
 
 def enqueue_scan() -> None:

@@ -39,6 +39,7 @@ class AlertKind(models.TextChoices):
     BREAK_GLASS_SIGN_IN = "break_glass_sign_in", "Break-glass account signed in"
     LEGAL_HOLD_LIFT_PROPOSED = "legal_hold_lift_proposed", "Lifting a legal hold proposed"
     LEGAL_HOLD_LIFTED = "legal_hold_lifted", "Legal hold lifted"
+    LEDGER_UNSEALED = "ledger_unsealed", "Audit event not sealed in time"
 
 
 class AlertSeverity(models.TextChoices):

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 import audit
-from audit import triggers
+from audit import sealer, triggers
 from audit.events import Action
 from audit.ledger import GENESIS_HASH, HASHED_FIELDS, hash_values
 from audit.models import AuditEvent, ChainHead
@@ -27,10 +27,12 @@ def ledger_settings(settings, tmp_path):
 
 @pytest.fixture
 def events(db) -> list[AuditEvent]:
-    """Ten events on a fresh chain."""
-    return [
+    """Ten events on a fresh chain, sealed (read back with their hashes)."""
+    recorded = [
         audit.record(action=Action.CASE_NOTE_ADDED, case_reference="INV-2026-0001", details={"n": n}) for n in range(10)
     ]
+    sealer.seal()
+    return list(AuditEvent.objects.filter(seq__in=[event.seq for event in recorded]).order_by("seq"))
 
 
 @contextmanager
@@ -54,6 +56,8 @@ def owner_sql(sql: str, params: list | None = None) -> None:
 
 
 def rows(from_seq: int = 1) -> list[tuple]:
+    """The chain from ``from_seq``, sealed first (what has committed gets its hashes)."""
+    sealer.seal()
     return list(AuditEvent.objects.filter(seq__gte=from_seq).order_by("seq").values_list(*HASHED_FIELDS, "hash"))
 
 
@@ -72,6 +76,8 @@ def insert_raw(values: list[tuple]) -> None:
                 f"INSERT INTO audit_auditevent ({columns}) VALUES {', '.join([placeholders] * len(chunk))}",  # noqa: S608 (constants)
                 params,
             )
+        if connection.vendor == "postgresql" and values:  # writers draw their numbers after these
+            cursor.execute("SELECT setval('audit_auditevent_seq', (SELECT max(seq) FROM audit_auditevent))")
 
 
 def _db_row(row: tuple) -> tuple:

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection, connections, transaction
 
 import audit
+from audit import sealer
 from audit.events import Action
 from audit.ledger import GENESIS_HASH
 from audit.models import AuditEvent
@@ -41,6 +42,7 @@ def test_concurrent_appends_form_one_contiguous_chain():
     for worker in workers:
         worker.join()
     assert errors == []
+    sealer.seal()
     chain = list(AuditEvent.objects.order_by("seq").values_list("seq", "prev_hash", "hash"))
     assert [row[0] for row in chain] == list(range(1, THREADS * APPENDS + 1))
     assert chain[0][1] == GENESIS_HASH

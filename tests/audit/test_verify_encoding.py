@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -100,7 +100,8 @@ def test_fast_loop_detects_a_change_in_any_hashed_field(field):
     assert broken.value.progress == (1, 1, rows[0][-1])
 
 
-def test_fast_loop_detects_a_back_dated_event():
+def test_fast_loop_detects_a_back_dated_event(settings):
+    settings.AUDIT_TIME_SKEW_SECONDS = 0
     rows = _chain(PAYLOADS)
     # Re-hash event 3 with a time before event 2's: the hash is right, the order of time is not.
     values = (3, datetime(2026, 3, 1, 12, 0, 1, tzinfo=UTC), *PAYLOADS[2], rows[1][-1])
@@ -108,6 +109,23 @@ def test_fast_loop_detects_a_back_dated_event():
     with pytest.raises(ChainBroken) as broken:
         _check_rows([*rows[:2], forged], 1, GENESIS_HASH, None, {})
     assert broken.value.seq == 3 and "back-dated" in broken.value.reason
+
+
+@pytest.mark.parametrize(("earlier", "accepted"), [(timedelta(seconds=59), True), (timedelta(seconds=61), False)])
+def test_times_out_of_seq_order_within_the_skew_are_concurrent_writers_not_back_dating(settings, earlier, accepted):
+    """Writers commit in any order, so a time may precede the one before it by a moment
+    (AUDIT_TIME_SKEW_SECONDS); further back is back-dating, whatever came in between."""
+    settings.AUDIT_TIME_SKEW_SECONDS = 60
+    rows = _chain(PAYLOADS)
+    latest = datetime.strptime(rows[1][1], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    values = (3, latest - earlier, *PAYLOADS[2], rows[1][-1])
+    moved = (3, format_time(values[1]), *PAYLOADS[2], rows[1][-1], hash_values(values))
+    if accepted:
+        assert _check_rows([*rows[:2], moved], 1, GENESIS_HASH, None, {})[:2] == (3, 3)
+    else:
+        with pytest.raises(ChainBroken) as broken:
+            _check_rows([*rows[:2], moved], 1, GENESIS_HASH, None, {})
+        assert broken.value.seq == 3 and "back-dated" in broken.value.reason
 
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 3, 10_000])

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 
 import audit
-from audit import checkpoints
+from audit import checkpoints, sealer
 from audit.events import Action
 from audit.models import AuditEvent
 from audit.runs import last_anchored_head, verify_and_record
@@ -21,6 +21,7 @@ pytestmark = pytest.mark.django_db
 def _more(count: int) -> None:
     for n in range(count):
         audit.record(action=Action.CASE_NOTE_ADDED, case_reference="INV-2026-0002", details={"more": n})
+    sealer.seal()  # sealed before anyone edits them: an edit before sealing is the triggers' to stop
 
 
 def test_the_daily_task_checks_only_what_came_after_the_last_verified_checkpoint(events):

@@ -136,6 +136,20 @@ def test_detail_shows_hash_and_neighbours(login, auditor, events):
     assert page.context["hash_ok"] and page.context["link_ok"]
 
 
+def test_detail_of_an_event_not_sealed_yet_says_so_and_claims_no_hash(login, auditor, events, db):
+    from django.db import connection
+
+    client = login(auditor)
+    waiting = audit.record(action=Action.CASE_OPENED, case_reference="INV-2026-0002")
+    page = client.get(reverse("audit:event_detail", kwargs={"seq": waiting.seq}))
+    html = page.content.decode()
+    if connection.vendor == "postgresql":  # the sealer chains it after commit
+        assert "not sealed yet" in html and "does not recompute" not in html
+        assert not page.context["hash_ok"] and page.context["link_ok"] is None
+    else:  # SQLite chains at append time
+        assert page.context["hash_ok"] and page.context["link_ok"]
+
+
 def test_case_timeline_is_oldest_first(login, auditor, events):
     audit.record(action=Action.CASE_OPENED, case_reference="INV-2026-0002")
     page = login(auditor).get(reverse("audit:case_timeline", kwargs={"reference": "INV-2026-0001"}))

@@ -6,8 +6,9 @@ Run it as the database owner (the role that runs migrations), after every ``migr
 
 then point the application's ``DATABASE_URL`` at ``custos_app`` while migrations keep
 running as the owner. The runtime role gets SELECT, INSERT, UPDATE and DELETE on the app's
-tables except the audit ledger, where it gets only SELECT and INSERT (the chain head:
-SELECT, INSERT, UPDATE). It never owns a table, so it cannot ALTER or DISABLE TRIGGER.
+tables except the audit ledger, where it gets SELECT, INSERT and UPDATE of the two chain
+columns only (``prev_hash``, ``hash``: the sealer fills them once; the trigger refuses any
+other change), and the chain head: SELECT, INSERT, UPDATE. It never owns a table, so it cannot ALTER or DISABLE TRIGGER.
 Idempotent: run it again to re-apply the grants.
 """
 
@@ -16,7 +17,9 @@ import os
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-APPEND_ONLY_TABLES = {"audit_auditevent": "SELECT, INSERT"}
+# Sealing (audit.sealer) fills the chain columns of an unsealed event; the UPDATE trigger
+# refuses every other change, and any second seal.
+APPEND_ONLY_TABLES = {"audit_auditevent": "SELECT, INSERT, UPDATE (prev_hash, hash)"}
 RESTRICTED_TABLES = {"audit_chainhead": "SELECT, INSERT, UPDATE"}
 DEFAULT_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
 
@@ -41,7 +44,7 @@ class Command(BaseCommand):
         with transaction.atomic(), connection.cursor() as cursor:
             self._create_role(cursor, role, password)
             tables = self._grant(cursor, role)
-        self.stdout.write(f"role {role}: grants applied on {tables} tables; audit ledger is SELECT, INSERT only")
+        self.stdout.write(f"role {role}: grants applied on {tables} tables; audit ledger: SELECT, INSERT, sealing")
 
     def _create_role(self, cursor, role: str, password: str | None) -> None:
         cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [role])

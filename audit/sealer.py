@@ -1,0 +1,215 @@
+"""The sealer: chains committed events in ``seq`` order, in batches, one sealer at a time.
+
+Writers on PostgreSQL insert their event's content and take no lock another writer waits
+for (``audit.ledger``). The sealer then gives every committed event its place in the chain:
+``prev_hash`` is the previous sealed event's hash, ``hash`` the event's hash by the ledger's
+encoding (version 1, unchanged), both written once by the only UPDATE the triggers allow.
+The chain head row holds the newest sealed event; its row lock makes the sealer
+single-runner (a second sealer finds it locked and leaves).
+
+Never past an event that could still appear below
+--------------------------------------------------
+
+A writer takes its ``seq`` from the sequence and commits whenever its business transaction
+does, so numbers commit out of order. Sealing event ``n`` while a transaction that holds
+``n - 1`` is still open would leave ``n - 1`` outside the chain for ever. The horizon rule:
+
+1. read ``M``, the sequence's last value;
+2. then list the transactions that hold a lock on the audit table (``pg_locks``: an INSERT
+   takes its table's lock when the statement is analysed, before its ``nextval`` runs, and
+   keeps it until the transaction ends), other than the sealer's own;
+3. every transaction that drew a number ``<= M`` drew it before step 1, so it held the lock
+   at step 2 or had already ended; once every transaction of that list has ended (the sealer
+   waits a moment, polling, then gives up until its next run), each number ``<= M`` is
+   committed or rolled back for good, and the committed events up to ``M`` can be sealed in
+   ``seq`` order without ever being overtaken.
+
+The sequence keeps PostgreSQL's default ``CACHE 1``: with a cache, a session could hand out
+a number below ``M`` after ``M`` was read, and the rule would not hold.
+
+``pg_locks`` needs no privilege (unlike another role's ``pg_stat_activity``), lists prepared
+transactions too (with no backend), and ignores read-only transactions, so a long report or
+verification does not hold sealing back. A long *writing* transaction does, as it must: the
+age of the oldest unsealed event is reported by ``verify_audit`` and raises an oversight
+alert past ``AUDIT_SEAL_MAX_AGE_SECONDS`` (``investigations.actions.oversight``).
+
+SQLite chains at append time (its writers are serialised anyway): sealing is a no-op there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .ledger import GENESIS_HASH, PAYLOAD_FIELDS, chain_hash, payload_digest
+from .models import AuditEvent, ChainHead
+
+logger = logging.getLogger(__name__)
+
+SEQUENCE = "audit_auditevent_seq"
+# Events chained per transaction: a batch is one SELECT, one UPDATE and the head's move.
+BATCH = 5_000
+# How long one run waits for the writers that may still commit below the horizon.
+HORIZON_WAIT_SECONDS = 2.0
+POLL_SECONDS = 0.005
+
+_LAST_NUMBER = "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM audit_auditevent_seq"
+# Transactions other than this one holding (or waiting for) the audit table's write lock
+# (RowExclusiveLock, what INSERT takes; a reader's AccessShareLock does not count).
+_WRITERS = """
+SELECT DISTINCT virtualtransaction FROM pg_locks
+ WHERE locktype = 'relation' AND relation = 'audit_auditevent'::regclass AND mode = 'RowExclusiveLock'
+   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND pid IS DISTINCT FROM pg_backend_pid()
+"""
+_STILL_OPEN = """
+SELECT count(*) FROM pg_locks
+ WHERE locktype = 'relation' AND relation = 'audit_auditevent'::regclass AND mode = 'RowExclusiveLock'
+   AND virtualtransaction = ANY(%s)
+"""
+_UNSEALED = """
+SELECT seq, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), occurred_at, {payload}
+  FROM audit_auditevent WHERE hash IS NULL AND seq > %s AND seq <= %s ORDER BY seq LIMIT %s
+""".format(payload=", ".join(PAYLOAD_FIELDS))
+_SEAL = """
+UPDATE audit_auditevent AS event SET prev_hash = sealed.prev_hash, hash = sealed.hash
+  FROM jsonb_to_recordset(%s::jsonb) AS sealed (seq bigint, prev_hash text, hash text)
+ WHERE event.seq = sealed.seq AND event.hash IS NULL
+"""
+
+
+@dataclass(frozen=True)
+class Sealing:
+    """What one run did: events sealed, the head it left, and why it stopped short if it did."""
+
+    sealed: int
+    head_seq: int
+    held_back: bool = False  # a writer below the horizon was still open when the wait ran out
+    busy: bool = False  # another sealer was running
+
+    def as_json(self) -> dict:
+        return {"sealed": self.sealed, "head_seq": self.head_seq, "held_back": self.held_back, "busy": self.busy}
+
+
+def horizon(*, wait: float = HORIZON_WAIT_SECONDS) -> int | None:
+    """The highest ``seq`` that can be sealed now (rule above), or None if writers below it stayed open."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LAST_NUMBER)
+        newest = cursor.fetchone()[0]
+        cursor.execute(_WRITERS)
+        writers = [row[0] for row in cursor.fetchall()]
+        deadline = time.monotonic() + wait
+        while writers:
+            cursor.execute(_STILL_OPEN, [writers])
+            if not cursor.fetchone()[0]:
+                break
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(POLL_SECONDS)
+    return newest
+
+
+def seal(*, batch: int = BATCH, wait: float = HORIZON_WAIT_SECONDS) -> Sealing:
+    """Chain every committed event up to the horizon; safe to run at any time, from anywhere.
+
+    Call it outside a transaction (a worker, a command): each batch commits on its own.
+    Inside one it still works, and the events the caller wrote are sealed with it.
+    """
+    if connection.vendor != "postgresql":
+        return Sealing(0, ChainHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0)
+    total, limit = 0, None
+    while True:
+        with transaction.atomic():
+            head = _locked_head()
+            if head is None:
+                return Sealing(total, 0, busy=True)
+            if limit is None:  # once per run, holding the head: a second sealer leaves at once
+                limit = horizon(wait=wait)
+                if limit is None:
+                    return Sealing(total, head.seq, held_back=True)
+            count = _seal_batch(head, limit, batch) if limit > head.seq else 0
+            total += count
+            if count < batch:
+                return Sealing(total, head.seq)
+
+
+class HeadMissing(RuntimeError):
+    """The chain head row is gone while sealed events exist: sealing stops (fail closed)."""
+
+
+def _locked_head() -> ChainHead | None:
+    """The chain head, locked for this transaction; None if another sealer holds it.
+
+    A fresh (or flushed) ledger gets the genesis head. A head deleted under a sealed chain is
+    not recreated: chaining on from genesis would fork the chain, and ``verify_audit``
+    reports the missing row.
+    """
+    heads = ChainHead.objects.select_for_update(skip_locked=True).filter(pk=1)
+    head = heads.first()
+    if head is None and not ChainHead.objects.filter(pk=1).exists():
+        if AuditEvent.objects.filter(hash__isnull=False).exists():
+            raise HeadMissing("the chain head row is missing under a sealed chain: not sealing")
+        ChainHead.objects.bulk_create([ChainHead(pk=1, seq=0, hash=GENESIS_HASH)], ignore_conflicts=True)
+        head = heads.first()
+    return head
+
+
+def _seal_batch(head: ChainHead, limit: int, batch: int) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(_UNSEALED, [head.seq, limit, batch])
+        rows = cursor.fetchall()
+        if not rows:
+            return 0
+        details_at = 3 + PAYLOAD_FIELDS.index("details")
+        details = json.loads("[" + ",".join(row[details_at] for row in rows) + "]")
+        prev_hash, seals = head.hash, []
+        for row, detail in zip(rows, details, strict=True):
+            values = list(row[3:])
+            values[PAYLOAD_FIELDS.index("details")] = detail
+            event_hash = chain_hash(prev_hash, row[0], row[1], payload_digest(values))
+            seals.append({"seq": row[0], "prev_hash": prev_hash, "hash": event_hash})
+            prev_hash = event_hash
+        cursor.execute(_SEAL, [json.dumps(seals)])
+        if cursor.rowcount != len(seals):
+            raise RuntimeError(f"sealed {cursor.rowcount} of {len(seals)} events: another writer sealed some")
+    last = rows[-1]
+    head.seq, head.prev_hash, head.hash, head.occurred_at = last[0], seals[-1]["prev_hash"], prev_hash, last[2]
+    head.save(update_fields=["seq", "prev_hash", "hash", "occurred_at"])
+    return len(rows)
+
+
+def seal_first() -> Sealing | None:
+    """Seal before reading the chain (verification, streams, the oversight scan, checkpoints).
+
+    A sealer that cannot run (a missing head, a database error) is logged and the reader goes
+    on with what is sealed: verification then reports the cause, and the oversight scan the
+    age of what waits.
+    """
+    try:
+        return seal()
+    except Exception:
+        logger.exception("the audit sealer could not run")
+        return None
+
+
+def oldest_unsealed() -> AuditEvent | None:
+    """The oldest committed event the sealer has not chained yet (never one on SQLite)."""
+    return AuditEvent.objects.filter(hash__isnull=True).order_by("seq").only("seq", "occurred_at").first()
+
+
+def unsealed_age(now: datetime | None = None) -> timedelta | None:
+    event = oldest_unsealed()
+    if event is None:
+        return None
+    return max((now or timezone.now()) - event.occurred_at, timedelta(0))
+
+
+def max_age() -> timedelta:
+    return timedelta(seconds=settings.AUDIT_SEAL_MAX_AGE_SECONDS)
