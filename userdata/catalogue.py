@@ -97,3 +97,18 @@ def owner_column(model: type[Model]) -> str:
 
 
 CATEGORY_CHOICES = [(category.name, category.label) for category in CATEGORIES.values()]
+
+# Result columns as people say them; any other column reads as its name in words ("occurred_at"
+# is "Occurred at"). Pages show these; the CSV and the result digest keep the names.
+COLUMN_LABELS = {
+    "id": "Account",
+    "account_id": "Account",
+    "ip": "IP address",
+    "os": "OS",
+    "device_id": "Device",
+    "contact_id": "Contact",
+}
+
+
+def column_label(name: str) -> str:
+    return COLUMN_LABELS.get(name, name.replace("_", " ").capitalize())

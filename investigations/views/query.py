@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.http import SignedInRequest
 from audit.export import csv_cell
+from userdata.catalogue import column_label
 
 from .. import access, actions
 from ..actions.query import results_problem
@@ -101,7 +102,7 @@ def query_results(request: SignedInRequest, pk: int) -> HttpResponse:
     number = _page_number(request)
     result = actions.results_view(actor=request.user, query=query, page=number)
     page = Paginator(result.rows, query.page_size).get_page(number)
-    context = {"query": query, "columns": result.columns, "page": page}
+    context = {"query": query, "columns": [column_label(name) for name in result.columns], "page": page}
     return render(request, "investigations/query_results.html", context)
 
 

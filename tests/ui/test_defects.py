@@ -106,6 +106,16 @@ def test_the_pages_say_the_window_does_not_limit_the_profile(active_grant, lead,
     assert "not applied" not in client.get(reverse("investigations:query_detail", args=[ip_logs.pk])).content.decode()
 
 
+def test_result_columns_are_named_as_people_say_them(active_grant, lead, client):
+    query = actions.query_execute_now(actor=lead, grant=active_grant, category="ip_logs")
+    client.force_login(lead)
+    page = client.get(reverse("investigations:query_results", args=[query.pk])).content.decode()
+    headings = re.findall(r'<th scope="col">([^<]*)</th>', page)
+    assert headings == ["Account", "IP address", "User agent", "Occurred at"]
+    download = client.get(reverse("investigations:query_download", args=[query.pk])).content
+    assert download.decode().splitlines()[0] == "account_id,ip,user_agent,occurred_at"  # the CSV keeps the names
+
+
 def test_an_empty_result_says_why(active_grant, lead, client):
     day = active_grant.window_start
     query = actions.query_execute_now(
