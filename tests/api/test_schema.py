@@ -21,6 +21,26 @@ def test_schema_generates_without_warnings_and_validates(tmp_path):
     refused = schema["paths"]["/api/v1/grants/{id}/queries/"]["post"]["responses"]
     assert {"202", "400", "401", "403", "404", "409", "413", "429"} <= set(refused)
     assert "knoxApiToken" in schema["components"]["securitySchemes"]
+    workspace = {  # the case workspace (issue 18): path -> the methods it offers
+        "/api/v1/tags/": {"get"},
+        "/api/v1/cases/{id}/classification/": {"post"},
+        "/api/v1/cases/{id}/tasks/": {"get", "post"},
+        "/api/v1/tasks/{id}/": {"get", "patch"},
+        "/api/v1/tasks/{id}/status/": {"post"},
+        "/api/v1/cases/{id}/evidence/": {"get", "post"},
+        "/api/v1/evidence/{id}/": {"get"},
+        "/api/v1/evidence/{id}/download/": {"get"},
+        "/api/v1/queries/{id}/evidence/": {"post"},
+        "/api/v1/cases/{id}/notes/": {"post"},
+        "/api/v1/notes/{id}/": {"get", "patch"},
+        "/api/v1/notes/{id}/versions/": {"get"},
+        "/api/v1/cases/{id}/timeline/": {"get"},
+        "/api/v1/cases/{id}/reports/": {"get", "post"},
+        "/api/v1/case-reports/{id}/pdf/": {"get"},
+        "/api/v1/cases/{id}/legal-hold/": {"post"},
+    }
+    missing = {path: sorted(methods - set(schema["paths"].get(path, {}))) for path, methods in workspace.items()}
+    assert not {path: methods for path, methods in missing.items() if methods}, missing
 
 
 def test_schema_is_served_to_authenticated_callers_only(lead):
