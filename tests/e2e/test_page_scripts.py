@@ -1,9 +1,9 @@
-"""What the decide, grant and query pages' scripts do in Chromium (issue 19, defects 1, 2, 4 and
-10): a scope edit under a plain "Approve" switches the outcome to "Approve, narrowed"; the query
-form's window is checked before sending, so a typing slip is not a recorded denial; the status
-poller removes the stale "queued" message once the query is done, and stops with a visible
-"signed out" notice when the session has ended. And issue 18's tag boxes: the tags in use are
-suggested, again after each comma."""
+"""Issue 19's defects in Chromium where a page script or the browser does the work: a scope edit
+under a plain "Approve" switches the outcome to "Approve, narrowed" (1); the query form's window is
+checked before sending, so a typing slip is not a recorded denial (2); the status poller stops
+with a visible "signed out" notice when the session has ended (4); the audit export holds what is
+typed, not the last filter (7); the stale "queued" message goes once the query is done (10). And
+issue 18's tag boxes: the tags in use are suggested, again after each comma."""
 
 from __future__ import annotations
 
@@ -139,3 +139,29 @@ def test_tag_suggestions_continue_after_a_comma(journey, live_server, lead, revi
         values = suggestions.evaluate_all("options => options.map(option => option.value)")
         assert sorted(values) == ["finance", "press-contact"], values
         assert_accessible(page)
+
+
+def test_the_audit_export_sends_what_is_typed_not_the_last_filter(journey, live_server, lead, reviewer, auditor):
+    """Defect 7 in the browser: a reference typed into the box and exported without pressing
+    Filter is what the export holds; the filter applied before is not."""
+    import csv
+    import io
+    from pathlib import Path
+
+    from tests.investigations.fixtures import open_case_for
+
+    first = open_case_for(lead, reviewer, title="Expense fraud")
+    second = open_case_for(lead, reviewer, title="Press leak")
+    page = journey.page
+    with journey.step("the auditor filters the trail by one case, then types the other and exports"):
+        journey.login("auditor")
+        journey.nav("Audit trail")
+        box = page.get_by_label("Case reference")
+        box.fill(first.reference)
+        page.get_by_role("button", name="Filter").click()
+        page.wait_for_url(f"**case_reference={first.reference}**")
+        box.fill(second.reference)
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Export CSV").click()
+        rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
+        assert rows and {row["case_reference"] for row in rows} == {second.reference}
