@@ -524,6 +524,10 @@ CUSTOS = {
         # Off-hours queries by one user on one case within this many hours make one alert.
         "OFF_HOURS_GROUP_HOURS": env.int("CUSTOS_OVERSIGHT_OFF_HOURS_GROUP_HOURS", default=12),
         "SCAN_BATCH": env.int("CUSTOS_OVERSIGHT_SCAN_BATCH", default=200),
+        # After a commit rings the scan, further rings within this many milliseconds are left
+        # out (one Redis publish per window, not per commit); the rung scan runs again after
+        # the window, so an alert waits at most about this long plus a scan.
+        "DOORBELL_MS": env.int("CUSTOS_OVERSIGHT_DOORBELL_MS", default=1000),
         # More than N subject lookups (identifiers resolved in drafts) by one user within W
         # minutes raise one alert: probing what an IP or email reaches, draft after draft.
         "LOOKUP_PROBES": env.int("CUSTOS_OVERSIGHT_LOOKUP_PROBES", default=20),

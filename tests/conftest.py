@@ -162,6 +162,15 @@ def sign_in(client, user: User, password: str = PASSWORD):
 
 
 @pytest.fixture(autouse=True)
+def doorbells_open():
+    """Each test starts with the doorbells open (``enqueue.ring``): a test does not inherit the
+    quiet window of the one before, whose worker is gone and cannot run the scan again."""
+    from investigations import enqueue
+
+    enqueue.forget_rings()
+
+
+@pytest.fixture(autouse=True)
 def force_login_passes_the_second_factor(monkeypatch):
     """``Client.force_login`` stands for a whole sign-in: for a user with a second factor, that
     includes the factor, checked at that moment (so the step-up of ``accounts.stepup`` sees a

@@ -889,9 +889,11 @@ def _alert_if_unsealed() -> int | None:
 
 
 def enqueue_scan() -> None:
-    """Ring the scan's doorbell; an unreachable broker only logs (beat runs the scan every minute)."""
+    """Ring the scan's doorbell, at most once per ``DOORBELL_MS`` (``enqueue.ring``: the rung scan
+    runs again after the window for the rings it left out); an unreachable broker only logs
+    (beat runs the scan every minute)."""
     try:
-        enqueue.send(enqueue.SCAN_OVERSIGHT)
+        enqueue.ring(enqueue.SCAN_OVERSIGHT, quiet_ms=rules()["DOORBELL_MS"])
     except Exception:
         logger.warning("could not enqueue the oversight scan; the beat schedule will run it", exc_info=True)
 
@@ -899,6 +901,17 @@ def enqueue_scan() -> None:
 def scan_soon() -> None:
     """Enqueue a scan once the caller's transaction commits, so oversight hears within seconds."""
     transaction.on_commit(enqueue_scan)
+
+
+def scan_again_after(quiet_ms: int) -> None:
+    """The rung scan's second run, ``quiet_ms`` from now: it scans what committed while the
+    doorbell was quiet. An unreachable broker only logs (beat runs the scan every minute)."""
+    try:
+        enqueue.send(enqueue.SCAN_OVERSIGHT, countdown=quiet_ms / 1000)
+    except Exception:
+        logger.warning(
+            "could not enqueue the oversight scan's second run; the beat schedule will run it", exc_info=True
+        )
 
 
 # --- email -------------------------------------------------------------------------------

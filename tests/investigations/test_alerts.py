@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from accounts.models import User
 from accounts.roles import Role
 from audit.events import Action
 from audit.models import AuditEvent
+from custos_testing.worker import purge_broker
 from investigations import actions, enqueue
 from investigations.actions import oversight
 from investigations.actions.oversight import alert_acknowledge, alerts_scan, is_working_time
@@ -288,13 +290,82 @@ def test_the_scan_is_enqueued_after_the_actions_commit(
     assert sent == []  # nothing before commit
     for callback in callbacks:
         callback()
-    assert sent == [(enqueue.SCAN_OVERSIGHT, ())]
+    assert sent == [(enqueue.SCAN_OVERSIGHT, (oversight.rules()["DOORBELL_MS"],))]
 
 
 def test_the_task_runs_the_scan(protected_request):
     result = scan_oversight()
     assert result["alerts"] == 1 and result["seq"] == OversightCursor.objects.get().last_seq
     assert Alert.objects.filter(kind=AlertKind.PROTECTED_REQUEST_SUBMITTED).count() == 1
+
+
+# --- the doorbell: one publish per quiet window, and the rung scan runs again after it -----
+
+
+def scans_on_the_broker() -> list[tuple[list, bool]]:
+    """The scan's messages waiting on the configured broker, taken off it: (args, has an ETA)."""
+    from config.celery import app
+
+    found = []
+    with app.connection_for_read() as connection:
+        queue = connection.SimpleQueue(app.conf.task_default_queue)
+        try:
+            while True:
+                try:
+                    message = queue.get(block=False)
+                except queue.Empty:
+                    break
+                if message.headers.get("task") == enqueue.SCAN_OVERSIGHT:
+                    found.append((message.payload[0], message.headers.get("eta") is not None))
+                message.ack()
+        finally:
+            queue.close()
+    return found
+
+
+def denied_burst(grant, actor, capture, times: int) -> None:
+    """``times`` denied query attempts, each committed on its own (each rings the scan)."""
+    for _ in range(times):
+        with capture(execute=True), pytest.raises(QueryDenied):
+            actions.query_submit(actor=actor, grant=grant, category="location")
+
+
+def test_a_burst_of_commits_publishes_one_ring(active_grant, lead, settings, django_capture_on_commit_callbacks):
+    set_rules(settings, DOORBELL_MS=60_000)  # far longer than the burst takes, however slow the machine
+    purge_broker()
+    denied_burst(active_grant, lead, django_capture_on_commit_callbacks, 5)
+    assert scans_on_the_broker() == [([60_000], False)]
+
+
+def test_the_doorbell_rings_again_once_its_window_has_passed(
+    active_grant, lead, settings, django_capture_on_commit_callbacks
+):
+    set_rules(settings, DOORBELL_MS=50)
+    purge_broker()
+    denied_burst(active_grant, lead, django_capture_on_commit_callbacks, 1)
+    time.sleep(0.1)  # past the window (an order of events, not a speed)
+    denied_burst(active_grant, lead, django_capture_on_commit_callbacks, 1)
+    assert scans_on_the_broker() == [([50], False), ([50], False)]
+
+
+@pytest.mark.redis
+def test_a_window_claimed_by_another_process_keeps_this_one_quiet(
+    active_grant, lead, settings, django_capture_on_commit_callbacks
+):
+    set_rules(settings, DOORBELL_MS=60_000)
+    purge_broker()
+    denied_burst(active_grant, lead, django_capture_on_commit_callbacks, 1)
+    enqueue._quiet_until.clear()  # as a process that has not rung sees it: only Redis knows
+    denied_burst(active_grant, lead, django_capture_on_commit_callbacks, 2)
+    assert scans_on_the_broker() == [([60_000], False)]
+
+
+def test_the_rung_scan_runs_again_after_the_window_and_beats_scan_does_not(protected_request):
+    purge_broker()
+    scan_oversight(1500)
+    assert scans_on_the_broker() == [([], True)]
+    scan_oversight()
+    assert scans_on_the_broker() == []
 
 
 # --- acknowledging -----------------------------------------------------------------------

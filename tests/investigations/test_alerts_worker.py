@@ -10,7 +10,7 @@ import pytest
 from audit.events import Action
 from audit.models import AuditEvent
 from custos_testing.worker import wait_for
-from investigations import actions
+from investigations import actions, enqueue
 from investigations.actions import oversight
 from investigations.errors import QueryDenied
 from investigations.models import Alert, AlertKind, GrantReport, OversightCursor
@@ -52,6 +52,34 @@ def test_worker_raises_and_emails_the_alert_and_writes_the_report(
     )
     assert report.unused_subjects == [5] and report.unused_categories == ["ip_logs", "profile"]
     assert Alert.objects.filter(kind=AlertKind.PROTECTED_REQUEST_SUBMITTED).count() == 1
+
+
+@pytest.mark.worker
+def test_every_alert_of_a_burst_arrives_though_the_doorbell_rang_once(
+    celery_worker_process, admin_user, open_case, lead, store, monkeypatch, settings
+):
+    # A window far longer than the burst takes, so the rings left out are certain; the rung
+    # scan runs again after it, and that second run is what finds the later submissions.
+    settings.CUSTOS = {**settings.CUSTOS, "OVERSIGHT": {**settings.CUSTOS["OVERSIGHT"], "DOORBELL_MS": 5000}}
+    actions.protected_subject_add(actor=admin_user, account_id=1, category="journalist")
+    rings: list[str] = []
+    send = enqueue.send
+
+    def counted(task, *args, **options):
+        rings.append(task)
+        send(task, *args, **options)
+
+    monkeypatch.setattr(enqueue, "send", counted)
+    requests = [
+        actions.request_submit(actor=lead, request=file_request(open_case, lead, legal_basis="legal_process"))
+        for _ in range(4)
+    ]
+    wait_for(
+        lambda: Alert.objects.filter(kind=AlertKind.PROTECTED_REQUEST_SUBMITTED, request__in=requests).count() == 4,
+        "the four protected-request alerts",
+        celery_worker_process,
+    )
+    assert rings == [enqueue.SCAN_OVERSIGHT]
 
 
 @pytest.mark.postgres
