@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 @shared_task(ignore_result=True)
 def seal_audit_events() -> dict:
-    """Every five seconds (PostgreSQL): chain the events committed since the last run (``audit.sealer``)."""
+    """Every ten seconds (PostgreSQL): chain the events committed since the last run (``audit.sealer``)."""
     return sealer.seal().as_json()
 
 

@@ -637,7 +637,7 @@ if not EMBEDDED:
     # streams, checkpoints and verification also seal first. SQLite chains at append time.
     CELERY_BEAT_SCHEDULE["seal-audit-events"] = {
         "task": "audit.tasks.seal_audit_events",
-        "schedule": timedelta(seconds=5),
+        "schedule": timedelta(seconds=10),
     }
 
 # --- audit ledger ------------------------------------------------------------------------

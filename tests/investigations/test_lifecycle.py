@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import connection
 
 from audit.models import AuditEvent
 from investigations import tasks
@@ -76,7 +77,8 @@ def test_beat_schedule_lists_every_periodic_task():
     from django.conf import settings
 
     tasks_scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert tasks_scheduled == {
+    sealing = {"audit.tasks.seal_audit_events"} if connection.vendor == "postgresql" else set()  # SQLite chains at once
+    assert tasks_scheduled - sealing == {
         "investigations.expire_grants",
         "investigations.scan_oversight",
         "investigations.requeue_stale_queries",
@@ -90,6 +92,7 @@ def test_beat_schedule_lists_every_periodic_task():
         "investigations.verify_evidence",
         "investigations.purge_closed_evidence",
     }
+    assert sealing <= tasks_scheduled
 
 
 def test_expire_task_calls_the_action(active_grant):

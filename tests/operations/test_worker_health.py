@@ -35,6 +35,8 @@ SCHEDULED = {
     "investigations.purge_closed_evidence": timedelta(days=1),
     "audit.tasks.dispatch_streams": timedelta(seconds=10),
 }
+if connection.vendor == "postgresql":  # SQLite chains at append time: no sealer to schedule
+    SCHEDULED["audit.tasks.seal_audit_events"] = timedelta(seconds=10)
 
 
 def all_succeeded(ago: timedelta = timedelta(seconds=10)) -> None:
@@ -131,7 +133,9 @@ def test_command_flags_a_task_older_than_twice_its_interval_and_exits_one():
     all_succeeded(ago=timedelta(minutes=90))  # older than 2 x 1 min, younger than 2 x 1 h
     output, error = run_command()
     assert error is not None and error.returncode == 1
-    assert "4 periodic task(s) overdue or disabled" in str(error)  # the every-minute tasks and the stream dispatch
+    # the every-minute tasks, the stream dispatch and, on PostgreSQL, the sealer
+    overdue = 5 if connection.vendor == "postgresql" else 4
+    assert f"{overdue} periodic task(s) overdue or disabled" in str(error)
     assert line_for(output, "investigations.expire_grants").endswith("OVERDUE")
     assert line_for(output, "investigations.requeue_stale_queries").endswith("OVERDUE")
     assert line_for(output, "investigations.scan_oversight").endswith("OVERDUE")
@@ -221,7 +225,8 @@ def test_staff_see_the_table_with_overdue_tasks_highlighted(login, admin_user):
     assert rows["investigations.expire_grants"].overdue and not rows["audit.tasks.verify_audit_chain"].overdue
     page = response.content.decode()
     assert '<tr class="overdue">' in page and "OVERDUE" in page
-    assert page.count('<tr class="overdue">') == 4  # the three every-minute tasks and the stream dispatch
+    # the three every-minute tasks, the stream dispatch and, on PostgreSQL, the sealer
+    assert page.count('<tr class="overdue">') == (5 if connection.vendor == "postgresql" else 4)
     assert 'href="/operations/schedules/"' in page  # in the navigation
 
 
