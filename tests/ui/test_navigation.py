@@ -70,3 +70,24 @@ def test_request_page_breadcrumbs_end_at_the_request(active_grant, lead, client)
     client.force_login(lead)
     html = client.get(reverse("investigations:request_detail", args=[active_grant.request_id])).content.decode()
     assert _crumbs(html)[-1] == reverse("investigations:request_detail", args=[active_grant.request_id])
+
+
+def _case_link(case) -> str:
+    return f'<a href="{reverse("investigations:case_detail", args=[case.pk])}">{case.reference}</a>'
+
+
+def test_start_page_links_every_case_reference(active_grant, lead, reviewer, second_reviewer, client):
+    from investigations import actions
+    from tests.investigations.fixtures import file_request
+
+    case = active_grant.case
+    waiting = actions.request_submit(actor=lead, request=file_request(case, lead))
+    actions.task_create(actor=lead, case=case, title="Interview", assignee=lead)
+    client.force_login(lead)
+    html = client.get(reverse("home")).content.decode()
+    assert f"Request {waiting.pk}</a> on {_case_link(case)}" in html
+    assert f"Grant {active_grant.pk}</a> on {_case_link(case)}" in html
+    assert f"Interview</a> on {_case_link(case)}" in html
+    client.force_login(second_reviewer)  # reviewer approved the case: someone independent decides
+    html = client.get(reverse("home")).content.decode()
+    assert f"Request {waiting.pk}</a> on {_case_link(case)}" in html
