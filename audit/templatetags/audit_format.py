@@ -51,5 +51,12 @@ def target_label(event) -> str:
 @register.simple_tag
 def target_events_url(event) -> str:
     """The audit trail filtered to every event about the same target."""
-    query = urlencode({"target_type": event.target_type, "target_id": event.target_id})
+    return trail_url(event.target_type, event.target_id)
+
+
+@register.simple_tag
+def trail_url(target_type: str, target_id) -> str:
+    """The audit trail filtered to every event about one object (``investigations.grant``, 7):
+    where an auditor, who sees no case, request or grant page, follows a reference to one."""
+    query = urlencode({"target_type": target_type, "target_id": target_id})
     return f"{reverse('audit:event_list')}?{query}"

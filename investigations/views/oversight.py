@@ -82,6 +82,8 @@ def report_list(request: SignedInRequest) -> HttpResponse:
 
 def report_detail(request: SignedInRequest, pk: int) -> HttpResponse:
     report = access.get_report_for(request.user, pk)
-    if request.user.is_auditor:
+    for_auditor = request.user.is_auditor
+    if for_auditor:
         _viewed(request, "report_detail", target=report)
-    return render(request, "investigations/report_detail.html", {"report": report, "grant": report.grant})
+    context = {"report": report, "grant": report.grant, "for_auditor": for_auditor}
+    return render(request, "investigations/report_detail.html", context)

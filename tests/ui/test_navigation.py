@@ -91,3 +91,45 @@ def test_start_page_links_every_case_reference(active_grant, lead, reviewer, sec
     client.force_login(second_reviewer)  # reviewer approved the case: someone independent decides
     html = client.get(reverse("home")).content.decode()
     assert f"Request {waiting.pk}</a> on {_case_link(case)}" in html
+
+
+def test_oversight_pages_link_references_into_the_ledger(
+    succeeded_query, protected_request, auditor, lead, reviewer, client
+):
+    # auditors see no case, request or grant page: references open the ledger, never a 404
+    from audit.templatetags.audit_format import trail_url
+    from investigations.actions.oversight import alerts_scan
+    from investigations.models import Alert, GrantReport
+
+    grant = succeeded_query.grant
+    alerts_scan()
+    alert = Alert.objects.filter(request=protected_request).first()
+    Alert.objects.filter(pk=alert.pk).update(grant=grant, query=succeeded_query)
+    client.force_login(auditor)
+    html = client.get(reverse("investigations:alert_detail", args=[alert.pk])).content.decode()
+    links = {
+        f"Request #{protected_request.pk}": trail_url("investigations.datapullrequest", protected_request.pk),
+        f"Grant #{grant.pk}": trail_url("investigations.grant", grant.pk),
+        f"Query #{succeeded_query.pk}": trail_url("investigations.dataquery", succeeded_query.pk),
+    }
+    for label, url in links.items():
+        assert f'<a href="{url.replace("&", "&amp;")}">{label}</a>' in html
+        trail = client.get(url)
+        assert trail.status_code == 200 and label in trail.content.decode(), f"{label}: its trail is empty"
+    assert client.get(reverse("investigations:grant_detail", args=[grant.pk])).status_code == 404
+
+    from investigations import actions
+
+    actions.grant_revoke(actor=reviewer, grant=grant, reason="Done.")
+    alerts_scan()
+    report = GrantReport.objects.get(grant=grant)
+    timeline = reverse("audit:case_timeline", args=[grant.case.reference])
+    listed = client.get(reverse("investigations:report_list")).content.decode()
+    assert f'<a href="{timeline}">{grant.case.reference}</a>' in listed
+    detail = client.get(reverse("investigations:report_detail", args=[report.pk])).content.decode()
+    assert f'<a href="{timeline}"><strong>{grant.case.reference}</strong></a>' in detail
+    assert trail_url("investigations.grant", grant.pk).replace("&", "&amp;") in detail
+    client.force_login(lead)  # the team reads the same report with links to its own pages
+    detail = client.get(reverse("investigations:report_detail", args=[report.pk])).content.decode()
+    assert f'href="{reverse("investigations:case_detail", args=[grant.case_id])}"><strong>' in detail
+    assert f'<a href="{reverse("investigations:grant_detail", args=[grant.pk])}">Grant {grant.pk}</a>' in detail
