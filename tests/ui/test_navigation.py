@@ -133,3 +133,83 @@ def test_oversight_pages_link_references_into_the_ledger(
     detail = client.get(reverse("investigations:report_detail", args=[report.pk])).content.decode()
     assert f'href="{reverse("investigations:case_detail", args=[grant.case_id])}"><strong>' in detail
     assert f'<a href="{reverse("investigations:grant_detail", args=[grant.pk])}">Grant {grant.pk}</a>' in detail
+
+
+def test_action_pages_lead_back_to_their_case_request_and_grant(
+    succeeded_query, lead, reviewer, evidence_store, client
+):
+    """Each page that acts on a case, request or grant has the breadcrumbs to them, and what it names links."""
+    from investigations import actions
+    from tests.investigations.fixtures import file_request, open_case_for
+
+    grant = succeeded_query.grant
+    case = grant.case
+    draft = file_request(case, lead)
+    note = actions.case_add_note(actor=lead, case=case, text="Seen.")
+    task = actions.task_create(actor=lead, case=case, title="Interview")
+    case_url = reverse("investigations:case_detail", args=[case.pk])
+    request_url = reverse("investigations:request_detail", args=[draft.pk])
+    grant_url = reverse("investigations:grant_detail", args=[grant.pk])
+    pages = {
+        "case_close": ([case.pk], [case_url]),
+        "case_members": ([case.pk], [case_url]),
+        "case_timeline": ([case.pk], [case_url]),
+        "task_create": ([case.pk], [case_url]),
+        "task_edit": ([task.pk], [case_url]),
+        "note_edit": ([note.pk], [case_url]),
+        "note_history": ([note.pk], [case_url]),
+        "request_create": ([case.pk], [case_url]),
+        "request_edit": ([draft.pk], [case_url, request_url]),
+        "request_withdraw": ([draft.pk], [case_url, request_url]),
+        "grant_revoke": ([grant.pk], [case_url, grant_url]),
+        "query_save_evidence": ([succeeded_query.pk], [case_url, grant_url]),
+    }
+    client.force_login(lead)
+    for name, (args, targets) in pages.items():
+        response = client.get(reverse(f"investigations:{name}", args=args))
+        assert response.status_code == 200, name
+        html = response.content.decode()
+        for target in targets:
+            assert target in _crumbs(html), f"{name}: no breadcrumb to {target}"
+    body = {
+        "request_edit": f'href="{case_url}"><strong>{case.reference}</strong></a>',
+        "request_withdraw": f'Case <a href="{case_url}">{case.reference}</a>.',
+        "grant_revoke": f'Case <a href="{case_url}">{case.reference}</a>.',
+        "query_save_evidence": f'when <a href="{grant_url}">grant {grant.pk}</a> ends',
+    }
+    for name, expected in body.items():
+        html = client.get(reverse(f"investigations:{name}", args=pages[name][0])).content.decode()
+        assert expected in html, name
+    saved, _ = actions.evidence_save_query_result(actor=lead, query=succeeded_query)
+    html = client.get(reverse("investigations:evidence_detail", args=[saved.pk])).content.decode()
+    assert f'grantees of <a href="{grant_url}">grant {grant.pk}</a>' in html
+    pending = open_case_for(lead, None)  # awaiting approval: the lead may still edit it
+    html = client.get(reverse("investigations:case_edit", args=[pending.pk])).content.decode()
+    assert reverse("investigations:case_detail", args=[pending.pk]) in _crumbs(html)
+    client.force_login(reviewer)
+    html = client.get(reverse("investigations:case_reject", args=[pending.pk])).content.decode()
+    assert reverse("investigations:case_detail", args=[pending.pk]) in _crumbs(html)
+
+
+def test_protected_approval_confirmation_links_its_case_and_request(protected_request, reviewer, client):
+    url = reverse("investigations:request_decide", args=[protected_request.pk])
+    client.force_login(reviewer)
+    data = {"outcome": "approve_narrowed", "reason": "Only profile.", "subjects": ["1", "2"], "categories": ["profile"]}
+    html = client.post(url, data).content.decode()
+    assert "Oversight is notified of this approval" in html
+    case_url = reverse("investigations:case_detail", args=[protected_request.case_id])
+    request_url = reverse("investigations:request_detail", args=[protected_request.pk])
+    assert f'<dd><a href="{case_url}">{protected_request.case.reference}</a>' in html
+    assert f'<dd><a href="{request_url}">Request {protected_request.pk}</a>, filed by' in html
+    assert _crumbs(html)[1:3] == [case_url, request_url]
+
+
+def test_alert_acknowledge_page_links_its_alert(protected_request, auditor, client):
+    from investigations.actions.oversight import alerts_scan
+    from investigations.models import Alert
+
+    alerts_scan()
+    alert = Alert.objects.first()
+    client.force_login(auditor)
+    html = client.get(reverse("investigations:alert_acknowledge", args=[alert.pk])).content.decode()
+    assert f'<a href="{reverse("investigations:alert_detail", args=[alert.pk])}">Alert {alert.pk}</a>:' in html
