@@ -17,7 +17,18 @@ from datetime import timedelta
 from typing import TypeVar
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, Model, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    Model,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Coalesce, Now
 from django.http import Http404
 
@@ -814,6 +825,14 @@ def my_usable_grants(user: User) -> QuerySet[Grant]:
     if not _is_real(user):
         return Grant.objects.none()
     return grants_visible_to(user).usable_by(user)
+
+
+def my_recent_queries(user: User) -> QuerySet[DataQuery]:
+    """``user``'s own queries, each with ``case_visible``: whether they still see its case. Someone
+    taken off the team keeps the record of their queries, not the case page (a link would 404)."""
+    team_cases = _perm_ids(CaseUserObjectPermission, CaseGroupObjectPermission, user, "view_case")
+    on_team = ExpressionWrapper(Q(grant__case_id__in=team_cases), output_field=BooleanField())
+    return queries_visible_to(user).filter(user=user).annotate(case_visible=on_team)
 
 
 def cases_awaiting_approval_for(user: User) -> QuerySet[Case]:

@@ -38,7 +38,7 @@ def _investigator(user) -> dict:
         ),
         "returned": _cut(access.my_returned_requests(user).select_related("case").order_by("-updated_at", "-id")),
         "grants": _cut(access.my_usable_grants(user).select_related("case").order_by("expires_at", "id")),
-        "queries": _cut(access.queries_visible_to(user).filter(user=user).order_by("-requested_at", "-id")),
+        "queries": _cut(access.my_recent_queries(user).order_by("-requested_at", "-id")),
         "tasks": _cut(access.my_open_tasks(user).select_related("case")),
     }
 

@@ -213,3 +213,21 @@ def test_alert_acknowledge_page_links_its_alert(protected_request, auditor, clie
     client.force_login(auditor)
     html = client.get(reverse("investigations:alert_acknowledge", args=[alert.pk])).content.decode()
     assert f'<a href="{reverse("investigations:alert_detail", args=[alert.pk])}">Alert {alert.pk}</a>:' in html
+
+
+def test_start_page_links_a_query_case_only_while_its_team_sees_it(
+    open_case, member, lead, second_reviewer, store, client
+):
+    from custos_testing.factories import GrantActionFactory, QueryActionFactory
+    from investigations import actions
+    from tests.investigations.fixtures import file_request
+
+    request = actions.request_submit(actor=member, request=file_request(open_case, member))
+    grant = GrantActionFactory(request=request, reviewer=second_reviewer)
+    query = QueryActionFactory(grant=grant, user=member, category="ip_logs")
+    client.force_login(member)
+    assert f"Query {query.pk}</a> ip_logs on {_case_link(open_case)}:" in client.get(reverse("home")).content.decode()
+    actions.case_remove_member(actor=lead, case=open_case, user=member)
+    html = client.get(reverse("home")).content.decode()  # the record stays theirs; the case page does not
+    assert f"Query {query.pk}</a> ip_logs on {open_case.reference}:" in html
+    assert client.get(reverse("investigations:case_detail", args=[open_case.pk])).status_code == 404
