@@ -241,11 +241,17 @@ def celery_worker_process(transactional_db, tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def ledger_numbers_from_one(django_db_setup, django_db_blocker):
+def ledger_numbers_from_one(request, django_db_setup, django_db_blocker):
     """On PostgreSQL the ledger's ``seq`` comes from a sequence, which a rolled-back test does not
     rewind: a test that starts with an empty ledger starts it at 1 again, as a fresh database does
-    (the tests that write gaps on purpose make their own)."""
-    if not on_postgres():
+    (the tests that write gaps on purpose make their own). Tests without the database are left alone."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None:
+        databases = marker.kwargs.get("databases", ["default"])
+        uses_database = databases == "__all__" or "default" in databases
+    else:
+        uses_database = bool({"db", "transactional_db"} & set(request.fixturenames))
+    if not on_postgres() or not uses_database:
         return
     from django.db import connection
 

@@ -305,3 +305,19 @@ def test_an_event_waiting_too_long_raises_one_critical_alert_and_verification_re
     assert Alert.objects.filter(kind=AlertKind.LEDGER_UNSEALED).count() == 1
     raised = AuditEvent.objects.filter(action=Action.ALERT_RAISED, details__kind=AlertKind.LEDGER_UNSEALED)
     assert raised.count() == 1
+
+
+@pytest.mark.redis
+def test_the_beat_seal_rings_the_oversight_scan_when_it_chained_something(db):
+    """The scan reads sealed events only: what the beat seal chains late is scanned now, not at the
+    scan's next beat. Nothing sealed, nothing rung."""
+    from audit.tasks import seal_audit_events
+    from custos_testing.worker import purge_broker
+    from tests.investigations.test_alerts import scans_on_the_broker
+
+    _note(0)
+    purge_broker()
+    assert seal_audit_events()["sealed"] == 1
+    assert scans_on_the_broker() == [([], False)]
+    assert seal_audit_events()["sealed"] == 0
+    assert scans_on_the_broker() == []

@@ -59,11 +59,12 @@ def test_only_auditors_start_a_verification(persona, request, client):
 
 
 def test_progress_is_reported_while_verifying(auditor, monkeypatch):
-    from audit import verification
+    from audit import sealer, verification
 
     for number in range(12):
         runs.record(action=Action.AUDIT_VIEWED, details={"n": number})
     monkeypatch.setattr(verification, "PROGRESS_EVERY", 5)
+    sealer.seal()  # verify() reads sealed events; verify_and_record seals first
     seen = []
     result = verification.verify(on_progress=lambda checked, total: seen.append((checked, total)))
     assert result.ok and seen and seen[0][0] == 5 and seen[-1][1] == result.count
