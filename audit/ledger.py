@@ -260,7 +260,7 @@ def record(
     """Append one event to the ledger, inside the caller's transaction.
 
     PostgreSQL: one INSERT that takes no lock shared with other writers (``seq`` from the
-    table's sequence, the time the statement's); the event is chained by the sealer once it
+    table's sequence, the time from the database clock just after); the event is chained by the sealer once it
     has committed (``audit.sealer``), so the returned event has no hash yet. Writers never
     wait for each other; the append-only triggers and role protect the event until it is
     sealed, and the sealer seals it within seconds.
