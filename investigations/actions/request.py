@@ -35,16 +35,6 @@ from .grant import issue_grant
 from .locks import locked, retry_on_conflict
 
 
-def _scope_of(request: DataPullRequest) -> Scope:
-    return Scope(
-        subjects=tuple(request.subjects),
-        categories=tuple(request.categories),
-        window_start=request.window_start,
-        window_end=request.window_end,
-        duration_hours=request.duration_hours,
-    )
-
-
 def _merge(errors: dict[str, list[str]], more: dict) -> None:
     for field, messages in more.items():
         errors.setdefault(field, []).extend([messages] if isinstance(messages, str) else messages)
@@ -182,7 +172,7 @@ def _validated_subjects(*, actor: User, request: DataPullRequest, identifiers: l
     except ValidationError as error:
         _merge(errors, error.message_dict)
     if "window_start" not in errors and "window_end" not in errors and "duration_hours" not in errors:
-        scope = _scope_of(request)
+        scope = request.requested_scope()
         _merge(errors, {k: v for k, v in scope_errors(scope).items() if k != "subjects"})
     _merge(errors, _identifier_errors(identifiers))
     if errors:
@@ -375,7 +365,8 @@ def request_submit(*, actor: User, request: DataPullRequest) -> DataPullRequest:
 
 
 def _check_window(request: DataPullRequest) -> None:
-    errors = {field: problems for field, problems in scope_errors(_scope_of(request)).items() if field != "subjects"}
+    problems_by_field = scope_errors(request.requested_scope())
+    errors = {field: problems for field, problems in problems_by_field.items() if field != "subjects"}
     if errors:
         raise ValidationError(errors)
 
@@ -574,11 +565,11 @@ def _notify_decided(request: DataPullRequest, decision: Decision, still_needed: 
 
 def _approved_scope(request: DataPullRequest, outcome: str, scope: Scope | None) -> Scope | None:
     if outcome == DecisionOutcome.APPROVE:
-        return _scope_of(request)
+        return request.requested_scope()
     if outcome == DecisionOutcome.APPROVE_NARROWED:
         if scope is None:
             raise ValidationError({"outcome": "A narrowed approval needs the narrowed scope."})
-        check_narrowing(_scope_of(request), scope)
+        check_narrowing(request.requested_scope(), scope)
         return scope
     return None
 

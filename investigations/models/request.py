@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from .case import TEXT_MAX, Case
+
+if TYPE_CHECKING:
+    from ..scope import Scope
 
 
 class RequestStatus(models.TextChoices):
@@ -88,8 +93,8 @@ class DataPullRequest(models.Model):
         members = get_user_model().objects.filter(case_memberships__case=self.case_id, is_active=True)
         return members.exclude(pk=self.requested_by_id).order_by("username")
 
-    def scope(self) -> dict:
-        """The requested scope as the ledger records it (``Scope.as_record``)."""
+    def requested_scope(self) -> Scope:
+        """What was asked for, as a ``Scope`` (checked, narrowed and recorded through it)."""
         from ..scope import Scope
 
         return Scope(
@@ -98,7 +103,11 @@ class DataPullRequest(models.Model):
             window_start=self.window_start,
             window_end=self.window_end,
             duration_hours=self.duration_hours,
-        ).as_record()
+        )
+
+    def scope(self) -> dict:
+        """The requested scope as the ledger records it (``Scope.as_record``)."""
+        return self.requested_scope().as_record()
 
 
 class DecisionOutcome(models.TextChoices):
