@@ -87,6 +87,11 @@ PAYLOAD_FIELDS = HASHED_FIELDS[2:-1]
 _KNOWN_ACTIONS = frozenset(Action.values)
 
 
+# ``format_time`` in SQL: PostgreSQL formats ``occurred_at`` itself where events are read in bulk
+# (the sealer, the verifier), so no datetime is parsed or formatted in Python.
+OCCURRED_AT_SQL = """to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+
+
 def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 

@@ -48,8 +48,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .ledger import GENESIS_HASH, PAYLOAD_FIELDS, chain_hash, payload_digest
+from .ledger import GENESIS_HASH, OCCURRED_AT_SQL, PAYLOAD_FIELDS, chain_hash, payload_digest
 from .models import AuditEvent, ChainHead
+from .verification import decode_all
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +76,9 @@ SELECT count(*) FROM pg_locks
    AND virtualtransaction = ANY(%s)
 """
 _UNSEALED = """
-SELECT seq, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), occurred_at, {payload}
+SELECT seq, {occurred_at}, occurred_at, {payload}
   FROM audit_auditevent WHERE hash IS NULL AND seq > %s AND seq <= %s ORDER BY seq LIMIT %s
-""".format(payload=", ".join(PAYLOAD_FIELDS))
+""".format(occurred_at=OCCURRED_AT_SQL, payload=", ".join(PAYLOAD_FIELDS))
 _SEAL = """
 UPDATE audit_auditevent AS event SET prev_hash = sealed.prev_hash, hash = sealed.hash
   FROM jsonb_to_recordset(%s::jsonb) AS sealed (seq bigint, prev_hash text, hash text)
@@ -168,7 +169,7 @@ def _seal_batch(head: ChainHead, limit: int, batch: int) -> int:
         if not rows:
             return 0
         details_at = 3 + PAYLOAD_FIELDS.index("details")
-        details = json.loads("[" + ",".join(row[details_at] for row in rows) + "]")
+        details = decode_all([row[details_at] for row in rows])
         prev_hash, seals = head.hash, []
         for row, detail in zip(rows, details, strict=True):
             values = list(row[3:])

@@ -2,7 +2,7 @@
 
 Fast by construction: one streamed query of plain tuples (a server-side cursor, no model
 instances), one pass, in chunks of ``CHUNK_SIZE`` rows. On PostgreSQL the database formats
-``occurred_at`` with the same ``to_char`` the append uses, so no datetime is parsed or
+``occurred_at`` with the same ``to_char`` the sealer uses (``ledger.OCCURRED_AT_SQL``), so no datetime is parsed or
 formatted in Python. Per chunk the hashes are recomputed in batches, in C where the
 standard library allows: the ``details`` of the whole chunk decoded in one ``json.loads``,
 the canonical payloads encoded in one call of the public ``json.JSONEncoder`` (the
@@ -37,7 +37,15 @@ from tqdm import tqdm
 
 from . import canonical
 from . import checkpoints as checkpoint_store
-from .ledger import EVENT_DOMAIN, GENESIS_HASH, HASHED_FIELDS, PAYLOAD_DOMAIN, PAYLOAD_FIELDS, format_time
+from .ledger import (
+    EVENT_DOMAIN,
+    GENESIS_HASH,
+    HASHED_FIELDS,
+    OCCURRED_AT_SQL,
+    PAYLOAD_DOMAIN,
+    PAYLOAD_FIELDS,
+    format_time,
+)
 from .models import AuditEvent, ChainHead
 
 CHUNK_SIZE = 10_000
@@ -115,9 +123,9 @@ class ChainBroken(Exception):
 # Rows as (seq, occurred_at as canonical text, *payload, prev_hash, hash). ``details`` is
 # decoded JSON. On PostgreSQL the time is formatted by the same expression the append hashes.
 _POSTGRES_ROWS = """
-SELECT seq, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), {payload}, prev_hash, hash
+SELECT seq, {occurred_at}, {payload}, prev_hash, hash
   FROM audit_auditevent WHERE seq >= %s AND seq <= %s AND hash IS NOT NULL ORDER BY seq
-""".format(payload=", ".join(PAYLOAD_FIELDS))
+""".format(occurred_at=OCCURRED_AT_SQL, payload=", ".join(PAYLOAD_FIELDS))
 
 
 def _rows(from_seq: int, to_seq: int = LAST_SEQ) -> Iterator[Sequence]:
@@ -145,7 +153,7 @@ def _postgres_rows(from_seq: int, to_seq: int) -> Iterator[tuple]:
             yield from chunk
 
 
-def _decode_all(texts: list) -> list:
+def decode_all(texts: list) -> list:
     """``[json.loads(text) for text in texts]`` in one call of the C scanner: PostgreSQL hands
     ``details`` over as the text of one JSON value each, so joined with commas they are one array."""
     try:
@@ -167,7 +175,7 @@ def _recomputed_hashes(rows: Sequence[Sequence]) -> list[str]:
     payloads = [list(row[2:payload_end]) for row in rows]
     texts = [values[details] for values in payloads]
     if texts and type(texts[0]) is str:  # PostgreSQL: JSON text (the ORM on SQLite decodes it)
-        for values, decoded in zip(payloads, _decode_all(texts), strict=True):
+        for values, decoded in zip(payloads, decode_all(texts), strict=True):
             values[details] = decoded
     sha256, domain = hashlib.sha256, PAYLOAD_DOMAIN
     digests = [sha256(domain + text.encode("ascii")).hexdigest() for text in canonical.dumps_each(payloads)]

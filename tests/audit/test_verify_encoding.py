@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from audit import canonical
 from audit.ledger import GENESIS_HASH, HASHED_FIELDS, format_time, hash_values
-from audit.verification import ChainBroken, _check_rows, _decode_all
+from audit.verification import ChainBroken, _check_rows, decode_all
 
 text = st.text(max_size=30)  # any code point: non-ASCII, control characters, DEL, surrogates excluded below
 json_leaf = st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | text
@@ -58,9 +58,9 @@ def test_a_batch_holding_the_separator_still_encodes_each_value_as_alone(values)
 @given(st.lists(details, max_size=10))
 def test_details_decoded_in_one_call_as_one_by_one(values):
     texts = [json.dumps(value) for value in values]  # jsonb's text: one JSON value each
-    assert _decode_all(texts) == [json.loads(text) for text in texts]
+    assert decode_all(texts) == [json.loads(text) for text in texts]
     spaced = [" " + text + " " for text in texts]  # not what PostgreSQL sends, but never decoded differently
-    assert _decode_all(spaced) == [json.loads(text) for text in spaced]
+    assert decode_all(spaced) == [json.loads(text) for text in spaced]
 
 
 def _chain(payloads: list[tuple]) -> list[tuple]:
