@@ -73,6 +73,7 @@ class AuditEvent(models.Model):
         blank=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,  # no query looks events up by actor id alone (docs/audit.md, "Indexes")
         related_name="+",
     )
     actor_ref = models.CharField(max_length=64, blank=True)
@@ -87,8 +88,12 @@ class AuditEvent(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     # Empty (NULL) until the sealer chains the event (``audit.sealer``, PostgreSQL); filled once,
     # never changed after (the UPDATE trigger allows exactly that). SQLite chains at append time.
-    prev_hash = models.CharField(max_length=64, unique=True, null=True, editable=False)
-    hash = models.CharField(max_length=64, unique=True, null=True, editable=False)
+    # Not indexed: no query looks an event up by its hash, and a seal that touches no indexed
+    # column is a HOT update (no index entry written). A fork or a duplicated link is a
+    # broken link to the verifier, and the sealer refuses to chain on from a head that does
+    # not match the chain (``audit.sealer``).
+    prev_hash = models.CharField(max_length=64, null=True, editable=False)
+    hash = models.CharField(max_length=64, null=True, editable=False)
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -96,8 +101,6 @@ class AuditEvent(models.Model):
         ordering = ["seq"]
         indexes = [
             models.Index(fields=["target_type", "target_id"]),
-            # The sealer's work list: only events not chained yet are in it, so it stays tiny.
-            models.Index(fields=["seq"], condition=models.Q(hash__isnull=True), name="audit_event_unsealed"),
         ]
 
     def __str__(self) -> str:
@@ -126,8 +129,9 @@ class ChainHead(models.Model):
 
     On PostgreSQL only the sealer moves it (and its row lock makes the sealer single-runner);
     on SQLite every append does. The row may be updated by the runtime role; it is not
-    evidence by itself. Tampering with it can only make sealing fail (UNIQUE(prev_hash)),
-    never fork the chain, and the verifier compares it with the chain.
+    evidence by itself. Tampering with it can only make sealing stop (the sealer checks that
+    the head names the newest sealed event, with its stored hash, before chaining on), never
+    fork the chain, and the verifier compares it with the chain.
     """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from .ledger import GENESIS_HASH, OCCURRED_AT_SQL, PAYLOAD_FIELDS, chain_hash, payload_digest
@@ -75,9 +75,12 @@ SELECT count(*) FROM pg_locks
  WHERE locktype = 'relation' AND relation = 'audit_auditevent'::regclass AND mode = 'RowExclusiveLock'
    AND virtualtransaction = ANY(%s)
 """
-_UNSEALED = """
-SELECT seq, {occurred_at}, occurred_at, {payload}
-  FROM audit_auditevent WHERE hash IS NULL AND seq > %s AND seq <= %s ORDER BY seq LIMIT %s
+# The head's own event and the events after it, by the primary key: past the head nothing
+# is sealed (no index on ``hash`` is needed to find the work, and a seal changes no indexed
+# column, so it is a HOT update).
+_FROM_HEAD = """
+SELECT seq, {occurred_at}, occurred_at, hash, {payload}
+  FROM audit_auditevent WHERE seq >= %s AND seq <= %s ORDER BY seq LIMIT %s
 """.format(occurred_at=OCCURRED_AT_SQL, payload=", ".join(PAYLOAD_FIELDS))
 _SEAL = """
 UPDATE audit_auditevent AS event SET prev_hash = sealed.prev_hash, hash = sealed.hash
@@ -145,6 +148,11 @@ class HeadMissing(RuntimeError):
     """The chain head row is gone while sealed events exist: sealing stops (fail closed)."""
 
 
+class HeadMismatch(RuntimeError):
+    """The chain head row does not name the newest sealed event with its stored hash: sealing
+    stops (fail closed) rather than fork the chain, and the verifier names the break."""
+
+
 def _locked_head() -> ChainHead | None:
     """The chain head, locked for this transaction; None if another sealer holds it.
 
@@ -164,15 +172,21 @@ def _locked_head() -> ChainHead | None:
 
 def _seal_batch(head: ChainHead, limit: int, batch: int) -> int:
     with connection.cursor() as cursor:
-        cursor.execute(_UNSEALED, [head.seq, limit, batch])
+        cursor.execute(_FROM_HEAD, [head.seq, limit, batch + 1 if head.seq else batch])
         rows = cursor.fetchall()
+        if head.seq:
+            if not rows or rows[0][0] != head.seq or rows[0][3] != head.hash:
+                raise HeadMismatch(f"the chain head row does not match event #{head.seq}: not sealing")
+            rows = rows[1:]
+        if any(row[3] is not None for row in rows):
+            raise HeadMismatch(f"sealed events lie past the chain head #{head.seq}: not sealing")
         if not rows:
             return 0
-        details_at = 3 + PAYLOAD_FIELDS.index("details")
+        details_at = 4 + PAYLOAD_FIELDS.index("details")
         details = decode_all([row[details_at] for row in rows])
         prev_hash, seals = head.hash, []
         for row, detail in zip(rows, details, strict=True):
-            values = list(row[3:])
+            values = list(row[4:])
             values[PAYLOAD_FIELDS.index("details")] = detail
             event_hash = chain_hash(prev_hash, row[0], row[1], payload_digest(values))
             seals.append({"seq": row[0], "prev_hash": prev_hash, "hash": event_hash})
@@ -200,9 +214,17 @@ def seal_first() -> Sealing | None:
         return None
 
 
+def waiting() -> models.QuerySet[AuditEvent]:
+    """The committed events the sealer has not chained yet (none on SQLite): those past the head,
+    found by the primary key (``hash`` has no index; the verifier checks that none below the
+    head is unsealed)."""
+    head_seq = ChainHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
+    return AuditEvent.objects.filter(seq__gt=head_seq, hash__isnull=True)
+
+
 def oldest_unsealed() -> AuditEvent | None:
     """The oldest committed event the sealer has not chained yet (never one on SQLite)."""
-    return AuditEvent.objects.filter(hash__isnull=True).order_by("seq").only("seq", "occurred_at").first()
+    return waiting().order_by("seq").only("seq", "occurred_at").first()
 
 
 def unsealed_age(now: datetime | None = None) -> timedelta | None:

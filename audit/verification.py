@@ -340,7 +340,7 @@ def verify(
                 rows = _reporting_rows(rows, on_progress, total)
             count, last_seq, last_hash, _ = _check_rows(rows, from_seq, prev_hash, prev_time, anchors)
         _check_length(last_seq, sealed, head)
-        _check_none_left_out(head)
+        _check_none_left_out(head, from_seq)
     except (ChainBroken, checkpoint_store.CheckpointError) as error:
         count, last_seq, last_hash = getattr(error, "progress", (count, last_seq, last_hash))
         return Verification(False, count, last_seq, last_hash, error.seq, error.reason, len(sealed), from_seq)
@@ -359,24 +359,26 @@ def verify(
     )
 
 
-def _check_none_left_out(head: tuple | None) -> None:
+def _check_none_left_out(head: tuple | None, from_seq: int) -> None:
     """No event below the sealed head may be unsealed: the sealer never passes one (``audit.sealer``),
     so such an event was skipped by a forged seal, or its seal was removed."""
     if head is None:
         return
-    skipped = AuditEvent.objects.filter(hash__isnull=True, seq__lt=head[0]).order_by("seq").values_list("seq")
-    first = skipped.first()
+    skipped = AuditEvent.objects.filter(hash__isnull=True, seq__gte=from_seq, seq__lt=head[0]).order_by("seq")
+    first = skipped.values_list("seq").first()
     if first is not None:
         raise ChainBroken(first[0], LEFT_OUT)
 
 
 def _unsealed() -> tuple[int, int | None]:
     """How many committed events wait for the sealer, and the oldest one's age in seconds."""
-    waiting = AuditEvent.objects.filter(hash__isnull=True)
-    oldest = waiting.order_by("seq").values_list("occurred_at", flat=True).first()
+    from .sealer import waiting
+
+    events = waiting()
+    oldest = events.order_by("seq").values_list("occurred_at", flat=True).first()
     if oldest is None:
         return 0, None
-    return waiting.count(), max(int((timezone.now() - oldest).total_seconds()), 0)
+    return events.count(), max(int((timezone.now() - oldest).total_seconds()), 0)
 
 
 PROGRESS_EVERY = 5_000

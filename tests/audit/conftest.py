@@ -56,8 +56,9 @@ def owner_sql(sql: str, params: list | None = None) -> None:
 
 
 def rows(from_seq: int = 1) -> list[tuple]:
-    """The chain from ``from_seq``, sealed first (what has committed gets its hashes)."""
-    sealer.seal()
+    """The chain from ``from_seq``, sealed first (what has committed gets its hashes, unless
+    tampering stopped the sealer)."""
+    sealer.seal_first()
     return list(AuditEvent.objects.filter(seq__gte=from_seq).order_by("seq").values_list(*HASHED_FIELDS, "hash"))
 
 

@@ -260,6 +260,33 @@ def test_a_deleted_head_is_not_recreated_under_a_sealed_chain(db):
     assert not result.ok and "chain head row is missing" in result.reason
 
 
+def test_a_head_rewound_to_an_earlier_event_stops_the_sealer_instead_of_forking(db):
+    """The runtime role may move the head row. Pointed back at an earlier event (its real hash),
+    the sealer would give the next event the same predecessor as a sealed one: it refuses."""
+    first = [_note(n) for n in range(3)]
+    sealer.seal()
+    sealed = AuditEvent.objects.get(seq=first[0].seq)
+    ChainHead.objects.filter(pk=1).update(seq=sealed.seq, hash=sealed.hash, prev_hash=sealed.prev_hash)
+    waiting = _note(9)
+    with pytest.raises(sealer.HeadMismatch, match="past the chain head"):
+        sealer.seal()
+    assert AuditEvent.objects.get(seq=waiting.seq).hash is None
+    assert not AuditEvent.objects.filter(prev_hash=sealed.hash).exclude(seq=first[1].seq).exists()
+    assert verify().ok  # the chain itself is whole: nothing forked
+
+
+def test_a_head_with_a_forged_hash_stops_the_sealer(db):
+    _note(0)
+    sealer.seal()
+    ChainHead.objects.filter(pk=1).update(hash="e" * 64)
+    waiting = _note(1)
+    with pytest.raises(sealer.HeadMismatch, match="does not match"):
+        sealer.seal()
+    assert AuditEvent.objects.get(seq=waiting.seq).hash is None
+    result = verify()
+    assert not result.ok and "chain head" in result.reason
+
+
 @pytest.mark.django_db(transaction=True)
 def test_streams_and_the_oversight_scan_never_read_past_an_open_writer(short_wait):
     """Both keep a cursor by seq: an event committed behind it later would be skipped for ever,

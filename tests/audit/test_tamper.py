@@ -78,6 +78,32 @@ def test_swap_two_rows(events):
     assert_fails_at(3, "prev_hash")
 
 
+def test_a_duplicated_link_is_found(events):
+    """Two events claiming the same predecessor (a fork): nothing in the schema refuses it (no
+    UNIQUE(prev_hash)); the verifier names the second as a broken link."""
+    chain = rows()
+    values = list(chain[6][:-1])  # event 7 re-linked to event 5, as event 6 is, and re-hashed
+    values[HASHED_FIELDS.index("prev_hash")] = chain[5][HASHED_FIELDS.index("prev_hash")]
+    owner_sql(
+        "UPDATE audit_auditevent SET prev_hash = %s, hash = %s WHERE seq = 7",
+        [values[HASHED_FIELDS.index("prev_hash")], hash_values(values)],
+    )
+    assert_fails_at(7, "prev_hash")
+
+
+def test_a_forked_branch_appended_is_found(events):
+    """An event inserted after the head that links to an old event (a second branch), head moved to it."""
+    chain = rows()
+    values = list(chain[-1][:-1])
+    values[0] = chain[-1][0] + 1
+    values[HASHED_FIELDS.index("prev_hash")] = chain[4][-1]
+    values[HASHED_FIELDS.index("details")] = {"note": "fork"}
+    forged = hash_values(values)
+    insert_raw([(*values, forged)])
+    set_head(values[0], forged)
+    assert_fails_at(values[0], "prev_hash")
+
+
 def test_insert_a_back_dated_row(events):
     last = rows()[-1]
     values = list(last[:-1])
