@@ -98,6 +98,7 @@ class Action(models.TextChoices):
     AUDIT_CHECKPOINT = "audit.checkpoint", "Audit checkpoint sealed"
     AUDIT_VERIFIED = "audit.verified", "Audit chain verified"
     AUDIT_VERIFY_FAILED = "audit.verify_failed", "Audit chain verification failed"
+    AUDIT_ARCHIVED = "audit.archived", "Audit month archived and detached"
     STREAM_CREATED = "stream.created", "Ledger stream added"
     STREAM_CHANGED = "stream.changed", "Ledger stream changed"
     STREAM_PAUSED = "stream.paused", "Ledger stream paused"

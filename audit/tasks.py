@@ -6,7 +6,7 @@ import logging
 
 from celery import current_app, shared_task
 
-from . import checkpoints, runs, sealer, streams
+from . import checkpoints, partitions, runs, sealer, streams
 from .models import StreamDestination
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,13 @@ def seal_audit_events() -> dict:
     if outcome.sealed:
         current_app.send_task(OVERSIGHT_SCAN_TASK)
     return outcome.as_json()
+
+
+@shared_task(ignore_result=True)
+def create_audit_partitions() -> dict:
+    """Daily (PostgreSQL): make the ledger's monthly partitions of this month and the next two
+    that are missing (``audit.partitions``); rows never wait for one (the DEFAULT partition)."""
+    return {"created": partitions.ensure()}
 
 
 @shared_task

@@ -37,6 +37,8 @@ from tqdm import tqdm
 
 from . import canonical
 from . import checkpoints as checkpoint_store
+from .archive import Boundary
+from .archive import boundary as archive_boundary
 from .ledger import (
     EVENT_DOMAIN,
     GENESIS_HASH,
@@ -60,6 +62,9 @@ BROKEN_LINK = "prev_hash does not match the previous event's hash (deleted, inse
 HASH_MISMATCH = "hash mismatch: the event's content was changed"
 BACK_DATED = "timestamp earlier than the previous event's (back-dated)"
 LEFT_OUT = "not sealed although later events are: left out of the chain"
+ARCHIVED_STILL_HERE = (
+    "an event of an archived month is still in the table (archived ranges are verified from their exports)"
+)
 
 
 @dataclass(frozen=True)
@@ -195,8 +200,11 @@ def _recomputed_hash(row: Sequence) -> str:
     return hashlib.sha256(f"{EVENT_DOMAIN}\n{row[-2]}\n{row[0]}\n{row[1]}\n{digest}".encode()).hexdigest()
 
 
-def _starting_point(from_seq: int) -> tuple[str, str | None]:
-    """The hash and time of the sealed event just before ``from_seq`` (numbers may have gaps)."""
+def _starting_point(from_seq: int, archived: Boundary | None = None) -> tuple[str, str | None]:
+    """The hash and time of the sealed event just before ``from_seq`` (numbers may have gaps);
+    right after an archived range, its last event's (``audit.archive``)."""
+    if archived is not None and from_seq == archived.last_seq + 1:
+        return archived.last_hash, archived.last_occurred_at
     if from_seq <= 1:
         return GENESIS_HASH, None
     before = (
@@ -305,11 +313,20 @@ def verify(
     is called now and then with (events checked, events in all) for a page to show.
     """
     from_seq = max(1, from_seq)
+    archived = archive_boundary()
+    if archived is not None:  # the archived months are checked from their exports
+        from_seq = max(from_seq, archived.last_seq + 1)
     directory = Path(checkpoint_dir or settings.AUDIT_CHECKPOINT_DIR)
     head = ChainHead.objects.filter(pk=1).values_list("seq", "hash").first()
     count, last_seq, last_hash, sealed, start = 0, from_seq - 1, GENESIS_HASH, [], None
     try:
         every = checkpoint_store.load_verified(directory)
+        for checkpoint in every:  # a checkpoint at the archived range's last event anchors its hash
+            if archived is not None and checkpoint.seq == archived.last_seq and checkpoint.head != archived.last_hash:
+                raise ChainBroken(
+                    checkpoint.seq, f"the archived range's last hash differs from the signed checkpoint "
+                    f"{Path(checkpoint.path).name}"
+                )
         if resume_after is not None:
             start = max((c for c in every if from_seq <= c.seq <= resume_after), key=lambda c: c.seq, default=None)
         if start is not None:
@@ -318,7 +335,8 @@ def verify(
         anchors = {c.seq: (c.head, f"signed checkpoint {Path(c.path).name}") for c in sealed}
         if head and head[0] >= from_seq and head[0] not in anchors:
             anchors[head[0]] = (head[1], "chain head row")
-        prev_hash, prev_time = _starting_point(from_seq)
+        _check_archived_gone(archived)
+        prev_hash, prev_time = _starting_point(from_seq, archived)
         if start is not None and prev_hash != start.head:
             raise ChainBroken(
                 start.seq, f"hash differs from the signed checkpoint {Path(start.path).name} (chain rewritten)"
@@ -357,6 +375,21 @@ def verify(
         unsealed=unsealed,
         unsealed_age_seconds=age,
     )
+
+
+def _check_archived_gone(archived: Boundary | None) -> None:
+    """Verification skips the archived range: none of its months' events may still be in the
+    table (an ``audit.archived`` event written to hide rows rather than after a detach)."""
+    if archived is None:
+        return
+    left = (
+        AuditEvent.objects.filter(seq__lte=archived.last_seq, occurred_at__lt=_parse(archived.month_end))
+        .order_by("seq")
+        .values_list("seq", flat=True)
+        .first()
+    )
+    if left is not None:
+        raise ChainBroken(left, ARCHIVED_STILL_HERE)
 
 
 def _check_none_left_out(head: tuple | None, from_seq: int) -> None:

@@ -624,7 +624,8 @@ def audit_append_4w() -> Result:
             "the others, as the plain inserts do); the sealer (audit.sealer) chains committed events in "
             "batches alongside, and the rate counts the window plus the last seal after it, so it is "
             "events chained per second. What the chained writer still pays over the plain one: the "
-            "canonical JSON of the payload in Python, the append-only triggers' checks, and the sealer's "
+            "canonical JSON of the payload in Python, the append-only triggers' checks, the routing of "
+            "each row to its month's partition (the plain table is one unpartitioned table), and the sealer's "
             "UPDATE of each event (it changes no indexed column, so it writes no index entry when the "
             "row's page has room for the new version: a HOT update) competing for the same 2 cores."
         ),

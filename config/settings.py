@@ -639,6 +639,11 @@ if not EMBEDDED:
         "task": "audit.tasks.seal_audit_events",
         "schedule": timedelta(seconds=10),
     }
+    # The ledger's monthly partitions, made ahead (audit.partitions); SQLite has none.
+    CELERY_BEAT_SCHEDULE["create-audit-partitions"] = {
+        "task": "audit.tasks.create_audit_partitions",
+        "schedule": crontab(hour=0, minute=23),
+    }
 
 # --- audit ledger ------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ SCHEDULED = {
 }
 if connection.vendor == "postgresql":  # SQLite chains at append time: no sealer to schedule
     SCHEDULED["audit.tasks.seal_audit_events"] = timedelta(seconds=10)
+    SCHEDULED["audit.tasks.create_audit_partitions"] = timedelta(days=1)
 
 
 def all_succeeded(ago: timedelta = timedelta(seconds=10)) -> None:

@@ -9,6 +9,9 @@ running as the owner. The runtime role gets SELECT, INSERT, UPDATE and DELETE on
 tables except the audit ledger, where it gets SELECT, INSERT and UPDATE of the two chain
 columns only (``prev_hash``, ``hash``: the sealer fills them once; the trigger refuses any
 other change), and the chain head: SELECT, INSERT, UPDATE. It never owns a table, so it cannot ALTER or DISABLE TRIGGER.
+On the ledger's monthly partitions (``audit.partitions``) it gets nothing: it reaches their rows
+through the partitioned table only, and cannot detach, drop or truncate them; it may EXECUTE
+``audit_create_partitions`` (which makes the coming months' partitions, and nothing else).
 Idempotent: run it again to re-apply the grants.
 """
 
@@ -16,6 +19,8 @@ import os
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
+
+from audit import partitions
 
 # Sealing (audit.sealer) fills the chain columns of an unsealed event; the UPDATE trigger
 # refuses every other change, and any second seal.
@@ -69,12 +74,23 @@ class Command(BaseCommand):
             "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename"
         )
         tables = cursor.fetchall()
+        cursor.execute(
+            "SELECT child.relname FROM pg_inherits JOIN pg_class child ON child.oid = pg_inherits.inhrelid "
+            "WHERE pg_inherits.inhparent = to_regclass(%s)",
+            [partitions.TABLE],
+        )
+        ledger_partitions = {row[0] for row in cursor.fetchall()}
         for table, owner in tables:
             if owner == role:
                 raise CommandError(f"{role} owns {table}; the runtime role must not own any table")
-            privileges = APPEND_ONLY_TABLES.get(table) or RESTRICTED_TABLES.get(table) or DEFAULT_PRIVILEGES
             quoted = connection.ops.quote_name(table)
             cursor.execute(f"REVOKE ALL ON {quoted} FROM {name}")
+            if table in ledger_partitions:
+                continue  # through the partitioned table only
+            privileges = APPEND_ONLY_TABLES.get(table) or RESTRICTED_TABLES.get(table) or DEFAULT_PRIVILEGES
             cursor.execute(f"GRANT {privileges} ON {quoted} TO {name}")
+        cursor.execute("SELECT to_regprocedure(%s) IS NOT NULL", [f"{partitions.FUNCTION}(integer)"])
+        if cursor.fetchone()[0]:
+            cursor.execute(f"GRANT EXECUTE ON FUNCTION {partitions.FUNCTION}(integer) TO {name}")
         cursor.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {connection.ops.quote_name(schema)} TO {name}")
         return len(tables)

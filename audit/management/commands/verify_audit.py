@@ -2,6 +2,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.archive import verify_export
 from audit.runs import verify_and_record
 
 
@@ -24,6 +25,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--workers", type=int, default=None, help="processes for a large ledger (default AUDIT_VERIFY_WORKERS)"
         )
+        parser.add_argument(
+            "--export",
+            metavar="FILE",
+            help="verify an archived month's export (audit_archive) instead of the database: every hash, every "
+            "link and the signed checkpoint in it",
+        )
 
     def handle(
         self,
@@ -33,8 +40,15 @@ class Command(BaseCommand):
         checkpoint_dir: str | None,
         progress: bool | None,
         workers: int | None,
+        export: str | None = None,
         **options,
     ):
+        if export:
+            check = verify_export(export)
+            if not check.ok:
+                raise CommandError(f"{export}: {check.summary()}")
+            self.stdout.write(check.summary())
+            return
         if progress is None:
             progress = sys.stderr.isatty()
         # Recorded on the ledger like every verification, so the verification page shows it.
