@@ -38,7 +38,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Max, Min
 
 from . import canonical, checkpoints, partitions
@@ -48,7 +48,7 @@ from .models import AuditEvent
 
 EXPORT_KIND = "custos.audit.archive"
 EXPORT_VERSION = 1
-LOCK_TIMEOUT = "5s"
+LOCK_TIMEOUT = "5s"  # the detach waits for readers and writers: never stall them longer
 
 
 class ArchiveRefused(Exception):
@@ -276,11 +276,17 @@ def archive(month: date, out_dir: Path | str, *, checkpoint_dir: Path | str | No
         "checkpoint_file": Path(checkpoint.path).name,
     }
     quote = connection.ops.quote_name
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-        cursor.execute(f"ALTER TABLE {partitions.TABLE} DETACH PARTITION {quote(name)}")
-        record(action=Action.AUDIT_ARCHIVED, details=details)
-        cursor.execute(f"DROP TABLE {quote(name)}")
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+            cursor.execute(f"ALTER TABLE {partitions.TABLE} DETACH PARTITION {quote(name)}")
+            record(action=Action.AUDIT_ARCHIVED, details=details)
+            cursor.execute(f"DROP TABLE {quote(name)}")
+    except DatabaseError as error:  # a lock not granted in time, most often: nothing happened
+        path.unlink()
+        raise ArchiveRefused(
+            f"could not detach {name} ({error}); nothing recorded or detached, the export removed: try again"
+        ) from error
     seal_first()
     return details
 

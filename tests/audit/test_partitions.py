@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, connections, transaction
 
 import audit
 from audit import archive, checkpoints, partitions, sealer, verification
@@ -237,6 +238,44 @@ def test_archive_refuses_the_runtime_role(old_month, tmp_path, runtime_role):
     with as_role(runtime_role), pytest.raises(CommandError, match="table owner"):
         _archive(tmp_path)
     assert partitions.partition_name(OLD_MONTH) in partitions.attached()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_archive_that_cannot_take_its_lock_changes_nothing(tmp_path, monkeypatch, settings):
+    """Another session holds the table (a long report): the detach gives up after the lock
+    timeout, the export is removed, nothing is recorded, and a later run succeeds."""
+    partitions.create_month(OLD_MONTH)
+    rows = build_chain(3, start=_start(OLD_MONTH) + timedelta(days=2))
+    insert_raw(rows)
+    set_head(rows[-1][0], rows[-1][-1])
+    _note(0)
+    checkpoints.seal()
+    monkeypatch.setattr(archive, "LOCK_TIMEOUT", "100ms")
+    holding, release = threading.Event(), threading.Event()
+
+    def reader() -> None:
+        try:
+            with transaction.atomic():
+                AuditEvent.objects.count()
+                holding.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    assert holding.wait(30)
+    try:
+        with pytest.raises(CommandError, match="could not detach"):
+            _archive(tmp_path)
+    finally:
+        release.set()
+        thread.join(30)
+    assert partitions.partition_name(OLD_MONTH) in partitions.attached()
+    assert not AuditEvent.objects.filter(action=Action.AUDIT_ARCHIVED).exists()
+    assert not (tmp_path / "archive" / f"audit-{OLD_MONTH:%Y-%m}.jsonl").exists()
+    assert "archived" in _archive(tmp_path)
+    assert verify().ok
 
 
 def _tamper(path: Path, change) -> None:
