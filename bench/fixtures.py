@@ -144,10 +144,12 @@ def chain_events(count: int, *, case_reference: str) -> None:
 
     from django.db import connection
 
+    from audit import sealer
     from audit.events import Action
     from audit.ledger import GENESIS_HASH, HASHED_FIELDS, hash_values
     from audit.models import ChainHead
 
+    sealer.seal()  # the events appended so far are chained first: the head is then the newest event
     head = ChainHead.objects.filter(pk=1).first()
     seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
     moment = max(timezone.now(), head.occurred_at or timezone.now()) if head else timezone.now()
