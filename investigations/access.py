@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import (
     BooleanField,
     Count,
@@ -156,6 +157,67 @@ def cases_visible_to(user: User) -> CaseQuerySet:
     if user.is_reviewer:
         visible = visible.union(*_reviewer_case_ids(user))
     return Case.objects.filter(pk__in=visible)
+
+
+# From this many cases seen through their own permission rows, a list walks the cases in its
+# order (an index on the newest first) and tests each one, instead of sorting every visible case.
+DENSE_VIEWER = 1000
+
+
+def cases_listed_for(user: User) -> CaseQuerySet:
+    """``cases_visible_to(user)``, the same rows, in the shape that lists them fastest.
+
+    The UNION of ``cases_visible_to`` makes the database read every visible case before it can
+    sort and keep a page: right for a viewer of a few cases, but a page then costs in
+    proportion to the cases seen. A viewer who holds ``view_case`` directly on at least
+    ``DENSE_VIEWER`` cases (one bounded count over their permission rows decides) gets the test
+    per case instead (``Exists`` on their permission rows, directly or through a group, or the
+    reviewer's sets), so PostgreSQL walks the newest-first index and stops after a page.
+    Both shapes select exactly the same cases (``tests/investigations/test_visibility.py`` holds
+    them equal). SQLite, the embedded default, keeps the UNION.
+    """
+    visible = cases_visible_to(user)
+    if not _is_real(user) or connection.vendor != "postgresql":
+        return visible
+    permission, held = _view_case_held(user)
+    if held < DENSE_VIEWER:
+        return visible
+    return cases_tested_per_row(user, permission)
+
+
+_VIEW_CASE_HELD = """
+SELECT p.id, (SELECT count(*) FROM (SELECT 1 FROM investigations_caseuserobjectpermission held
+                                     WHERE held.user_id = %s AND held.permission_id = p.id LIMIT %s) first_rows)
+  FROM auth_permission p JOIN django_content_type kind ON kind.id = p.content_type_id
+ WHERE p.codename = 'view_case' AND kind.app_label = 'investigations' AND kind.model = 'case'
+"""
+
+
+def _view_case_held(user: User) -> tuple[int | None, int]:
+    """The id of the ``view_case`` permission and how many cases ``user`` holds it on directly,
+    counted up to ``DENSE_VIEWER``: one statement. The id goes into the per-case test as a
+    constant, which lets PostgreSQL estimate the test and pick the walk."""
+    with connection.cursor() as cursor:
+        cursor.execute(_VIEW_CASE_HELD, [user.pk, DENSE_VIEWER])
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else (None, 0)
+
+
+def cases_tested_per_row(user: User, permission: int | None = None) -> CaseQuerySet:
+    """``cases_visible_to(user)`` as a test on each case (see ``cases_listed_for``); ``permission``
+    is the id of ``view_case`` when the caller has it."""
+    if not _is_real(user):
+        return Case.objects.none()
+    held: dict[str, int | str] = (
+        {"permission_id": permission} if permission is not None else {"permission__codename": "view_case"}
+    )
+    direct = CaseUserObjectPermission.objects.filter(user=user, content_object=OuterRef("pk"), **held)
+    via_group = CaseGroupObjectPermission.objects.filter(group__user=user, content_object=OuterRef("pk"), **held)
+    seen = Q(Exists(direct)) | Q(Exists(via_group))
+    if user.is_reviewer:
+        first, *rest = _reviewer_case_ids(user)
+        seen |= Q(pk__in=first.union(*rest))
+    return Case.objects.filter(seen)
 
 
 def tags_visible_to(user: User) -> QuerySet[Tag]:
@@ -574,16 +636,9 @@ def can_file_request(user: User, case: Case) -> bool:
     return "file_request" in object_perms(user, case) and case.accepts_requests
 
 
-def review_queue_for(user: User) -> QuerySet[DataPullRequest]:
-    """Submitted requests this reviewer may decide and has not yet decided (with approval counts).
-
-    Never a request on a case the reviewer is or was involved in (``involvement_in``).
-    """
-    if not _is_real(user) or not user.is_reviewer:
-        return DataPullRequest.objects.none()
-    decided = Decision.objects.filter(request=OuterRef("pk"), reviewer=user, review_round=OuterRef("review_round"))
-    # A correlated count, not a JOIN + GROUP BY: the database then counts only for the rows of
-    # the page it returns, instead of aggregating the whole queue before sorting and limiting.
+def _approval_count() -> Coalesce:
+    """Approvals of the request's current round. A correlated count, not a JOIN + GROUP BY: the
+    database then counts only for the rows it returns, instead of aggregating the whole queue."""
     approvals = (
         Decision.objects.filter(
             request=OuterRef("pk"), review_round=OuterRef("review_round"), outcome__in=APPROVING_OUTCOMES
@@ -593,14 +648,28 @@ def review_queue_for(user: User) -> QuerySet[DataPullRequest]:
         .annotate(count=Count("pk"))
         .values("count")
     )
-    return (
+    return Coalesce(Subquery(approvals), 0)
+
+
+def review_queue_for(user: User) -> QuerySet[DataPullRequest]:
+    """Submitted requests this reviewer may decide and has not yet decided (with approval counts).
+
+    Never a request on a case the reviewer is or was involved in (``involvement_in``).
+    """
+    if not _is_real(user) or not user.is_reviewer:
+        return DataPullRequest.objects.none()
+    decided = Decision.objects.filter(request=OuterRef("pk"), reviewer=user, review_round=OuterRef("review_round"))
+    return review_queue_rows(
         DataPullRequest.objects.filter(status=RequestStatus.SUBMITTED, case__status=CaseStatus.OPEN)
         .exclude(requested_by=user)
         .exclude(_involved(user, "case") | Exists(decided))
-        .select_related("case", "requested_by")
-        .annotate(approval_count=Coalesce(Subquery(approvals), 0))
-        .order_by("submitted_at", "id")
-    )
+    ).order_by("submitted_at", "id")
+
+
+def review_queue_rows(requests: QuerySet[DataPullRequest]) -> QuerySet[DataPullRequest]:
+    """What a queue row shows (case, requester, approvals so far) for ``requests`` that came from
+    ``review_queue_for``: the queue page reads its page's rows through here by id."""
+    return requests.select_related("case", "requested_by").annotate(approval_count=_approval_count())
 
 
 # --- grants ------------------------------------------------------------------------------

@@ -143,7 +143,12 @@ class Case(models.Model):
             ("add_note", "Add notes to the case"),
             ("file_request", "File data-pull requests on the case"),
         ]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            # The case list's order, newest first: a list of many visible cases walks it and stops
+            # after a page (access.cases_listed_for).
+            models.Index(fields=["-created_at", "-id"], name="case_newest_first"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.reference} {self.title}"

@@ -76,8 +76,12 @@ def decision_list(request: SignedInRequest) -> HttpResponse:
     """A legal reviewer's own decisions, newest first."""
     if not request.user.is_reviewer:
         raise PermissionDenied("The list of decisions is for legal reviewers.")
-    decisions = access.decisions_made_by(request.user).select_related("request__case")
     context = filtered_page(
-        request, DecisionFilter, decisions, default_order=("-created_at", "-id"), page_size=DECISIONS_PAGE_SIZE
+        request,
+        DecisionFilter,
+        access.decisions_made_by(request.user),
+        fetch=lambda decisions: decisions.select_related("request__case"),
+        default_order=("-created_at", "-id"),
+        page_size=DECISIONS_PAGE_SIZE,
     )
     return render(request, "investigations/decision_list.html", context)

@@ -33,7 +33,8 @@ def grant_list(request: SignedInRequest) -> HttpResponse:
         request,
         GrantFilter,
         visible,
-        rows=visible.select_related("case").annotate(is_mine=Exists(held)),
+        rows=visible.annotate(is_mine=Exists(held)),
+        fetch=lambda grants: grants.select_related("case").annotate(is_mine=Exists(held)),
         default_order=("-is_mine", "-starts_at", "-id"),
         page_size=PAGE_SIZE,
     )

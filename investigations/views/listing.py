@@ -15,13 +15,13 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db.models import F, OrderBy, Q, QuerySet
 
 from accounts.http import SignedInRequest
@@ -139,24 +139,29 @@ def decode_cursor(text: str | None, signature: str, length: int) -> list[Any] | 
         return None
 
 
-def _beyond(names: list[str], descending: list[bool], values: list[Any], forward: bool) -> Q:
+def _beyond(names: list[str], descending: list[bool], values: list[Any], forward: bool, nullable: list[bool]) -> Q:
     """Rows strictly after (``forward``) or before the row whose keys are ``values``, in the
-    order (names, descending) with NULLs last: a lexicographic comparison spelt as OR of ANDs."""
+    order (names, descending) with NULLs last: a lexicographic comparison spelt as OR of ANDs.
+
+    When the first key cannot be NULL, the comparison also bounds it on its own (``<=`` or
+    ``>=``), so that an index on the keys starts at the cursor instead of at the list's top."""
     result = Q(pk__in=[])
     equal = Q()
-    for name, desc, value in zip(names, descending, values, strict=True):
+    for name, desc, value, may_be_null in zip(names, descending, values, nullable, strict=True):
+        greater = forward != desc  # ascending and forward, or descending and backward
         if value is None:
             strict = None if forward else Q(**{f"{name}__isnull": False})
             same = Q(**{f"{name}__isnull": True})
         else:
-            greater = forward != desc  # ascending and forward, or descending and backward
             strict = Q(**{f"{name}__{'gt' if greater else 'lt'}": value})
-            if forward:
+            if forward and may_be_null:
                 strict |= Q(**{f"{name}__isnull": True})
             same = Q(**{name: value})
         if strict is not None:
             result |= equal & strict
         equal &= same
+    if values and values[0] is not None and not nullable[0]:
+        result &= Q(**{f"{names[0]}__{'gte' if forward != descending[0] else 'lte'}": values[0]})
     return result
 
 
@@ -178,42 +183,93 @@ def _checked(keyed: QuerySet, names: list[str], values: list[Any] | None) -> lis
     return checked
 
 
-def keyset_page(queryset: QuerySet, *, after: str | None, before: str | None, page_size: int) -> KeysetPage:
-    """The page of ``queryset`` (already ordered) after or before a cursor, or its first page."""
+def _nullable(queryset: QuerySet, expression: Any) -> bool:
+    """Whether a sort term may be NULL: only a column of the model itself declared NOT NULL is not."""
+    if not isinstance(expression, F) or "__" in expression.name:
+        return True
+    try:
+        field = queryset.model._meta.get_field("id" if expression.name == "pk" else expression.name)
+    except FieldDoesNotExist:
+        return True
+    return bool(getattr(field, "null", True))
+
+
+def _nulls(forward: bool, may_be_null: bool) -> dict[str, bool]:
+    """NULLs last going forward, first going back; nothing said for a NOT NULL column, so that a
+    plain index on it (``case_newest_first``) serves the order in both databases."""
+    if not may_be_null:
+        return {}
+    return {"nulls_last": True} if forward else {"nulls_first": True}
+
+
+class BadCursor(ValueError):
+    """A cursor that is not one this list gave out (only raised where ``strict``: the API)."""
+
+
+def _narrow(keyed: QuerySet) -> QuerySet:
+    """The rows to sort, without what only the page's rows need: joins for display
+    (``select_related``) and prefetches are left to ``fetch``."""
+    return keyed.select_related(None).prefetch_related(None)
+
+
+def keyset_page(
+    queryset: QuerySet,
+    *,
+    after: str | None,
+    before: str | None,
+    page_size: int,
+    fetch: Callable[[QuerySet], QuerySet] | None = None,
+    strict: bool = False,
+) -> KeysetPage:
+    """The page of ``queryset`` (already ordered) after or before a cursor, or its first page.
+
+    Two statements whatever the rows behind the page: the first sorts only the key columns and
+    the primary key (no display joins) and stops after ``page_size + 1`` rows; the second reads
+    those rows by primary key through ``fetch`` (the page's joins, prefetches and annotations,
+    from the model's manager: the ids came from ``queryset``, so visibility was applied there).
+    Without ``fetch`` the rows come from ``queryset`` itself. A bad cursor starts from the first
+    page, or with ``strict`` raises ``BadCursor``.
+    """
     terms = _terms(queryset)
     signature = _signature(terms)
     names = [KEY.format(index) for index in range(len(terms))]
     descending = [desc for _, desc in terms]
     keyed = queryset.annotate(**{name: expression for name, (expression, _) in zip(names, terms, strict=True)})
-    backward_values = decode_cursor(before, signature, len(terms)) if not after else None
+    given = before if not after else None
+    backward_values = decode_cursor(given, signature, len(terms))
     forward_values = decode_cursor(after, signature, len(terms))
     forward = backward_values is None
     values = _checked(keyed, names, forward_values if forward else backward_values)
+    if strict and (after or given) and values is None:
+        raise BadCursor("after" if after else "before")
+    nullable = [_nullable(queryset, expression) for expression, _ in terms]
     if values is None:
         forward = True
     else:
-        keyed = keyed.filter(_beyond(names, descending, values, forward))
+        keyed = keyed.filter(_beyond(names, descending, values, forward, nullable))
     order = [
-        OrderBy(F(name), descending=desc, nulls_last=True)
-        if forward
-        else OrderBy(F(name), descending=not desc, nulls_first=True)
-        for name, desc in zip(names, descending, strict=True)
+        OrderBy(F(name), descending=desc if forward else not desc, **_nulls(forward, may_be_null))
+        for name, desc, may_be_null in zip(names, descending, nullable, strict=True)
     ]
-    rows = list(keyed.order_by(*order)[: page_size + 1])
-    more = len(rows) > page_size
-    rows = rows[:page_size]
+    keys = list(_narrow(keyed).order_by(*order).values_list("pk", *names)[: page_size + 1])
+    more = len(keys) > page_size
+    keys = keys[:page_size]
     if not forward:
-        rows.reverse()
+        keys.reverse()
+    ids = [key[0] for key in keys]
+    source = fetch(queryset.model._default_manager.all()) if fetch is not None else queryset
+    by_id = {row.pk: row for row in source.filter(pk__in=ids).order_by()} if ids else {}
+    rows = [by_id[pk] for pk in ids if pk in by_id]
 
-    def cursor(row) -> str:
-        return encode_cursor(signature, [getattr(row, name) for name in names])
+    def cursor(key: tuple) -> str:
+        return encode_cursor(signature, list(key[1:]))
 
     has_next = more if forward else True
     has_previous = (values is not None) if forward else more
     return KeysetPage(
         object_list=rows,
-        next_cursor=cursor(rows[-1]) if rows and has_next else None,
-        previous_cursor=cursor(rows[0]) if rows and has_previous else None,
+        next_cursor=cursor(keys[-1]) if keys and has_next else None,
+        previous_cursor=cursor(keys[0]) if keys and has_previous else None,
     )
 
 
@@ -229,22 +285,32 @@ def filtered_page(
     default_order: tuple[str, ...],
     page_size: int = 25,
     rows: QuerySet | None = None,
+    fetch: Callable[[QuerySet], QuerySet] | None = None,
 ) -> dict:
     """Context for a list page: ``page`` (a ``KeysetPage``), ``filter``, ``total`` (what the user
     could list, before filtering) and ``matching`` (after), both counted up to ``COUNT_LIMIT``,
-    and ``filtered``. ``rows`` is what the filter set narrows (``visible`` with its joins and
-    annotations) when it is not ``visible`` itself."""
+    and ``filtered``. ``rows`` is what the filter set narrows (``visible`` with the joins and
+    annotations its filters and sorting use) when it is not ``visible`` itself; ``fetch`` adds
+    what the page shows (see ``keyset_page``). Unfiltered, ``matching`` is ``total``: one count."""
     listing = filter_class(request.GET, queryset=visible if rows is None else rows)
     matching = listing.qs if listing.is_valid() else listing.queryset.none()
     if not request.GET.get("sort") or not matching.query.order_by:
         matching = matching.order_by(*default_order)
     page = keyset_page(
-        matching, after=request.GET.get("after"), before=request.GET.get("before"), page_size=page_size
+        matching,
+        after=request.GET.get("after"),
+        before=request.GET.get("before"),
+        page_size=page_size,
+        fetch=fetch,
     )
+    filtered = is_filtered(request)
+    total = count_up_to(visible)
+    # A filter set that narrows by default (the alert list shows open alerts) counts apart.
+    unnarrowed = not filtered and not getattr(filter_class, "narrows_by_default", False)
     return {
         "page": page,
         "filter": listing,
-        "total": count_up_to(visible),
-        "matching": count_up_to(matching),
-        "filtered": is_filtered(request),
+        "total": total,
+        "matching": total if unnarrowed else count_up_to(matching),
+        "filtered": filtered,
     }

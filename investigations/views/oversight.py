@@ -36,8 +36,14 @@ def _viewed(request: SignedInRequest, page: str, target=None, **details) -> None
 
 def alert_list(request: SignedInRequest) -> HttpResponse:
     require_auditor(request.user)
-    visible = access.alerts_visible_to(request.user).select_related("case", "acknowledged_by")
-    context = filtered_page(request, AlertFilter, visible, default_order=("-event_seq", "-id"), page_size=PAGE_SIZE)
+    context = filtered_page(
+        request,
+        AlertFilter,
+        access.alerts_visible_to(request.user),
+        fetch=lambda alerts: alerts.select_related("case", "user", "acknowledged_by"),
+        default_order=("-event_seq", "-id"),
+        page_size=PAGE_SIZE,
+    )
     used = {name: str(value) for name, value in context["filter"].form.cleaned_data.items() if value}
     _viewed(request, "alert_list", filters=used, shown=len(context["page"]))
     return render(request, "investigations/alert_list.html", context | {"alerts": context["page"].object_list})

@@ -132,6 +132,7 @@ def review_queue(request: SignedInRequest) -> HttpResponse:
         request,
         ReviewQueueFilter,
         access.review_queue_for(request.user),
+        fetch=access.review_queue_rows,
         default_order=("submitted_at", "id"),
         page_size=QUEUE_PAGE_SIZE,
     )

@@ -172,7 +172,7 @@ def test_the_rows_are_really_listed(world, lead, reviewer, second_reviewer, clie
     assert client.get(reverse("investigations:grant_list")).content.decode().count("Grant ") >= 25
     assert client.get(reverse("investigations:case_list")).content.decode().count("INV-1999-") >= 25
     home = client.get(reverse("home")).content.decode()
-    assert "Open cases <span class=\"badge\">31</span>" in home  # 30 pending and the open one
+    assert 'Open cases <span class="badge">31</span>' in home  # 30 pending and the open one
     client.force_login(reviewer)
     assert client.get(reverse("investigations:review_queue")).content.decode().count("Request ") >= 25
     assert client.get(reverse("investigations:case_queue")).content.decode().count("INV-1999-") >= 25
@@ -340,3 +340,56 @@ def test_case_list_statements_are_the_same_for_10_and_10000_visible_cases(lead, 
     counts.append(queries_for(client, second))
     assert len(client.get(second).context["page"].object_list) == 25
     assert counts[0] == counts[1] == counts[2], counts
+
+
+# --- a viewer of many cases: the per-case test walks the newest-first index -------------------
+
+
+@pytest.mark.parametrize("sort", ["", "sort=title", "sort=-priority"])
+def test_a_viewer_of_many_cases_pages_through_the_same_cases(world, lead, client, monkeypatch, sort):
+    """``access.cases_listed_for`` gives a viewer of ``DENSE_VIEWER`` cases or more the per-case
+    test (on PostgreSQL): forwards and backwards the pages are those of the UNION, in the same
+    statements."""
+    from investigations import access
+
+    client.force_login(lead)
+    world.grow_to(60)
+    url = reverse("investigations:case_list")
+    union_pages, union_counts = _walk(client, url, sort)
+    monkeypatch.setattr(access, "DENSE_VIEWER", 1)
+    dense_pages, dense_counts = _walk(client, url, sort)
+    assert dense_pages == union_pages and len(union_pages) >= 3
+    assert set(dense_counts) == set(union_counts) and len(set(dense_counts)) == 1
+    last = "?" + sort
+    while (following := _link(client.get(url + last).content.decode(), "next")) is not None:
+        last = following
+    back, _ = _walk(client, url, last.lstrip("?"), rel="prev")
+    assert back == list(reversed(dense_pages))
+
+
+def test_a_cursor_from_a_case_the_viewer_cannot_see_reveals_nothing(world, lead, other_investigator, client):
+    """A cursor holds a sort key and a pk, never a right to a row: made from another viewer's
+    case, it only says where to start among the viewer's own cases."""
+    import re
+
+    world.grow_to(30)
+    client.force_login(lead)
+    url = reverse("investigations:case_list")
+    cursor = re.search(r"after=([^\"&]+)", client.get(url).content.decode()).group(1)
+    client.force_login(other_investigator)
+    for parameter in ("after", "before"):
+        response = client.get(url, {parameter: cursor})
+        assert response.status_code == 200 and list(response.context["page"].object_list) == []
+        assert "INV-1999-" not in response.content.decode()
+
+
+def test_navigation_badges_stop_at_their_limit(world, reviewer, client, monkeypatch):
+    from investigations import context_processors
+
+    world.grow_to(30)
+    client.force_login(reviewer)
+    monkeypatch.setattr(context_processors, "BADGE_LIMIT", 5)
+    assert (
+        '<span class="badge warn">5+<span class="visually-hidden"> requests waiting'
+        in client.get(reverse("home")).content.decode()
+    )
