@@ -44,6 +44,7 @@ from ..models.case import normalise_tag
 from ..scope import Scope
 from . import serializers
 from .errors import NON_FIELD, form_errors
+from .pagination import KeysetPagination
 from .throttles import QuerySubmitThrottle
 
 # --- helpers -------------------------------------------------------------------------------
@@ -118,13 +119,9 @@ def _filtered(filterset_class, request: SignedInAPIRequest, visible: QuerySet) -
     return filters.qs
 
 
-def _case_queryset(user: User):
-    return (
-        access.cases_visible_to(user)
-        .select_related("lead", "decided_by")
-        .prefetch_related("members__user", "tags")
-        .order_by("-created_at", "-id")
-    )
+def _case_rows(cases: QuerySet) -> QuerySet:
+    """What a case in the list shows (its page's rows, read by id: ``pagination``)."""
+    return cases.select_related("lead", "decided_by").prefetch_related("members__user", "tags")
 
 
 def _case_response(user: User, case: Case, code: int = status.HTTP_200_OK) -> Response:
@@ -153,10 +150,13 @@ class CaseViewSet(ChokepointViewSet):
     serializer_class = serializers.CaseSerializer
     filter_backends = [DjangoFilterBackend]  # the schema's list parameters; list() applies the set itself
     filterset_class = ApiCaseFilter
+    pagination_class = KeysetPagination
 
     def list(self, request: SignedInAPIRequest) -> Response:
-        page = self.paginate_queryset(_filtered(ApiCaseFilter, request, _case_queryset(request.user)))
-        return self.get_paginated_response(serializers.CaseSerializer(page, many=True).data)
+        visible = access.cases_listed_for(request.user).order_by("-created_at", "-id")
+        paginator = KeysetPagination()
+        page = paginator.paginate_queryset(_filtered(ApiCaseFilter, request, visible), request, fetch=_case_rows)
+        return paginator.get_paginated_response(serializers.CaseSerializer(page, many=True).data)
 
     def create(self, request: SignedInAPIRequest) -> Response:
         if not request.user.is_investigator:
@@ -340,9 +340,11 @@ class RequestViewSet(ChokepointViewSet):
     serializer_class = serializers.RequestSerializer
     filter_backends = [DjangoFilterBackend]
     filterset_class = ApiRequestFilter
+    pagination_class = KeysetPagination
 
     def list(self, request: SignedInAPIRequest) -> Response:
         visible = access.requests_visible_to(request.user).select_related("case", "requested_by")
+        # The page's rows are read through ``visible`` itself: it carries the viewer's flags.
         page = self.paginate_queryset(_filtered(ApiRequestFilter, request, visible.order_by("-created_at", "-id")))
         return self.get_paginated_response(
             serializers.RequestSerializer(page, many=True, context={"user": request.user}).data
@@ -475,6 +477,10 @@ class ReviewQueueView(APIView):
 # --- grants and queries --------------------------------------------------------------------
 
 
+def _grant_rows(grants: QuerySet) -> QuerySet:
+    return grants.select_related("case", "revoked_by").prefetch_related("grantees")
+
+
 @extend_schema_view(
     list=extend_schema(summary="Grants visible to the caller"),
     retrieve=extend_schema(summary="A grant: frozen scope, grantees, expiry, status"),
@@ -482,16 +488,13 @@ class ReviewQueueView(APIView):
 class GrantViewSet(ChokepointViewSet):
     queryset = Grant.objects.none()
     serializer_class = serializers.GrantSerializer
+    pagination_class = KeysetPagination
 
     def list(self, request: SignedInAPIRequest) -> Response:
-        grants = (
-            access.grants_visible_to(request.user)
-            .select_related("case", "revoked_by")
-            .prefetch_related("grantees")
-            .order_by("-starts_at", "-id")
-        )
-        page = self.paginate_queryset(grants)
-        return self.get_paginated_response(serializers.GrantSerializer(page, many=True).data)
+        grants = access.grants_visible_to(request.user).order_by("-starts_at", "-id")
+        paginator = KeysetPagination()
+        page = paginator.paginate_queryset(grants, request, fetch=_grant_rows)
+        return paginator.get_paginated_response(serializers.GrantSerializer(page, many=True).data)
 
     def retrieve(self, request: SignedInAPIRequest, id: str) -> Response:
         return Response(serializers.GrantSerializer(access.get_grant_for(request.user, id)).data)

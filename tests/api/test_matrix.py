@@ -263,7 +263,7 @@ def test_lists_show_only_what_the_caller_may_see(other_investigator, active_gran
     client = token_client(other_investigator)
     for resource in ("cases", "requests", "grants"):
         body = client.get(f"/api/v1/{resource}/").json()
-        assert body["count"] == 0 and body["results"] == [], f"{resource} leaked to an outsider of the case"
+        assert body == {"next": None, "previous": None, "results": []}, f"{resource} leaked to an outsider of the case"
 
 
 def test_review_queue_is_for_reviewers(submitted_request, second_reviewer, lead, auditor):
