@@ -11,7 +11,7 @@ from __future__ import annotations
 import django_filters
 from django import forms
 from django.db.models import Case as Case_
-from django.db.models import F, Q, QuerySet, Value, When
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Value, When
 
 from accounts.models import User
 
@@ -119,6 +119,12 @@ class ApiRequestFilter(django_filters.FilterSet):
 
 class GrantFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=GrantStatus.choices, empty_label="any status")
+    held = django_filters.ChoiceFilter(
+        method="held_by_viewer",
+        choices=[("yes", "held by me"), ("no", "not held by me")],
+        label="Grantee",
+        empty_label="anyone",
+    )
     case = django_filters.CharFilter(field_name="case__reference", lookup_expr="icontains", label="Case reference")
     expires_from = _date("expires_at__date", "gte", "Expires from")
     expires_to = _date("expires_at__date", "lte", "Expires until")
@@ -135,6 +141,10 @@ class GrantFilter(django_filters.FilterSet):
     class Meta:
         model = Grant
         fields: list[str] = []
+
+    def held_by_viewer(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        mine = Exists(Grant.grantees.through.objects.filter(grant=OuterRef("pk"), user=self.request.user))
+        return queryset.filter(mine) if value == "yes" else queryset.exclude(mine)
 
 
 class RankOrdering(django_filters.OrderingFilter):

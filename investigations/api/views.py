@@ -491,7 +491,7 @@ class GrantViewSet(ChokepointViewSet):
     pagination_class = KeysetPagination
 
     def list(self, request: SignedInAPIRequest) -> Response:
-        grants = access.grants_visible_to(request.user).order_by("-starts_at", "-id")
+        grants = access.grants_listed_for(request.user).order_by("-starts_at", "-id")
         paginator = KeysetPagination()
         page = paginator.paginate_queryset(grants, request, fetch=_grant_rows)
         return paginator.get_paginated_response(serializers.GrantSerializer(page, many=True).data)

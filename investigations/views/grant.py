@@ -26,16 +26,16 @@ PAGE_SIZE = 25
 
 
 def grant_list(request: SignedInRequest) -> HttpResponse:
-    """Grants the user can see; the ones they hold first. Paged by keyset (``listing.filtered_page``)."""
+    """Grants the user can see, newest first, each marked when they hold it ("held by me" filters
+    to those). Paged by keyset (``listing.filtered_page``); a holder of many grants gets them as a
+    test per grant (``access.grants_listed_for``), so a page stops after its rows."""
     held = Grant.grantees.through.objects.filter(grant=OuterRef("pk"), user=request.user)
-    visible = access.grants_visible_to(request.user)
     context = filtered_page(
         request,
         GrantFilter,
-        visible,
-        rows=visible.annotate(is_mine=Exists(held)),
+        access.grants_listed_for(request.user),
         fetch=lambda grants: grants.select_related("case").annotate(is_mine=Exists(held)),
-        default_order=("-is_mine", "-starts_at", "-id"),
+        default_order=("-starts_at", "-id"),
         page_size=PAGE_SIZE,
     )
     context |= {

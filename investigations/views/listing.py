@@ -292,7 +292,7 @@ def filtered_page(
     and ``filtered``. ``rows`` is what the filter set narrows (``visible`` with the joins and
     annotations its filters and sorting use) when it is not ``visible`` itself; ``fetch`` adds
     what the page shows (see ``keyset_page``). Unfiltered, ``matching`` is ``total``: one count."""
-    listing = filter_class(request.GET, queryset=visible if rows is None else rows)
+    listing = filter_class(request.GET, queryset=visible if rows is None else rows, request=request)
     matching = listing.qs if listing.is_valid() else listing.queryset.none()
     if not request.GET.get("sort") or not matching.query.order_by:
         matching = matching.order_by(*default_order)

@@ -345,18 +345,27 @@ def test_case_list_statements_are_the_same_for_10_and_10000_visible_cases(lead, 
 # --- a viewer of many cases: the per-case test walks the newest-first index -------------------
 
 
-@pytest.mark.parametrize("sort", ["", "sort=title", "sort=-priority"])
-def test_a_viewer_of_many_cases_pages_through_the_same_cases(world, lead, client, monkeypatch, sort):
-    """``access.cases_listed_for`` gives a viewer of ``DENSE_VIEWER`` cases or more the per-case
-    test (on PostgreSQL): forwards and backwards the pages are those of the UNION, in the same
-    statements."""
+@pytest.mark.parametrize(
+    ("name", "sort"),
+    [
+        ("investigations:case_list", ""),
+        ("investigations:case_list", "sort=title"),
+        ("investigations:case_list", "sort=-priority"),
+        ("investigations:grant_list", ""),
+        ("investigations:grant_list", "sort=-expires"),
+    ],
+)
+def test_a_viewer_of_many_rows_pages_through_the_same_rows(world, lead, client, monkeypatch, name, sort):
+    """``access.cases_listed_for`` and ``grants_listed_for`` give a viewer of ``DENSE_VIEWER``
+    rows or more the per-row test (on PostgreSQL): forwards and backwards the pages are those
+    of the UNION, in the same statements."""
     from investigations import access
 
     client.force_login(lead)
     world.grow_to(60)
-    url = reverse("investigations:case_list")
+    url = reverse(name)
     union_pages, union_counts = _walk(client, url, sort)
-    monkeypatch.setattr(access, "DENSE_VIEWER", 1)
+    monkeypatch.setattr(access, "DENSE_VIEWER", 0)
     dense_pages, dense_counts = _walk(client, url, sort)
     assert dense_pages == union_pages and len(union_pages) >= 3
     assert set(dense_counts) == set(union_counts) and len(set(dense_counts)) == 1
