@@ -213,6 +213,9 @@ def _stats(csv_path: Path) -> list[dict]:
         return [row for row in csv.DictReader(handle)]
 
 
+AT_SIGN_IN = "(at sign-in)"
+
+
 def _write(out: Path, args, stats, checks, records, drained, started_at, cores) -> bool:
     rows = [row for row in stats if row["Name"] != "Aggregated"]
     trivial = next(float(row["95%"]) for row in rows if row["Name"] == "me (trivial)")
@@ -235,7 +238,7 @@ def _write(out: Path, args, stats, checks, records, drained, started_at, cores) 
         p95 = float(row["95%"])
         ratio = p95 / trivial if trivial else float("inf")
         timed = row["Name"] != "query end to end"  # end to end includes the worker's queue and polls
-        if timed and ratio > 5 and row["Name"] != "auth/token":
+        if timed and ratio > 5 and row["Name"] != "auth/token" and not row["Name"].endswith(AT_SIGN_IN):
             over.append(row["Name"])
         lines.append(
             f"| `{row['Type']} {row['Name']}` | {row['Request Count']} | {row['Failure Count']} | {row['50%']} | "
@@ -272,7 +275,8 @@ def _write(out: Path, args, stats, checks, records, drained, started_at, cores) 
         "`GET me (trivial)` is the trivial authenticated endpoint every p95 is compared with. "
         "`query end to end` is submission to a finished status seen by polling every 250 ms (it "
         "includes the worker's queue); `POST auth/token` is each user's one sign-in (password "
-        "hashing), both outside the 5x target.",
+        "hashing); the lists marked `(at sign-in)` are each investigator's first calls, made during "
+        "that burst (the same lists in the steady run are `cases` and `grants`): all outside the 5x target.",
         "",
         "## The database afterwards",
         "",
