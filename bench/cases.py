@@ -41,13 +41,20 @@ VERIFY_LIMIT = (
 
 LIST_VIEWS_LIMIT = (
     " Every list is paged by keyset (`investigations/views/listing.py`: a cursor holding the sort key and"
-    " pk of the edge row, no OFFSET) and its counts stop at 1,000 (`config/listing.py`), so the statements"
-    " are the same for 10 and 10,000 rows and for every page. What still grows with the rows a viewer sees:"
-    " the first page's top-25 sort over every visible row (the visible set is the UNION of the viewer's"
-    " permission rows, so PostgreSQL cannot walk the ordering's index and stop after 25), the bounded counts"
-    " (up to 1,001 rows each) and, on the case and review pages, the filter form's 'lead' choices (the"
-    " distinct leads of every visible row). Not done yet: bounding those choices and a visible-set shape"
-    " that lets the planner stop early."
+    " pk of the edge row, no OFFSET). A page takes two statements for its rows: the first sorts only the"
+    " key columns and the pk and stops after a page (no display joins), the second reads those rows by id"
+    " with their joins. It counts once (what matches apart only when filtered), up to 1,000"
+    " (`config/listing.py`); the navigation's badges stop at 99; no filter lists people (the lead is typed)."
+    " What bounds each page at 10,000 rows: the case list and the grant list of a viewer holding 1,000+"
+    " permission rows take the visible set as a test per row (`access.cases_listed_for`,"
+    " `grants_listed_for`; one bounded statement over the viewer's permission rows decides), so PostgreSQL"
+    " walks the newest-first index (`case_newest_first`, `grant_newest_first`) and stops after 26 rows;"
+    " what is left growing is the hash of the viewer's permission rows that the test builds once per"
+    " statement (about 1 ms per 10,000 rows) and the count's walk to 1,001. A viewer of fewer rows keeps"
+    " the UNION, which sorts at most what they see (under 1,000). The review queue reads the same rows for"
+    " both reviewers (one queue); the audit list pages on `seq`; the alert list filtered by case scans the"
+    " alerts of that case (no index on the reference's substring) but joins only its page. Sorting a list"
+    " by another column than its default still sorts every visible row."
 )
 
 
