@@ -29,11 +29,19 @@ class IntegerFilter(django_filters.NumberFilter):
     field_class = forms.IntegerField
 
 
+MAX_UTC_OFFSET = timedelta(hours=16)
+
+
 class EventFilterForm(forms.Form):
     def clean(self):
         data = super().clean()
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
             self.add_error("date_to", "The end date is before the start date.")
+        for name in ("since", "until"):
+            # PostgreSQL takes offsets up to 15:59; a wider one is the caller's mistake, not a 500.
+            offset = data[name].utcoffset() if data.get(name) else None
+            if offset is not None and abs(offset) >= MAX_UTC_OFFSET:
+                self.add_error(name, "A time zone offset between -15:59 and +15:59.")
         if data.get("since") and data.get("until") and data["since"] > data["until"]:
             self.add_error("until", "Before since.")
         return data

@@ -452,6 +452,11 @@ def test_audit_events_are_filtered_paged_by_cursor_and_each_read_recorded(audito
     assert client.get("/api/v1/audit/events/", {"since": future}).json()["results"] == []
     response = client.get("/api/v1/audit/events/", {"action": "not.an.action", "since": "soon"})
     assert response.status_code == 400 and set(response.json()) == {"action", "since"}
+    # an offset PostgreSQL cannot take (schemathesis found a 500 here)
+    response = client.get(
+        "/api/v1/audit/events/", {"since": "1667-07-09T14:40:16+19:15", "until": "2026-01-01T00:00-16:00"}
+    )
+    assert response.status_code == 400 and set(response.json()) == {"since", "until"}
 
 
 def test_audit_endpoints_are_404_to_everyone_but_auditors(lead, reviewer, superuser, admin_user):
