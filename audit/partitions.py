@@ -40,7 +40,7 @@ _LOCK_TIMEOUT = "2s"
 
 CREATE_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION {FUNCTION}(months_ahead integer) RETURNS SETOF text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = __SCHEMA__, pg_temp AS $$
 DECLARE
     first_month date := date_trunc('month', now() AT TIME ZONE 'UTC')::date;
     month date;
@@ -73,6 +73,21 @@ $$
 """  # noqa: S608 (constants only)
 
 
+def install_function(cursor) -> None:
+    """Create (or replace) ``audit_create_partitions`` in the current schema, EXECUTE for nobody
+    but the owner until ``setup_db_roles`` grants it to the runtime role.
+
+    Its search_path is that schema, then ``pg_temp`` explicitly last: PostgreSQL otherwise
+    searches a caller's temporary schema first for relations, so a runtime session could hand
+    the owner's function its own temporary ``audit_auditevent`` or ``audit_auditevent_default``
+    (the advice of PostgreSQL's documentation for SECURITY DEFINER functions).
+    """
+    cursor.execute("SELECT current_schema()")
+    schema = cursor.fetchone()[0]
+    cursor.execute(CREATE_FUNCTION.replace("__SCHEMA__", connection.ops.quote_name(schema)))
+    cursor.execute(f"REVOKE ALL ON FUNCTION {FUNCTION}(integer) FROM PUBLIC")
+
+
 def partition_name(month: date) -> str:
     return f"{TABLE}_{month.year:04d}_{month.month:02d}"
 
@@ -97,7 +112,10 @@ def is_partitioned() -> bool:
     if connection.vendor != "postgresql":
         return False
     with connection.cursor() as cursor:
-        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [TABLE])
+        cursor.execute(  # the schema's table, never a session's temporary one of the same name
+            "SELECT relkind FROM pg_class WHERE relname = %s AND relnamespace = current_schema()::regnamespace",
+            [TABLE],
+        )
         row = cursor.fetchone()
     return bool(row) and row[0] == "p"
 

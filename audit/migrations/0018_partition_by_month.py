@@ -113,8 +113,7 @@ def forwards(apps, schema_editor):
             "FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change()"
         )
         _finish(cursor, connection, definitions, grants)
-        cursor.execute(partitions.CREATE_FUNCTION)
-        cursor.execute(f"REVOKE ALL ON FUNCTION {partitions.FUNCTION}(integer) FROM PUBLIC")
+        partitions.install_function(cursor)
 
 
 def backwards(apps, schema_editor):

@@ -115,6 +115,29 @@ def test_the_beat_task_makes_the_coming_months_as_the_runtime_role(runtime_role)
         assert cursor.fetchone()[0]  # owned by the table owner, not by the role that asked
 
 
+@pytest.mark.parametrize("decoy", ["audit_auditevent", "audit_auditevent_default"])
+def test_a_runtime_sessions_temporary_tables_do_not_steer_the_owners_function(runtime_role, decoy):
+    """The function runs with the owner's rights; the caller's temporary schema, which PostgreSQL
+    searches first for relations unless told otherwise, must not supply the tables it reads or
+    extends (a decoy default partition holding a row of the month would make it skip the month)."""
+    month = partitions.add_months(CURRENT, 2)
+    name = partitions.partition_name(month)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE audit_auditevent DETACH PARTITION {name}")
+        cursor.execute(f"DROP TABLE {name}")
+    with as_role(runtime_role), connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {decoy} (occurred_at timestamptz)")
+        cursor.execute(f"INSERT INTO pg_temp.{decoy} VALUES (%s)", [_start(month) + timedelta(days=1)])  # noqa: S608 (a parameter name)
+        try:
+            assert partitions.ensure() == [name]
+        finally:
+            cursor.execute(f"DROP TABLE pg_temp.{decoy}")
+    assert name in partitions.attached()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT proconfig FROM pg_proc WHERE proname = %s", [partitions.FUNCTION])
+        assert cursor.fetchone()[0] == ["search_path=public, pg_temp"]
+
+
 def test_a_month_whose_rows_went_to_the_default_partition_is_skipped_not_failed(db):
     name = partitions.partition_name(partitions.add_months(CURRENT, 2))
     with connection.cursor() as cursor:
