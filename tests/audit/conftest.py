@@ -91,15 +91,23 @@ def _db_row(row: tuple) -> tuple:
     return tuple(values)
 
 
-def build_chain(count: int, *, start_seq: int = 1, prev_hash: str = GENESIS_HASH, start: datetime | None = None):
-    """Rows of a valid chain, hashed with the ledger's own function (for fast bulk setup)."""
+def build_chain(
+    count: int,
+    *,
+    start_seq: int = 1,
+    prev_hash: str = GENESIS_HASH,
+    start: datetime | None = None,
+    times: list[datetime] | None = None,
+):
+    """Rows of a valid chain, hashed with the ledger's own function (for fast bulk setup); each
+    event ``seq`` milliseconds after ``start``, or at ``times[i]`` when given."""
     moment = start or datetime(2026, 1, 1, tzinfo=UTC)
     result = []
     for offset in range(count):
         seq = start_seq + offset
         values = (
             seq,
-            moment + timedelta(milliseconds=seq),
+            times[offset] if times else moment + timedelta(milliseconds=seq),
             None,
             "",
             "",

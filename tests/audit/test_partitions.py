@@ -7,7 +7,7 @@ import json
 import os
 import threading
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -227,6 +227,54 @@ def test_archive_exports_verifies_records_and_detaches(old_month, tmp_path, caps
     assert capsys.readouterr().out.startswith("OK export: 6 events #1..#6")
     # the incremental run resumes from a checkpoint after the boundary
     assert verify(resume_after=result.head_seq).ok
+
+
+def test_a_straggler_of_the_next_month_goes_with_the_range_and_the_chain_still_verifies(db, tmp_path):
+    """At a month's turn a writer of the next month may hold a lower number than the month's last
+    event: it is exported with the range, stays in its own month's partition, and verification
+    of the live chain accepts it there."""
+    partitions.create_month(OLD_MONTH)
+    partitions.create_month(LAST_MONTH)
+    end = _start(LAST_MONTH)
+    early = [_start(OLD_MONTH) + timedelta(days=2, milliseconds=n) for n in range(4)]
+    rows = build_chain(6, times=[*early, end + timedelta(milliseconds=10), end - timedelta(milliseconds=5)])
+    insert_raw(rows)
+    set_head(rows[-1][0], rows[-1][-1])
+    _note(7)
+    sealer.seal()
+    checkpoints.seal()
+    _archive(tmp_path)
+    assert _partition_of(5) == partitions.partition_name(LAST_MONTH)  # the straggler stayed
+    [recorded] = AuditEvent.objects.filter(action=Action.AUDIT_ARCHIVED)
+    assert recorded.details["last_seq"] == 6
+    result = verify()
+    assert result.ok and result.from_seq == 7, result.summary()
+
+
+@pytest.mark.parametrize("month_end", ["2000-02-01T00:00:00.000000Z", "future"])
+def test_an_archived_event_written_by_hand_hides_no_live_event(db, month_end):
+    """The runtime role may INSERT any event, ``audit.archived`` included: one claiming that the
+    first events were archived (with their real last hash, so the chain links) must not make
+    verification skip rows still in the table, whatever month end it names."""
+    for n in range(6):
+        _note(n)
+    sealer.seal()
+    fifth = AuditEvent.objects.get(seq=5)
+    if month_end == "future":
+        month_end = (datetime.now(UTC) + timedelta(days=40)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    audit.record(
+        action=Action.AUDIT_ARCHIVED,
+        details={
+            "month": "2000-01",
+            "last_seq": 5,
+            "last_hash": fifth.hash,
+            "last_occurred_at": fifth.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "month_end": month_end,
+        },
+    )
+    sealer.seal()
+    result = verify()
+    assert (result.ok, result.bad_seq, result.reason) == (False, 1, verification.ARCHIVED_STILL_HERE)
 
 
 def test_archive_refuses_the_current_month(old_month, tmp_path):
