@@ -38,7 +38,6 @@ SQLite chains at append time (its writers are serialised anyway): sealing is a n
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -82,10 +81,14 @@ _FROM_HEAD = """
 SELECT seq, {occurred_at}, occurred_at, hash, {payload}
   FROM audit_auditevent WHERE seq >= %s AND seq <= %s ORDER BY seq LIMIT %s
 """.format(occurred_at=OCCURRED_AT_SQL, payload=", ".join(PAYLOAD_FIELDS))
+# The batch's seals as four arrays, joined on the full primary key (``seq``, ``occurred_at``)
+# and bounded by the batch's first and last ``seq``: each partition's primary key index finds
+# the rows, rather than a scan of every partition for unsealed rows (which grows with the table).
 _SEAL = """
 UPDATE audit_auditevent AS event SET prev_hash = sealed.prev_hash, hash = sealed.hash
-  FROM jsonb_to_recordset(%s::jsonb) AS sealed (seq bigint, prev_hash text, hash text)
- WHERE event.seq = sealed.seq AND event.hash IS NULL
+  FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[], %s::text[]) AS sealed (seq, occurred_at, prev_hash, hash)
+ WHERE event.seq = sealed.seq AND event.occurred_at = sealed.occurred_at AND event.hash IS NULL
+   AND event.seq BETWEEN %s AND %s
 """
 
 
@@ -184,18 +187,20 @@ def _seal_batch(head: ChainHead, limit: int, batch: int) -> int:
             return 0
         details_at = 4 + PAYLOAD_FIELDS.index("details")
         details = decode_all([row[details_at] for row in rows])
-        prev_hash, seals = head.hash, []
+        prev_hash, prev_hashes, hashes = head.hash, [], []
         for row, detail in zip(rows, details, strict=True):
             values = list(row[4:])
-            values[PAYLOAD_FIELDS.index("details")] = detail
+            values[details_at - 4] = detail
             event_hash = chain_hash(prev_hash, row[0], row[1], payload_digest(values))
-            seals.append({"seq": row[0], "prev_hash": prev_hash, "hash": event_hash})
+            prev_hashes.append(prev_hash)
+            hashes.append(event_hash)
             prev_hash = event_hash
-        cursor.execute(_SEAL, [json.dumps(seals)])
-        if cursor.rowcount != len(seals):
-            raise RuntimeError(f"sealed {cursor.rowcount} of {len(seals)} events: another writer sealed some")
+        seqs = [row[0] for row in rows]
+        cursor.execute(_SEAL, [seqs, [row[2] for row in rows], prev_hashes, hashes, seqs[0], seqs[-1]])
+        if cursor.rowcount != len(rows):
+            raise RuntimeError(f"sealed {cursor.rowcount} of {len(rows)} events: another writer sealed some")
     last = rows[-1]
-    head.seq, head.prev_hash, head.hash, head.occurred_at = last[0], seals[-1]["prev_hash"], prev_hash, last[2]
+    head.seq, head.prev_hash, head.hash, head.occurred_at = last[0], prev_hashes[-1], prev_hash, last[2]
     head.save(update_fields=["seq", "prev_hash", "hash", "occurred_at"])
     return len(rows)
 

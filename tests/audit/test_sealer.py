@@ -13,7 +13,7 @@ import pytest
 from django.db import DatabaseError, connection, connections, transaction
 
 import audit
-from audit import sealer, streams, verification
+from audit import sealer, streams, triggers, verification
 from audit.events import Action
 from audit.ledger import GENESIS_HASH, compute_hash
 from audit.models import AuditEvent, ChainHead, StreamDestination
@@ -199,6 +199,47 @@ def test_sealing_fills_the_chain_once_and_changes_nothing_else(db):
             [event.seq],
         )
     assert AuditEvent.objects.get(seq=event.seq).hash == sealed.hash
+
+
+# A change to each column other than the chain's, made in the same UPDATE as a valid seal.
+_CHANGED = {
+    "seq": "seq + 1000000",
+    "occurred_at": "occurred_at + interval '1 microsecond'",
+    "actor_id": "coalesce(actor_id, 0) + 1",
+    "details": "details || '{\"x\": 1}'::jsonb",
+}
+
+
+@pytest.mark.parametrize("column", triggers.SEALED_COLUMNS)
+def test_a_seal_that_changes_any_other_column_is_refused(db, column):
+    """The trigger compares every column but the two chain columns: a seal that also changes
+    one of them is refused, for each column, and the event stays unsealed and unchanged."""
+    event = _note(0)
+    before = AuditEvent.objects.filter(seq=event.seq).values().get()
+    change = _CHANGED.get(column, f"{column} || 'x'")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        seal = "hash = repeat('a', 64), prev_hash = repeat('b', 64)"
+        sql = f"UPDATE audit_auditevent SET {seal}, {column} = {change} WHERE seq = %s"  # noqa: S608 (constants)
+        cursor.execute(sql, [event.seq])
+    assert AuditEvent.objects.filter(seq=event.seq).values().get() == before
+    assert sealer.seal().sealed == 1  # the real seal still goes through
+
+
+def test_the_seal_rule_names_every_column_but_the_chain(db):
+    """A column added to the table must be added to the trigger's comparison: the installed
+    function compares exactly the table's other columns, and no longer builds JSON of the rows."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = 'audit_auditevent'"
+        )
+        columns = {row[0] for row in cursor.fetchall()}
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'audit_seal_only'")
+        (source,) = cursor.fetchone()
+    assert set(triggers.SEALED_COLUMNS) == columns - {"hash", "prev_hash"}
+    for column in triggers.SEALED_COLUMNS:
+        assert f"NEW.{column}" in source and f"OLD.{column}" in source
+    assert "to_jsonb" not in source
 
 
 def test_a_seal_forged_before_the_sealer_is_refused_by_the_verifier(db):
