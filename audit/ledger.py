@@ -121,7 +121,11 @@ def clean_text(value: str, max_length: int | None = None) -> str:
     NUL is refused by PostgreSQL and lone surrogates cannot be encoded, so they are
     replaced rather than failing the caller's action.
     """
-    text = str(value).replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    text = value if type(value) is str else str(value)
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if not text.isascii():  # only non-ASCII text can hold a lone surrogate: ASCII skips the round trip
+        text = text.encode("utf-8", "replace").decode("utf-8")
     return text[:max_length] if max_length else text
 
 
