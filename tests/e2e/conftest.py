@@ -101,8 +101,10 @@ class Journey:
         sign_in(self.page, username, password)
 
     def nav(self, label: str) -> None:
-        """Follow an entry of the main navigation."""
+        """Follow an entry of the main navigation, and wait for the page's load event (its scripts
+        are listening by then: typing into a box before that is lost on them)."""
         self.page.get_by_role("navigation", name="Main").get_by_role("link", name=label, exact=True).click()
+        self.page.wait_for_load_state()
 
     def logout(self) -> None:
         self.page.get_by_role("button", name="Log out").click()

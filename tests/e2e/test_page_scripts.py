@@ -133,8 +133,8 @@ def test_tag_suggestions_continue_after_a_comma(journey, live_server, lead, revi
         suggestions = page.locator("#known-tags option")
         expect(suggestions).to_have_count(2)
         box.fill("finance, pr")
-        values = suggestions.evaluate_all("options => options.map(option => option.value)")
-        assert values == ["finance, press-contact"], values
+        expect(suggestions).to_have_count(1)
+        expect(suggestions.first).to_have_attribute("value", "finance, press-contact")
         box.fill("press")
         values = suggestions.evaluate_all("options => options.map(option => option.value)")
         assert sorted(values) == ["finance", "press-contact"], values
