@@ -692,6 +692,22 @@ def grants_visible_to(user: User) -> GrantQuerySet:
     return Grant.objects.filter(pk__in=on_visible_cases.union(held))
 
 
+def grant_id_of_request(user: User, request: DataPullRequest) -> int | None:
+    """The id of ``request``'s grant if ``user`` sees it (``grants_visible_to``), else None.
+
+    A grant is visible on every case its viewer sees, so for a request read through
+    ``requests_visible_to(user)`` (it carries that viewer's ``viewer_pk``) its grant is looked up
+    by the request's key alone: one statement that does not read everything the user sees (a
+    reviewer's whole queue and decision history). Any other request takes the UNION.
+    """
+    if not _is_real(user):
+        return None
+    grants = Grant.objects.filter(request=request)
+    if getattr(request, "viewer_pk", None) != user.pk:
+        grants = grants_visible_to(user).filter(request=request)
+    return grants.values_list("pk", flat=True).first()
+
+
 def grants_listed_for(user: User) -> GrantQuerySet:
     """``grants_visible_to(user)``, the same rows, in the shape that lists them fastest (as
     ``cases_listed_for``): a holder of ``view_grant`` on ``DENSE_VIEWER`` grants or more gets

@@ -426,14 +426,13 @@ class RequestViewSet(ChokepointViewSet):
             scope=Scope(**form.narrowed_fields()) if narrowed else None,
             grantees=list(data["grantees"]),
         )
-        data_request.refresh_from_db()
+        # One statement for the request as the decision left it (its case and requester joined;
+        # the viewer's annotations stay), one for its grant.
+        data_request.refresh_from_db(from_queryset=DataPullRequest.objects.select_related("case", "requested_by"))
         body = {
             "decision": serializers.DecisionSerializer(decision).data,
             "request": serializers.RequestSerializer(data_request, context={"user": request.user}).data,
-            "grant": access.grants_visible_to(request.user)
-            .filter(request=data_request)
-            .values_list("pk", flat=True)
-            .first(),
+            "grant": access.grant_id_of_request(request.user, data_request),
             "still_needed": actions.approvals_still_needed(data_request)
             if data_request.status == RequestStatus.SUBMITTED
             else "",
