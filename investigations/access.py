@@ -538,17 +538,45 @@ def case_templates_for(user: User) -> QuerySet[CaseTemplate]:
 # --- data-pull requests ------------------------------------------------------------------
 
 
-def requests_visible_to(user: User) -> QuerySet[DataPullRequest]:
+def case_seen_by(user: User, case: OuterRef) -> Q:
+    """``cases_visible_to(user)`` as a test of the one case ``case`` names (an ``OuterRef`` to a
+    case id): each way of seeing it is an ``Exists`` on that case alone (its permission rows and,
+    for a legal reviewer, ``_reviewer_case_ids`` case by case). For fetching one row: the UNION
+    of ``cases_visible_to`` reads everything the user sees first, for a reviewer their whole
+    queue and decision history. Selects the same cases (``tests/investigations/test_cases.py`` and
+    ``test_requests_one_row.py`` hold them equal)."""
+    if not _is_real(user):
+        return Q(pk__in=[])
+    direct = CaseUserObjectPermission.objects.filter(user=user, content_object=case, permission__codename="view_case")
+    via_group = CaseGroupObjectPermission.objects.filter(
+        group__user=user, content_object=case, permission__codename="view_case"
+    )
+    seen = Q(Exists(direct)) | Q(Exists(via_group))
+    if user.is_reviewer:
+        the_case = Case.objects.filter(pk=case).filter(
+            Q(status=CaseStatus.PENDING_APPROVAL)
+            | Q(decided_by=user)
+            | Q(legal_hold=True, legal_hold_lift_by__isnull=False)
+        )
+        seen |= Q(Exists(the_case))
+        seen |= Q(Exists(DataPullRequest.objects.filter(case=case, status=RequestStatus.SUBMITTED)))
+        seen |= Q(Exists(Decision.objects.filter(reviewer=user, request__case=case)))
+    return seen
+
+
+def requests_visible_to(user: User, *, one_row: bool = False) -> QuerySet[DataPullRequest]:
     """Requests on cases the user sees; ones never submitted only to the case team (legal sees
-    what was sent to legal)."""
+    what was sent to legal). ``one_row``: the same requests, their case tested row by row
+    (``case_seen_by``), for fetching one request by its key."""
     if not _is_real(user):
         return DataPullRequest.objects.none()
     on_team = CaseMember.objects.filter(case=OuterRef("case"), user=user)
+    on_seen_case = case_seen_by(user, OuterRef("case")) if one_row else Q(case__in=cases_visible_to(user))
     # The team and involvement tests are kept on each row (for this viewer), so pages and the
     # API can tell who sees protection detail without one query per listed request
     # (sees_protection_detail).
     return (
-        DataPullRequest.objects.filter(case__in=cases_visible_to(user))
+        DataPullRequest.objects.filter(on_seen_case)
         .annotate(viewer_pk=Value(user.pk), viewer_on_team=Exists(on_team), viewer_involved=_involved(user, "case"))
         .filter(Q(viewer_on_team=True) | Q(submitted_at__isnull=False))
     )
@@ -599,7 +627,7 @@ def request_problem(user: User, request: DataPullRequest, perm: str) -> str | No
 
 def get_request_for(user: User, pk, perm: str | None = None) -> DataPullRequest:
     """The request ``pk`` if ``user`` may see it (else 404); with ``perm``, 403 unless allowed."""
-    request = _get_visible(requests_visible_to(user).select_related("case", "requested_by"), pk)
+    request = _get_visible(requests_visible_to(user, one_row=True).select_related("case", "requested_by"), pk)
     if perm is not None:
         problem = request_problem(user, request, perm)
         if problem:

@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
+from django.db.models import OuterRef
 from django.http import Http404
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -38,6 +39,11 @@ FIELDS = {
     "case_type": "fraud",
     "purpose": "Establish whether the claims were deliberate.",
 }
+
+
+def one_row(user):
+    """The cases ``access.case_seen_by`` lets through, each tested alone (how one row is fetched)."""
+    return Case.objects.filter(access.case_seen_by(user, OuterRef("pk")))
 
 
 def pending_case(lead, team=()):
@@ -345,7 +351,7 @@ def test_no_case_leaks_over_200_cases_and_5_users(reviewer, second_reviewer, mon
     # Every shape of the visible cases: the UNION, the per-case test a list of many cases uses,
     # and what the list page takes (the per-case test on PostgreSQL from DENSE_VIEWER cases on).
     monkeypatch.setattr(access, "DENSE_VIEWER", 1)
-    shapes = {"union": cases_visible_to, "per case": cases_tested_per_row, "list": cases_listed_for}
+    shapes = {"union": cases_visible_to, "per case": cases_tested_per_row, "list": cases_listed_for, "one row": one_row}
     for user, (shape, cases_for) in itertools.product(users, shapes.items()):
         visible = set(cases_for(user).values_list("pk", flat=True))
         leaks += [f"case {pk} visible to {user.username} ({shape})" for pk in sorted(visible - expected[user.username])]
@@ -375,17 +381,17 @@ def test_every_shape_of_the_visible_cases_honours_group_permissions_and_nothing_
     from investigations.models import CaseGroupObjectPermission
 
     monkeypatch.setattr(access, "DENSE_VIEWER", 1)
-    shapes = (cases_visible_to, cases_tested_per_row, cases_listed_for)
+    shapes = (cases_visible_to, cases_tested_per_row, cases_listed_for, one_row)
     superuser.user_permissions.add(*Permission.objects.filter(codename="view_case"))
     for user in (outsider, superuser, auditor):
-        assert [list(shape(user)) for shape in shapes] == [[], [], []], user.username
+        assert [list(shape(user)) for shape in shapes] == [[], [], [], []], user.username
     team = Group.objects.create(name="press-office-readers")
     view_case = Permission.objects.get(codename="view_case", content_type__app_label="investigations")
     CaseGroupObjectPermission.objects.create(group=team, permission=view_case, content_object=open_case)
     outsider.groups.add(team)
-    assert [list(shape(outsider)) for shape in shapes] == [[open_case]] * 3
+    assert [list(shape(outsider)) for shape in shapes] == [[open_case]] * 4
     outsider.groups.remove(team)
-    assert [list(shape(outsider)) for shape in shapes] == [[], [], []]
+    assert [list(shape(outsider)) for shape in shapes] == [[], [], [], []]
 
 
 def _list_queries(client, user, url: str) -> int:
