@@ -216,7 +216,7 @@ def _stats(csv_path: Path) -> list[dict]:
 AT_SIGN_IN = "(at sign-in)"
 
 
-def _write(out: Path, args, stats, checks, records, drained, started_at, cores) -> bool:
+def _write(out: Path, args, stats, checks, records, drained, started_at, cores, load_at_start) -> bool:
     rows = [row for row in stats if row["Name"] != "Aggregated"]
     trivial = next(float(row["95%"]) for row in rows if row["Name"] == "me (trivial)")
     server_errors = [row for row in records if row["kind"] == "server_error"]
@@ -228,7 +228,8 @@ def _write(out: Path, args, stats, checks, records, drained, started_at, cores) 
         f"Run {started_at:%Y-%m-%d %H:%M} UTC: {args.users} users for {args.duration} s (spawn rate "
         f"{args.spawn_rate:g}/s), gunicorn {args.web_workers} workers x {args.web_threads} threads, one Celery "
         f"worker (concurrency {args.worker_concurrency}, with beat), PostgreSQL and Redis, all on 127.0.0.1, "
-        f"{cores} cores. Written by `python -m bench.load`; times in ms.",
+        f"{cores} cores; load average at the start {load_at_start[0]:.2f} (1 min), {load_at_start[1]:.2f} (5 min). "
+        "Written by `python -m bench.load`; times in ms.",
         "",
         "| endpoint | requests | failures | p50 | p95 | p99 | max | p95 / trivial p95 |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -323,6 +324,7 @@ def _write(out: Path, args, stats, checks, records, drained, started_at, cores) 
 def main() -> int:
     args = _args()
     started_at = datetime.now(UTC)
+    load_at_start = os.getloadavg()  # before this run's own processes: what else shared the machine
     var_dir = ROOT / "var" / "load"
     var_dir.mkdir(parents=True, exist_ok=True)
     env = _environment(args, var_dir)
@@ -423,7 +425,7 @@ def main() -> int:
         processes.stop()
         signal.signal(signal.SIGTERM, previous)
     stats = _stats(var_dir / "locust_stats.csv")
-    met = _write(Path(args.out), args, stats, checks, records, drained, started_at, os.cpu_count())
+    met = _write(Path(args.out), args, stats, checks, records, drained, started_at, os.cpu_count(), load_at_start)
     print(Path(args.out).read_text())
     return 0 if met else 1
 
