@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.contrib.auth.models import Permission
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
-from guardian.shortcuts import remove_perm
+from guardian.shortcuts import assign_perm, remove_perm
 
 import audit
 from accounts.models import User
@@ -18,7 +16,7 @@ from audit.events import Action
 
 from ..access import can_revoke
 from ..errors import InvalidTransition
-from ..models import Case, DataPullRequest, Decision, Grant, GrantStatus, GrantUserObjectPermission, RequestStatus
+from ..models import Case, DataPullRequest, Decision, Grant, GrantStatus, RequestStatus
 from ..models.grant import db_now
 from ..scope import Scope
 from . import membership, oversight
@@ -81,20 +79,12 @@ def issue_grant(*, actor: User, request: DataPullRequest, approvals: list[Decisi
 
 
 def _grant_perms_to(grant: Grant, grantees) -> None:
-    """``view_grant`` and ``query_grant`` on the new ``grant`` for each grantee: two statements
-    whatever their number (the permissions' ids, one INSERT), not guardian's get-or-create per
-    user and permission (six statements each). The grant was created in this transaction, so
-    none of these rows can exist yet."""
-    if not grantees:
-        return
-    permissions = Permission.objects.filter(
-        content_type=ContentType.objects.get_for_model(Grant), codename__in=GRANTEE_PERMS
-    ).values_list("pk", flat=True)
-    GrantUserObjectPermission.objects.bulk_create(
-        GrantUserObjectPermission(permission_id=permission, user=user, content_object=grant)
-        for permission in list(permissions)
-        for user in grantees
-    )
+    """``view_grant`` and ``query_grant`` on the new ``grant`` for each grantee: guardian's bulk
+    assignment (``assign_perm`` with a list: the permission, then one INSERT for every grantee),
+    two statements per permission whatever their number, not a get-or-create per grantee."""
+    grantees = list(grantees)
+    for codename in GRANTEE_PERMS:
+        assign_perm(codename, grantees, grant)
 
 
 # --- revoking ----------------------------------------------------------------------------
