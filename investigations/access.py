@@ -231,8 +231,12 @@ def tags_visible_to(user: User) -> QuerySet[Tag]:
 
 
 def get_case_for(user: User, pk, perm: str | None = None) -> Case:
-    """The case ``pk`` if ``user`` may see it (else 404); with ``perm``, 403 unless they hold it."""
-    case = _get_visible(cases_visible_to(user), pk)
+    """The case ``pk`` if ``user`` may see it (else 404); with ``perm``, 403 unless they hold it.
+
+    The case is tested alone (``case_seen_by``, the same cases as ``cases_visible_to``), not
+    found in the UNION of every case the user sees, which for a legal reviewer is their whole
+    queue and decision history."""
+    case = _get_visible(Case.objects.filter(case_seen_by(user, OuterRef("pk"))), pk)
     if perm is not None and perm not in object_perms(user, case):
         raise record_denial(actor=user, case=case, perm=perm)
     return case

@@ -365,6 +365,11 @@ def test_no_case_leaks_over_200_cases_and_5_users(reviewer, second_reviewer, mon
             except Http404:
                 continue
             leaks.append(f"case {pk} opened by get_case_for for {user.username}")
+        for pk in sorted(expected[user.username]):  # and every visible case opens (one row, alone)
+            try:
+                get_case_for(user, pk)
+            except Http404:
+                missing.append(f"case {pk} not opened by get_case_for for {user.username}")
     assert not leaks, "\n".join(leaks)
     assert not missing, "\n".join(missing)
     assert expected[root.username] == set()
