@@ -183,15 +183,7 @@ def _verify_export(path: Path) -> ExportCheck:
         )
     number = len(documents)
     raw = documents[-1]["checkpoint"]
-    checkpoint = checkpoints.Checkpoint(
-        seq=int(raw["seq"]),
-        head=str(raw["head"]),
-        sealed_at=str(raw["sealed_at"]),
-        origin=str(raw["origin"]),
-        signature=str(raw["signature"]),
-        key=str(raw.get("key", "")),
-        path=f"{path.name} (line {number})",
-    )
+    checkpoint = checkpoints.from_json(raw, f"{path.name} (line {number})")
     try:
         checkpoints.check_signature(checkpoint, checkpoints.trusted_keys(), settings.AUDIT_LOG_ORIGIN)
     except checkpoints.CheckpointError as error:

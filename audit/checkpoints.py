@@ -185,18 +185,23 @@ class CheckpointError(Exception):
         self.reason = reason
 
 
+def from_json(raw: dict, path: str) -> Checkpoint:
+    """A checkpoint from its JSON document (a file, or a line of an archive's export); raises
+    KeyError, TypeError or ValueError for a malformed one."""
+    return Checkpoint(
+        seq=int(raw["seq"]),
+        head=str(raw["head"]),
+        sealed_at=str(raw["sealed_at"]),
+        origin=str(raw["origin"]),
+        signature=str(raw["signature"]),
+        key=str(raw.get("key", "")),
+        path=path,
+    )
+
+
 def load(path: Path) -> Checkpoint:
     try:
-        raw = json.loads(path.read_text())
-        return Checkpoint(
-            seq=int(raw["seq"]),
-            head=str(raw["head"]),
-            sealed_at=str(raw["sealed_at"]),
-            origin=str(raw["origin"]),
-            signature=str(raw["signature"]),
-            key=str(raw.get("key", "")),
-            path=str(path),
-        )
+        return from_json(json.loads(path.read_text()), str(path))
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise CheckpointError(None, f"checkpoint {path.name} is unreadable: {error}") from error
 

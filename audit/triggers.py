@@ -19,26 +19,15 @@ that rebuilds ``audit_auditevent`` drops these triggers: such a migration must c
 
 from __future__ import annotations
 
+from .ledger import HASHED_FIELDS
+
 TABLE = "audit_auditevent"
 NAMES = ("audit_auditevent_no_update", "audit_auditevent_no_delete", "audit_auditevent_no_truncate")
 
-# Every column of the table but the two chain columns: a seal must leave each unchanged. A
-# column added to the table must be added here (a test compares this list with the table's).
-SEALED_COLUMNS = (
-    "seq",
-    "occurred_at",
-    "actor_id",
-    "actor_ref",
-    "actor_username",
-    "action",
-    "target_type",
-    "target_id",
-    "case_reference",
-    "details",
-    "ip",
-    "user_agent",
-    "request_id",
-)
+# Every column of the table but the two chain columns: a seal must leave each unchanged. They
+# are the hashed fields but ``prev_hash`` (a column added to the table must be hashed, so added
+# there; a test compares this list with the table's).
+SEALED_COLUMNS = tuple(name for name in HASHED_FIELDS if name != "prev_hash")
 
 # Sealing fills prev_hash and hash of an unsealed event; anything else is refused. The other
 # columns are compared as one row of values (``IS NOT DISTINCT FROM``: NULL equals NULL), not
