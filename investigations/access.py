@@ -13,8 +13,9 @@ permissions open nothing. Inactive users hold nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection
@@ -37,6 +38,7 @@ import audit
 from accounts.models import User
 from audit.access import is_auditor
 from audit.events import Action
+from config.listing import COUNT_LIMIT
 
 from .errors import InvalidTransition
 from .gateway import DIRECT_KINDS
@@ -164,6 +166,18 @@ def cases_visible_to(user: User) -> CaseQuerySet:
 DENSE_VIEWER = 1000
 
 
+Listed = TypeVar("Listed", bound=QuerySet)
+
+
+@dataclass(frozen=True)
+class Listing(Generic[Listed]):
+    """What a list page reads of the rows a user may list: ``rows`` in the shape that pages
+    fastest, ``counted`` the same rows in the shape that counts them fastest."""
+
+    rows: Listed
+    counted: Listed
+
+
 def cases_listed_for(user: User) -> CaseQuerySet:
     """``cases_visible_to(user)``, the same rows, in the shape that lists them fastest.
 
@@ -176,34 +190,68 @@ def cases_listed_for(user: User) -> CaseQuerySet:
     Both shapes select exactly the same cases (``tests/investigations/test_visibility.py`` holds
     them equal). SQLite, the embedded default, keeps the UNION.
     """
+    return case_listing(user).rows
+
+
+def case_listing(user: User) -> Listing[CaseQuerySet]:
+    """The case list's rows (``cases_listed_for``) and the shape that counts them (see
+    ``_counts_by_union``): one statement decides both."""
     visible = cases_visible_to(user)
     if not _is_real(user) or connection.vendor != "postgresql":
-        return visible
-    permission, held = _held_directly(user, "case")
-    if held < DENSE_VIEWER:
-        return visible
-    return cases_tested_per_row(user, permission)
+        return Listing(visible, visible)
+    held = _held_directly(user, "case")
+    if held.rows < DENSE_VIEWER:
+        return Listing(visible, visible)
+    per_case = cases_tested_per_row(user, held.permission)
+    return Listing(per_case, visible if held.counts_by_union else per_case)
 
 
 _HELD_DIRECTLY = """
-SELECT p.id, (SELECT count(*) FROM (SELECT 1 FROM {table} held
-                                     WHERE held.user_id = %s AND held.permission_id = p.id LIMIT %s) first_rows)
+WITH bound AS (SELECT coalesce((SELECT ceil(sqrt(%s * greatest(reltuples, 0)))::bigint
+                                  FROM pg_class WHERE oid = to_regclass(%s)), 0) AS rows)
+SELECT p.id,
+       (SELECT count(*) FROM (SELECT 1 FROM {table} held
+                               WHERE held.user_id = %s AND held.permission_id = p.id
+                               LIMIT (SELECT greatest(%s, rows) FROM bound)) first_rows),
+       (SELECT rows FROM bound)
   FROM auth_permission p JOIN django_content_type kind ON kind.id = p.content_type_id
  WHERE p.codename = %s AND kind.app_label = 'investigations' AND kind.model = %s
 """
 _HELD_TABLES = {"case": "investigations_caseuserobjectpermission", "grant": "investigations_grantuserobjectpermission"}
+_LISTED_TABLES = {"case": "investigations_case", "grant": "investigations_grant"}
 
 
-def _held_directly(user: User, model: str) -> tuple[int | None, int]:
+@dataclass(frozen=True)
+class Held:
+    """What one bounded statement learns of the ``view_<model>`` rows a user holds directly."""
+
+    permission: int | None  # the permission's id
+    rows: int  # how many, counted up to the larger of DENSE_VIEWER and ``union_bound``
+    union_bound: int  # sqrt(1,001 x the table's estimated rows)
+
+    @property
+    def counts_by_union(self) -> bool:
+        """A bounded count (``count_up_to``, at most 1,001 rows) costs about what it reads. The
+        UNION reads every one of the viewer's permission rows (P); the per-row test walks the
+        table until 1,001 match, about 1,001 x N / P rows of a table of N (or all N). The UNION
+        reads less while P x P < 1,001 x N, that is while P is under ``union_bound``: a viewer of
+        1,000 cases spread over 110,000 counts 1,000 rows, not 110,000. N is the planner's
+        estimate (``pg_class.reltuples``); a table never analysed gives 0, and the per-row test."""
+        return self.rows < self.union_bound
+
+
+def _held_directly(user: User, model: str) -> Held:
     """The id of the ``view_<model>`` permission and how many ``model`` rows (case, grant) ``user``
-    holds it on directly, counted up to ``DENSE_VIEWER``: one statement. The id goes into the
-    per-row test as a constant, which lets PostgreSQL estimate the test and pick the walk."""
+    holds it on directly, counted up to the larger of ``DENSE_VIEWER`` and the bound that picks
+    the count's shape (``Held.counts_by_union``): one statement. The id goes into the per-row
+    test as a constant, which lets PostgreSQL estimate the test and pick the walk."""
     with connection.cursor() as cursor:
         cursor.execute(
-            _HELD_DIRECTLY.format(table=_HELD_TABLES[model]), [user.pk, DENSE_VIEWER, f"view_{model}", model]
+            _HELD_DIRECTLY.format(table=_HELD_TABLES[model]),
+            [COUNT_LIMIT + 1, _LISTED_TABLES[model], user.pk, DENSE_VIEWER, f"view_{model}", model],
         )
         row = cursor.fetchone()
-    return (row[0], row[1]) if row else (None, 0)
+    return Held(*row) if row else Held(None, 0, 0)
 
 
 def _holding(permission: int | None, codename: str) -> dict[str, int | str]:
@@ -745,13 +793,20 @@ def grants_listed_for(user: User) -> GrantQuerySet:
     ``cases_listed_for``): a holder of ``view_grant`` on ``DENSE_VIEWER`` grants or more gets
     the test per grant (held directly or through a group, or on a case they see), so the grant
     list walks its newest-first index and stops after a page. SQLite keeps the UNION."""
+    return grant_listing(user).rows
+
+
+def grant_listing(user: User) -> Listing[GrantQuerySet]:
+    """The grant list's rows (``grants_listed_for``) and the shape that counts them (as
+    ``case_listing``)."""
     visible = grants_visible_to(user)
     if not _is_real(user) or connection.vendor != "postgresql":
-        return visible
-    permission, held = _held_directly(user, "grant")
-    if held < DENSE_VIEWER:
-        return visible
-    return grants_tested_per_row(user, permission)
+        return Listing(visible, visible)
+    held = _held_directly(user, "grant")
+    if held.rows < DENSE_VIEWER:
+        return Listing(visible, visible)
+    per_grant = grants_tested_per_row(user, held.permission)
+    return Listing(per_grant, visible if held.counts_by_union else per_grant)
 
 
 def grants_tested_per_row(user: User, permission: int | None = None) -> GrantQuerySet:

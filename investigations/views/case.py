@@ -20,9 +20,9 @@ from accounts.stepup import confirm_page, step_up_required
 from .. import actions
 from ..access import (
     case_flags,
+    case_listing,
     case_reports_visible_to,
     cases_awaiting_approval_for,
-    cases_listed_for,
     get_case_for,
     get_case_to_decide,
     grants_visible_to,
@@ -56,11 +56,12 @@ def _paginate(request: SignedInRequest, queryset):
 def case_list(request: SignedInRequest) -> HttpResponse:
     """The cases the user may see: filtered, sorted and counted from the URL (bookmarkable),
     paged by keyset (``listing.filtered_page``)."""
-    visible = cases_listed_for(request.user)
+    listing = case_listing(request.user)
     context = filtered_page(
         request,
         CaseFilter,
-        visible,
+        listing.rows,
+        counted=listing.counted,
         fetch=lambda cases: cases.select_related("lead").prefetch_related("tags"),
         default_order=("-created_at", "-id"),
         page_size=PAGE_SIZE,

@@ -30,10 +30,12 @@ def grant_list(request: SignedInRequest) -> HttpResponse:
     to those). Paged by keyset (``listing.filtered_page``); a holder of many grants gets them as a
     test per grant (``access.grants_listed_for``), so a page stops after its rows."""
     held = Grant.grantees.through.objects.filter(grant=OuterRef("pk"), user=request.user)
+    listing = access.grant_listing(request.user)
     context = filtered_page(
         request,
         GrantFilter,
-        access.grants_listed_for(request.user),
+        listing.rows,
+        counted=listing.counted,
         fetch=lambda grants: grants.select_related("case").annotate(is_mine=Exists(held)),
         default_order=("-starts_at", "-id"),
         page_size=PAGE_SIZE,

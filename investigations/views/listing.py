@@ -286,12 +286,15 @@ def filtered_page(
     page_size: int = 25,
     rows: QuerySet | None = None,
     fetch: Callable[[QuerySet], QuerySet] | None = None,
+    counted: QuerySet | None = None,
 ) -> dict:
     """Context for a list page: ``page`` (a ``KeysetPage``), ``filter``, ``total`` (what the user
     could list, before filtering) and ``matching`` (after), both counted up to ``COUNT_LIMIT``,
     and ``filtered``. ``rows`` is what the filter set narrows (``visible`` with the joins and
     annotations its filters and sorting use) when it is not ``visible`` itself; ``fetch`` adds
-    what the page shows (see ``keyset_page``). Unfiltered, ``matching`` is ``total``: one count."""
+    what the page shows (see ``keyset_page``); ``counted`` is ``visible`` in the shape that counts
+    it fastest (``access.Listing``) when that is another. Unfiltered, ``matching`` is ``total``:
+    one count."""
     listing = filter_class(request.GET, queryset=visible if rows is None else rows, request=request)
     matching = listing.qs if listing.is_valid() else listing.queryset.none()
     if not request.GET.get("sort") or not matching.query.order_by:
@@ -304,7 +307,7 @@ def filtered_page(
         fetch=fetch,
     )
     filtered = is_filtered(request)
-    total = count_up_to(visible)
+    total = count_up_to(visible if counted is None else counted)
     # A filter set that narrows by default (the alert list shows open alerts) counts apart.
     unnarrowed = not filtered and not getattr(filter_class, "narrows_by_default", False)
     return {

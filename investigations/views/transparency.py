@@ -33,8 +33,12 @@ from ..models.case import CaseType
 from ..models.query import DenialReason
 
 CHART_STYLE = Style(
-    background="white", plot_background="white", foreground="#1d2733", foreground_strong="#1d2733",
-    foreground_subtle="#5b6775", colors=("#1f5f8b", "#b35c00", "#2e7d32", "#8e2434", "#5d4b8a", "#607080", "#9a7b00"),
+    background="white",
+    plot_background="white",
+    foreground="#1d2733",
+    foreground_strong="#1d2733",
+    foreground_subtle="#5b6775",
+    colors=("#1f5f8b", "#b35c00", "#2e7d32", "#8e2434", "#5d4b8a", "#607080", "#9a7b00"),
     font_family="system-ui, sans-serif",
 )
 LABELS = {
@@ -73,9 +77,16 @@ def report_page(request: SignedInRequest) -> HttpResponse:
         (name, title, f"{reverse('investigations:transparency_chart', args=[name])}?{query}")
         for name, title in CHARTS.items()
     ]
-    context = {"form": form, "document": document, "figures": document["figures"], "labels": LABELS,
-               "charts": charts, "query": query, "suppressed": transparency.SUPPRESSED,
-               **_rows(document["figures"])}
+    context = {
+        "form": form,
+        "document": document,
+        "figures": document["figures"],
+        "labels": LABELS,
+        "charts": charts,
+        "query": query,
+        "suppressed": transparency.SUPPRESSED,
+        **_rows(document["figures"]),
+    }
     return render(request, "investigations/transparency.html", context, status=400 if form.errors else 200)
 
 

@@ -376,6 +376,43 @@ def test_a_viewer_of_many_rows_pages_through_the_same_rows(world, lead, client, 
     assert back == list(reversed(dense_pages))
 
 
+@pytest.mark.parametrize(
+    ("name", "listing", "visible"),
+    [
+        ("investigations:case_list", "case_listing", "cases_visible_to"),
+        ("investigations:grant_list", "grant_listing", "grants_visible_to"),
+    ],
+)
+@pytest.mark.parametrize(("count_limit", "by_union"), [(1000, True), (-1, False)])
+def test_a_viewer_of_many_rows_is_counted_in_the_cheaper_shape(
+    world, lead, client, monkeypatch, name, listing, visible, count_limit, by_union
+):
+    """A viewer who pages by the per-row test is counted by the UNION of their permission rows
+    while they hold fewer than sqrt(1,001 x the table's rows) (``access.Held.counts_by_union``),
+    so 1,000 rows spread over a large table are not counted by walking all of it; past that, by
+    the per-row test. Either way the page shows the same total."""
+    from investigations import access
+
+    world.grow_to(60)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE investigations_case, investigations_grant")
+    monkeypatch.setattr(access, "DENSE_VIEWER", 0)
+    # 1,000: the bound is sqrt(1,001 x the rows), above what the lead holds; -1: it is 0.
+    monkeypatch.setattr(access, "COUNT_LIMIT", count_limit)
+    shapes, union = getattr(access, listing)(lead), getattr(access, visible)(lead)
+    if connection.vendor == "postgresql":
+        assert str(shapes.rows.query) != str(union.query)
+        counted_as = str(shapes.counted.query)
+        assert counted_as == (str(union.query) if by_union else str(shapes.rows.query))
+    expected = union.count()
+    assert expected >= 60
+    assert shapes.counted.count() == shapes.rows.count() == expected
+    client.force_login(lead)
+    response = client.get(reverse(name))
+    assert response.context["total"] == expected
+
+
 def test_a_cursor_from_a_case_the_viewer_cannot_see_reveals_nothing(world, lead, other_investigator, client):
     """A cursor holds a sort key and a pk, never a right to a row: made from another viewer's
     case, it only says where to start among the viewer's own cases."""
