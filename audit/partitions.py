@@ -18,6 +18,16 @@ only), and cannot change the function. A month whose rows already went to the DE
 partition is skipped with a warning (PostgreSQL refuses such a partition); its rows stay
 where they are, in the table, in the chain.
 
+Every partition is made with ``fillfactor`` :data:`FILLFACTOR` (migration ``audit.0020``
+set it on those made before): inserts fill a heap page only that far, and the rest stays free
+for the seal. The sealer's UPDATE writes a second version of each row (the chain columns filled,
+about 130 bytes longer) while the first is still there (it goes only once the seal commits), so
+a page whose events are sealed in one batch needs room for both versions of every row on it.
+With that room the seal is a HOT update: the new version on the same page, no index entry.
+Without it (full pages) nearly every seal moved its row to another page and wrote an entry in
+each of the table's six indexes. The cost is space: a heap page of the ledger holds 40% of
+what a full one would (docs/audit.md, "Room for the seal").
+
 Old months leave the database through ``manage.py audit_archive`` (``audit.archive``).
 """
 
@@ -34,6 +44,11 @@ TABLE = "audit_auditevent"
 DEFAULT_PARTITION = f"{TABLE}_default"
 MONTHS_AHEAD = 2
 FUNCTION = "audit_create_partitions"
+# Percent of a heap page that inserts fill (module docstring). 40 leaves room for both
+# versions of every row of events of about 210 bytes or more; on pages of smaller events the
+# last seals are ordinary updates (docs/audit.md). PostgreSQL refuses storage parameters on the partitioned parent,
+# so each partition carries its own.
+FILLFACTOR = 40
 
 # Creating a partition locks the parent: never stall writers behind a long reader for more than this.
 _LOCK_TIMEOUT = "2s"
@@ -63,7 +78,7 @@ BEGIN
             RAISE WARNING 'audit partition % not created: the default partition holds rows of that month', name;
             CONTINUE;
         END IF;
-        EXECUTE format('CREATE TABLE %I PARTITION OF {TABLE} FOR VALUES FROM (%L) TO (%L)', name, low, high);
+        EXECUTE format('CREATE TABLE %I PARTITION OF {TABLE} FOR VALUES FROM (%L) TO (%L)__STORAGE__', name, low, high);
         EXECUTE format('CREATE TRIGGER audit_auditevent_no_truncate BEFORE TRUNCATE ON %I '
                        'FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change()', name);
         RETURN NEXT name;
@@ -73,9 +88,15 @@ $$
 """  # noqa: S608 (constants only)
 
 
-def install_function(cursor) -> None:
+def storage(fillfactor: int | None = FILLFACTOR) -> str:
+    """The storage clause of a new partition (empty for PostgreSQL's default, a full page)."""
+    return f" WITH (fillfactor = {int(fillfactor)})" if fillfactor else ""
+
+
+def install_function(cursor, *, fillfactor: int | None = FILLFACTOR) -> None:
     """Create (or replace) ``audit_create_partitions`` in the current schema, EXECUTE for nobody
-    but the owner until ``setup_db_roles`` grants it to the runtime role.
+    but the owner until ``setup_db_roles`` grants it to the runtime role (a replaced function
+    keeps its owner and the grants made on it). The partitions it makes get ``fillfactor``.
 
     Its search_path is that schema, then ``pg_temp`` explicitly last: PostgreSQL otherwise
     searches a caller's temporary schema first for relations, so a runtime session could hand
@@ -84,7 +105,11 @@ def install_function(cursor) -> None:
     """
     cursor.execute("SELECT current_schema()")
     schema = cursor.fetchone()[0]
-    cursor.execute(CREATE_FUNCTION.replace("__SCHEMA__", connection.ops.quote_name(schema)))
+    cursor.execute(
+        CREATE_FUNCTION.replace("__SCHEMA__", connection.ops.quote_name(schema)).replace(
+            "__STORAGE__", storage(fillfactor)
+        )
+    )
     cursor.execute(f"REVOKE ALL ON FUNCTION {FUNCTION}(integer) FROM PUBLIC")
 
 
@@ -149,7 +174,8 @@ def ensure(months_ahead: int = MONTHS_AHEAD) -> list[str]:
 
 
 def create_month(month: date) -> str:
-    """As the table owner: create one month's partition (any month; the migration, tests, repairs)."""
+    """As the table owner: create one month's partition (any month; the migration, tests, repairs),
+    with the same ``fillfactor`` as the function gives."""
     name = partition_name(month)
     low, high = month_bounds(month)
     quote = connection.ops.quote_name
@@ -159,7 +185,7 @@ def create_month(month: date) -> str:
             return name
         cursor.execute(
             f"CREATE TABLE {quote(name)} PARTITION OF {TABLE} "
-            f"FOR VALUES FROM ('{low:%Y-%m-%d} 00:00:00+00') TO ('{high:%Y-%m-%d} 00:00:00+00')"
+            f"FOR VALUES FROM ('{low:%Y-%m-%d} 00:00:00+00') TO ('{high:%Y-%m-%d} 00:00:00+00')" + storage()
         )
         cursor.execute(
             f"CREATE TRIGGER audit_auditevent_no_truncate BEFORE TRUNCATE ON {quote(name)} "

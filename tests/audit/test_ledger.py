@@ -166,10 +166,13 @@ def test_the_ledger_keeps_only_the_indexes_its_queries_use(db):
 
 
 @pytest.mark.postgres
-def test_sealing_is_a_hot_update(db):
-    """The seal fills two columns no index covers: PostgreSQL updates the rows in place (HOT)
-    and writes no index entry. An index on ``hash`` or ``prev_hash`` (or a partial one naming
-    them) would make every seal a cold update."""
+def test_sealing_is_a_hot_update_even_on_pages_the_writers_filled(db):
+    """The seal fills two columns no index covers, and the partitions' fillfactor leaves room on
+    each heap page for the sealed version of every row on it: PostgreSQL updates the rows in place
+    (HOT) and writes no index entry. An index on ``hash`` or ``prev_hash`` (or a partial one naming
+    them) would make every seal a cold update; so would full pages (no fillfactor), where only the
+    last page's seals could stay on their page. 300 events of about 350 bytes fill several pages."""
+
     def counts() -> tuple[int, int]:
         with connection.cursor() as cursor:
             cursor.execute(  # the table and its monthly partitions, where the rows are
@@ -179,9 +182,12 @@ def test_sealing_is_a_hot_update(db):
             )
             return cursor.fetchone()
 
-    for n in range(5):
-        audit.record(action=Action.CASE_NOTE_ADDED, details={"n": n})
+    note = "x" * 200
+    audit.record_many([{"action": Action.CASE_NOTE_ADDED, "details": {"n": n, "note": note}} for n in range(300)])
     before = counts()
-    assert sealer.seal().sealed == 5
+    assert sealer.seal().sealed == 300
     after = counts()
-    assert (after[0] - before[0], after[1] - before[1]) == (5, 5)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(DISTINCT (ctid::text::point)[0]) FROM audit_auditevent")
+        assert cursor.fetchone()[0] > 5  # the events span many heap pages
+    assert (after[0] - before[0], after[1] - before[1]) == (300, 300)

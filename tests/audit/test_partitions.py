@@ -115,6 +115,29 @@ def test_the_beat_task_makes_the_coming_months_as_the_runtime_role(runtime_role)
         assert cursor.fetchone()[0]  # owned by the table owner, not by the role that asked
 
 
+def _options(name: str) -> list[str] | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE oid = %s::regclass", [name])
+        return cursor.fetchone()[0]
+
+
+def test_every_partition_leaves_room_on_its_pages_for_the_seal(runtime_role):
+    """The migrated partitions (the DEFAULT one too), one the function makes as the runtime role and
+    one ``create_month`` makes all carry the fillfactor that lets a seal stay on its page (HOT)."""
+    expected = [f"fillfactor={partitions.FILLFACTOR}"]
+    attached = partitions.attached()
+    assert partitions.DEFAULT_PARTITION in attached
+    assert {name: _options(name) for name in attached} == dict.fromkeys(attached, expected)
+    name = partitions.partition_name(partitions.add_months(CURRENT, 2))
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE audit_auditevent DETACH PARTITION {name}")
+        cursor.execute(f"DROP TABLE {name}")
+    with as_role(runtime_role):
+        assert partitions.ensure() == [name]
+    assert _options(name) == expected
+    assert _options(partitions.create_month(OLD_MONTH)) == expected
+
+
 @pytest.mark.parametrize("decoy", ["audit_auditevent", "audit_auditevent_default"])
 def test_a_runtime_sessions_temporary_tables_do_not_steer_the_owners_function(runtime_role, decoy):
     """The function runs with the owner's rights; the caller's temporary schema, which PostgreSQL
