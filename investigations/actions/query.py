@@ -201,8 +201,11 @@ def _claim(query_id: int) -> DataQuery | None:
     """Lock a waiting query for this run, with its grant, case, user, grantee check and DB clock.
 
     One statement. ``SKIP LOCKED``: a query another run holds is not waited for (the clock read
-    here would go stale while waiting); the caller tells it from a finished one.
+    here would go stale while waiting); the caller tells it from a finished one. On PostgreSQL
+    the statement is ``query_sql.claim``'s, the same SELECT written out once.
     """
+    if query_sql.fused():
+        return query_sql.claim(query_id)
     grantee = Grant.grantees.through.objects.filter(grant_id=OuterRef("grant_id"), user_id=OuterRef("user_id"))
     return (
         DataQuery.objects.select_related("grant__case", "user")

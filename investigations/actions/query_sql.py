@@ -8,16 +8,26 @@ here; everywhere else, and on SQLite (no data-modifying CTEs), the same steps ar
   that can change after it is issued (status, revocation, times, the case's status, whether
   the actor is still a grantee) with the database clock, in one statement. The scope is
   frozen, so the caller's copy of it is current by construction.
+- ``claim``: the run's lock on a waiting query with everything its re-check needs (the grant,
+  its case's status, the user's ``is_active``, whether the user is still a grantee, the
+  database clock), in one statement written once, its rows made into models without the
+  ORM's query building (about 1.4 ms of Python per run for the same SELECT).
 - ``complete``: the completion UPDATE and the INSERT of the stored result, in one statement;
   it writes nothing when the query is no longer waiting (another run completed it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
+from typing import Any
 
 from django.db import connection
+from django.db.models import Model
 from django.db.models.sql import InsertQuery
+
+from accounts.models import User
 
 from ..models import Case, DataQuery, Grant, QueryResult, QueryStatus
 
@@ -106,3 +116,81 @@ def complete(query: DataQuery, *, columns: list, rows: list, started_at: datetim
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+class _Columns:
+    """Some of a model's columns in a hand-written SELECT (``alias."column"``), and the model
+    instance of them: ``from_db`` with the values as the ORM would convert them (JSON decoded);
+    the fields left out are deferred, loaded on first use like ``only()``'s."""
+
+    def __init__(self, model: type[Model], alias: str, names: Sequence[str] | None = None) -> None:
+        fields = [field for field in model._meta.concrete_fields if names is None or field.attname in names]
+        self.model, self.names, self.count = model, [field.attname for field in fields], len(fields)
+        self.sql = ", ".join(f'{alias}."{field.column}"' for field in fields)
+        self.converters = [
+            (index, converter, field.get_col(alias))
+            for index, field in enumerate(fields)
+            for converter in field.get_db_converters(connection)
+        ]
+
+    def build(self, values: Sequence[Any]) -> Any:
+        values = list(values)
+        for index, converter, column in self.converters:
+            values[index] = converter(values[index], column, connection)
+        return self.model.from_db(connection.alias, self.names, values)
+
+
+_CLAIM = """
+SELECT {columns},
+       EXISTS (SELECT 1 FROM {grantees} m WHERE m.grant_id = q.grant_id AND m.user_id = q.user_id),
+       statement_timestamp()
+  FROM {query} q
+  JOIN {grant} g ON g.id = q.grant_id
+  JOIN {case} c ON c.id = g.case_id
+  JOIN {user} u ON u.id = q.user_id
+ WHERE q.id = %s AND q.status = ANY(%s)
+   FOR NO KEY UPDATE OF q SKIP LOCKED
+"""
+
+
+@cache
+def _claim_shape() -> tuple[str, tuple[_Columns, ...]]:
+    """The claim's SQL and its column groups, built once: query and grant whole (the run returns
+    the query, and the grant's scope is what the re-check and the read test), the case's status
+    and reference, the user's ``is_active`` and username (for the ledger)."""
+    parts = (
+        _Columns(DataQuery, "q"),
+        _Columns(Grant, "g"),
+        _Columns(Case, "c", ("id", "reference", "status")),
+        _Columns(User, "u", ("id", "username", "is_active")),
+    )
+    sql = _CLAIM.format(
+        columns=",\n       ".join(part.sql for part in parts),
+        grantees=Grant.grantees.through._meta.db_table,
+        query=DataQuery._meta.db_table,
+        grant=Grant._meta.db_table,
+        case=Case._meta.db_table,
+        user=User._meta.db_table,
+    )
+    return sql, parts
+
+
+def claim(query_id: int) -> DataQuery | None:
+    """Lock a waiting query for this run (``FOR NO KEY UPDATE`` of the query's row only,
+    ``SKIP LOCKED``), with its grant, case and user as they are now, and set ``is_grantee``
+    (the user is on the grant's grantees now) and ``clock`` (the database clock) on it.
+    None when the query is not waiting or another run holds it."""
+    sql, parts = _claim_shape()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [query_id, [str(status) for status in WAITING]])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instances, start = [], 0
+    for part in parts:
+        instances.append(part.build(row[start : start + part.count]))
+        start += part.count
+    query, grant, case, user = instances
+    grant.case, query.grant, query.user = case, grant, user
+    query.is_grantee, query.clock = bool(row[start]), row[start + 1]
+    return query

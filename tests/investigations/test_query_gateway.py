@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connections, transaction
+from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerDown
 
 import audit
@@ -258,6 +259,74 @@ def test_expired_while_queued_is_denied_by_the_run(active_grant, lead):
     assert actions.query_run(query_id=query.pk).denial_reason == DenialReason.GRANT_EXPIRED
 
 
+def _remove_grantee(grant, user):
+    grant.grantees.remove(user)
+
+
+def _deactivate(grant, user):
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+
+
+def _grant_update(**changes):
+    return lambda grant, user: Grant.objects.filter(pk=grant.pk).update(**changes)
+
+
+def _case_update(**changes):
+    return lambda grant, user: Case.objects.filter(pk=grant.case_id).update(**changes)
+
+
+# Each change alone, made by hand between submission and run (no action, so nothing else an
+# action would also do, such as revoking the grant, is what the run sees): the run reads the
+# grant, its case and the user as they are at the claim, by the database clock, and refuses.
+RUN_TIME_CHANGES = {
+    "grantee removed": (_remove_grantee, DenialReason.NOT_GRANTEE),
+    "user deactivated": (_deactivate, DenialReason.NOT_GRANTEE),
+    "revoked_at set": (lambda grant, user: _grant_update(revoked_at=db_now())(grant, user), DenialReason.GRANT_REVOKED),
+    "status revoked": (_grant_update(status="revoked"), DenialReason.GRANT_REVOKED),
+    "status expired": (_grant_update(status="expired"), DenialReason.GRANT_EXPIRED),
+    "case on hold": (_case_update(status=CaseStatus.ON_HOLD), DenialReason.CASE_CLOSED),
+    "case closed": (_case_update(status=CaseStatus.CLOSED), DenialReason.CASE_CLOSED),
+    "not started yet": (
+        lambda grant, user: _grant_update(starts_at=db_now() + timedelta(hours=1))(grant, user),
+        DenialReason.GRANT_EXPIRED,
+    ),
+}
+
+
+@pytest.mark.usefixtures("no_reads")
+@pytest.mark.parametrize("change", RUN_TIME_CHANGES)
+def test_a_change_between_submission_and_run_is_refused_by_the_run(active_grant, lead, change):
+    make, reason = RUN_TIME_CHANGES[change]
+    query = actions.query_submit(actor=lead, grant=active_grant, category="ip_logs")
+    make(active_grant, lead)
+    query = actions.query_run(query_id=query.pk)
+    assert query.status == QueryStatus.DENIED and query.denial_reason == reason
+    assert events(Action.QUERY_DENIED, query).get().details["stage"] == "run"
+    assert not QueryResult.objects.exists() and not events(Action.QUERY_COMPLETED).exists()
+    query.refresh_from_db()
+    assert query.status == QueryStatus.DENIED and query.denial_reason == reason
+
+
+def test_the_run_sees_the_query_grant_case_and_user_as_stored(wide_grant, lead):
+    """The claim hands the run the rows as they are stored (PostgreSQL: one hand-written
+    statement; the same fields as the ORM loads, each in its place)."""
+    query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs", subjects=[3, 1])
+    with transaction.atomic():
+        claimed = query_actions._claim(query.pk)
+    stored = DataQuery.objects.select_related("grant__case", "user").get(pk=query.pk)
+    for model, mine, theirs in ((DataQuery, claimed, stored), (Grant, claimed.grant, stored.grant)):
+        for field in model._meta.concrete_fields:
+            assert getattr(mine, field.attname) == getattr(theirs, field.attname), field.attname
+    assert (claimed.grant.case.pk, claimed.grant.case.reference, claimed.grant.case.status) == (
+        stored.grant.case.pk,
+        stored.grant.case.reference,
+        CaseStatus.OPEN,
+    )
+    assert (claimed.user.pk, claimed.user.get_username(), claimed.user.is_active) == (lead.pk, "lead", True)
+    assert claimed.subjects == [3, 1] and claimed.window_start < claimed.window_end
+    assert claimed.is_grantee is True and abs(claimed.clock - timezone.now()) < timedelta(minutes=1)
+
+
 def test_a_second_delivery_does_nothing(wide_grant, lead):
     query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
     assert actions.query_run(query_id=query.pk).status == QueryStatus.SUCCEEDED
@@ -480,6 +549,38 @@ def test_a_query_another_run_holds_is_not_waited_for_and_not_failed(wide_grant, 
     query.refresh_from_db()
     assert query.status == QueryStatus.QUEUED and query.attempts == 0
     assert actions.query_run(query_id=query.pk).status == QueryStatus.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "userdata"])
+@pytest.mark.skipif(connections["default"].vendor != "postgresql", reason="row locks: PostgreSQL")
+def test_the_claim_locks_the_query_only(wide_grant, lead, migrated_rows):
+    """Another transaction holding the grant, its case and the user (a revocation, a case
+    change, a sign-in in progress) neither blocks the run nor makes it skip the query: the claim
+    locks the query's row alone; the re-check reads the others as last committed."""
+    import threading
+
+    from accounts.models import User
+
+    query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs", enqueue=False)
+    held, release = threading.Event(), threading.Event()
+
+    def other_transaction():
+        with transaction.atomic():
+            Grant.objects.select_for_update().get(pk=wide_grant.pk)
+            Case.objects.select_for_update().get(pk=wide_grant.case_id)
+            User.objects.select_for_update().get(pk=lead.pk)
+            held.set()
+            release.wait(30)
+        connections.close_all()
+
+    thread = threading.Thread(target=other_transaction)
+    thread.start()
+    try:
+        assert held.wait(30)
+        assert actions.query_run(query_id=query.pk).status == QueryStatus.SUCCEEDED
+    finally:
+        release.set()
+        thread.join()
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "userdata"])
