@@ -304,26 +304,23 @@ def _grantee(username: str):
     return grantee
 
 
-def _orm_read(grant, subject: int):
-    """The read the gateway makes, alone: same model, filters, order, columns and cap."""
-    from datetime import timedelta
+def _bare_read(grant, subject: int):
+    """The read the gateway makes, alone: the same statement (``gateway.read_statement``: model,
+    filters, order, columns, cap, and times as text) run on the user-data store, its rows fetched;
+    no ledger, no tripwire, no digest."""
+    from django.db import connections
 
-    from django.conf import settings
+    from investigations.gateway import QueryParameters, read_statement
 
-    from investigations.gateway import _day_start
-    from userdata.catalogue import CATEGORIES
-
-    category = CATEGORIES["ip_logs"]
-    cap = settings.CUSTOS["QUERY_ROW_CAP"]
-    start, end = _day_start(grant.window_start), _day_start(grant.window_end) + timedelta(days=1)
+    parameters = QueryParameters("ip_logs", (subject,), grant.window_start, grant.window_end)
 
     def read() -> list:
-        return list(
-            category.model.objects.using("userdata")
-            .filter(account_id__in=[subject], occurred_at__gte=start, occurred_at__lt=end)
-            .order_by(category.subject_field, category.time_field, "pk")
-            .values_list(*category.fields)[: cap + 1]
-        )
+        statement = read_statement(grant=grant, parameters=parameters)
+        assert statement is not None  # ip_logs: plain columns
+        sql, params, _ = statement
+        with connections["userdata"].cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
 
     return read
 
@@ -374,7 +371,7 @@ def gateway_vs_floor() -> Result:
     """One audited query end to end in-process through the real code path (`query_execute_now`:
     submit = authorise + record `query.requested`, one commit; run = claim, re-authorise by the
     database clock, read 100 rows, store the result, record `query.completed`, one commit) against
-    its floor measured in the same run: two durable one-row commits around the same ORM read of
+    its floor measured in the same run: two durable one-row commits around the same read of
     the user-data store. Target: at most 1.5x the floor."""
     from .framework import repeated
 
@@ -382,13 +379,13 @@ def gateway_vs_floor() -> Result:
     fixtures.login_events(900_100, 100)
     grant = fixtures.grant_for(grantee, [900_100])
     _commit_probe()
-    full, orm = _gateway_call(grantee, grant, 900_100, 100), _orm_read(grant, 900_100)
-    floor = _floor(orm)
-    assert len(orm()) == 100
-    for function in (full, floor, orm):
+    full, read = _gateway_call(grantee, grant, 900_100, 100), _bare_read(grant, 900_100)
+    floor = _floor(read)
+    assert len(read()) == 100
+    for function in (full, floor, read):
         repeated(function, 5)()
     full_times, floor_times = interleaved(repeated(full, 5), repeated(floor, 5), rounds=9)
-    read_times, full_times_2 = interleaved(repeated(orm, 5), repeated(full, 5), rounds=5)
+    read_times, full_times_2 = interleaved(repeated(read, 5), repeated(full, 5), rounds=5)
     t_commit = _commit_time()
     result = ratio_result(
         "gateway_vs_floor", full_times, floor_times, target="≤ 1.5× the floor", check=lambda r: r <= 1.5
@@ -404,7 +401,7 @@ def gateway_vs_floor() -> Result:
         {
             "gateway call (query_execute_now), ms": round(per_call["full"], 3),
             "floor (2 commits + the read), ms": round(per_call["floor"], 3),
-            "ORM read alone, ms": round(read_ms, 3),
+            "the read alone, ms": round(read_ms, 3),
             "gateway / bare read": round(over_read, 3),
             "t_commit (1-row INSERT + COMMIT), ms": round(t_commit * 1000, 3),
         }
@@ -1119,10 +1116,10 @@ def query_end_to_end() -> Result:
 
 @case
 def gateway_read_plan() -> Result:
-    """The gateway's read (`gateway.read_query`, the exact query `read_rows` runs) for 10 subjects
-    over 90 days in a user-data store of `BENCH_LOGIN_EVENTS` login events (default 1,000,000;
-    10,000,000 for the figures in the notes) spread at random over one account per 100 events and
-    a year, seeded set-based by `operations.scale` (as `manage.py seed_scale` does). Reports
+    """The gateway's read (`gateway.read_statement`, the exact statement `read_rows` runs on
+    PostgreSQL) for 10 subjects over 90 days in a user-data store of `BENCH_LOGIN_EVENTS` login
+    events (default 1,000,000; 10,000,000 for the figures in the notes) spread at random over one
+    account per 100 events and a year, seeded set-based by `operations.scale` (as `manage.py seed_scale` does). Reports
     EXPLAIN (ANALYZE, BUFFERS) of that query and its median time; target: an index scan, no
     sequential scan of the table."""
     import os
@@ -1131,7 +1128,7 @@ def gateway_read_plan() -> Result:
 
     from django.db import connections
 
-    from investigations.gateway import QueryParameters, read_query
+    from investigations.gateway import QueryParameters, read_statement
     from operations.scale import seed_accounts, seed_login_events
 
     events = int(os.environ.get("BENCH_LOGIN_EVENTS", "1000000"))
@@ -1148,14 +1145,24 @@ def gateway_read_plan() -> Result:
     grantee = _grantee("bench-plan")
     grant = fixtures.grant_for(grantee, subjects, days=89)
     parameters = QueryParameters("ip_logs", tuple(subjects), grant.window_start, grant.window_end)
-    query, _ = read_query(grant=grant, parameters=parameters)
-    rows = len(list(query))
-    plan = query.explain(analyze=True, buffers=True)
+
+    def read() -> list:
+        statement = read_statement(grant=grant, parameters=parameters)
+        assert statement is not None  # ip_logs: plain columns
+        sql, params, _ = statement
+        with connections["userdata"].cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    rows = len(read())
+    sql, params, _ = read_statement(grant=grant, parameters=parameters) or ("", [], [])
+    with connections["userdata"].cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        plan = "\n".join(line for (line,) in cursor.fetchall())
     times = []
     for _ in range(11):
-        query, _ = read_query(grant=grant, parameters=parameters)
         start = time.perf_counter()
-        list(query)
+        read()
         times.append(time.perf_counter() - start)
     read_ms = statistics.median(times) * 1000
     sequential = "Seq Scan" in plan

@@ -321,6 +321,27 @@ def test_tripwire_drops_rows_of_a_protected_account_and_records_it(active_grant,
     assert alert.details["protected_accounts"] == [JOURNALIST]
 
 
+def test_tripwire_guards_a_mistake_in_a_category_s_own_columns(active_grant, lead, journalist, monkeypatch):
+    """A mistake the PostgreSQL read writes itself (no join): a category filtered on the contact
+    column instead of the owner reaches the journalist's connection to a named subject."""
+    from userdata.models import Connection
+
+    add_rows_for_tripwire()
+    faulty = replace(
+        CATEGORIES["ip_logs"],
+        model=Connection,
+        fields=("account_id", "contact_id", "kind", "last_interaction_at"),
+        time_field="last_interaction_at",
+        subject_field="contact",
+    )
+    monkeypatch.setitem(CATEGORIES, "ip_logs", faulty)
+    query = actions.query_execute_now(actor=lead, grant=active_grant, category="ip_logs")
+    assert query.status == QueryStatus.SUCCEEDED
+    assert {row[0] for row in query.result.rows} <= {1, 2}
+    (tripwire,) = events(Action.QUERY_TRIPWIRE)
+    assert tripwire.details["protected_accounts"] == [JOURNALIST] and tripwire.details["dropped_rows"] >= 1
+
+
 def test_no_tripwire_on_a_correct_catalogue(active_grant, lead, journalist):
     add_rows_for_tripwire()
     query = actions.query_execute_now(actor=lead, grant=active_grant, category="ip_logs")
