@@ -7,8 +7,9 @@ nothing is read. The test suite fails any test in which SQL reaches the store ou
 context.
 
 Queries are structured, never free SQL: one catalogue category, a subset of the grant's
-subjects and a sub-window of its window. ``read_rows`` builds the ORM query from the
-catalogue and always applies the grant's own subject and window filters as well.
+subjects and a sub-window of its window. ``read_rows`` builds its read from the catalogue
+(on PostgreSQL one SQL text per category, ``read_statement``; elsewhere the ORM query,
+``read_query``) and always applies the grant's own subject and window filters as well.
 
 Result digest (documented encoding, version 2)::
 
