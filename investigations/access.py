@@ -772,6 +772,22 @@ def grants_visible_to(user: User) -> GrantQuerySet:
     return Grant.objects.filter(pk__in=on_visible_cases.union(held))
 
 
+def grant_seen_by(user: User) -> Q:
+    """``grants_visible_to(user)`` as a test of each grant alone: its case seen (``case_seen_by``)
+    or ``view_grant`` held on it, directly or through a group. For fetching one grant: the UNION
+    reads every grant on every case the user sees first (``tests/investigations/
+    test_grant_shapes.py`` holds them equal)."""
+    if not _is_real(user):
+        return Q(pk__in=[])
+    direct = GrantUserObjectPermission.objects.filter(
+        user=user, content_object=OuterRef("pk"), permission__codename="view_grant"
+    )
+    via_group = GrantGroupObjectPermission.objects.filter(
+        group__user=user, content_object=OuterRef("pk"), permission__codename="view_grant"
+    )
+    return case_seen_by(user, OuterRef("case")) | Q(Exists(direct)) | Q(Exists(via_group))
+
+
 def grant_id_of_request(user: User, request: DataPullRequest) -> int | None:
     """The id of ``request``'s grant if ``user`` sees it (``grants_visible_to``), else None.
 
@@ -831,8 +847,9 @@ def can_revoke(user: User, grant: Grant) -> bool:
 
 def get_grant_for(user: User, pk, perm: str | None = None) -> Grant:
     """The grant ``pk`` if ``user`` may see it (else 404); with ``perm`` ("revoke" or a guardian
-    codename such as "query_grant"), 403 unless allowed."""
-    grant = _get_visible(grants_visible_to(user).select_related("case", "request"), pk)
+    codename such as "query_grant"), 403 unless allowed. The grant is tested alone
+    (``grant_seen_by``), not found among every grant the user sees."""
+    grant = _get_visible(Grant.objects.filter(grant_seen_by(user)).select_related("case", "request"), pk)
     if perm == "revoke":
         if not can_revoke(user, grant):
             raise PermissionDenied("Only a legal reviewer or the case lead may revoke the grant.")

@@ -1,6 +1,7 @@
 """The grants a user sees, in each shape ``access`` gives them: the UNION (``grants_visible_to``),
-the test per grant a holder of many grants gets (``grants_tested_per_row``) and what the grant
-list takes (``grants_listed_for``): always the same grants, and nothing more."""
+the test per grant a holder of many grants gets (``grants_tested_per_row``), what the grant
+list takes (``grants_listed_for``) and the one grant ``get_grant_for`` opens
+(``grant_seen_by``): always the same grants, and nothing more."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group, Permission
+from django.http import Http404
 from django.utils import timezone
 
 from custos_testing import bulk
@@ -18,11 +20,26 @@ from .fixtures import open_case_for
 
 pytestmark = pytest.mark.django_db(databases=["default", "userdata"])
 
-SHAPES = (access.grants_visible_to, access.grants_tested_per_row, access.grants_listed_for)
+
+def one_row(user):
+    return Grant.objects.filter(access.grant_seen_by(user))
+
+
+SHAPES = (access.grants_visible_to, access.grants_tested_per_row, access.grants_listed_for, one_row)
 
 
 def _seen(user) -> list[set[int]]:
-    return [set(shape(user).values_list("pk", flat=True)) for shape in SHAPES]
+    """The grants ``user`` sees in every shape; each is also opened alone by ``get_grant_for``,
+    and every other grant is refused with a 404."""
+    seen = [set(shape(user).values_list("pk", flat=True)) for shape in SHAPES]
+    for pk in Grant.objects.values_list("pk", flat=True):
+        try:
+            access.get_grant_for(user, pk)
+            opened = True
+        except Http404:
+            opened = False
+        assert opened == (pk in seen[0]), (user.username, pk)
+    return seen
 
 
 def test_every_shape_of_the_visible_grants_is_the_same(
@@ -36,12 +53,13 @@ def test_every_shape_of_the_visible_grants_is_the_same(
         lead: {active_grant.pk},  # the case team
         member: {active_grant.pk, *(grant.pk for grant in held_elsewhere)},  # team, and grants held
         other_investigator: {grant.pk for grant in held_elsewhere},  # lead of the other case
+        reviewer: {active_grant.pk, *(grant.pk for grant in held_elsewhere)},  # approved both cases
         outsider: set(),
         auditor: set(),
         superuser: set(),  # superuser status and global permissions open nothing
     }
     for user, grants in expected.items():
-        assert _seen(user) == [grants] * 3, user.username
+        assert _seen(user) == [grants] * len(SHAPES), user.username
 
 
 def test_a_grant_held_through_a_group_is_seen_while_in_the_group(active_grant, outsider, monkeypatch):
@@ -50,9 +68,9 @@ def test_a_grant_held_through_a_group_is_seen_while_in_the_group(active_grant, o
     view_grant = Permission.objects.get(codename="view_grant", content_type__app_label="investigations")
     GrantGroupObjectPermission.objects.create(group=readers, permission=view_grant, content_object=active_grant)
     outsider.groups.add(readers)
-    assert _seen(outsider) == [{active_grant.pk}] * 3
+    assert _seen(outsider) == [{active_grant.pk}] * len(SHAPES)
     outsider.groups.remove(readers)
-    assert _seen(outsider) == [set()] * 3
+    assert _seen(outsider) == [set()] * len(SHAPES)
 
 
 def test_the_grant_list_filters_by_held_and_lists_newest_first(active_grant, lead, member, reviewer, client):
