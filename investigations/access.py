@@ -195,7 +195,7 @@ def cases_listed_for(user: User) -> CaseQuerySet:
 
 def case_listing(user: User) -> Listing[CaseQuerySet]:
     """The case list's rows (``cases_listed_for``) and the shape that counts them (see
-    ``_counts_by_union``): one statement decides both."""
+    ``Held.counts_by_union``): one statement decides both."""
     visible = cases_visible_to(user)
     if not _is_real(user) or connection.vendor != "postgresql":
         return Listing(visible, visible)
