@@ -305,14 +305,19 @@ def _grantee(username: str):
 
 
 def _bare_read(grant, subject: int):
+    """The read the gateway makes, alone, for one subject (``_statement_read``)."""
+    from investigations.gateway import QueryParameters
+
+    return _statement_read(grant, QueryParameters("ip_logs", (subject,), grant.window_start, grant.window_end))
+
+
+def _statement_read(grant, parameters):
     """The read the gateway makes, alone: the same statement (``gateway.read_statement``: model,
     filters, order, columns, cap, and times as text) run on the user-data store, its rows fetched;
     no ledger, no tripwire, no digest."""
     from django.db import connections
 
-    from investigations.gateway import QueryParameters, read_statement
-
-    parameters = QueryParameters("ip_logs", (subject,), grant.window_start, grant.window_end)
+    from investigations.gateway import read_statement
 
     def read() -> list:
         statement = read_statement(grant=grant, parameters=parameters)
@@ -1160,15 +1165,7 @@ def gateway_read_plan() -> Result:
     grantee = _grantee("bench-plan")
     grant = fixtures.grant_for(grantee, subjects, days=89)
     parameters = QueryParameters("ip_logs", tuple(subjects), grant.window_start, grant.window_end)
-
-    def read() -> list:
-        statement = read_statement(grant=grant, parameters=parameters)
-        assert statement is not None  # ip_logs: plain columns
-        sql, params, _ = statement
-        with connections["userdata"].cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
-
+    read = _statement_read(grant, parameters)
     rows = len(read())
     sql, params, _ = read_statement(grant=grant, parameters=parameters) or ("", [], [])
     with connections["userdata"].cursor() as cursor:

@@ -13,6 +13,7 @@ permissions open nothing. Inactive users hold nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Generic, TypeVar
@@ -196,14 +197,22 @@ def cases_listed_for(user: User) -> CaseQuerySet:
 def case_listing(user: User) -> Listing[CaseQuerySet]:
     """The case list's rows (``cases_listed_for``) and the shape that counts them (see
     ``Held.counts_by_union``): one statement decides both."""
-    visible = cases_visible_to(user)
+    return _listing(user, "case", cases_visible_to(user), cases_tested_per_row)
+
+
+def _listing(
+    user: User, model: str, visible: Listed, tested_per_row: Callable[[User, int | None], Listed]
+) -> Listing[Listed]:
+    """``visible`` (the UNION) for rows and count, unless ``user`` holds ``view_<model>`` on
+    ``DENSE_VIEWER`` rows or more: then ``tested_per_row`` for the rows, and for the count
+    whichever shape reads less (``Held.counts_by_union``). SQLite keeps the UNION."""
     if not _is_real(user) or connection.vendor != "postgresql":
         return Listing(visible, visible)
-    held = _held_directly(user, "case")
+    held = _held_directly(user, model)
     if held.rows < DENSE_VIEWER:
         return Listing(visible, visible)
-    per_case = cases_tested_per_row(user, held.permission)
-    return Listing(per_case, visible if held.counts_by_union else per_case)
+    per_row = tested_per_row(user, held.permission)
+    return Listing(per_row, visible if held.counts_by_union else per_row)
 
 
 _HELD_DIRECTLY = """
@@ -815,14 +824,7 @@ def grants_listed_for(user: User) -> GrantQuerySet:
 def grant_listing(user: User) -> Listing[GrantQuerySet]:
     """The grant list's rows (``grants_listed_for``) and the shape that counts them (as
     ``case_listing``)."""
-    visible = grants_visible_to(user)
-    if not _is_real(user) or connection.vendor != "postgresql":
-        return Listing(visible, visible)
-    held = _held_directly(user, "grant")
-    if held.rows < DENSE_VIEWER:
-        return Listing(visible, visible)
-    per_grant = grants_tested_per_row(user, held.permission)
-    return Listing(per_grant, visible if held.counts_by_union else per_grant)
+    return _listing(user, "grant", grants_visible_to(user), grants_tested_per_row)
 
 
 def grants_tested_per_row(user: User, permission: int | None = None) -> GrantQuerySet:

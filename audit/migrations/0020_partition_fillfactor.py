@@ -27,26 +27,26 @@ def _attached(cursor) -> list[str]:
     return [row[0] for row in cursor.fetchall()]
 
 
-def forwards(apps, schema_editor):
+def _set_on_every_partition(schema_editor, fillfactor: int | None) -> None:
+    """``fillfactor`` on every attached partition (None: PostgreSQL's default, full pages), and
+    the function that makes the coming ones made to give it."""
     connection = schema_editor.connection
     if connection.vendor != "postgresql":
         return
     quote = connection.ops.quote_name
+    setting = f"SET (fillfactor = {int(fillfactor)})" if fillfactor else "RESET (fillfactor)"
     with connection.cursor() as cursor:
         for name in _attached(cursor):
-            cursor.execute(f"ALTER TABLE {quote(name)} SET (fillfactor = {int(partitions.FILLFACTOR)})")
-        partitions.install_function(cursor)
+            cursor.execute(f"ALTER TABLE {quote(name)} {setting}")
+        partitions.install_function(cursor, fillfactor=fillfactor)
+
+
+def forwards(apps, schema_editor):
+    _set_on_every_partition(schema_editor, partitions.FILLFACTOR)
 
 
 def backwards(apps, schema_editor):
-    connection = schema_editor.connection
-    if connection.vendor != "postgresql":
-        return
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        for name in _attached(cursor):
-            cursor.execute(f"ALTER TABLE {quote(name)} RESET (fillfactor)")
-        partitions.install_function(cursor, fillfactor=None)
+    _set_on_every_partition(schema_editor, None)
 
 
 class Migration(migrations.Migration):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -520,32 +523,38 @@ def test_the_gateway_reads_inside_its_audited_context(wide_grant, monkeypatch):
     assert seen == [True]
 
 
-@pytest.mark.django_db(transaction=True, databases=["default", "userdata"])
-@pytest.mark.skipif(connections["default"].vendor != "postgresql", reason="row locks: PostgreSQL")
-def test_a_query_another_run_holds_is_not_waited_for_and_not_failed(wide_grant, lead, migrated_rows):
-    """A second delivery while a run holds the query: asked again later (the task retries), never failed."""
-    import threading
-
-    query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs", enqueue=False)
+@contextmanager
+def held_by_another_transaction(lock: Callable[[], object]):
+    """Inside: another connection's open transaction holds the row locks ``lock`` takes
+    (a concurrent run, a revocation in progress); they are released on leaving."""
     held, release = threading.Event(), threading.Event()
 
-    def other_run():
+    def other_transaction() -> None:
         with transaction.atomic():
-            DataQuery.objects.select_for_update().get(pk=query.pk)
+            lock()
             held.set()
             release.wait(30)
         connections.close_all()
 
-    thread = threading.Thread(target=other_run)
+    thread = threading.Thread(target=other_transaction)
     thread.start()
     try:
         assert held.wait(30)
-        with pytest.raises(query_actions.RunInProgress):
-            actions.query_run(query_id=query.pk)
-        assert actions.requeue_stale_queries(queued_after=timedelta(0)).queued == 0  # held: not re-sent
+        yield
     finally:
         release.set()
         thread.join()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "userdata"])
+@pytest.mark.skipif(connections["default"].vendor != "postgresql", reason="row locks: PostgreSQL")
+def test_a_query_another_run_holds_is_not_waited_for_and_not_failed(wide_grant, lead, migrated_rows):
+    """A second delivery while a run holds the query: asked again later (the task retries), never failed."""
+    query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs", enqueue=False)
+    with held_by_another_transaction(lambda: DataQuery.objects.select_for_update().get(pk=query.pk)):
+        with pytest.raises(query_actions.RunInProgress):
+            actions.query_run(query_id=query.pk)
+        assert actions.requeue_stale_queries(queued_after=timedelta(0)).queued == 0  # held: not re-sent
     query.refresh_from_db()
     assert query.status == QueryStatus.QUEUED and query.attempts == 0
     assert actions.query_run(query_id=query.pk).status == QueryStatus.SUCCEEDED
@@ -557,30 +566,17 @@ def test_the_claim_locks_the_query_only(wide_grant, lead, migrated_rows):
     """Another transaction holding the grant, its case and the user (a revocation, a case
     change, a sign-in in progress) neither blocks the run nor makes it skip the query: the claim
     locks the query's row alone; the re-check reads the others as last committed."""
-    import threading
-
     from accounts.models import User
 
     query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs", enqueue=False)
-    held, release = threading.Event(), threading.Event()
 
-    def other_transaction():
-        with transaction.atomic():
-            Grant.objects.select_for_update().get(pk=wide_grant.pk)
-            Case.objects.select_for_update().get(pk=wide_grant.case_id)
-            User.objects.select_for_update().get(pk=lead.pk)
-            held.set()
-            release.wait(30)
-        connections.close_all()
+    def lock_the_others() -> None:
+        Grant.objects.select_for_update().get(pk=wide_grant.pk)
+        Case.objects.select_for_update().get(pk=wide_grant.case_id)
+        User.objects.select_for_update().get(pk=lead.pk)
 
-    thread = threading.Thread(target=other_transaction)
-    thread.start()
-    try:
-        assert held.wait(30)
+    with held_by_another_transaction(lock_the_others):
         assert actions.query_run(query_id=query.pk).status == QueryStatus.SUCCEEDED
-    finally:
-        release.set()
-        thread.join()
 
 
 @pytest.mark.django_db(transaction=True, databases=["default", "userdata"])
