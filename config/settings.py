@@ -432,6 +432,8 @@ EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="custos@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Seconds a worker waits on the mail server before the send fails and is retried later.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 OVERSIGHT_EMAILS = env.list("OVERSIGHT_EMAILS", default=[])
 # Where people reach Custos: e-mails carry absolute links built on it (no request to ask).
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
@@ -512,6 +514,10 @@ CUSTOS = {
     "RESULT_RETENTION_DAYS": env.int("CUSTOS_RESULT_RETENTION_DAYS", default=30),
     # Grants expired per transaction by expire_grants: bounds the transaction whatever the backlog.
     "EXPIRY_BATCH": env.int("CUSTOS_EXPIRY_BATCH", default=1000),
+    # Queued e-mails (investigations.notify): tries before giving up (retries wait 1, 2, 4 ...
+    # 60 minutes: 8 tries span about 2 hours), and days sent or given-up mails are kept.
+    "MAIL_ATTEMPTS": env.int("CUSTOS_MAIL_ATTEMPTS", default=8),
+    "MAIL_KEEP_DAYS": env.int("CUSTOS_MAIL_KEEP_DAYS", default=7),
     # Oversight alerts, derived from the audit trail (investigations.actions.oversight).
     "OVERSIGHT": {
         # N denied query attempts by one user within W minutes raise one alert.
@@ -628,6 +634,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     "expire-pending-requests": {"task": "investigations.expire_pending_requests", "schedule": crontab(minute=5)},
     "warn-expiring-grants": {"task": "investigations.warn_expiring_grants", "schedule": crontab(minute=10)},
     "scan-oversight": {"task": "investigations.scan_oversight", "schedule": timedelta(minutes=1)},
+    "deliver-mail": {"task": "investigations.deliver_mail", "schedule": timedelta(minutes=1)},
     "dispatch-streams": {"task": "audit.tasks.dispatch_streams", "schedule": timedelta(seconds=10)},
     "verify-evidence": {"task": "investigations.verify_evidence", "schedule": crontab(hour=4, minute=7)},
     "purge-closed-evidence": {"task": "investigations.purge_closed_evidence", "schedule": crontab(hour=3, minute=47)},
@@ -691,7 +698,7 @@ AUDIT_STREAM = {
 
 # Extra rows for the Schedules page and worker_health: callables returning dicts with
 # name, state, detail, failing (so that operations imports no other app).
-OPERATIONS_HEALTH_PROBES = ["audit.streams.health_probes"]
+OPERATIONS_HEALTH_PROBES = ["audit.streams.health_probes", "investigations.notify.health_probes"]
 
 # --- REST API ----------------------------------------------------------------------------
 

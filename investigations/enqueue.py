@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 RUN_QUERY = "investigations.run_query"
 SCAN_OVERSIGHT = "investigations.scan_oversight"
+DELIVER_MAIL = "investigations.deliver_mail"
 
 # Per task, the time.monotonic() until which this process's doorbell stays quiet.
 _quiet_until: dict[str, float] = {}

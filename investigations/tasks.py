@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from . import enqueue
+from . import enqueue, notify
 from .actions import evidence as evidence_actions
 from .actions import lapse_overdue_requests, lifecycle, oversight, retention
 from .actions import query as query_actions
@@ -81,6 +81,13 @@ def scan_oversight(quiet_ms: int = 0) -> dict:
         oversight.scan_again_after(quiet_ms)
     scan = oversight.alerts_scan()
     return {"events": scan.events, "alerts": len(scan.alerts), "reports": len(scan.reports), "seq": scan.last_seq}
+
+
+@shared_task(name=enqueue.DELIVER_MAIL, **RETRY)
+def deliver_mail() -> dict:
+    """Send the queued e-mails that are due (rung after the commit that queued them; beat: every minute)."""
+    done = notify.deliver_due()
+    return {"sent": done.sent, "retrying": done.retrying, "failed": done.failed}
 
 
 @shared_task(name="investigations.purge_closed_evidence", **RETRY)

@@ -181,6 +181,21 @@ def doorbells_open():
     enqueue.forget_rings()
 
 
+@pytest.fixture
+def deliver_mail():
+    """What a worker does once a commit rings ``investigations.deliver_mail``: send the queued
+    e-mails that are due. Returns Django's test outbox (locmem)."""
+    from django.core import mail
+
+    from investigations import notify
+
+    def _deliver():
+        notify.deliver_due()
+        return mail.outbox
+
+    return _deliver
+
+
 @pytest.fixture(autouse=True)
 def force_login_passes_the_second_factor(monkeypatch):
     """``Client.force_login`` stands for a whole sign-in: for a user with a second factor, that

@@ -48,7 +48,7 @@ def seed(users: int, password: str) -> None:
 
     from accounts import factors
     from accounts.actions import second_factor_enrol_totp, user_create
-    from investigations import actions
+    from investigations import actions, notify
     from userdata.seed import seed_userdata, store_is_empty
 
     if store_is_empty():
@@ -74,7 +74,7 @@ def seed(users: int, password: str) -> None:
     reviewers = people["legal_reviewer"]
     end = timezone.now().date()
     # E-mails to reviewers go nowhere: the load test measures the web, the worker and the ledger.
-    with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+    with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"), notify.discarded():
         for index, investigator in enumerate(people["investigator"]):
             reviewer = reviewers[index % len(reviewers)]
             with transaction.atomic():

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
@@ -20,8 +19,9 @@ from django.urls import reverse
 import audit
 from audit.events import Action
 
+from .. import notify
 from ..models import Case, Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission, NotificationKind
-from ..notify import rendered_for, site_url
+from ..notify import site_url
 from . import notification
 from .locks import locked
 
@@ -117,9 +117,9 @@ def grants_warn_expiring(*, batch_size: int | None = None) -> int:
     """Email grantees once per threshold (24 h and 1 h before expiry) for each active grant.
 
     The threshold's ``warned_*_at`` column is set in the transaction that claims the grant
-    (``FOR UPDATE SKIP LOCKED``) and the email goes after commit, so two beats or an
-    overlapping run never send a warning twice (a crash between commit and sending loses it:
-    at most once, by design).
+    (``FOR UPDATE SKIP LOCKED``), and the e-mail is queued in that transaction
+    (``notify.queue``), so two beats or an overlapping run never queue a warning twice, and a
+    committed warning is sent even if the mail server is down at that moment.
     """
     batch_size = batch_size or settings.CUSTOS["EXPIRY_BATCH"]
     sent = 0
@@ -138,7 +138,7 @@ def grants_warn_expiring(*, batch_size: int | None = None) -> int:
                 Grant.objects.filter(pk__in=ids).update(**{field: Now()})
                 grants = list(Grant.objects.filter(pk__in=ids).select_related("case").prefetch_related("grantees"))
                 _notify_expiring(grants, label)
-                transaction.on_commit(lambda grants=grants, label=label: _send_warnings(grants, label))  # type: ignore[misc]
+                _queue_warnings(grants, label)
                 sent += len(ids)
     return sent
 
@@ -154,15 +154,12 @@ def _notify_expiring(grants: list[Grant], label: str) -> None:
         )
 
 
-def _send_warnings(grants: list[Grant], label: str) -> None:
+def _queue_warnings(grants: list[Grant], label: str) -> None:
     for grant in grants:
         recipients = [user.email for user in grant.grantees.all() if user.email and user.is_active]
-        if not recipients:
-            continue
         context = {
             "grant": grant,
             "label": label,
             "url": site_url(reverse("investigations:grant_detail", args=[grant.pk])),
         }
-        for subject, body, addresses in rendered_for("grant_expiring", recipients, context):
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, addresses, fail_silently=True)
+        notify.queue("grant_expiring", recipients, context)

@@ -51,7 +51,7 @@ def _tell_mentioned(*, actor: User, note: CaseNote, people: list[User]) -> None:
     text = f"{actor.username} mentioned you in a note on case {note.case.reference}."
     notify(actor=actor, recipients=people, kind=NotificationKind.MENTION, text=text, link=link)
     context = {"note": note, "actor": actor, "url": mail.site_url(link)}
-    mail.send_on_commit("note-mention", [user.email for user in people], context)
+    mail.queue("note-mention", [user.email for user in people], context)
 
 
 def _check_open(case: Case) -> None:

@@ -384,7 +384,7 @@ def _oversight_details(request: DataPullRequest) -> dict:
 def _notify_submitted(request: DataPullRequest) -> None:
     link = reverse("investigations:request_detail", args=[request.pk])
     context = {"request": request, "url": notify.site_url(link)}
-    notify.send_on_commit("request-submitted", notify.reviewer_addresses(exclude_case=request.case), context)
+    notify.queue("request-submitted", notify.reviewer_addresses(exclude_case=request.case), context)
     notification.notify(
         actor=request.requested_by,
         recipients=notify.reviewers(exclude_case=request.case),
@@ -548,7 +548,7 @@ def _notify_decided(request: DataPullRequest, decision: Decision, still_needed: 
         "still_needed": still_needed,
         "url": notify.site_url(reverse("investigations:request_detail", args=[request.pk])),
     }
-    notify.send_on_commit("request-decided", [request.requested_by.email], context)
+    notify.queue("request-decided", [request.requested_by.email], context)
     returned = decision.outcome == DecisionOutcome.RETURN
     if request.status == RequestStatus.APPROVED and decision.outcome == DecisionOutcome.APPROVE_NARROWED:
         headline = "approved with a narrower scope"
@@ -637,7 +637,7 @@ def _lapse(actor: User | None, request: DataPullRequest, now: datetime) -> None:
         "ttl_hours": limits()["REQUEST_TTL_HOURS"],
         "url": notify.site_url(reverse("investigations:request_detail", args=[request.pk])),
     }
-    notify.send_on_commit("request-lapsed", [request.requested_by.email], context)
+    notify.queue("request-lapsed", [request.requested_by.email], context)
     notification.notify(
         actor=actor,
         recipients=[request.requested_by],

@@ -61,7 +61,7 @@ def _tell_assignee(*, actor: User | None, task: CaseTask) -> None:
     text = f"You were assigned “{task.title}” on case {task.case.reference}."
     notify(actor=actor, recipients=[task.assignee], kind=NotificationKind.TASK_ASSIGNED, text=text, link=link)
     context = {"task": task, "actor": actor, "url": mail.site_url(link)}
-    mail.send_on_commit("task-assigned", [task.assignee.email], context)
+    mail.queue("task-assigned", [task.assignee.email], context)
 
 
 @retry_on_conflict

@@ -18,7 +18,7 @@ from .case import (
 )
 from .evidence import Evidence, EvidenceFormat, EvidenceKind, Integrity
 from .grant import Grant, GrantGroupObjectPermission, GrantStatus, GrantUserObjectPermission
-from .notification import Notification, NotificationKind
+from .notification import Notification, NotificationKind, OutgoingMail
 from .protected import ProposalKind, ProposalStatus, ProtectedCategory, ProtectedSubject, RegistryProposal
 from .query import DataQuery, DenialReason, QueryResult, QueryStatus
 from .report import CaseReport, ReportAudience
@@ -74,6 +74,7 @@ __all__ = [
     "NoteVersion",
     "Notification",
     "NotificationKind",
+    "OutgoingMail",
     "OversightCursor",
     "ProposalKind",
     "ProposalStatus",

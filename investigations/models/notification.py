@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from audit.fields import GrowingChoicesField
 
@@ -54,3 +55,54 @@ class Notification(models.Model):
     @property
     def is_unread(self) -> bool:
         return self.read_at is None
+
+
+class OutgoingMailQuerySet(models.QuerySet["OutgoingMail"]):
+    def pending(self) -> OutgoingMailQuerySet:
+        """Neither sent nor given up on."""
+        return self.filter(sent_at__isnull=True, failed_at__isnull=True)
+
+
+class OutgoingMail(models.Model):
+    """One e-mail (one rendering, its recipients in one time zone) for a worker to send.
+
+    Written by ``investigations.notify.queue`` in the transaction of the change that causes it,
+    so a rolled-back change sends nothing and a committed one is sent even if the broker, the
+    worker or the mail server is down at that moment: ``notify.deliver_due`` (task
+    ``investigations.deliver_mail``) sends what is due, retries what failed and gives up after
+    ``MAIL_ATTEMPTS`` tries.
+    """
+
+    template = models.CharField(max_length=64, help_text="The emails/ template it was rendered from.")
+    subject = models.TextField()
+    body = models.TextField()
+    recipients = models.JSONField(help_text="A list of addresses.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    due_at = models.DateTimeField(
+        default=timezone.now, help_text="Not sent before: a retry's time, or the end of a sending worker's lease."
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True, help_text="Given up after MAIL_ATTEMPTS tries.")
+
+    objects = OutgoingMailQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["due_at", "pk"]
+        indexes = [
+            models.Index(
+                fields=["due_at", "id"],
+                name="outgoingmail_pending",
+                condition=models.Q(sent_at__isnull=True, failed_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template} to {len(self.recipients)} ({self.state})"
+
+    @property
+    def state(self) -> str:
+        if self.sent_at:
+            return "sent"
+        return "failed" if self.failed_at else "pending"

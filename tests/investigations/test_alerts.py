@@ -290,7 +290,8 @@ def test_the_scan_is_enqueued_after_the_actions_commit(
     assert sent == []  # nothing before commit
     for callback in callbacks:
         callback()
-    assert sent == [(enqueue.SCAN_OVERSIGHT, (oversight.rules()["DOORBELL_MS"],))]
+    # the scan, and the delivery of the reviewers' e-mail
+    assert sorted(sent) == [(enqueue.DELIVER_MAIL, ()), (enqueue.SCAN_OVERSIGHT, (oversight.rules()["DOORBELL_MS"],))]
 
 
 def test_the_task_runs_the_scan(protected_request):

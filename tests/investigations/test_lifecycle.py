@@ -63,12 +63,12 @@ def test_warnings_go_once_per_threshold(active_grant, lead):
     assert grants_warn_expiring() == 0
 
 
-def test_warning_email_reaches_the_grantee(active_grant, lead, django_capture_on_commit_callbacks):
+def test_warning_email_reaches_the_grantee(active_grant, lead, django_capture_on_commit_callbacks, deliver_mail):
     _move_expiry(active_grant, timedelta(hours=2))
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
         grants_warn_expiring()
-    [message] = [m for m in mail.outbox if "ends within" in m.subject]
+    [message] = [m for m in deliver_mail() if "ends within" in m.subject]
     assert message.to == [lead.email]
     assert active_grant.case.reference in message.subject
 
@@ -96,6 +96,7 @@ def test_beat_schedule_lists_every_periodic_task():
         "audit.tasks.dispatch_streams",
         "investigations.verify_evidence",
         "investigations.purge_closed_evidence",
+        "investigations.deliver_mail",
     }
     assert sealing <= tasks_scheduled
 

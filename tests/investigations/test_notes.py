@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
@@ -93,18 +92,18 @@ def test_empty_edit_is_a_field_error(lead, reviewer):
 
 
 def test_mentions_tell_team_members_only_once(
-    lead, member, other_investigator, reviewer, django_capture_on_commit_callbacks
+    lead, member, other_investigator, reviewer, django_capture_on_commit_callbacks, deliver_mail
 ):
     case = open_case_for(lead, reviewer, team=[member])
     text = f"@{member.username} please check; @{other_investigator.username} is not on the team; mail {lead.email}"
     with django_capture_on_commit_callbacks(execute=True):
         note = actions.case_add_note(actor=lead, case=case, text=text)
-    assert [message.to for message in mail.outbox] == [[member.email]]
+    assert [message.to for message in deliver_mail()] == [[member.email]]
     assert list(Notification.objects.values_list("recipient__username", "kind")) == [(member.username, "mention")]
     assert _events(Action.CASE_NOTE_ADDED)[-1].details["mentions"] == [member.username]
     with django_capture_on_commit_callbacks(execute=True):
         actions.note_edit(actor=lead, note=note, text=text + " (updated)")
-    assert len(mail.outbox) == 1, "an edit tells only the newly mentioned"
+    assert len(deliver_mail()) == 1, "an edit tells only the newly mentioned"
     assert _events(Action.CASE_NOTE_EDITED)[-1].details["mentions"] == []
 
 

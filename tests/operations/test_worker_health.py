@@ -25,6 +25,7 @@ SCHEDULED = {
     "investigations.expire_grants": timedelta(minutes=1),
     "investigations.requeue_stale_queries": timedelta(minutes=1),
     "investigations.scan_oversight": timedelta(minutes=1),
+    "investigations.deliver_mail": timedelta(minutes=1),
     "investigations.expire_pending_requests": timedelta(hours=1),
     "investigations.warn_expiring_grants": timedelta(hours=1),
     "audit.tasks.seal_audit_checkpoint": timedelta(hours=1),
@@ -134,12 +135,13 @@ def test_command_flags_a_task_older_than_twice_its_interval_and_exits_one():
     all_succeeded(ago=timedelta(minutes=90))  # older than 2 x 1 min, younger than 2 x 1 h
     output, error = run_command()
     assert error is not None and error.returncode == 1
-    # the every-minute tasks, the stream dispatch and, on PostgreSQL, the sealer
-    overdue = 5 if connection.vendor == "postgresql" else 4
+    # the four every-minute tasks, the stream dispatch and, on PostgreSQL, the sealer
+    overdue = 6 if connection.vendor == "postgresql" else 5
     assert f"{overdue} periodic task(s) overdue or disabled" in str(error)
     assert line_for(output, "investigations.expire_grants").endswith("OVERDUE")
     assert line_for(output, "investigations.requeue_stale_queries").endswith("OVERDUE")
     assert line_for(output, "investigations.scan_oversight").endswith("OVERDUE")
+    assert line_for(output, "investigations.deliver_mail").endswith("OVERDUE")
     assert line_for(output, "investigations.warn_expiring_grants").endswith(" ok")
     assert line_for(output, "audit.tasks.verify_audit_chain").endswith(" ok")
 
@@ -226,8 +228,8 @@ def test_staff_see_the_table_with_overdue_tasks_highlighted(login, admin_user):
     assert rows["investigations.expire_grants"].overdue and not rows["audit.tasks.verify_audit_chain"].overdue
     page = response.content.decode()
     assert '<tr class="overdue">' in page and "OVERDUE" in page
-    # the three every-minute tasks, the stream dispatch and, on PostgreSQL, the sealer
-    assert page.count('<tr class="overdue">') == (5 if connection.vendor == "postgresql" else 4)
+    # the four every-minute tasks, the stream dispatch and, on PostgreSQL, the sealer
+    assert page.count('<tr class="overdue">') == (6 if connection.vendor == "postgresql" else 5)
     assert 'href="/operations/schedules/"' in page  # in the navigation
 
 

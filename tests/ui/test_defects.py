@@ -7,7 +7,6 @@ import re
 
 import pytest
 from django.conf import settings
-from django.core import mail
 from django.test import override_settings
 from django.urls import reverse
 from django.utils.html import escape
@@ -255,16 +254,18 @@ def test_event_details_are_formatted_json(auditor, open_case, client):
 
 
 @override_settings(SITE_URL="https://custos.example.org")
-def test_decision_email_links_are_absolute(submitted_request, reviewer, django_capture_on_commit_callbacks):
+def test_decision_email_links_are_absolute(
+    submitted_request, reviewer, django_capture_on_commit_callbacks, deliver_mail
+):
     with django_capture_on_commit_callbacks(execute=True):
         actions.request_decide(actor=reviewer, request=submitted_request, outcome="reject", reason="No basis.")
-    body = mail.outbox[-1].body
+    body = deliver_mail()[-1].body
     assert f"https://custos.example.org/requests/{submitted_request.pk}/" in body
 
 
 @override_settings(SITE_URL="https://custos.example.org")
 def test_every_email_link_is_absolute(
-    open_case, store, lead, member, second_reviewer, monkeypatch, django_capture_on_commit_callbacks
+    open_case, store, lead, member, second_reviewer, monkeypatch, django_capture_on_commit_callbacks, deliver_mail
 ):
     """Each e-mail that carries a link, the workspace's (task assigned, mention) included."""
     from datetime import timedelta
@@ -283,7 +284,6 @@ def test_every_email_link_is_absolute(
         return rendered_for(name, recipients, context)
 
     monkeypatch.setattr(notify, "rendered_for", spy)
-    monkeypatch.setattr(lifecycle, "rendered_for", spy)  # the expiry warning renders its own
     with django_capture_on_commit_callbacks(execute=True):
         data_request = actions.request_submit(actor=lead, request=file_request(open_case, lead))
         actions.request_decide(actor=second_reviewer, request=data_request, outcome="approve")
@@ -296,7 +296,7 @@ def test_every_email_link_is_absolute(
     assert expected <= set(links), sorted(links)
     relative = {name: link for name, link in links.items() if not link.startswith("https://custos.example.org/")}
     assert not relative, relative
-    bodies = "\n".join(message.body for message in mail.outbox)
+    bodies = "\n".join(message.body for message in deliver_mail())
     assert f"https://custos.example.org/cases/{open_case.pk}/#task-" in bodies
     assert f"https://custos.example.org/cases/{open_case.pk}/#note-" in bodies
 

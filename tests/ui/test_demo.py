@@ -15,7 +15,7 @@ from accounts.roles import Role
 from custos_testing.totp import fresh_code
 from investigations.demo import DEMO_ACCOUNTS, JOURNALIST, seed_story
 from investigations.management.commands.seed_demo import DEMO_PASSWORD
-from investigations.models import Case, DataPullRequest, GrantReport, QueryStatus
+from investigations.models import Case, DataPullRequest, GrantReport, OutgoingMail, QueryStatus
 from userdata.seed import describe_accounts, seed_userdata
 
 from ..conftest import make_user
@@ -101,5 +101,6 @@ def test_seed_demo_prints_the_logins_last(capsys):
     client.post(reverse("mfa_authenticate"), {"code": fresh_code(secrets["lena"])})
     assert client.get(reverse("home")).status_code == 200
     assert Case.objects.count() == 4 and DataPullRequest.objects.count() == 4
+    assert not OutgoingMail.objects.exists()  # the story's e-mails are not left for the worker to print
     call_command("seed_demo", accounts=40)  # a second run changes nothing
     assert Case.objects.count() == 4

@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
-from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
@@ -65,7 +64,9 @@ def test_pages_show_times_in_the_readers_zone(active_grant, lead, client):
     assert f"{in_utc:%Y-%m-%d %H:%M}" not in html
 
 
-def test_emails_show_times_in_each_recipients_zone(active_grant, lead, django_capture_on_commit_callbacks):
+def test_emails_show_times_in_each_recipients_zone(
+    active_grant, lead, django_capture_on_commit_callbacks, deliver_mail
+):
     from investigations.actions import lifecycle
     from investigations.models import Grant
 
@@ -74,7 +75,8 @@ def test_emails_show_times_in_each_recipients_zone(active_grant, lead, django_ca
     Grant.objects.filter(pk=active_grant.pk).update(expires_at=expires)
     with django_capture_on_commit_callbacks(execute=True):
         lifecycle.grants_warn_expiring()
-    bodies = [message.body for message in mail.outbox if lead.email in message.to]
+    warnings = [message for message in deliver_mail() if "ends within" in message.subject]
+    bodies = [message.body for message in warnings if lead.email in message.to]
     assert bodies
     local = timezone.localtime(expires, ZoneInfo("Asia/Kolkata"))
     assert all(f"{local:%Y-%m-%d %H:%M} Asia/Kolkata" in body for body in bodies)

@@ -6,6 +6,7 @@ from django.test.utils import override_settings
 from accounts.actions import second_factor_enrol_totp, user_create
 from accounts.factors import second_factor_required
 from accounts.models import User
+from investigations import notify
 from investigations.demo import DEMO_ACCOUNTS, seed_story
 from userdata.seed import describe_accounts, seed_userdata, store_is_empty
 
@@ -49,7 +50,11 @@ class Command(BaseCommand):
         # Users and story in one transaction (a failed story leaves no half demo); the story's
         # e-mails go nowhere: on the console they would bury the demo logins, and the same
         # notifications are in the app.
-        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"), transaction.atomic():
+        with (
+            override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"),
+            transaction.atomic(),
+            notify.discarded(),
+        ):
             people = self._users()
             cases = seed_story(people) if people else []
         if cases:
