@@ -29,8 +29,9 @@ pytestmark = pytest.mark.django_db(databases=["default", "userdata"], transactio
 # per call must say why here. Was 57 for an approval naming one grantee, and 12 more per grantee
 # (PostgreSQL). SQLite's ledger append takes more statements than PostgreSQL's. An approval's
 # grantee permissions are guardian's bulk assignment: two statements per permission (view_grant,
-# query_grant), whatever the number of grantees.
-CEILING = {"postgresql": (34, 21), "sqlite": (40, 24)}
+# query_grant), whatever the number of grantees. The requester's e-mail is one INSERT
+# (``notify.queue``; a worker sends it), counted since it left the web request.
+CEILING = {"postgresql": (35, 22), "sqlite": (41, 25)}
 
 
 def _submitted(case, lead):
