@@ -215,7 +215,7 @@ def health_probes() -> list[dict]:
     """One row for the operations page and ``worker_health``: is mail going out?"""
     now = timezone.now()
     waiting = OutgoingMail.objects.pending().aggregate(
-        count=Count("pk"), oldest=Min("created_at"), retrying=Count("pk", filter=Q(attempts__gt=0))
+        count=Count("pk"), oldest=Min("created_at"), retrying=Count("pk", filter=~Q(last_error=""))
     )
     given_up = OutgoingMail.objects.filter(failed_at__isnull=False).aggregate(count=Count("pk"), last=Max("failed_at"))
     last_error = (

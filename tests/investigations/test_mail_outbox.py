@@ -152,6 +152,7 @@ def test_retries_wait_longer_each_time_up_to_an_hour():
 def test_a_mail_claimed_by_a_worker_that_died_is_sent_when_its_lease_ends(draft_request, lead):
     actions.request_submit(actor=lead, request=draft_request)
     [claimed] = notify._claim_due(notify.MAIL_BATCH)  # the worker dies before sending
+    assert notify.health_probes()[0]["state"] == "ok"  # being sent is not retrying
     assert notify.deliver_due() == notify.Delivery()  # leased: no other worker sends it meanwhile
     make_due(claimed)
     assert notify.deliver_due() == notify.Delivery(sent=1) and len(mail.outbox) == 1
