@@ -128,3 +128,26 @@ def build_chain(
 
 def set_head(seq: int, head_hash: str) -> None:
     ChainHead.objects.update_or_create(pk=1, defaults={"seq": seq, "hash": head_hash})
+
+
+def leave_out(*seqs: int) -> str:
+    """As the owner: unseal events ``seqs`` and re-chain every later event over them (the head
+    too): every link and hash checks out, but events below the head have no seal. Returns the
+    new head hash."""
+    chain = rows()
+    skipped = set(seqs)
+    prev_hash = next(row[-1] for row in reversed(chain) if row[0] < min(skipped))
+    with triggers_off(), connection.cursor() as cursor:
+        for row in chain:
+            if row[0] < min(skipped):
+                continue
+            if row[0] in skipped:
+                cursor.execute("UPDATE audit_auditevent SET prev_hash = NULL, hash = NULL WHERE seq = %s", [row[0]])
+                continue
+            values = (*row[:-2], prev_hash)
+            prev_hash = hash_values(values)
+            cursor.execute(
+                "UPDATE audit_auditevent SET prev_hash = %s, hash = %s WHERE seq = %s", [values[-1], prev_hash, row[0]]
+            )
+    set_head(chain[-1][0], prev_hash)
+    return prev_hash

@@ -20,7 +20,7 @@ from audit.events import Action
 from audit.ledger import HASHED_FIELDS, hash_values
 from audit.verification import verify
 
-from .conftest import insert_raw, owner_sql, rows, set_head, triggers_off
+from .conftest import insert_raw, leave_out, owner_sql, rows, set_head, triggers_off
 
 pytestmark = pytest.mark.django_db
 
@@ -68,6 +68,32 @@ def test_delete_the_last_rows_and_rewind_the_head(events):
     owner_sql("DELETE FROM audit_auditevent WHERE seq > 7")
     set_head(7, rows()[-1][-1])
     assert_fails_at(8, "signed checkpoint covers 10")
+
+
+def test_an_event_left_out_below_the_head(events):
+    """Unsealed and re-chained over: no link or hash is wrong, but an event below the head has no seal."""
+    leave_out(4)
+    assert_fails_at(4, "not sealed although later events are")
+
+
+def test_the_first_of_several_events_left_out_is_named(events):
+    leave_out(7, 4, 5)
+    assert_fails_at(4, "not sealed although later events are")
+
+
+def test_an_event_left_out_is_named_only_after_the_chain_checks(events):
+    """A broken chain anywhere is the failure named, even after an event left out (the order of the checks)."""
+    leave_out(4)
+    owner_sql("UPDATE audit_auditevent SET case_reference = 'INV-2026-9999' WHERE seq = 8")
+    assert_fails_at(8, "hash mismatch")
+
+
+def test_an_event_left_out_before_from_seq_is_not_that_runs_concern(events):
+    leave_out(4)
+    assert verify(from_seq=6).ok
+    result = verify(from_seq=4)
+    assert (result.ok, result.bad_seq, result.count) == (False, 4, 6)
+    assert "not sealed although later events are" in result.reason
 
 
 def test_swap_two_rows(events):

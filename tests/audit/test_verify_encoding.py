@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from audit import canonical
 from audit.ledger import GENESIS_HASH, HASHED_FIELDS, format_time, hash_values
-from audit.verification import ChainBroken, _check_rows, decode_all
+from audit.verification import HASH_MISMATCH, ChainBroken, _check_rows, decode_all
 
 text = st.text(max_size=30)  # any code point: non-ASCII, control characters, DEL, surrogates excluded below
 json_leaf = st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | text
@@ -140,3 +140,69 @@ def test_chunks_of_any_size_give_the_same_outcome(monkeypatch, chunk_size):
         _check_rows(changed, 1, GENESIS_HASH, None, {})
     assert broken.value.seq == 5 and "hash mismatch" in broken.value.reason
     assert broken.value.progress == (4, 4, rows[3][-1])
+
+
+def _chain_over(unsealed: set[int]) -> list[tuple]:
+    """Nine events, those numbered in ``unsealed`` left without a seal and the rest chained over them."""
+    rows, prev = [], GENESIS_HASH
+    for seq, payload in enumerate(PAYLOADS * 3, start=1):
+        moment = datetime(2026, 3, 1, 12, 0, seq, 250_000, tzinfo=UTC)
+        if seq in unsealed:
+            rows.append((seq, format_time(moment), *payload, None, None))
+            continue
+        values = (seq, moment, *payload, prev)
+        prev = hash_values(values)
+        rows.append((seq, format_time(moment), *payload, values[-1], prev))
+    return rows
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 10_000])
+def test_unsealed_rows_are_passed_over_and_the_first_is_noted(monkeypatch, chunk_size):
+    monkeypatch.setattr("audit.verification.CHUNK_SIZE", chunk_size)
+    rows = _chain_over({4, 5, 7})
+    unsealed: list[int] = []
+    assert _check_rows(rows, 1, GENESIS_HASH, None, {}, unsealed) == (6, 9, rows[-1][-1], rows[-1][1])
+    assert unsealed == [4]
+    none: list[int] = []
+    assert _check_rows(_chain(PAYLOADS * 3), 1, GENESIS_HASH, None, {}, none)[0] == 9
+    assert none == []
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 10_000])
+def test_the_sealed_rows_around_unsealed_ones_are_checked_in_full(monkeypatch, chunk_size):
+    """Passing over an unsealed row skips no check of the others: content, link, time."""
+    monkeypatch.setattr("audit.verification.CHUNK_SIZE", chunk_size)
+    rows = _chain_over({4, 5})
+    edited = [list(row) for row in rows]
+    edited[5][9] = {"changed": True}  # event 6's details
+    with pytest.raises(ChainBroken) as broken:
+        _check_rows(edited, 1, GENESIS_HASH, None, {}, [])
+    assert (broken.value.seq, broken.value.reason, broken.value.progress) == (6, HASH_MISMATCH, (3, 3, rows[2][-1]))
+
+    edited = [list(row) for row in rows]
+    edited[6][12] = "other"  # event 7's request_id, a plain column
+    with pytest.raises(ChainBroken) as broken:
+        _check_rows(edited, 1, GENESIS_HASH, None, {}, [])
+    assert (broken.value.seq, broken.value.reason) == (7, HASH_MISMATCH)
+
+    relinked = [list(row) for row in rows]
+    relinked[5][-2] = "f" * 64  # event 6 no longer links to event 3 (the one before it in the chain)
+    with pytest.raises(ChainBroken) as broken:
+        _check_rows(relinked, 1, GENESIS_HASH, None, {}, [])
+    assert broken.value.seq == 4 and "the event after 3 is not linked to it, next found 6" in broken.value.reason
+
+    without_3 = [row for row in rows if row[0] != 3]  # deleted: event 6 links to it
+    with pytest.raises(ChainBroken) as broken:
+        _check_rows(without_3, 1, GENESIS_HASH, None, {}, [])
+    assert broken.value.seq == 3 and "sequence gap" in broken.value.reason
+
+
+def test_a_back_dated_row_after_unsealed_ones_is_found(settings):
+    settings.AUDIT_TIME_SKEW_SECONDS = 0
+    rows = _chain_over({4, 5})
+    # Re-hash event 6 with a time before event 3's: every hash and link is right, the order of time is not.
+    values = (6, datetime(2026, 3, 1, 12, 0, 2, tzinfo=UTC), *PAYLOADS[2], rows[2][-1])
+    forged = (6, format_time(values[1]), *PAYLOADS[2], rows[2][-1], hash_values(values))
+    with pytest.raises(ChainBroken) as broken:
+        _check_rows([*rows[:5], forged], 1, GENESIS_HASH, None, {}, [])
+    assert broken.value.seq == 6 and "back-dated" in broken.value.reason

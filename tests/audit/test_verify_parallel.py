@@ -21,7 +21,7 @@ from audit.checkpoints import Checkpoint, public_key_text, signing_key
 from audit.ledger import HASHED_FIELDS, format_time, hash_values
 from audit.verification import verify
 
-from .conftest import build_chain, insert_raw, owner_sql, rows, set_head, triggers_off
+from .conftest import build_chain, insert_raw, leave_out, owner_sql, rows, set_head, triggers_off
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -243,3 +243,59 @@ def test_inside_a_transaction_the_single_loop_runs(chain, parallel_from_few_even
         result = verify(workers=WORKERS)
     assert result.ok and parallel_from_few_events == []
     assert verify(workers=WORKERS).ok and len(parallel_from_few_events) == 1
+
+
+LEFT_OUT = "not sealed although later events are"
+
+
+def test_an_event_left_out_in_the_second_range(ranges, parallel_from_few_events):
+    """Found in the one pass: no second scan of the table looks for unsealed events."""
+    seq = ranges[1][0] + 6
+    leave_out(seq)
+    result = assert_fails_at(parallel_from_few_events, seq, LEFT_OUT)
+    assert (result.count, result.head_seq) == (COUNT - 1, COUNT)
+
+
+def test_an_event_left_out_at_the_start_of_a_range(ranges, parallel_from_few_events):
+    """The range's first sealed event is the one after it, and it links over the gap to the range before."""
+    seq = ranges[2][0]
+    leave_out(seq, seq + 1)
+    assert_fails_at(parallel_from_few_events, seq, LEFT_OUT)
+
+
+def test_a_whole_range_left_out(ranges, parallel_from_few_events):
+    leave_out(*range(ranges[1][0], ranges[1][1] + 1))
+    assert_fails_at(parallel_from_few_events, ranges[1][0], LEFT_OUT)
+
+
+def test_events_left_out_in_two_ranges_name_the_lower_seq(ranges, parallel_from_few_events):
+    leave_out(ranges[1][1], ranges[3][0] + 2)
+    assert_fails_at(parallel_from_few_events, ranges[1][1], LEFT_OUT)
+
+
+def test_a_broken_chain_in_a_later_range_is_named_before_an_event_left_out(ranges, parallel_from_few_events):
+    leave_out(ranges[0][0] + 3)
+    owner_sql("UPDATE audit_auditevent SET target_id = 'x' WHERE seq = %s", [ranges[3][0] + 1])
+    assert_fails_at(parallel_from_few_events, ranges[3][0] + 1, "hash mismatch")
+
+
+def test_events_after_the_head_waiting_for_the_sealer_are_no_failure(chain, parallel_from_few_events):
+    waiting = build_chain(3, start_seq=COUNT + 1, prev_hash=chain[-1][-1])
+    insert_raw([(*row[:-2], None, None) for row in waiting])
+    result = both(parallel_from_few_events)
+    assert (result.ok, result.count, result.head_seq, result.unsealed) == (True, COUNT, COUNT, 3)
+
+
+def test_the_workers_read_their_ranges_in_a_transaction(chain, parallel_from_few_events, monkeypatch, tmp_path):
+    """Not with a cursor WITH HOLD (what Django declares in autocommit), whose rows PostgreSQL
+    would compute and store in full before the first fetch."""
+    original = verification._postgres_rows
+
+    def spy(first_seq, last_seq):
+        (tmp_path / f"{first_seq}").write_text(str(connection.in_atomic_block))
+        return original(first_seq, last_seq)
+
+    monkeypatch.setattr(verification, "_postgres_rows", spy)
+    assert verify(workers=WORKERS).ok
+    seen = {path.name: path.read_text() for path in tmp_path.iterdir() if path.name.isdigit()}
+    assert seen == {str(first): "True" for first, _ in verification._plan(1, COUNT, WORKERS)}
