@@ -157,24 +157,67 @@ def _target_parts(target: Model | tuple[str, Any] | None) -> tuple[str, str]:
 # sequence and the time from the clock read right after it (so two writers' times can be out of
 # seq order only by the instant between the two calls; the verifier allows
 # AUDIT_TIME_SKEW_SECONDS); the chain columns stay empty until the sealer (``audit.sealer``)
-# chains the committed event.
-_POSTGRES_INSERT = """
-INSERT INTO audit_auditevent (seq, occurred_at, {columns})
-VALUES (nextval('audit_auditevent_seq'), clock_timestamp(), {values})
-RETURNING seq, occurred_at
-""".format(
-    columns=", ".join(PAYLOAD_FIELDS),
-    values=", ".join("%s::jsonb" if name == "details" else "%s" for name in PAYLOAD_FIELDS),
+# chains the committed event. ``record`` inserts these values; ``record_statement`` the same
+# values once per row of the caller's CTE.
+_INSERTED_COLUMNS = ", ".join(("seq", "occurred_at", *PAYLOAD_FIELDS))
+_INSERTED_VALUES = ", ".join(
+    (
+        "nextval('audit_auditevent_seq')",
+        "clock_timestamp()",
+        *("%s::jsonb" if name == "details" else "%s" for name in PAYLOAD_FIELDS),
+    )
 )
+_POSTGRES_INSERT = f"""
+INSERT INTO audit_auditevent ({_INSERTED_COLUMNS})
+VALUES ({_INSERTED_VALUES})
+RETURNING seq, occurred_at
+"""  # noqa: S608 (column names are constants; every value is a parameter)
+_POSTGRES_INSERT_FROM = f"""INSERT INTO audit_auditevent ({_INSERTED_COLUMNS})
+SELECT {_INSERTED_VALUES} FROM {{source}}
+RETURNING seq, occurred_at"""  # noqa: S608 (column names are constants; every value is a parameter)
+
+
+def _insert_params(payload: dict[str, Any]) -> list[Any]:
+    params = [payload[name] for name in PAYLOAD_FIELDS]
+    params[PAYLOAD_FIELDS.index("details")] = json.dumps(payload["details"])
+    return params
 
 
 def _insert_one_postgres(payload: dict[str, Any]) -> tuple[int, datetime]:
-    params = [payload[name] for name in PAYLOAD_FIELDS]
-    params[PAYLOAD_FIELDS.index("details")] = json.dumps(payload["details"])
     with connection.cursor() as cursor:
-        cursor.execute(_POSTGRES_INSERT, params)
+        cursor.execute(_POSTGRES_INSERT, _insert_params(payload))
         seq, occurred_at = cursor.fetchone()
     return seq, occurred_at
+
+
+def record_statement(
+    *,
+    source: str,
+    action: Action | str,
+    actor=None,
+    target: Model | tuple[str, Any] | None = None,
+    case_reference: str = "",
+    details: dict[str, Any] | None = None,
+    request=None,
+) -> tuple[str, list[Any]]:
+    """``record``'s append as SQL for the caller's own statement (PostgreSQL): an INSERT of the
+    event once per row of ``source`` (the name of a CTE in that statement, which yields one row
+    or none), ``RETURNING seq, occurred_at``, and its parameters.
+
+    For a state change whose event must be written with it in one round trip (a data-modifying
+    CTE): the event is the one ``record`` writes for the same arguments, cleaned by the same
+    functions, into the same columns, ``seq`` from the same sequence and the time from the
+    clock read just after it, and the sealer chains it the same way. The ledger stays the only
+    writer: the caller embeds this text and these parameters, unchanged.
+    """
+    if connection.vendor != "postgresql":
+        raise NotImplementedError("record_statement is PostgreSQL's; elsewhere call record")
+    if not source.isidentifier():
+        raise ValueError(f"source must be the name of a CTE, not {source!r}")
+    payload = _payload(
+        action=action, actor=actor, target=target, case_reference=case_reference, details=details, request=request
+    )
+    return _POSTGRES_INSERT_FROM.format(source=source), _insert_params(payload)
 
 
 def _append_python(payload: dict[str, Any], digest: str) -> tuple | None:

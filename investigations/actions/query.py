@@ -283,9 +283,23 @@ def _complete(query: DataQuery, extract: gateway.Extract) -> None:
     query.rows_by_subject = rows_by_subject(extract)
     query.started_at = query.clock
     query.attempts += 1
-    if query_sql.fused():
+    event = {
+        "action": Action.QUERY_COMPLETED,
+        "actor": query.user,
+        "target": query,
+        "case_reference": query.grant.case.reference,
+        "details": {
+            "rows": query.row_count,
+            "truncated": extract.truncated,
+            "row_cap": settings.CUSTOS["QUERY_ROW_CAP"],
+            "digest": query.digest,
+            "attempt": query.attempts,
+            "rows_by_subject": query.rows_by_subject,
+        },
+    }
+    if query_sql.fused():  # the completion, the rows and the event in one statement
         query.finished_at = query_sql.complete(
-            query, columns=extract.columns, rows=extract.rows, started_at=query.clock
+            query, columns=extract.columns, rows=extract.rows, started_at=query.clock, event=event
         )
         if query.finished_at is None:
             raise _Superseded
@@ -301,20 +315,7 @@ def _complete(query: DataQuery, extract: gateway.Extract) -> None:
         if not updated:
             raise _Superseded
         QueryResult.objects.create(query=query, columns=extract.columns, rows=extract.rows)
-    audit.record(
-        action=Action.QUERY_COMPLETED,
-        actor=query.user,
-        target=query,
-        case_reference=query.grant.case.reference,
-        details={
-            "rows": query.row_count,
-            "truncated": extract.truncated,
-            "row_cap": settings.CUSTOS["QUERY_ROW_CAP"],
-            "digest": query.digest,
-            "attempt": query.attempts,
-            "rows_by_subject": query.rows_by_subject,
-        },
-    )
+        audit.record(**event)
     # Off-hours queries and any tripwire the run recorded reach oversight within seconds.
     oversight.scan_soon()
 

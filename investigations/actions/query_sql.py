@@ -1,8 +1,9 @@
-"""The gateway's two fused statements on PostgreSQL (the ORM cannot write a data-modifying CTE).
+"""The gateway's fused statements on PostgreSQL (the ORM cannot write a data-modifying CTE).
 
 A query costs two commits and at most ten statements, BEGIN and COMMIT included, whatever
-its row count (``tests/investigations/test_query_statements.py``). Two of those savings are
-here; everywhere else, and on SQLite (no data-modifying CTEs), the same steps are ORM calls.
+its row count (``tests/investigations/test_query_statements.py``); on PostgreSQL nine, the
+savings here; everywhere else, and on SQLite (no data-modifying CTEs), the same steps are
+ORM calls and ``audit.record``.
 
 - ``insert_checked``: the INSERT of the attempt and a fresh read of everything about the grant
   that can change after it is issued (status, revocation, times, the case's status, whether
@@ -12,8 +13,9 @@ here; everywhere else, and on SQLite (no data-modifying CTEs), the same steps ar
   its case's status, the user's ``is_active``, whether the user is still a grantee, the
   database clock), in one statement written once, its rows made into models without the
   ORM's query building (about 1.4 ms of Python per run for the same SELECT).
-- ``complete``: the completion UPDATE and the INSERT of the stored result, in one statement;
-  it writes nothing when the query is no longer waiting (another run completed it).
+- ``complete``: the completion UPDATE, the INSERT of the stored result and the
+  ``query.completed`` event (``audit.ledger.record_statement``: the ledger's own INSERT), in
+  one statement; it writes nothing when the query is no longer waiting (another run completed it).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from django.db.models import Model
 from django.db.models.sql import InsertQuery
 
 from accounts.models import User
+from audit import ledger
 
 from ..models import Case, DataQuery, Grant, QueryResult, QueryStatus
 
@@ -86,10 +89,14 @@ WITH done AS (
                        attempts = attempts + 1, started_at = %s, finished_at = statement_timestamp()
      WHERE id = %s AND status = ANY(%s)
  RETURNING id, finished_at
+), stored AS (
+    INSERT INTO {result} (query_id, columns, rows, stored_at)
+    SELECT id, %s, %s, finished_at FROM done
+    RETURNING stored_at
+), recorded AS (
+{recorded}
 )
-INSERT INTO {result} (query_id, columns, rows, stored_at)
-SELECT id, %s, %s, finished_at FROM done
-RETURNING stored_at
+SELECT stored.stored_at, (SELECT count(*) FROM recorded) FROM stored
 """
 
 
@@ -97,8 +104,13 @@ def _json(model, name: str, value):
     return model._meta.get_field(name).get_db_prep_save(value, connection)
 
 
-def complete(query: DataQuery, *, columns: list, rows: list, started_at: datetime) -> datetime | None:
-    """Mark ``query`` succeeded and store its rows; returns when, or None if it was not waiting."""
+def complete(
+    query: DataQuery, *, columns: list, rows: list, started_at: datetime, event: dict[str, Any]
+) -> datetime | None:
+    """Mark ``query`` succeeded, store its rows and record ``event`` (``audit.record``'s keyword
+    arguments, written by ``audit.ledger.record_statement``), in one statement; returns when, or
+    None if the query was not waiting (then nothing is written: all three hang on the UPDATE)."""
+    recorded, event_params = ledger.record_statement(source="done", **event)
     params = [
         QueryStatus.SUCCEEDED,
         query.row_count,
@@ -110,12 +122,17 @@ def complete(query: DataQuery, *, columns: list, rows: list, started_at: datetim
         [str(status) for status in WAITING],
         _json(QueryResult, "columns", columns),
         _json(QueryResult, "rows", rows),
+        *event_params,
     ]
-    sql = _COMPLETE.format(query=DataQuery._meta.db_table, result=QueryResult._meta.db_table)
+    sql = _COMPLETE.format(query=DataQuery._meta.db_table, result=QueryResult._meta.db_table, recorded=recorded)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    return row[0] if row else None
+    if row is None:
+        return None
+    if row[1] != 1:  # the UPDATE and the INSERTs hang on one row: this cannot happen, and must not pass
+        raise RuntimeError(f"query {query.pk}: completion stored without exactly one ledger event ({row[1]})")
+    return row[0]
 
 
 class _Columns:

@@ -8,9 +8,10 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 
 import audit
-from audit import sealer, triggers
+from audit import ledger, sealer, triggers
+from audit.context import RequestMeta, reset_meta, set_meta
 from audit.events import Action
-from audit.ledger import GENESIS_HASH, compute_hash
+from audit.ledger import GENESIS_HASH, PAYLOAD_FIELDS, compute_hash
 from audit.models import AppendOnlyError, AuditEvent, ChainHead
 from audit.verification import verify
 from tests.conftest import make_user
@@ -78,6 +79,44 @@ def test_details_are_normalised_so_the_hash_survives_the_database(db):
         "nested": {"z": [1, None, True]},
     }
     assert compute_hash(stored) == stored.hash
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="record_statement is PostgreSQL's (SQLite: record)")
+def test_an_event_folded_into_a_callers_statement_is_the_one_record_writes(db):
+    """``record_statement`` (the append written inside an action's own statement) stores, byte for
+    byte, what ``record`` stores for the same arguments: same cleaning, columns and JSON; ``seq``
+    from the same sequence and the clock read after it; once per row of the caller's CTE."""
+    actor = make_user("zoe")
+    arguments = {
+        "action": Action.QUERY_COMPLETED,
+        "actor": actor,
+        "target": actor,
+        "case_reference": "INV-" + "é" * 40,  # cut to 32
+        "details": {"ratio": 0.5, "nul": "a\x00b", "tags": {"b", "a"}, "é": [1, None, True], "big": 2**40},
+    }
+    columns = ", ".join(f"{name}::text" for name in PAYLOAD_FIELDS)
+    token = set_meta(RequestMeta(ip="192.0.2.1", user_agent="probe\x00/ü" + "x" * 500, request_id="r" * 80))
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            recorded = audit.record(**arguments)
+            folded = {}
+            for source, rows in (("one_row", "SELECT 1"), ("no_row", "SELECT 1 WHERE false")):
+                sql, params = ledger.record_statement(source=source, **arguments)
+                statement = f"WITH {source} AS ({rows}), appended AS ({sql}) SELECT seq, occurred_at FROM appended"  # noqa: S608
+                cursor.execute(statement, params)
+                folded[source] = cursor.fetchall()
+            [(seq, occurred_at)] = folded["one_row"]
+            assert folded["no_row"] == []
+            both = f"SELECT seq, {columns} FROM audit_auditevent WHERE seq IN (%s, %s) ORDER BY seq"  # noqa: S608
+            cursor.execute(both, [recorded.seq, seq])
+            (first, *mine), (second, *theirs) = cursor.fetchall()
+    finally:
+        reset_meta(token)
+    assert (first, second) == (recorded.seq, seq) and seq > recorded.seq and occurred_at >= recorded.occurred_at
+    assert mine == theirs
+    assert mine[PAYLOAD_FIELDS.index("case_reference")] == "INV-" + "é" * 28
+    sealer.seal()
+    assert verify().ok
 
 
 def test_request_metadata_is_recorded(client, lead):

@@ -9,13 +9,14 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connections, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerDown
 
-import audit
+from audit import ledger, sealer
 from audit.events import Action
 from audit.models import AuditEvent
+from audit.verification import verify
 from investigations import actions, enqueue, gateway
 from investigations.actions import query as query_actions
 from investigations.errors import QueryDenied
@@ -86,6 +87,50 @@ def test_run_reads_stores_and_records_completion(succeeded_query, userdata_guard
     assert not events(Action.QUERY_STARTED, query).exists()
     completed = events(Action.QUERY_COMPLETED, query).get()
     assert completed.details["digest"] == query.digest and completed.details["rows"] == query.row_count
+
+
+def test_the_completion_event_is_the_one_audit_record_writes(wide_grant, lead, settings):
+    """On PostgreSQL ``query.completed`` is written inside the completion's own statement
+    (``audit.ledger.record_statement``); its content is what ``audit.record`` writes for the same
+    arguments, after the request, in the sequence, and it seals and verifies like any other."""
+    settings.CUSTOS = {**settings.CUSTOS, "QUERY_ROW_CAP": 5}
+    query = actions.query_execute_now(actor=lead, grant=wide_grant, category="ip_logs", subjects=[2, 1])
+    stored = events(Action.QUERY_COMPLETED, query).get()
+    expected = ledger._payload(
+        action=Action.QUERY_COMPLETED,
+        actor=lead,
+        target=query,
+        case_reference=wide_grant.case.reference,
+        details={
+            "rows": 5,
+            "truncated": True,
+            "row_cap": 5,
+            "digest": query.digest,
+            "attempt": 1,
+            "rows_by_subject": query.rows_by_subject,
+        },
+    )
+    assert {name: getattr(stored, name) for name in ledger.PAYLOAD_FIELDS} == expected
+    assert sum(query.rows_by_subject.values()) == 5 and query.digest
+    assert stored.seq > events(Action.QUERY_REQUESTED, query).get().seq
+    query.refresh_from_db()
+    assert stored.occurred_at >= query.finished_at
+    sealer.seal()
+    assert verify().ok
+
+
+def test_a_completion_of_a_query_no_longer_waiting_writes_nothing(wide_grant, lead):
+    """The completion's UPDATE is conditional on the query still waiting, and the stored rows and
+    the event hang on it: a run whose query was completed meanwhile adds neither."""
+    query = actions.query_execute_now(actor=lead, grant=wide_grant, category="ip_logs")
+    again = DataQuery.objects.select_related("grant__case", "user").get(pk=query.pk)
+    again.clock = db_now()
+    extract = gateway.read_rows(grant=again.grant, parameters=query_actions._parameters_of(again))
+    with pytest.raises(query_actions._Superseded), transaction.atomic():
+        query_actions._complete(again, extract)
+    assert events(Action.QUERY_COMPLETED).count() == 1 and QueryResult.objects.count() == 1
+    query.refresh_from_db()
+    assert query.attempts == 1 and query.status == QueryStatus.SUCCEEDED
 
 
 def test_digest_is_sha256_of_the_documented_canonical_encoding():
@@ -398,31 +443,42 @@ def test_the_sweeper_re_enqueues_waiting_queries_and_shows_them_retrying(wide_gr
 # --- fail closed ------------------------------------------------------------------------
 
 
-def _ledger_refuses(monkeypatch, refused: str) -> None:
-    real = audit.record
+def _ledger_refuses(refused: str) -> None:
+    """The ledger's table refuses events of ``refused`` (a trigger of the test's transaction),
+    whichever statement writes them: ``audit.record``'s INSERT or one folded into the action's own
+    statement (``audit.ledger.record_statement``)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION pg_temp.ledger_refuses() RETURNS trigger LANGUAGE plpgsql "
+                "AS $$ BEGIN RAISE EXCEPTION 'ledger unavailable'; END $$"
+            )
+            cursor.execute(
+                "CREATE TRIGGER ledger_refuses BEFORE INSERT ON audit_auditevent FOR EACH ROW "
+                f"WHEN (NEW.action = '{refused}') EXECUTE FUNCTION pg_temp.ledger_refuses()"
+            )
+        else:
+            cursor.execute(
+                "CREATE TEMP TRIGGER ledger_refuses BEFORE INSERT ON audit_auditevent "
+                f"WHEN NEW.action = '{refused}' BEGIN SELECT RAISE(ABORT, 'ledger unavailable'); END"
+            )
 
-    def record(**kwargs):
-        if kwargs["action"] == refused:
-            raise RuntimeError("ledger unavailable")
-        return real(**kwargs)
 
-    monkeypatch.setattr(audit, "record", record)
-
-
-def test_ledger_failure_at_completion_releases_nothing(wide_grant, lead, monkeypatch):
+def test_ledger_failure_at_completion_releases_nothing(wide_grant, lead):
     query = actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
-    _ledger_refuses(monkeypatch, Action.QUERY_COMPLETED)
+    _ledger_refuses(Action.QUERY_COMPLETED)
     query = actions.query_run(query_id=query.pk)
-    assert query.status == QueryStatus.FAILED
+    assert query.status == QueryStatus.FAILED and "ledger unavailable" in query.error
     assert not QueryResult.objects.exists() and query.digest == "" and query.row_count is None
     assert not events(Action.QUERY_COMPLETED).exists()
+    assert events(Action.QUERY_FAILED, query).count() == 1
     with pytest.raises(PermissionDenied):
         actions.results_view(actor=lead, query=query, page=1)
 
 
-def test_ledger_failure_at_submit_records_nothing(wide_grant, lead, monkeypatch):
-    _ledger_refuses(monkeypatch, Action.QUERY_REQUESTED)
-    with pytest.raises(RuntimeError):
+def test_ledger_failure_at_submit_records_nothing(wide_grant, lead):
+    _ledger_refuses(Action.QUERY_REQUESTED)
+    with pytest.raises(DatabaseError, match="ledger unavailable"):
         actions.query_submit(actor=lead, grant=wide_grant, category="ip_logs")
     assert not DataQuery.objects.exists()
 
