@@ -160,26 +160,36 @@ def _target_parts(target: Model | tuple[str, Any] | None) -> tuple[str, str]:
 # chains the committed event. ``record`` inserts these values; ``record_statement`` the same
 # values once per row of the caller's CTE.
 _INSERTED_COLUMNS = ", ".join(("seq", "occurred_at", *PAYLOAD_FIELDS))
-_INSERTED_VALUES = ", ".join(
-    (
-        "nextval('audit_auditevent_seq')",
-        "clock_timestamp()",
-        *("%s::jsonb" if name == "details" else "%s" for name in PAYLOAD_FIELDS),
+
+
+def _inserted_values(target_id: str = "%s") -> str:
+    return ", ".join(
+        (
+            "nextval('audit_auditevent_seq')",
+            "clock_timestamp()",
+            *(
+                "%s::jsonb" if name == "details" else target_id if name == "target_id" else "%s"
+                for name in PAYLOAD_FIELDS
+            ),
+        )
     )
-)
+
+
 _POSTGRES_INSERT = f"""
 INSERT INTO audit_auditevent ({_INSERTED_COLUMNS})
-VALUES ({_INSERTED_VALUES})
+VALUES ({_inserted_values()})
 RETURNING seq, occurred_at
 """  # noqa: S608 (column names are constants; every value is a parameter)
-_POSTGRES_INSERT_FROM = f"""INSERT INTO audit_auditevent ({_INSERTED_COLUMNS})
-SELECT {_INSERTED_VALUES} FROM {{source}}
-RETURNING seq, occurred_at"""  # noqa: S608 (column names are constants; every value is a parameter)
+_POSTGRES_INSERT_FROM = """INSERT INTO audit_auditevent ({columns})
+SELECT {values} FROM {source}
+RETURNING seq, occurred_at"""
 
 
-def _insert_params(payload: dict[str, Any]) -> list[Any]:
+def _insert_params(payload: dict[str, Any], *, with_target_id: bool = True) -> list[Any]:
     params = [payload[name] for name in PAYLOAD_FIELDS]
     params[PAYLOAD_FIELDS.index("details")] = json.dumps(payload["details"])
+    if not with_target_id:
+        del params[PAYLOAD_FIELDS.index("target_id")]
     return params
 
 
@@ -196,6 +206,7 @@ def record_statement(
     action: Action | str,
     actor=None,
     target: Model | tuple[str, Any] | None = None,
+    target_key: str | None = None,
     case_reference: str = "",
     details: dict[str, Any] | None = None,
     request=None,
@@ -209,15 +220,22 @@ def record_statement(
     functions, into the same columns, ``seq`` from the same sequence and the time from the
     clock read just after it, and the sealer chains it the same way. The ledger stays the only
     writer: the caller embeds this text and these parameters, unchanged.
+
+    ``target_key``: for a target the same statement inserts (``target`` is then the unsaved
+    instance, which gives the type), the column of ``source`` holding its id; the id is stored as
+    ``record`` stores ``str(pk)`` of an integer key (its decimal text, at most 64 characters).
     """
     if connection.vendor != "postgresql":
         raise NotImplementedError("record_statement is PostgreSQL's; elsewhere call record")
-    if not source.isidentifier():
-        raise ValueError(f"source must be the name of a CTE, not {source!r}")
+    for name in (source, target_key or "id"):
+        if not name.isidentifier():
+            raise ValueError(f"not the name of a CTE or of its column: {name!r}")
     payload = _payload(
         action=action, actor=actor, target=target, case_reference=case_reference, details=details, request=request
     )
-    return _POSTGRES_INSERT_FROM.format(source=source), _insert_params(payload)
+    target_id = f'left({source}."{target_key}"::text, 64)' if target_key else "%s"
+    sql = _POSTGRES_INSERT_FROM.format(columns=_INSERTED_COLUMNS, values=_inserted_values(target_id), source=source)
+    return sql, _insert_params(payload, with_target_id=target_key is None)
 
 
 def _append_python(payload: dict[str, Any], digest: str) -> tuple | None:

@@ -122,8 +122,11 @@ def query_submit(
     before any row is read) and ``run_query`` is enqueued on commit; if the broker is
     unreachable it stays queued for the sweeper (``query.enqueue_failed``).
 
-    One transaction; on PostgreSQL three statements inside it: the attempt's INSERT with a fresh
-    read of the grant's state and the clock, the ledger append, and (refused only) the denial.
+    One transaction. On PostgreSQL, one statement inside it: the attempt's INSERT with its
+    ``query.requested`` and a fresh read of the grant's state and the clock; the event is written
+    before the refusal is decided, so a refused attempt rolls that statement back and is decided
+    again, and recorded, the other way (``_submit(optimistic=False)``: the fresh read, the INSERT,
+    the refusal, then the denial or ``query.requested``).
     """
     parameters, size = _clean(
         grant=grant,
@@ -133,24 +136,50 @@ def query_submit(
         window_end=window_end,
         page_size=page_size,
     )
+    arguments = {"actor": actor, "grant": grant, "parameters": parameters, "page_size": size, "enqueue": enqueue}
+    if query_sql.fused():
+        try:
+            return _submit(**arguments, optimistic=True)
+        except _RefusedAfterAll:
+            pass  # rolled back: no attempt, no event; decide again, recording the refusal this time
+    return _submit(**arguments, optimistic=False)
+
+
+class _RefusedAfterAll(Exception):
+    """The optimistic submission wrote ``query.requested`` and then found the attempt refused."""
+
+
+def _submit(
+    *,
+    actor: User,
+    grant: Grant,
+    parameters: gateway.QueryParameters,
+    page_size: int,
+    enqueue: bool,
+    optimistic: bool,
+) -> DataQuery:
+    """``query_submit``'s transaction. ``optimistic`` (PostgreSQL): ``query.requested`` goes in with
+    the attempt, and a refusal raises ``_RefusedAfterAll`` to roll both back."""
     with transaction.atomic():
-        query = _new_query(actor=actor, grant=grant, parameters=parameters, page_size=size)
-        grant, is_grantee, now = _save_checked(query, grant, actor)
-        query.grant = grant
-        reason = gateway.refusal(grant=grant, user=actor, parameters=parameters, at=now, is_grantee=is_grantee)
+        query = _new_query(actor=actor, grant=grant, parameters=parameters, page_size=page_size)
+        requested = _requested(query, grant, actor)
+        if optimistic:
+            fresh = copy.copy(grant)  # the caller's instance keeps what it had
+            is_grantee, now = query_sql.insert_checked(query, fresh, actor, requested=requested)
+        else:
+            fresh, is_grantee, now = _save_checked(query, grant, actor)
+        query.grant = fresh
+        reason = gateway.refusal(grant=fresh, user=actor, parameters=parameters, at=now, is_grantee=is_grantee)
+        if reason and optimistic:
+            raise _RefusedAfterAll
         if reason:
             query.status, query.denial_reason, query.finished_at = QueryStatus.DENIED, reason, now
             DataQuery.objects.filter(pk=query.pk).update(status=query.status, denial_reason=reason, finished_at=now)
-            _record_denial(actor=actor, grant=grant, query=query, reason=reason, stage="submit")
+            _record_denial(actor=actor, grant=fresh, query=query, reason=reason, stage="submit")
             oversight.scan_soon()  # repeated denials
         else:
-            audit.record(
-                action=Action.QUERY_REQUESTED,
-                actor=actor,
-                target=query,
-                case_reference=grant.case.reference,
-                details={"grant": grant.pk, "parameters": query.parameters()},
-            )
+            if not optimistic:
+                audit.record(**requested)
             if enqueue:
                 transaction.on_commit(lambda: enqueue_run(query))
     if reason:
@@ -158,12 +187,19 @@ def query_submit(
     return query
 
 
+def _requested(query: DataQuery, grant: Grant, actor: User) -> dict:
+    """``query.requested``'s arguments for ``audit.record`` (the case's reference never changes)."""
+    return {
+        "action": Action.QUERY_REQUESTED,
+        "actor": actor,
+        "target": query,
+        "case_reference": grant.case.reference,
+        "details": {"grant": grant.pk, "parameters": query.parameters()},
+    }
+
+
 def _save_checked(query: DataQuery, grant: Grant, actor: User) -> tuple[Grant, bool, datetime]:
     """Save the attempt and read the grant as it is now: (grant, actor is a grantee, DB clock)."""
-    if query_sql.fused():
-        grant = copy.copy(grant)  # the caller's instance keeps what it had
-        is_grantee, now = query_sql.insert_checked(query, grant, actor)
-        return grant, is_grantee, now
     fresh = (
         Grant.objects.select_related("case")
         .annotate(is_grantee=Exists(Grant.grantees.through.objects.filter(grant_id=OuterRef("pk"), user_id=actor.pk)))

@@ -1,14 +1,17 @@
 """The gateway's fused statements on PostgreSQL (the ORM cannot write a data-modifying CTE).
 
 A query costs two commits and at most ten statements, BEGIN and COMMIT included, whatever
-its row count (``tests/investigations/test_query_statements.py``); on PostgreSQL nine, the
+its row count (``tests/investigations/test_query_statements.py``); on PostgreSQL eight, the
 savings here; everywhere else, and on SQLite (no data-modifying CTEs), the same steps are
 ORM calls and ``audit.record``.
 
-- ``insert_checked``: the INSERT of the attempt and a fresh read of everything about the grant
-  that can change after it is issued (status, revocation, times, the case's status, whether
-  the actor is still a grantee) with the database clock, in one statement. The scope is
-  frozen, so the caller's copy of it is current by construction.
+- ``insert_checked``: the INSERT of the attempt, its ``query.requested`` event
+  (``audit.ledger.record_statement``) and a fresh read of everything about the grant that can
+  change after it is issued (status, revocation, times, the case's status, whether the actor
+  is still a grantee) with the database clock, in one statement. The scope is frozen, so the
+  caller's copy of it is current by construction. The event goes in before the refusal is
+  decided (in Python, ``gateway.refusal``): a refused attempt is rolled back and submitted
+  again without it.
 - ``claim``: the run's lock on a waiting query with everything its re-check needs (the grant,
   its case's status, the user's ``is_active``, whether the user is still a grantee, the
   database clock), in one statement written once, its rows made into models without the
@@ -51,35 +54,46 @@ def _insert_sql(query: DataQuery) -> tuple[str, list]:
 
 
 _CHECK = """
-WITH inserted AS ({insert} RETURNING "id")
+WITH inserted AS ({insert} RETURNING "id"), recorded AS (
+{recorded}
+)
 SELECT inserted.id, g.status, g.revoked_at, g.starts_at, g.expires_at,
        EXISTS (SELECT 1 FROM {grantees} m WHERE m.grant_id = g.id AND m.user_id = %s),
-       statement_timestamp(), {case_columns}
+       statement_timestamp(), (SELECT count(*) FROM recorded), {case_columns}
   FROM inserted CROSS JOIN {grant} g JOIN {case} c ON c.id = g.case_id
  WHERE g.id = %s
 """
 _GRANT_STATE = ("status", "revoked_at", "starts_at", "expires_at")
 
 
-def insert_checked(query: DataQuery, grant: Grant, actor) -> tuple[bool, datetime]:
-    """Save ``query``; refresh ``grant``'s mutable state and its case. Returns (actor is a grantee, DB clock)."""
+def insert_checked(query: DataQuery, grant: Grant, actor, *, requested: dict[str, Any]) -> tuple[bool, datetime]:
+    """Save ``query`` and record ``requested`` (``audit.record``'s keyword arguments, the target
+    ``query`` itself; written by ``audit.ledger.record_statement``); refresh ``grant``'s mutable
+    state and its case. Returns (actor is a grantee, DB clock).
+
+    The event is written before the refusal is decided: a caller that refuses the attempt must
+    roll the statement back (``actions.query.query_submit`` does), leaving no trace of either."""
     insert, params = _insert_sql(query)
+    recorded, event_params = ledger.record_statement(source="inserted", target_key="id", **requested)
     case_fields = [field.attname for field in Case._meta.concrete_fields]
     sql = _CHECK.format(
         insert=insert,
+        recorded=recorded,
         grantees=Grant.grantees.through._meta.db_table,
         grant=Grant._meta.db_table,
         case=Case._meta.db_table,
         case_columns=", ".join(f'c."{Case._meta.get_field(name).column}"' for name in case_fields),
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, actor.pk, grant.pk])
+        cursor.execute(sql, [*params, *event_params, actor.pk, grant.pk])
         row = cursor.fetchone()
+    if row is None or row[7] != 1:  # the grant exists (a foreign key), so both are one row: must not pass
+        raise RuntimeError(f"query {query.pk}: the attempt was not saved with exactly one ledger event")
     query.pk = row[0]
     query._state.adding, query._state.db = False, connection.alias
     for name, value in zip(_GRANT_STATE, row[1:5], strict=True):
         setattr(grant, name, value)
-    grant.case = Case.from_db(connection.alias, case_fields, row[7:])  # text, dates: no conversion
+    grant.case = Case.from_db(connection.alias, case_fields, row[8:])  # text, dates: no conversion
     return bool(row[5]), row[6]
 
 

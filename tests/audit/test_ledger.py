@@ -8,6 +8,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 
 import audit
+from accounts.models import User
 from audit import ledger, sealer, triggers
 from audit.context import RequestMeta, reset_meta, set_meta
 from audit.events import Action
@@ -117,6 +118,27 @@ def test_an_event_folded_into_a_callers_statement_is_the_one_record_writes(db):
     assert mine[PAYLOAD_FIELDS.index("case_reference")] == "INV-" + "é" * 28
     sealer.seal()
     assert verify().ok
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="record_statement is PostgreSQL's (SQLite: record)")
+def test_a_folded_event_about_a_row_its_statement_inserts_names_it_as_record_would(db):
+    """``target_key``: the target's id comes from the caller's CTE (the row it inserts), stored as
+    ``record`` stores ``str(pk)``; everything else is the caller's arguments, as ``record`` has them."""
+    actor = make_user("target")
+    with transaction.atomic(), connection.cursor() as cursor:
+        recorded = audit.record(action=Action.CASE_UPDATED, actor=actor, target=actor, details={"n": 1})
+        sql, params = ledger.record_statement(
+            source="made", target_key="id", action=Action.CASE_UPDATED, actor=actor, target=User(), details={"n": 1}
+        )
+        statement = f"WITH made AS (SELECT %s::bigint AS id), appended AS ({sql}) SELECT seq FROM appended"  # noqa: S608
+        cursor.execute(statement, [actor.pk, *params])
+        [(seq,)] = cursor.fetchall()
+    stored = {event.seq: event for event in AuditEvent.objects.filter(seq__in=[recorded.seq, seq])}
+    assert stored[seq].target_id == str(actor.pk) and stored[seq].target_type == "accounts.user"
+    for name in ledger.PAYLOAD_FIELDS:
+        assert getattr(stored[seq], name) == getattr(stored[recorded.seq], name), name
+    with pytest.raises(ValueError, match="not the name"):
+        ledger.record_statement(source="made", target_key='id"; DROP', action=Action.CASE_UPDATED)
 
 
 def test_request_metadata_is_recorded(client, lead):

@@ -89,32 +89,41 @@ def test_run_reads_stores_and_records_completion(succeeded_query, userdata_guard
     assert completed.details["digest"] == query.digest and completed.details["rows"] == query.row_count
 
 
-def test_the_completion_event_is_the_one_audit_record_writes(wide_grant, lead, settings):
-    """On PostgreSQL ``query.completed`` is written inside the completion's own statement
-    (``audit.ledger.record_statement``); its content is what ``audit.record`` writes for the same
-    arguments, after the request, in the sequence, and it seals and verifies like any other."""
+def test_the_request_and_completion_events_are_the_ones_audit_record_writes(wide_grant, lead, settings):
+    """On PostgreSQL ``query.requested`` is written by the attempt's INSERT statement and
+    ``query.completed`` by the completion's (``audit.ledger.record_statement``); their content is
+    what ``audit.record`` writes for the same arguments, in order, and they seal and verify."""
     settings.CUSTOS = {**settings.CUSTOS, "QUERY_ROW_CAP": 5}
     query = actions.query_execute_now(actor=lead, grant=wide_grant, category="ip_logs", subjects=[2, 1])
-    stored = events(Action.QUERY_COMPLETED, query).get()
-    expected = ledger._payload(
-        action=Action.QUERY_COMPLETED,
-        actor=lead,
-        target=query,
-        case_reference=wide_grant.case.reference,
-        details={
-            "rows": 5,
-            "truncated": True,
-            "row_cap": 5,
-            "digest": query.digest,
-            "attempt": 1,
-            "rows_by_subject": query.rows_by_subject,
-        },
-    )
-    assert {name: getattr(stored, name) for name in ledger.PAYLOAD_FIELDS} == expected
-    assert sum(query.rows_by_subject.values()) == 5 and query.digest
-    assert stored.seq > events(Action.QUERY_REQUESTED, query).get().seq
     query.refresh_from_db()
-    assert stored.occurred_at >= query.finished_at
+    requested, completed = events(Action.QUERY_REQUESTED, query).get(), events(Action.QUERY_COMPLETED, query).get()
+    arguments = {"actor": lead, "target": query, "case_reference": wide_grant.case.reference}
+    expected = {
+        requested: ledger._payload(
+            action=Action.QUERY_REQUESTED,
+            **arguments,
+            details={"grant": wide_grant.pk, "parameters": query.parameters()},
+        ),
+        completed: ledger._payload(
+            action=Action.QUERY_COMPLETED,
+            **arguments,
+            details={
+                "rows": 5,
+                "truncated": True,
+                "row_cap": 5,
+                "digest": query.digest,
+                "attempt": 1,
+                "rows_by_subject": query.rows_by_subject,
+            },
+        ),
+    }
+    for stored, payload in expected.items():
+        assert {name: getattr(stored, name) for name in ledger.PAYLOAD_FIELDS} == payload
+    assert payload["target_id"] == str(query.pk) and query.parameters()["subjects"] == [2, 1]
+    assert sum(query.rows_by_subject.values()) == 5 and query.digest
+    assert requested.seq < completed.seq
+    assert requested.occurred_at <= query.requested_at + timedelta(seconds=5)
+    assert completed.occurred_at >= query.finished_at
     sealer.seal()
     assert verify().ok
 
@@ -189,6 +198,8 @@ def _assert_one_denial(reason: str) -> DataQuery:
     assert events(Action.QUERY_DENIED).count() == 1
     assert not QueryResult.objects.exists()
     assert not events(Action.QUERY_STARTED).exists()
+    # PostgreSQL writes query.requested with the attempt, before the refusal: rolled back with it
+    assert not events(Action.QUERY_REQUESTED).exists()
     return query
 
 
