@@ -22,19 +22,37 @@ CASES: dict = {}
 VERIFY_LIMIT = (
     " Design: on PostgreSQL a ledger of 20,000+ events is split into seq ranges (two per worker; workers "
     "default to min(CPU count, 4), `AUDIT_VERIFY_WORKERS`) checked by forked processes, each with its own "
-    "connection; every row stores prev_hash, so a range checks its own links, and the parent joins the ranges "
-    "in seq order, so the outcome, failures included, is the single loop's. Within a range the rows are "
-    "hashed per chunk of 10,000 in batches: `details` decoded with one `json.loads`, the canonical payloads "
-    "encoded with one call of the public `json.JSONEncoder` (issue #22: the private `c_make_encoder` is gone; "
-    "per event the public `encode` costs about twice the private call, per batch the same), SHA-256 per event, "
-    "the cycle collector paused. Measured against the previous verifier in the same minutes (200,000 events, "
-    "2 workers, alternated, load average 8): 0.98x its rate, so the public API costs nothing. What limits "
-    "it, measured per event in CPU time: the server's part of the query about 4 us (to_char 1.1, jsonb "
-    "output 1.6, the rest of the row 1.3), the client's fetch 1.25 us, the checks about 4 us (decode 1, "
-    "encode 1.8, two SHA-256 1.2); about 9 us of CPU per event on 2 cores is at most ~220,000 events/s with "
-    "the machine to itself, and this run shared it (see the load average above). 300,000 events/s would "
-    "need less work per event than decoding and re-encoding each payload in CPython, or more cores. The "
-    "daily task no longer pays for the whole chain: it runs incrementally (figure above)."
+    "connection and reading its range in a transaction of its own; every row stores prev_hash, so a range "
+    "checks its own links, and the parent joins the ranges in seq order, so the outcome, failures included, "
+    "is the single loop's. Within a range the rows are hashed per chunk of 2,000 in batches: `details` "
+    "decoded with one `json.loads`, the canonical payloads encoded with one call of the public "
+    "`json.JSONEncoder`, SHA-256 per event, the cycle collector paused; the same pass notes unsealed events. "
+    "Where the time went (200,000 events, 2 workers; the CPU time of every process, the workers' server "
+    "backends included, read from the kernel): the earlier figure of 28,684 events/s was taken at load "
+    "average 8 (raw SHA-256 ran at 213,804/s then, about 1,000,000/s on a quiet machine), and on a quieter "
+    "machine the same code ran at 116,000 to 175,000 events/s (0.11 to 0.16x). Its wall time was CPU, 9.0 us "
+    "per event (workers 5.75, their server backends 3.25) on 2 cores, plus three costs of the design: in "
+    "autocommit Django declares the server-side cursor WITH HOLD, so PostgreSQL ran each range's whole query "
+    "and wrote every row to a temporary file (past work_mem) before the first fetch, about a fifth of a "
+    "range's time with its worker idle (the workers now read in a transaction: a plain cursor, rows made as "
+    "fetched); after the workers, the parent scanned the whole table once more for an event left unsealed "
+    "below the head (87 ms of 1.14 s on one core, growing with the table; now noted in the one pass); and "
+    "chunks of 10,000 rows (about 10 MB of objects) fell out of the processor's caches, so fetching and "
+    "checking cost about 1 us more per event than chunks of 2,000. Now 7.6 us of CPU per event: the workers "
+    "about 5.1 (fetch 0.8, decode 0.5, encode 1.8, two SHA-256 1.1, the loop and start-up the rest), their "
+    "backends about 2.5 (0.7 reading the row through the index, 0.3 to_char, 0.5 the jsonb output, about 1 "
+    "the other columns). On 2 cores that bounds the rate at about 260,000/s with the machine to itself. Side "
+    "by side with the previous code in the same minutes (load average 2.5 to 2.9): 228,000 to 252,000 "
+    "against 155,000 to 184,000 events/s. What stops 300,000/s on 2 cores: per-event work no "
+    "standard-library call batches further (decoding and re-encoding each payload, 2.3 us; two hash objects, "
+    "1.1 us) and PostgreSQL formatting 15 columns a row (2.5 us); 3 or 4 workers are slower than 2 (0.93x, "
+    "0.92x). The single loop (under 20,000 events, or where it cannot fork) still reads WITH HOLD in "
+    "autocommit, since its caller may write a run's progress row between chunks. Read the figure above with "
+    "the load average in the header: 2 workers and their 2 backends need both cores, so any other process "
+    "slows verification more than the single-threaded raw baseline, and CPU per event rises too (5.6 to 6.1 "
+    "us in the workers at load 2 to 3). In this case's own database, alternated with the previous code at "
+    "load 2.1 to 3.0 (other sessions' test suites running): 1.10 to 1.67 s against 1.22 to 1.96 s per "
+    "200,000 events. The daily task does not pay for the whole chain: it runs incrementally (figure above)."
 )
 
 
@@ -794,6 +812,7 @@ def verify_rate() -> Result:
     200,000+ events, against raw SHA-256 over the same bytes (each event's canonical payload and
     chain-link message, prepared in memory). The ratio is verify's rate over the raw rate."""
     import hashlib
+    import resource
     import tempfile
 
     from audit.verification import verify
@@ -805,8 +824,14 @@ def verify_rate() -> Result:
     empty = tempfile.mkdtemp(prefix="bench-no-checkpoints-")
     outcome = {}
 
+    cpu_seconds = []
+
     def run_verify() -> None:
+        before = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         outcome["result"] = verify(checkpoint_dir=empty)
+        after = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        spent = (b.ru_utime + b.ru_stime - a.ru_utime - a.ru_stime for a, b in zip(before, after, strict=True))
+        cpu_seconds.append(sum(spent))
         assert outcome["result"].ok, outcome["result"].summary()
 
     def raw() -> None:
@@ -835,6 +860,9 @@ def verify_rate() -> Result:
             "events": count,
             "verified events/s": round(rate),
             "raw SHA-256 events/s": round(raw_rate),
+            "verifier's own CPU per event (parent and workers, not the server), µs": round(
+                statistics.median(cpu_seconds) / count * 1e6, 2
+            ),
             "incremental run after a signed checkpoint, events": daily_count,
             "incremental run, s": round(daily_s, 3),
         },
