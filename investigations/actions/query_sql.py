@@ -60,7 +60,8 @@ WITH inserted AS ({insert} RETURNING "id"), recorded AS (
 SELECT inserted.id, g.status, g.revoked_at, g.starts_at, g.expires_at,
        EXISTS (SELECT 1 FROM {grantees} m WHERE m.grant_id = g.id AND m.user_id = %s),
        statement_timestamp(), (SELECT count(*) FROM recorded), {case_columns}
-  FROM inserted CROSS JOIN {grant} g JOIN {case} c ON c.id = g.case_id
+  FROM inserted CROSS JOIN {grant} g
+ CROSS JOIN LATERAL (SELECT * FROM {case} WHERE id = g.case_id LIMIT 1) c
  WHERE g.id = %s
 """
 _GRANT_STATE = ("status", "revoked_at", "starts_at", "expires_at")
@@ -176,9 +177,9 @@ SELECT {columns},
        EXISTS (SELECT 1 FROM {grantees} m WHERE m.grant_id = q.grant_id AND m.user_id = q.user_id),
        statement_timestamp()
   FROM {query} q
-  JOIN {grant} g ON g.id = q.grant_id
-  JOIN {case} c ON c.id = g.case_id
-  JOIN {user} u ON u.id = q.user_id
+ CROSS JOIN LATERAL (SELECT * FROM {grant} WHERE id = q.grant_id LIMIT 1) g
+ CROSS JOIN LATERAL (SELECT * FROM {case} WHERE id = g.case_id LIMIT 1) c
+ CROSS JOIN LATERAL (SELECT * FROM {user} WHERE id = q.user_id LIMIT 1) u
  WHERE q.id = %s AND q.status = ANY(%s)
    FOR NO KEY UPDATE OF q SKIP LOCKED
 """

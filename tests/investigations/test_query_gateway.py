@@ -17,6 +17,7 @@ from audit import ledger, sealer
 from audit.events import Action
 from audit.models import AuditEvent
 from audit.verification import verify
+from custos_testing import bulk
 from investigations import actions, enqueue, gateway
 from investigations.actions import query as query_actions
 from investigations.errors import QueryDenied
@@ -680,3 +681,41 @@ def test_the_attempt_is_committed_before_any_row_is_read(wide_grant, lead, migra
     assert actions.query_run(query_id=query.pk).status == QueryStatus.SUCCEEDED
     assert seen == {"requested": 1, "status": QueryStatus.QUEUED, "results": 0}
     assert events(Action.QUERY_COMPLETED, query).count() == 1
+
+
+# --- plans that do not depend on where the case sits ------------------------------------
+
+
+def _case_rows_read() -> int:
+    """Rows of the case table this transaction has read so far, by any scan."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
+            "  FROM pg_stat_xact_user_tables WHERE relid = %s::regclass",
+            [Case._meta.db_table],
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_query_on_the_newest_case_reads_one_case_row_however_many_cases_there_are(lead, member):
+    # Grants crowd on an old case, then many cases follow, and the statistics see that much;
+    # the newest case then gets its first grant. Each statement of the attempt and the run
+    # joined the case by planner's choice: a merge join walked the case table's primary key
+    # from the oldest case (the statistics put every grant's case near the start) up to this
+    # one, reading every case (40 ms a call at 110,000 cases, and it grows with the table).
+    # Each now reads the grant's one case by its key, whatever the statistics say.
+    [old] = bulk.cases(1, lead=lead, prefix="OLD")
+    later = timezone.now() + timedelta(hours=2)
+    bulk.grants(500, case=old, grantee=member, expires_at=later)
+    bulk.cases(20_000, lead=lead, prefix="MANY")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE investigations_case, investigations_grant, investigations_grant_grantees")
+    [newest] = bulk.cases(1, lead=lead, prefix="NEW")
+    [grant] = bulk.grants(1, case=newest, grantee=lead, expires_at=later)
+
+    before = _case_rows_read()
+    query = query_actions.query_execute_now(actor=lead, grant=grant, category="profile", subjects=[1])
+    assert query.status == QueryStatus.SUCCEEDED, (query.status, query.denial_reason, query.error)
+    assert _case_rows_read() - before <= 10
