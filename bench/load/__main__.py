@@ -372,6 +372,11 @@ def main() -> int:
                 str(args.web_workers),
                 "--threads",
                 str(args.web_threads),
+                # Longer than any user's pause (1 to 4 s): with gunicorn's default of 2 s the server
+                # closed idle connections as users reused them, and a POST sent as the close crossed
+                # it got a reset (no answer, never retried), as a proxy in front would not let happen.
+                "--keep-alive",
+                "10",
                 "--log-level",
                 "warning",
             ],
