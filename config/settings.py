@@ -518,6 +518,9 @@ CUSTOS = {
     # 60 minutes: 8 tries span about 2 hours), and days sent or given-up mails are kept.
     "MAIL_ATTEMPTS": env.int("CUSTOS_MAIL_ATTEMPTS", default=8),
     "MAIL_KEEP_DAYS": env.int("CUSTOS_MAIL_KEEP_DAYS", default=7),
+    # The mail worker's doorbell rings at most once per this many milliseconds (0: after every
+    # commit that queued mail); the rung delivery runs again after the window.
+    "MAIL_DOORBELL_MS": env.int("CUSTOS_MAIL_DOORBELL_MS", default=1000),
     # Oversight alerts, derived from the audit trail (investigations.actions.oversight).
     "OVERSIGHT": {
         # N denied query attempts by one user within W minutes raise one alert.

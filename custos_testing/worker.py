@@ -84,6 +84,28 @@ def purge_broker() -> None:
     app.control.purge()
 
 
+def sent_on_the_broker(task: str) -> list[tuple[list, bool]]:
+    """The messages of ``task`` waiting on the configured broker, taken off it: (args, has an ETA).
+    Messages of other tasks are taken off too."""
+    from config.celery import app
+
+    found = []
+    with app.connection_for_read() as connection:
+        queue = connection.SimpleQueue(app.conf.task_default_queue)
+        try:
+            while True:
+                try:
+                    message = queue.get(block=False)
+                except queue.Empty:
+                    break
+                if message.headers.get("task") == task:
+                    found.append((message.payload[0], message.headers.get("eta") is not None))
+                message.ack()
+        finally:
+            queue.close()
+    return found
+
+
 class CeleryWorker:
     def __init__(
         self,

@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 RUN_QUERY = "investigations.run_query"
 SCAN_OVERSIGHT = "investigations.scan_oversight"
 DELIVER_MAIL = "investigations.deliver_mail"
+# The tasks rung through ring(), each with its own quiet window.
+RUNG = (SCAN_OVERSIGHT, DELIVER_MAIL)
 
 # Per task, the time.monotonic() until which this process's doorbell stays quiet.
 _quiet_until: dict[str, float] = {}
@@ -64,7 +66,7 @@ def forget_rings() -> None:
     client = _shared_client()
     if client is not None:
         with suppress(redis.RedisError):
-            client.delete(_key(SCAN_OVERSIGHT))  # the one task rung through ring()
+            client.delete(*(_key(task) for task in RUNG))
 
 
 def _claim(task: str, quiet_ms: int) -> tuple[bool, int]:

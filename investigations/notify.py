@@ -107,12 +107,23 @@ def discarded() -> Iterator[None]:
 
 
 def ring_delivery() -> None:
-    """Ask a worker to send what is due. An unreachable broker only logs: beat runs the delivery
-    every minute."""
+    """Ask a worker to send what is due, at most once per ``CUSTOS["MAIL_DOORBELL_MS"]``
+    (``enqueue.ring``: the rung delivery runs again after the window, for mails queued while the
+    doorbell was quiet), so a burst of writes publishes once, not once per commit. An
+    unreachable broker only logs: beat runs the delivery every minute."""
     try:
-        enqueue.send(enqueue.DELIVER_MAIL)
+        enqueue.ring(enqueue.DELIVER_MAIL, quiet_ms=settings.CUSTOS["MAIL_DOORBELL_MS"])
     except Exception:
         logger.warning("could not enqueue mail delivery; the beat schedule will send it", exc_info=True)
+
+
+def deliver_again_after(quiet_ms: int) -> None:
+    """The rung delivery's second run, ``quiet_ms`` from now: it sends what was queued while the
+    doorbell was quiet. An unreachable broker only logs (beat runs the delivery every minute)."""
+    try:
+        enqueue.send(enqueue.DELIVER_MAIL, countdown=quiet_ms / 1000)
+    except Exception:
+        logger.warning("could not enqueue the mail delivery's second run; the beat schedule will", exc_info=True)
 
 
 @dataclass(frozen=True)

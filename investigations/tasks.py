@@ -84,8 +84,15 @@ def scan_oversight(quiet_ms: int = 0) -> dict:
 
 
 @shared_task(name=enqueue.DELIVER_MAIL, **RETRY)
-def deliver_mail() -> dict:
-    """Send the queued e-mails that are due (rung after the commit that queued them; beat: every minute)."""
+def deliver_mail(quiet_ms: int = 0) -> dict:
+    """Send the queued e-mails that are due (beat: every minute).
+
+    Rung by a doorbell after the commit that queued them (``notify.ring_delivery``), it also runs
+    once more ``quiet_ms`` from now, for the mails whose rings the quiet window left out; the beat
+    schedule sends no argument.
+    """
+    if quiet_ms:
+        notify.deliver_again_after(quiet_ms)
     done = notify.deliver_due()
     return {"sent": done.sent, "retrying": done.retrying, "failed": done.failed}
 

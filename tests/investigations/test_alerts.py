@@ -16,7 +16,7 @@ from accounts.models import User
 from accounts.roles import Role
 from audit.events import Action
 from audit.models import AuditEvent
-from custos_testing.worker import purge_broker
+from custos_testing.worker import purge_broker, sent_on_the_broker
 from investigations import actions, enqueue
 from investigations.actions import oversight
 from investigations.actions.oversight import alert_acknowledge, alerts_scan, is_working_time
@@ -281,7 +281,7 @@ def test_a_failing_scan_leaves_the_cursor_and_alerts_unmoved(protected_request, 
 
 
 def test_the_scan_is_enqueued_after_the_actions_commit(
-    draft_request, lead, django_capture_on_commit_callbacks, monkeypatch
+    draft_request, lead, django_capture_on_commit_callbacks, monkeypatch, settings
 ):
     sent = []
     monkeypatch.setattr(enqueue, "send", lambda task, *args: sent.append((task, args)))
@@ -291,7 +291,10 @@ def test_the_scan_is_enqueued_after_the_actions_commit(
     for callback in callbacks:
         callback()
     # the scan, and the delivery of the reviewers' e-mail
-    assert sorted(sent) == [(enqueue.DELIVER_MAIL, ()), (enqueue.SCAN_OVERSIGHT, (oversight.rules()["DOORBELL_MS"],))]
+    assert sorted(sent) == [
+        (enqueue.DELIVER_MAIL, (settings.CUSTOS["MAIL_DOORBELL_MS"],)),
+        (enqueue.SCAN_OVERSIGHT, (oversight.rules()["DOORBELL_MS"],)),
+    ]
 
 
 def test_the_task_runs_the_scan(protected_request):
@@ -305,23 +308,7 @@ def test_the_task_runs_the_scan(protected_request):
 
 def scans_on_the_broker() -> list[tuple[list, bool]]:
     """The scan's messages waiting on the configured broker, taken off it: (args, has an ETA)."""
-    from config.celery import app
-
-    found = []
-    with app.connection_for_read() as connection:
-        queue = connection.SimpleQueue(app.conf.task_default_queue)
-        try:
-            while True:
-                try:
-                    message = queue.get(block=False)
-                except queue.Empty:
-                    break
-                if message.headers.get("task") == enqueue.SCAN_OVERSIGHT:
-                    found.append((message.payload[0], message.headers.get("eta") is not None))
-                message.ack()
-        finally:
-            queue.close()
-    return found
+    return sent_on_the_broker(enqueue.SCAN_OVERSIGHT)
 
 
 def denied_burst(grant, actor, capture, times: int) -> None:

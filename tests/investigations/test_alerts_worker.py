@@ -79,10 +79,9 @@ def test_every_alert_of_a_burst_arrives_though_the_doorbell_rang_once(
         "the four protected-request alerts",
         celery_worker_process,
     )
-    # The oversight doorbell rang once for the burst; each submission also rings the mail
-    # worker for its own queued notice, which is a different doorbell.
+    # The oversight doorbell rang once for the burst (the submissions' notices ring the mail
+    # worker's doorbell, which has a window of its own).
     assert [task for task in rings if task != enqueue.DELIVER_MAIL] == [enqueue.SCAN_OVERSIGHT]
-    assert rings.count(enqueue.DELIVER_MAIL) == len(requests)
 
 
 @pytest.mark.postgres

@@ -19,8 +19,10 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from investigations import actions, notify
+from custos_testing.worker import purge_broker, sent_on_the_broker
+from investigations import actions, enqueue, notify
 from investigations.models import OutgoingMail
+from investigations.tasks import deliver_mail as deliver_mail_task
 
 from .fixtures import file_request
 from .test_query_gateway import held_by_another_transaction
@@ -93,6 +95,43 @@ def test_queued_mail_is_sent_once_by_the_worker(draft_request, lead, reviewer, d
     queued.refresh_from_db()
     assert queued.state == "sent" and queued.attempts == 1 and not pending()
     assert notify.deliver_due() == notify.Delivery() and len(mail.outbox) == 1  # never twice
+
+
+# --- the doorbell: one publish per quiet window, and the rung delivery runs again after it -----
+
+
+def test_a_burst_of_commits_that_queue_mail_publishes_one_ring(
+    open_case, lead, reviewer, store, settings, django_capture_on_commit_callbacks
+):
+    settings.CUSTOS = {**settings.CUSTOS, "MAIL_DOORBELL_MS": 60_000}  # far longer than the burst takes
+    purge_broker()
+    for _ in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            actions.request_submit(actor=lead, request=file_request(open_case, lead))
+    assert len(pending()) == 3
+    assert sent_on_the_broker(enqueue.DELIVER_MAIL) == [([60_000], False)]
+
+
+def test_without_a_window_every_commit_rings(
+    open_case, lead, reviewer, store, settings, django_capture_on_commit_callbacks
+):
+    settings.CUSTOS = {**settings.CUSTOS, "MAIL_DOORBELL_MS": 0}
+    purge_broker()
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            actions.request_submit(actor=lead, request=file_request(open_case, lead))
+    assert sent_on_the_broker(enqueue.DELIVER_MAIL) == [([0], False), ([0], False)]
+
+
+def test_the_rung_delivery_runs_again_after_the_window_and_beats_does_not(draft_request, lead):
+    purge_broker()
+    with transaction.atomic():
+        actions.request_submit(actor=lead, request=draft_request)
+    purge_broker()  # the submission's own rings
+    assert deliver_mail_task(1500) == {"sent": 1, "retrying": 0, "failed": 0}
+    assert sent_on_the_broker(enqueue.DELIVER_MAIL) == [([], True)]  # once more, after the window
+    assert deliver_mail_task() == {"sent": 0, "retrying": 0, "failed": 0}
+    assert sent_on_the_broker(enqueue.DELIVER_MAIL) == []
 
 
 def test_the_decision_page_never_talks_to_the_mail_server(submitted_request, reviewer, client, deliver_mail):
