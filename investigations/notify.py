@@ -117,15 +117,6 @@ def ring_delivery() -> None:
         logger.warning("could not enqueue mail delivery; the beat schedule will send it", exc_info=True)
 
 
-def deliver_again_after(quiet_ms: int) -> None:
-    """The rung delivery's second run, ``quiet_ms`` from now: it sends what was queued while the
-    doorbell was quiet. An unreachable broker only logs (beat runs the delivery every minute)."""
-    try:
-        enqueue.send(enqueue.DELIVER_MAIL, countdown=quiet_ms / 1000)
-    except Exception:
-        logger.warning("could not enqueue the mail delivery's second run; the beat schedule will", exc_info=True)
-
-
 @dataclass(frozen=True)
 class Delivery:
     """What one ``deliver_due`` run did: mails sent, failed and due again later, given up on."""

@@ -78,7 +78,7 @@ def scan_oversight(quiet_ms: int = 0) -> dict:
     events whose rings the doorbell's quiet window left out; the beat schedule sends no argument.
     """
     if quiet_ms:
-        oversight.scan_again_after(quiet_ms)
+        enqueue.ring_again(enqueue.SCAN_OVERSIGHT, quiet_ms)
     scan = oversight.alerts_scan()
     return {"events": scan.events, "alerts": len(scan.alerts), "reports": len(scan.reports), "seq": scan.last_seq}
 
@@ -92,7 +92,7 @@ def deliver_mail(quiet_ms: int = 0) -> dict:
     schedule sends no argument.
     """
     if quiet_ms:
-        notify.deliver_again_after(quiet_ms)
+        enqueue.ring_again(enqueue.DELIVER_MAIL, quiet_ms)
     done = notify.deliver_due()
     return {"sent": done.sent, "retrying": done.retrying, "failed": done.failed}
 

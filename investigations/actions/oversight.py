@@ -903,17 +903,6 @@ def scan_soon() -> None:
     transaction.on_commit(enqueue_scan)
 
 
-def scan_again_after(quiet_ms: int) -> None:
-    """The rung scan's second run, ``quiet_ms`` from now: it scans what committed while the
-    doorbell was quiet. An unreachable broker only logs (beat runs the scan every minute)."""
-    try:
-        enqueue.send(enqueue.SCAN_OVERSIGHT, countdown=quiet_ms / 1000)
-    except Exception:
-        logger.warning(
-            "could not enqueue the oversight scan's second run; the beat schedule will run it", exc_info=True
-        )
-
-
 # --- email -------------------------------------------------------------------------------
 
 
